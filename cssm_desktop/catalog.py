@@ -1,0 +1,131 @@
+"""The local index of stored files: a SQLite cache that `catalog rebuild` can recreate."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core.errors import CssmError
+
+SCHEMA_VERSION = 1
+
+HEALTHY = "healthy"
+DEGRADED = "degraded"   # still >= k good stores, but some part is missing or damaged
+LOST = "lost"           # fewer than k good stores were found at the last check
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    name: str
+    size: int
+    mtime_ns: int
+    stored_at_ns: int
+    sha256: str
+    n: int
+    k: int
+    health: str = HEALTHY
+    damaged: str = ""   # comma-separated store names
+
+    def as_json(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "size": self.size,
+                "stored_at": _iso(self.stored_at_ns), "mtime": _iso(self.mtime_ns),
+                "sha256": self.sha256, "n": self.n, "k": self.k, "health": self.health,
+                "damaged_stores": [s for s in self.damaged.split(",") if s]}
+
+
+def _iso(ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
+
+
+_COLUMNS = "id, name, size, mtime_ns, stored_at_ns, sha256, n, k, health, damaged"
+
+
+class Catalog:
+    """One SQLite file for every vault; rows are keyed by (vault id, file id). Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise CssmError(f"catalog {path} cannot be opened: {exc}; delete it and run "
+                            "`cssm catalog rebuild`") from exc
+        self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"catalog schema {version} is newer than this version")
+        if version < 1:
+            self._db.executescript("""
+                BEGIN;
+                CREATE TABLE IF NOT EXISTS files (
+                    vault_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
+                    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                    stored_at_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
+                    n INTEGER NOT NULL, k INTEGER NOT NULL,
+                    health TEXT NOT NULL, damaged TEXT NOT NULL DEFAULT '',
+                    PRIMARY KEY (vault_id, id));
+                CREATE INDEX IF NOT EXISTS files_name ON files (vault_id, name);
+                PRAGMA user_version = 1;
+                COMMIT;""")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, vault_id: str, entry: Entry) -> None:
+        with self._lock:
+            self._db.execute(f"INSERT OR REPLACE INTO files (vault_id, {_COLUMNS}) "
+                             "VALUES (?,?,?,?,?,?,?,?,?,?,?)", (vault_id, *_row(entry)))
+
+    def replace_all(self, vault_id: str, entries: Iterable[Entry]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute("DELETE FROM files WHERE vault_id = ?", (vault_id,))
+                self._db.executemany(f"INSERT INTO files (vault_id, {_COLUMNS}) "
+                                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                     [(vault_id, *_row(e)) for e in entries])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def entries(self, vault_id: str) -> list[Entry]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? "
+                                    "ORDER BY name, stored_at_ns", (vault_id,)).fetchall()
+        return [Entry(*row) for row in rows]
+
+    def find(self, vault_id: str, ref: str) -> list[Entry]:
+        """By full id, by an id prefix of 6+ hex digits, or by exact name."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND (id = ? OR name = ? "
+                "OR (length(?) >= 6 AND substr(id, 1, length(?)) = lower(?))) "
+                "ORDER BY stored_at_ns", (vault_id, ref.lower(), ref, ref, ref, ref)).fetchall()
+        return [Entry(*row) for row in rows]
+
+    def remove(self, vault_id: str, file_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM files WHERE vault_id = ? AND id = ?",
+                             (vault_id, file_id))
+
+    def set_health(self, vault_id: str, file_id: str, health: str, damaged: Iterable[str]) -> None:
+        with self._lock:
+            self._db.execute("UPDATE files SET health = ?, damaged = ? WHERE vault_id = ? "
+                             "AND id = ?", (health, ",".join(sorted(damaged)), vault_id, file_id))
+
+
+def _row(e: Entry) -> tuple[object, ...]:
+    return (e.id, e.name, e.size, e.mtime_ns, e.stored_at_ns, e.sha256, e.n, e.k, e.health,
+            e.damaged)

@@ -1,0 +1,262 @@
+"""`cssm`: the engine for scripts and servers. One clear line on stderr per error."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .catalog import HEALTHY
+from .cli_progress import ProgressBar, human
+from .config import config_path, load_config
+from .core.errors import CssmError, DestinationExists
+from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Passwords:
+    """--password-stdin, else $CSSM_PASSWORD, else a prompt without echo on a terminal."""
+
+    def __init__(self, from_stdin: bool) -> None:
+        self._stdin_lines: list[str] | None = None
+        self._from_stdin = from_stdin
+
+    def _stdin(self) -> str:
+        line = sys.stdin.readline()
+        if not line:
+            raise CssmError("--password-stdin: no password on standard input")
+        return line.rstrip("\r\n")
+
+    def _prompt(self, prompt: str) -> str:
+        if not sys.stdin.isatty():
+            raise CssmError("no password: use --password-stdin or set CSSM_PASSWORD")
+        return getpass.getpass(prompt)
+
+    def current(self) -> str:
+        if self._from_stdin:
+            return self._stdin()
+        env = os.environ.get("CSSM_PASSWORD")
+        if env is not None:
+            return env
+        return self._prompt("Vault password: ")
+
+    def new(self) -> str:
+        if self._from_stdin:
+            return self._stdin()
+        env = os.environ.get("CSSM_NEW_PASSWORD")
+        if env is not None:
+            return env
+        first = self._prompt("New vault password: ")
+        if self._prompt("Repeat the new password: ") != first:
+            raise CssmError("the two passwords differ; nothing was changed")
+        return first
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    return Engine(load_config(config_path(args.config)))
+
+
+def _unlock(engine: Engine, args: argparse.Namespace) -> None:
+    engine.unlock(args.passwords.current())
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    env = os.environ.get("CSSM_PASSWORD")
+    password = env if env is not None and not args.passwords._from_stdin else \
+        args.passwords.new()
+    vault = engine.init(password)
+    print(f"created vault {vault.id_hex} on {vault.n} stores, {vault.k} of {vault.n} needed "
+          "to restore")
+    return 0
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    for p in args.paths:
+        if not p.exists() and not p.is_symlink():
+            print(f"cssm: error: {p}: no such file or folder", file=sys.stderr)
+    _unlock(engine, args)
+    bar = ProgressBar(enabled=None if not args.json else False)
+    results = engine.put([p for p in args.paths if p.exists() or p.is_symlink()], listener=bar)
+    missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
+    failed = len(missing)
+    for r in results:
+        if r.error:
+            failed += 1
+            print(f"cssm: error: {r.source}: {r.error}", file=sys.stderr)
+        elif not args.json:
+            assert r.stored is not None
+            print(f"{r.stored.id_hex}  {r.source}")
+    if args.json:
+        print(json.dumps([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
+                          for r in results if r.stored], ensure_ascii=False))
+    return EXIT_ERROR if failed else 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    entries = engine.entries()
+    if args.json:
+        print(json.dumps([e.as_json() for e in entries], ensure_ascii=False))
+        return 0
+    if not entries:
+        print("no files stored (on a new machine: `cssm catalog rebuild`)", file=sys.stderr)
+        return 0
+    print(f"{'ID':<12}  {'SIZE':>10}  {'STORED AT':<20}  {'HEALTH':<9}  NAME")
+    for e in entries:
+        j = e.as_json()
+        health = e.health if e.health == HEALTHY else f"{e.health}*"
+        print(f"{e.id[:12]}  {human(e.size):>10}  {str(j['stored_at'])[:19]:<20}  "
+              f"{health:<9}  {e.name}")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    entry = engine.resolve(args.ref)
+    dest = args.output
+    target = engine._destination(entry.name, dest)
+    if target.exists() and not args.force:
+        raise DestinationExists(str(target))
+    _unlock(engine, args)
+    path = engine.get(entry, dest, force=args.force, listener=ProgressBar())
+    print(f"restored {entry.name} -> {path}")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    entries = [engine.resolve(ref) for ref in args.refs]
+    status = 0
+    for e in entries:
+        left = engine.remove(e.id)
+        if left:
+            status = EXIT_ERROR
+            where = ", ".join(f"{s} ({r})" for s, r in left.items())
+            print(f"removed {e.name}; not cleaned on {where}: `cssm gc` will finish",
+                  file=sys.stderr)
+        else:
+            print(f"removed {e.id}  {e.name}")
+    return status
+
+
+def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    _unlock(engine, args)
+    count, unreadable = engine.rebuild_catalog()
+    for fid, why in unreadable.items():
+        print(f"cssm: warning: file {fid[:12]} could not be read: {why}", file=sys.stderr)
+    print(f"catalog rebuilt: {count} files")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    old = args.passwords.current()
+    engine.unlock(old)  # fails early on a wrong password, before asking for the new one
+    new = args.passwords.new()
+    engine.change_password(old, new)
+    print("password changed on every store")
+    return 0
+
+
+def cmd_stores_list(args: argparse.Namespace) -> int:
+    cfg = load_config(config_path(args.config))
+    for s in cfg.stores:
+        where = s.path if s.type == "folder" else (
+            f"s3://{s.bucket}/{s.prefix or ''} {s.endpoint_url or 'AWS'}")
+        print(f"{s.name:<16} {s.type:<6} {where}")
+    print(f"threshold: {cfg.threshold} of {len(cfg.stores)}")
+    return 0
+
+
+def cmd_stores_test(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    bad = 0
+    for name, desc, err in engine.test_stores():
+        if err:
+            bad += 1
+            print(f"FAIL  {name}: {err}")
+        else:
+            print(f"ok    {name}: {desc}")
+    return EXIT_ERROR if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help="configuration file (default: $CSSM_CONFIG, then the user config "
+                             "dir)")
+    common.add_argument("--password-stdin", action="store_true", default=argparse.SUPPRESS,
+                        help="read the password (for passwd: old, then new) from standard input")
+    p = argparse.ArgumentParser(prog="cssm", parents=[common],
+                                description="Encrypted k-of-n storage across S3 buckets and "
+                                            "folders.")
+    p.add_argument("--version", action="version", version=f"cssm {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn, help_: str, **kw) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help_, description=help_, **kw)
+        sp.set_defaults(func=fn)
+        return sp
+
+    add("init", cmd_init, "create the vault on every configured store")
+    sp = add("put", cmd_put, "store files and folders")
+    sp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    sp.add_argument("--json", action="store_true", help="print a JSON list of stored files")
+    sp = add("ls", cmd_ls, "list stored files")
+    sp.add_argument("--json", action="store_true")
+    sp = add("get", cmd_get, "restore a stored file")
+    sp.add_argument("ref", metavar="ID|NAME")
+    sp.add_argument("-o", "--output", type=Path, metavar="DEST",
+                    help="file to write, or folder to write into (default: current folder)")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    sp = add("rm", cmd_rm, "delete stored files from every store")
+    sp.add_argument("refs", nargs="+", metavar="ID")
+    sp = add("catalog", None, "the local catalog")  # type: ignore[arg-type]
+    csub = sp.add_subparsers(dest="sub", required=True, metavar="rebuild")
+    c = csub.add_parser("rebuild", parents=[common], help="rebuild it from the stores")
+    c.set_defaults(func=cmd_catalog_rebuild)
+    add("passwd", cmd_passwd, "change the vault password (no data is rewritten)")
+    sp = add("stores", None, "show or check the configured stores")  # type: ignore[arg-type]
+    ssub = sp.add_subparsers(dest="sub", required=True, metavar="{list,test}")
+    ssub.add_parser("list", parents=[common], help="show stores").set_defaults(
+        func=cmd_stores_list)
+    ssub.add_parser("test", parents=[common], help="check each store").set_defaults(
+        func=cmd_stores_test)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.passwords = Passwords(getattr(args, "password_stdin", False))
+    from .logs import setup_logging
+
+    setup_logging()
+    try:
+        return args.func(args)
+    except CssmError as exc:
+        log.error("%s failed: %s", args.command, exc)
+        print(f"cssm: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ncssm: interrupted; nothing partial was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

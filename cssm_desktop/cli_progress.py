@@ -1,0 +1,69 @@
+"""The CLI's view of engine events: a one-line progress bar on a terminal, quiet otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+from .core.progress import Event, FileDone, FileFailed, FileProgress, FileStarted, StoreDamaged
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class ProgressBar:
+    """Listener; redraws at most 10 times a second. Damage reports always go to stderr."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self._lock = threading.Lock()
+        self._name = ""
+        self._start = 0.0
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, StoreDamaged):
+                self._clear()
+                print(f"warning: store {event.store!r}: {event.reason} "
+                      f"(file {event.file_id[:12]}); continuing with the others",
+                      file=self.stream)
+            elif isinstance(event, FileStarted):
+                self._name, self._start, self._last = event.name, time.monotonic(), 0.0
+            elif isinstance(event, FileProgress) and self.enabled:
+                self._draw(event)
+            elif isinstance(event, FileDone | FileFailed):
+                self._clear()
+
+    def _draw(self, ev: FileProgress) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1 and ev.done < ev.total:
+            return
+        self._last = now
+        elapsed = max(now - self._start, 1e-6)
+        speed = ev.done / elapsed
+        pct = 100 * ev.done / ev.total if ev.total else 100
+        eta = (ev.total - ev.done) / speed if speed > 0 else 0
+        width = 24
+        filled = int(width * pct / 100)
+        name = self._name if len(self._name) <= 32 else "…" + self._name[-31:]
+        line = (f"\r{name:<32} [{'#' * filled}{'.' * (width - filled)}] {pct:5.1f}% "
+                f"{human(ev.done)} {human(speed)}/s ETA {eta:4.0f}s")
+        self.stream.write(line)
+        self.stream.flush()
+        self._drawn = True
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False

@@ -1,0 +1,175 @@
+"""The settings file (TOML), where things live on disk, and secrets in the OS keyring."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+from .core.errors import ConfigError, StoreError
+from .stores.base import Store
+
+APP_NAME = "cssm-desktop"
+KEYRING_SERVICE = "cssm-desktop"
+DEFAULT_THRESHOLD = 3
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+# AWS bucket naming rules (3-63 chars, lowercase, digits, dots, hyphens).
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $CSSM_CONFIG, else the platform's user config dir."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("CSSM_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+@dataclass
+class StoreConfig:
+    name: str
+    type: str
+    path: str | None = None
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    prefix: str | None = None
+    access_key_id: str | None = None
+    profile: str | None = None
+
+    def validate(self) -> None:
+        if not _NAME_RE.match(self.name or ""):
+            raise ConfigError(f"store name {self.name!r}: use 1-64 letters, digits, space . _ -")
+        if self.type == "folder":
+            if not self.path:
+                raise ConfigError(f"store {self.name!r}: a folder store needs `path`")
+        elif self.type == "s3":
+            if not self.bucket or not _BUCKET_RE.match(self.bucket) or ".." in self.bucket:
+                raise ConfigError(f"store {self.name!r}: bucket {self.bucket!r} is not a valid "
+                                  "bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+            if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
+                raise ConfigError(f"store {self.name!r}: endpoint_url must start with https://")
+        else:
+            raise ConfigError(f"store {self.name!r}: type must be 'folder' or 's3', "
+                              f"not {self.type!r}")
+
+
+@dataclass
+class Config:
+    stores: list[StoreConfig] = field(default_factory=list)
+    threshold: int = DEFAULT_THRESHOLD
+    path: Path | None = None
+
+    def validate(self) -> None:
+        n = len(self.stores)
+        if n < 2:
+            raise ConfigError(f"{self.where()}: configure at least 2 stores (found {n})")
+        if n > 16:
+            raise ConfigError(f"{self.where()}: at most 16 stores (found {n})")
+        if not 1 <= self.threshold <= n:
+            raise ConfigError(f"{self.where()}: threshold must be between 1 and {n}")
+        seen: set[str] = set()
+        for store in self.stores:
+            store.validate()
+            if store.name in seen:
+                raise ConfigError(f"{self.where()}: two stores are named {store.name!r}")
+            seen.add(store.name)
+
+    def where(self) -> str:
+        return str(self.path) if self.path else "config"
+
+
+_STORE_KEYS = {f.name for f in fields(StoreConfig)}
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path}; create one (see README) "
+                          "or pass --config") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: bytes, path: Path | None = None) -> Config:
+    where = str(path) if path else "config"
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    unknown = set(doc) - {"threshold", "store"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    threshold = doc.get("threshold", DEFAULT_THRESHOLD)
+    if not isinstance(threshold, int) or isinstance(threshold, bool):
+        raise ConfigError(f"{where}: threshold must be a whole number")
+    tables = doc.get("store", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{where}: stores are written as [[store]] tables")
+    stores = []
+    for i, table in enumerate(tables, 1):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: store #{i} is not a table")
+        bad = set(table) - _STORE_KEYS
+        if bad:
+            raise ConfigError(f"{where}: store #{i}: unknown key(s) {', '.join(sorted(bad))}")
+        if any(not isinstance(v, str) for v in table.values()):
+            raise ConfigError(f"{where}: store #{i}: every value must be a string")
+        if "name" not in table or "type" not in table:
+            raise ConfigError(f"{where}: store #{i} needs `name` and `type`")
+        stores.append(StoreConfig(**table))
+    cfg = Config(stores=stores, threshold=threshold, path=path)
+    cfg.validate()
+    return cfg
+
+
+def get_secret(store_name: str) -> str | None:
+    import keyring
+    import keyring.errors
+
+    try:
+        return keyring.get_password(KEYRING_SERVICE, store_name)
+    except keyring.errors.KeyringError as exc:
+        raise StoreError(store_name, f"the OS keyring is not available: {exc}") from exc
+
+
+def set_secret(store_name: str, secret: str) -> None:
+    import keyring
+    import keyring.errors
+
+    try:
+        keyring.set_password(KEYRING_SERVICE, store_name, secret)
+    except keyring.errors.KeyringError as exc:
+        raise StoreError(store_name, f"the OS keyring is not available: {exc}") from exc
+
+
+def make_store(cfg: StoreConfig) -> Store:
+    if cfg.type == "folder":
+        from .stores.folder import FolderStore
+
+        assert cfg.path is not None
+        return FolderStore(cfg.name, cfg.path)
+    from .stores.s3 import S3Store
+
+    assert cfg.bucket is not None
+    secret = get_secret(cfg.name) if cfg.access_key_id else None
+    return S3Store(cfg.name, cfg.bucket, endpoint_url=cfg.endpoint_url, region=cfg.region,
+                   prefix=cfg.prefix or "", access_key_id=cfg.access_key_id,
+                   secret_access_key=secret, profile=cfg.profile)

@@ -1,0 +1,1 @@
+"""The engine: key hierarchy, formats and the put/get pipelines. Never imports Qt."""

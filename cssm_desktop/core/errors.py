@@ -1,0 +1,87 @@
+"""One exception type per failure a user can act on; every message is meant to be shown."""
+
+from __future__ import annotations
+
+
+class CssmError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigError(CssmError):
+    """The configuration file is missing, unreadable or inconsistent."""
+
+
+class FormatError(CssmError):
+    """A stored object is not in a format this version can read (or was tampered with)."""
+
+
+class WrongPassword(CssmError):
+    def __init__(self) -> None:
+        super().__init__("wrong password: the vault key could not be unlocked")
+
+
+class VaultError(CssmError):
+    """The stores do not hold one consistent vault (none, or two different ones)."""
+
+
+class StoreError(CssmError):
+    """A store could not be reached or refused an operation."""
+
+    def __init__(self, store: str, message: str) -> None:
+        super().__init__(f"store {store!r}: {message}")
+        self.store = store
+        self.reason = message
+
+
+class ObjectNotFound(StoreError):
+    def __init__(self, store: str, key: str) -> None:
+        super().__init__(store, f"object {key} not found")
+        self.key = key
+
+
+class NotEnoughStores(CssmError):
+    """Fewer than k stores gave usable pieces; says which ones failed and why."""
+
+    def __init__(self, available: int, needed: int, failures: dict[str, str] | None = None,
+                 what: str = "restore") -> None:
+        self.available = available
+        self.needed = needed
+        self.failures = dict(failures or {})
+        detail = "; ".join(f"{s}: {r}" for s, r in sorted(self.failures.items()))
+        msg = f"cannot {what}: only {available} of the {needed} stores needed are usable"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+
+
+class DamagedPart(CssmError):
+    """A part (or metadata object) failed authentication or is truncated."""
+
+    def __init__(self, store: str, file_id: str, reason: str) -> None:
+        super().__init__(f"damaged part of file {file_id} on store {store!r}: {reason}")
+        self.store = store
+        self.file_id = file_id
+        self.reason = reason
+
+
+class IntegrityError(CssmError):
+    """The restored bytes do not match the SHA-256 recorded at upload."""
+
+
+class DestinationExists(CssmError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} exists; use --force to overwrite")
+        self.path = path
+
+
+class Cancelled(CssmError):
+    def __init__(self) -> None:
+        super().__init__("cancelled")
+
+
+class NotFound(CssmError):
+    """No stored file matches the given id or name."""
+
+
+class InputError(CssmError):
+    """A file given to put cannot be read."""

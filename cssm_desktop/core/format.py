@@ -1,0 +1,292 @@
+"""Byte layout of every stored object (docs/FORMAT.md is the normative description).
+
+Parsers here see bytes an attacker may have written: every length is checked and
+every failure is a FormatError, never an IndexError or struct.error.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .errors import FormatError, WrongPassword
+from .keys import KEY_LEN, KdfParams, password_key, share_key
+
+VERSION = 1
+ID_LEN = 16
+NONCE_LEN = 12
+TAG_LEN = 16
+MAX_N = 16
+
+VAULT_MAGIC = b"CSVH"
+META_MAGIC = b"CSMD"
+PART_MAGIC = b"CSDP"
+
+
+def check_geometry(n: int, k: int) -> None:
+    if not (2 <= n <= MAX_N and 1 <= k <= n):
+        raise FormatError(f"invalid geometry k={k}, n={n} (need 1 <= k <= n, 2 <= n <= {MAX_N})")
+
+
+def _aead_open(key: bytes, nonce: bytes, data: bytes, ad: bytes) -> bytes | None:
+    try:
+        return AESGCM(key).decrypt(nonce, data, ad)
+    except InvalidTag:
+        return None
+
+
+# ---------------------------------------------------------------- vault header
+
+_VAULT_FIXED = struct.Struct(">4sB16sBBBBIII16s")  # up to and including the salt
+VAULT_HEADER_LEN = _VAULT_FIXED.size + NONCE_LEN + KEY_LEN + TAG_LEN
+
+
+@dataclass(frozen=True)
+class VaultHeader:
+    vault_id: bytes
+    n: int
+    k: int
+    index: int
+    kdf: KdfParams
+    salt: bytes
+    nonce: bytes
+    wrapped_vmk: bytes
+
+    def _ad(self) -> bytes:
+        return _VAULT_FIXED.pack(VAULT_MAGIC, VERSION, self.vault_id, self.n, self.k, self.index,
+                                 self.kdf.algorithm, self.kdf.memory_kib, self.kdf.iterations,
+                                 self.kdf.lanes, self.salt)
+
+    def to_bytes(self) -> bytes:
+        return self._ad() + self.nonce + self.wrapped_vmk
+
+    @classmethod
+    def parse(cls, data: bytes) -> VaultHeader:
+        if len(data) != VAULT_HEADER_LEN:
+            raise FormatError(f"vault header has {len(data)} bytes, expected {VAULT_HEADER_LEN}")
+        (magic, version, vault_id, n, k, index, alg, mem, it, lanes,
+         salt) = _VAULT_FIXED.unpack_from(data)
+        if magic != VAULT_MAGIC:
+            raise FormatError("not a CSSM vault header")
+        if version != VERSION:
+            raise FormatError(f"vault header version {version} is not supported by this version")
+        check_geometry(n, k)
+        if index >= n:
+            raise FormatError(f"store index {index} out of range for n={n}")
+        kdf = KdfParams(memory_kib=mem, iterations=it, lanes=lanes, algorithm=alg)
+        kdf.check()
+        off = _VAULT_FIXED.size
+        return cls(vault_id, n, k, index, kdf, salt, data[off:off + NONCE_LEN],
+                   data[off + NONCE_LEN:])
+
+    @classmethod
+    def seal(cls, vmk: bytes, pk: bytes, vault_id: bytes, n: int, k: int, index: int,
+             kdf: KdfParams, salt: bytes) -> VaultHeader:
+        nonce = os.urandom(NONCE_LEN)
+        draft = cls(vault_id, n, k, index, kdf, salt, nonce, b"")
+        return cls(vault_id, n, k, index, kdf, salt, nonce,
+                   AESGCM(pk).encrypt(nonce, vmk, draft._ad()))
+
+    def open_with_key(self, pk: bytes) -> bytes:
+        vmk = _aead_open(pk, self.nonce, self.wrapped_vmk, self._ad())
+        if vmk is None:
+            raise WrongPassword()
+        return vmk
+
+    def unlock(self, password: str) -> bytes:
+        return self.open_with_key(password_key(password, self.salt, self.kdf))
+
+
+# ---------------------------------------------------------------- shared file header
+
+_COMMON = struct.Struct(">4sB16s16sBBI")
+COMMON_LEN = _COMMON.size          # 43
+HEADER_LEN = COMMON_LEN + 1        # 44: common header + store/part index
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """Public header of a metadata object or data part; authenticated as AEAD data."""
+
+    magic: bytes
+    vault_id: bytes
+    file_id: bytes
+    n: int
+    k: int
+    block_size: int
+    index: int
+
+    def common(self) -> bytes:
+        return _COMMON.pack(self.magic, VERSION, self.vault_id, self.file_id, self.n, self.k,
+                            self.block_size)
+
+    def to_bytes(self) -> bytes:
+        return self.common() + bytes([self.index])
+
+    @classmethod
+    def parse(cls, data: bytes, magic: bytes) -> FileHeader:
+        if len(data) < HEADER_LEN:
+            raise FormatError("object too short for its header")
+        m, version, vault_id, file_id, n, k, block_size = _COMMON.unpack_from(data)
+        if m != magic:
+            raise FormatError("wrong object type (bad magic)")
+        if version != VERSION:
+            raise FormatError(f"object version {version} is not supported by this version")
+        check_geometry(n, k)
+        index = data[COMMON_LEN]
+        if index >= n:
+            raise FormatError(f"index {index} out of range for n={n}")
+        if not 1 <= block_size <= 64 * 1024 * 1024:
+            raise FormatError(f"block size {block_size} out of range")
+        return cls(m, vault_id, file_id, n, k, block_size, index)
+
+    def with_index(self, index: int) -> FileHeader:
+        return FileHeader(self.magic, self.vault_id, self.file_id, self.n, self.k,
+                          self.block_size, index)
+
+
+# ---------------------------------------------------------------- key box
+
+
+@dataclass(frozen=True)
+class KeyBox:
+    """What the container key protects: part keys and everything private about the file."""
+
+    part_keys: tuple[bytes, ...]
+    size: int
+    mtime_ns: int
+    stored_at_ns: int
+    sha256: bytes
+    name: str
+
+    _FIXED = struct.Struct(">Qqq32sH")
+
+    def to_bytes(self) -> bytes:
+        name = self.name.encode("utf-8")
+        if len(name) > 0xFFFF:
+            raise FormatError("file name too long")
+        return (bytes([VERSION, len(self.part_keys)]) + b"".join(self.part_keys)
+                + self._FIXED.pack(self.size, self.mtime_ns, self.stored_at_ns, self.sha256,
+                                   len(name)) + name)
+
+    @classmethod
+    def parse(cls, data: bytes, n: int) -> KeyBox:
+        if len(data) < 2 or data[0] != VERSION or data[1] != n:
+            raise FormatError("key box version or part count mismatch")
+        off = 2 + n * KEY_LEN
+        if len(data) < off + cls._FIXED.size:
+            raise FormatError("key box truncated")
+        keys = tuple(data[2 + i * KEY_LEN: 2 + (i + 1) * KEY_LEN] for i in range(n))
+        size, mtime, stored, sha, name_len = cls._FIXED.unpack_from(data, off)
+        off += cls._FIXED.size
+        if len(data) != off + name_len:
+            raise FormatError("key box name length mismatch")
+        try:
+            name = data[off:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError("key box name is not UTF-8") from exc
+        return cls(keys, size, mtime, stored, sha, name)
+
+
+# ---------------------------------------------------------------- metadata object
+
+_META_TAIL = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class MetaObject:
+    header: FileHeader
+    share_nonce: bytes
+    sealed_share: bytes
+    box_nonce: bytes
+    sealed_box: bytes
+
+    def to_bytes(self) -> bytes:
+        return (self.header.to_bytes() + self.share_nonce + self.sealed_share + self.box_nonce
+                + _META_TAIL.pack(len(self.sealed_box)) + self.sealed_box)
+
+    @classmethod
+    def parse(cls, data: bytes) -> MetaObject:
+        header = FileHeader.parse(data, META_MAGIC)
+        off = HEADER_LEN
+        share_len = KEY_LEN + TAG_LEN
+        need = off + NONCE_LEN + share_len + NONCE_LEN + _META_TAIL.size
+        if len(data) < need:
+            raise FormatError("metadata object truncated")
+        share_nonce = data[off:off + NONCE_LEN]
+        off += NONCE_LEN
+        sealed_share = data[off:off + share_len]
+        off += share_len
+        box_nonce = data[off:off + NONCE_LEN]
+        off += NONCE_LEN
+        (box_len,) = _META_TAIL.unpack_from(data, off)
+        off += _META_TAIL.size
+        if len(data) != off + box_len or box_len < TAG_LEN:
+            raise FormatError("metadata object key box length mismatch")
+        return cls(header, share_nonce, sealed_share, box_nonce, data[off:])
+
+    @classmethod
+    def seal(cls, header: FileHeader, vmk: bytes, share: bytes, box_nonce: bytes,
+             sealed_box: bytes) -> MetaObject:
+        sk = share_key(vmk, header.vault_id, header.file_id, header.index)
+        nonce = os.urandom(NONCE_LEN)
+        sealed = AESGCM(sk).encrypt(nonce, share, header.to_bytes())
+        return cls(header, nonce, sealed, box_nonce, sealed_box)
+
+    def open_share(self, vmk: bytes) -> bytes | None:
+        h = self.header
+        sk = share_key(vmk, h.vault_id, h.file_id, h.index)
+        return _aead_open(sk, self.share_nonce, self.sealed_share, h.to_bytes())
+
+    def open_box(self, ck: bytes) -> KeyBox | None:
+        plain = _aead_open(ck, self.box_nonce, self.sealed_box, self.header.common())
+        return None if plain is None else KeyBox.parse(plain, self.header.n)
+
+
+def seal_key_box(ck: bytes, common: bytes, box: KeyBox) -> tuple[bytes, bytes]:
+    """CK is fresh per file and seals exactly one key box, so a random nonce never repeats."""
+    nonce = os.urandom(NONCE_LEN)
+    return nonce, AESGCM(ck).encrypt(nonce, box.to_bytes(), common)
+
+
+# ---------------------------------------------------------------- data part geometry
+
+
+def stripe_count(size: int, k: int, block_size: int) -> int:
+    stripe = k * block_size
+    return max(1, -(-size // stripe))
+
+
+def last_block_len(size: int, k: int, block_size: int) -> int:
+    stripes = stripe_count(size, k, block_size)
+    rest = size - (stripes - 1) * k * block_size
+    return -(-rest // k)
+
+
+def block_len(stripe: int, size: int, k: int, block_size: int) -> int:
+    if stripe == stripe_count(size, k, block_size) - 1:
+        return last_block_len(size, k, block_size)
+    return block_size
+
+
+def part_size(size: int, k: int, block_size: int) -> int:
+    """Exact byte length of every data part of a file of `size` bytes."""
+    stripes = stripe_count(size, k, block_size)
+    return (HEADER_LEN + (stripes - 1) * (block_size + TAG_LEN)
+            + last_block_len(size, k, block_size) + TAG_LEN)
+
+
+def stripe_offset(stripe: int, block_size: int) -> int:
+    """Byte offset of a stripe's sealed block within a part (all earlier blocks are full)."""
+    return HEADER_LEN + stripe * (block_size + TAG_LEN)
+
+
+def block_nonce(stripe: int, final: bool) -> bytes:
+    """STREAM nonce: 88-bit big-endian stripe counter, then 0x01 on the last stripe."""
+    if not 0 <= stripe < 1 << 88:
+        raise FormatError("stripe counter overflow")
+    return stripe.to_bytes(11, "big") + (b"\x01" if final else b"\x00")

@@ -1,0 +1,314 @@
+"""Restore one file from any k healthy stores, block by block, to a temp file then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import zfec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..stores.base import read_exact
+from . import parallel, shamir
+from .errors import (
+    Cancelled,
+    DamagedPart,
+    DestinationExists,
+    FormatError,
+    IntegrityError,
+    NotEnoughStores,
+    NotFound,
+    ObjectNotFound,
+    StoreError,
+)
+from .format import (
+    HEADER_LEN,
+    PART_MAGIC,
+    TAG_LEN,
+    FileHeader,
+    KeyBox,
+    MetaObject,
+    block_len,
+    block_nonce,
+    stripe_count,
+    stripe_offset,
+)
+from .layout import data_key, meta_key
+from .progress import (
+    CancelToken,
+    FileDone,
+    FileProgress,
+    FileStarted,
+    Listener,
+    StoreDamaged,
+    ignore,
+)
+from .streams import Aborted, Channel, Pipeline
+from .vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenedFile:
+    """What the metadata objects say about a file, and which stores failed to say it."""
+
+    file_id: bytes
+    header: FileHeader        # common fields (n, k, block size); index is meaningless
+    box: KeyBox
+    damaged: dict[str, str] = field(default_factory=dict)   # store name -> reason
+    meta_ok: set[int] = field(default_factory=set)          # vault indexes with good metadata
+
+    @property
+    def name(self) -> str:
+        return self.box.name
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ObjectNotFound):
+        return "missing"
+    if isinstance(exc, StoreError):
+        return exc.reason
+    if isinstance(exc, DamagedPart):
+        return exc.reason
+    return str(exc)
+
+
+def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> OpenedFile:
+    """Read every store's metadata object, rebuild CK from k shares, open the key box."""
+    vmk = vault.require_key()
+    key = meta_key(vault.vault_id, file_id)
+    indexes = sorted(vault.stores)
+
+    def fetch(index: int) -> tuple[MetaObject, bytes]:
+        store = vault.stores[index]
+        meta = MetaObject.parse(store.get_bytes(key, limit=1 << 20))
+        h = meta.header
+        if h.vault_id != vault.vault_id or h.file_id != file_id or h.index != index:
+            raise DamagedPart(store.name, file_id.hex(), "metadata belongs to another file, "
+                                                         "vault or store")
+        share = meta.open_share(vmk)
+        if share is None:
+            raise DamagedPart(store.name, file_id.hex(), "metadata failed authentication")
+        return meta, share
+
+    damaged: dict[str, str] = dict(vault.unavailable)
+    good: dict[int, tuple[MetaObject, bytes]] = {}
+    missing = 0
+    for index, res in zip(indexes, parallel.each(fetch, indexes), strict=True):
+        if isinstance(res, ObjectNotFound):
+            missing += 1
+            damaged[vault.store_name(index)] = "metadata missing"
+        elif isinstance(res, FormatError):
+            damaged[vault.store_name(index)] = f"metadata unreadable: {res}"
+        elif isinstance(res, StoreError | DamagedPart):
+            damaged[vault.store_name(index)] = _reason(res)
+        elif isinstance(res, BaseException):
+            raise res
+        else:
+            good[index] = res
+    if not good and missing == len(indexes):
+        raise NotFound(f"no file with id {file_id.hex()} in this vault")
+    if not good:
+        raise NotEnoughStores(0, vault.k, damaged)
+    first = next(iter(good.values()))[0].header
+    k = first.k
+    if len(good) < k:
+        raise NotEnoughStores(len(good), k, damaged)
+    chosen = sorted(good)[:k]
+    ck = shamir.combine({i + 1: good[i][1] for i in chosen})
+    box = None
+    for index in sorted(good):
+        box = good[index][0].open_box(ck)
+        if box is not None:
+            break
+        damaged[vault.store_name(index)] = "key box failed authentication"
+    if box is None:
+        raise NotEnoughStores(0, k, damaged)
+    for store, reason in damaged.items():
+        listener(StoreDamaged(store, file_id.hex(), reason))
+        log.warning("file %s: store %s: %s", file_id.hex(), store, reason)
+    return OpenedFile(file_id, first, box, damaged, set(good))
+
+
+class _PartStream:
+    """Reads and opens the sealed blocks of one part from `start` on, in its own thread."""
+
+    def __init__(self, pipe: Pipeline, vault: Vault, opened: OpenedFile, index: int,
+                 start: int) -> None:
+        self.index = index
+        self.store = vault.stores[index]
+        self.out: Channel = pipe.channel(depth=3)
+        self._pipe = pipe
+        self._key = data_key(vault.vault_id, opened.file_id)
+        h = opened.header
+        self._ad = FileHeader(PART_MAGIC, h.vault_id, h.file_id, h.n, h.k, h.block_size,
+                              index).to_bytes()
+        self._aead = AESGCM(opened.box.part_keys[index])
+        self._size = opened.box.size
+        self._k = h.k
+        self._block_size = h.block_size
+        self._start = start
+        pipe.spawn(self._run, name=f"cssm-part-{index}")
+
+    def _damaged(self, reason: str) -> DamagedPart:
+        return DamagedPart(self.store.name, self._key.rsplit("/", 1)[-1], reason)
+
+    def _run(self) -> None:
+        stripes = stripe_count(self._size, self._k, self._block_size)
+        stripe = self._start
+        try:
+            offset = 0 if stripe == 0 else stripe_offset(stripe, self._block_size)
+            with self.store.open_read(self._key, offset) as reader:
+                if stripe == 0:
+                    got = read_exact(reader, HEADER_LEN)
+                    if not hmac.compare_digest(got, self._ad):
+                        raise self._damaged("part header does not match the metadata")
+                for stripe in range(self._start, stripes):
+                    final = stripe == stripes - 1
+                    want = block_len(stripe, self._size, self._k, self._block_size) + TAG_LEN
+                    sealed = read_exact(reader, want)
+                    if len(sealed) != want:
+                        raise self._damaged(f"part truncated at block {stripe}")
+                    try:
+                        plain = self._aead.decrypt(block_nonce(stripe, final), sealed, self._ad)
+                    except InvalidTag:
+                        raise self._damaged(f"block {stripe} failed authentication") from None
+                    self.out.put((stripe, plain))
+        except Aborted:
+            raise
+        except (StoreError, DamagedPart) as exc:
+            self.out.put((stripe, exc))
+        except Exception as exc:  # a broken stream must not sink the restore
+            self.out.put((stripe, DamagedPart(self.store.name, self._key, str(exc))))
+
+
+def _decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: Listener,
+                    out: Channel) -> None:
+    """Pull one block per active part and stripe; swap in another part when one fails."""
+    h = opened.header
+    k, n = h.k, h.n
+    size = opened.box.size
+    stripes = stripe_count(size, k, h.block_size)
+    # Systematic parts first: with parts 0..k-1 the stripe is a plain concatenation.
+    candidates = [i for i in range(n) if i in vault.stores]
+    failed: dict[str, str] = dict(opened.damaged)
+    active: dict[int, _PartStream] = {}
+
+    def start_next(stripe: int) -> None:
+        while candidates:
+            index = candidates.pop(0)
+            active[index] = _PartStream(pipe, vault, opened, index, stripe)
+            return
+        failed_now = {s: r for s, r in failed.items()}
+        raise NotEnoughStores(len(active), k, failed_now)
+
+    for _ in range(k):
+        start_next(0)
+    decoder = zfec.Decoder(k, n)
+    done = 0
+    for stripe in range(stripes):
+        blocks: dict[int, bytes] = {}
+        while len(blocks) < k:
+            index = next(i for i in sorted(active) if i not in blocks)
+            got_stripe, item = active[index].out.get()
+            if isinstance(item, bytes):
+                blocks[index] = item
+                continue
+            reason = _reason(item)
+            name = active[index].store.name
+            failed[name] = reason
+            log.warning("file %s: store %s: %s", opened.file_id.hex(), name, reason)
+            listener(StoreDamaged(name, opened.file_id.hex(), reason))
+            opened.damaged[name] = reason
+            del active[index]
+            start_next(got_stripe)
+        order = sorted(blocks)
+        if order == list(range(k)):
+            pieces = [blocks[i] for i in order]
+        else:
+            pieces = decoder.decode(tuple(blocks[i] for i in order), tuple(order))
+        data = b"".join(pieces)
+        if stripe == stripes - 1:
+            data = data[:size - done]
+        done += len(data)
+        out.put(data)
+
+
+def _write_plain(pipe: Pipeline, fh: BinaryIO, hasher: hashlib._Hash, name: str, total: int,
+                 listener: Listener, inp: Channel) -> None:
+    done = 0
+    stripes_left = True
+    while stripes_left:
+        data = inp.get()
+        hasher.update(data)
+        fh.write(data)
+        done += len(data)
+        listener(FileProgress(name, done, total))
+        stripes_left = done < total
+
+
+def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: bool = False,
+                 listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:
+    """Write the file to `dest` via a temp file beside it; publish only if SHA-256 matches."""
+    cancel = cancel or CancelToken()
+    box = opened.box
+    if dest.exists() and not overwrite:
+        raise DestinationExists(str(dest))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.cssm-{secrets.token_hex(6)}.partial")
+    # Owner-only while incomplete (and after: restored files stay private to the user).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    pipe = Pipeline(cancel)
+    hasher = hashlib.sha256()
+    listener(FileStarted(box.name, box.size))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            to_writer = pipe.channel(depth=3)
+            pipe.spawn(_decode_stripes, pipe, vault, opened, listener, to_writer,
+                       name="cssm-decode")
+            if box.size:
+                pipe.spawn(_write_plain, pipe, fh, hasher, box.name, box.size, listener,
+                           to_writer, name="cssm-write")
+            pipe.join()
+            cancel.check()
+            if not hmac.compare_digest(hasher.digest(), box.sha256):
+                raise IntegrityError(f"{box.name}: restored bytes do not match the recorded "
+                                     "SHA-256; nothing was written")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.utime(tmp, ns=(box.mtime_ns, box.mtime_ns))
+        _publish(tmp, dest, overwrite)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, Aborted):
+            raise pipe.first_error() or Cancelled() from None
+        raise
+    listener(FileDone(box.name, opened.file_id.hex(), box.size))
+    return dest
+
+
+def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:
+    """Rename into place; without overwrite, never replace a file that appeared meanwhile."""
+    if overwrite:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise DestinationExists(str(dest)) from None
+    except OSError:  # file systems without hard links (FAT, some network shares)
+        if dest.exists():
+            raise DestinationExists(str(dest)) from None
+        os.rename(tmp, dest)
+        return
+    tmp.unlink()

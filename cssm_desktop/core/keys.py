@@ -1,0 +1,50 @@
+"""Key derivations of the hierarchy in docs/FORMAT.md: password -> PK -> VMK -> SK_i."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+KEY_LEN = 32
+KDF_ARGON2ID = 1
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id cost; stored in every vault header so it can be raised later."""
+
+    memory_kib: int = 64 * 1024
+    iterations: int = 3
+    lanes: int = 4
+    algorithm: int = KDF_ARGON2ID
+
+    def check(self) -> None:
+        from .errors import FormatError
+
+        if self.algorithm != KDF_ARGON2ID:
+            raise FormatError(f"unknown key derivation algorithm {self.algorithm}")
+        # Bounds keep a forged header from making unlock hang or exhaust memory.
+        if not (8 * self.lanes <= self.memory_kib <= 4 * 1024 * 1024):
+            raise FormatError(f"Argon2id memory {self.memory_kib} KiB out of range")
+        if not (1 <= self.iterations <= 64) or not (1 <= self.lanes <= 64):
+            raise FormatError("Argon2id iterations/lanes out of range")
+
+
+def password_key(password: str, salt: bytes, params: KdfParams) -> bytes:
+    """PK = Argon2id(password, salt). Slow on purpose: run it off any UI thread."""
+    params.check()
+    kdf = Argon2id(salt=salt, length=KEY_LEN, iterations=params.iterations,
+                   lanes=params.lanes, memory_cost=params.memory_kib)
+    return kdf.derive(password.encode("utf-8"))
+
+
+SHARE_KEY_INFO = b"cssm-v1 share key"
+
+
+def share_key(vmk: bytes, vault_id: bytes, file_id: bytes, index: int) -> bytes:
+    """SK_i: binds the share of store i to this vault and this file."""
+    info = SHARE_KEY_INFO + vault_id + file_id + bytes([index])
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None, info=info).derive(vmk)

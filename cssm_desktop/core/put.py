@@ -1,0 +1,246 @@
+"""Store one file: read+hash -> erasure-code -> seal+write per store, then metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import zfec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..stores.base import ObjectWriter
+from . import parallel, shamir
+from .errors import Cancelled, CssmError, InputError, StoreError
+from .format import (
+    META_MAGIC,
+    PART_MAGIC,
+    FileHeader,
+    KeyBox,
+    MetaObject,
+    block_nonce,
+    check_geometry,
+    seal_key_box,
+)
+from .keys import KEY_LEN
+from .layout import data_key, meta_key, new_id
+from .progress import (
+    CancelToken,
+    FileDone,
+    FileProgress,
+    FileStarted,
+    Listener,
+    StoreProgress,
+    ignore,
+)
+from .streams import Aborted, Channel, Pipeline
+from .vault import Vault
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BLOCK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    file_id: bytes
+    name: str
+    size: int
+    mtime_ns: int
+    stored_at_ns: int
+    sha256: bytes
+    n: int
+    k: int
+
+    @property
+    def id_hex(self) -> str:
+        return self.file_id.hex()
+
+
+class _Progress:
+    """Plaintext done = the stripe every store has written; thread-safe."""
+
+    def __init__(self, name: str, total: int, n: int, listener: Listener) -> None:
+        self._name, self._total, self._listener = name, total, listener
+        self._per_store = [0] * n
+        self._reported = -1
+        self._lock = threading.Lock()
+
+    def stored(self, index: int, store: str, plain_done: int, bytes_done: int) -> None:
+        self._listener(StoreProgress(self._name, store, bytes_done))
+        with self._lock:
+            self._per_store[index] = plain_done
+            done = min(self._per_store)
+            if done <= self._reported:
+                return
+            self._reported = done
+        self._listener(FileProgress(self._name, done, max(self._total, done)))
+
+
+def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
+             block_size: int = DEFAULT_BLOCK_SIZE, listener: Listener = ignore,
+             cancel: CancelToken | None = None) -> StoredFile:
+    """Store `source` under `name`. On any failure or cancel, nothing of it stays visible."""
+    vmk = vault.require_key()
+    n = vault.n
+    k = k or vault.k
+    check_geometry(n, k)
+    vault.require_all_stores("store the file")
+    stores = [vault.stores[i] for i in range(n)]
+    cancel = cancel or CancelToken()
+    cancel.check()
+    try:
+        fh = open(source, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+
+    file_id = new_id()
+    part_keys = tuple(os.urandom(KEY_LEN) for _ in range(n))
+    part_header = FileHeader(PART_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
+    hasher = hashlib.sha256()
+    stripe_len = k * block_size
+    pipe = Pipeline(cancel)
+    totals = {"size": 0}
+    writers: list[ObjectWriter] = []
+    try:
+        with fh:
+            st = os.fstat(fh.fileno())
+            listener(FileStarted(name, st.st_size))
+            progress = _Progress(name, st.st_size, n, listener)
+            for store in stores:
+                writers.append(store.open_write(data_key(vault.vault_id, file_id)))
+            to_encoder = pipe.channel()
+            to_stores = [pipe.channel() for _ in range(n)]
+            pipe.spawn(_read_stripes, pipe, fh, source, stripe_len, hasher, totals, to_encoder,
+                       name="cssm-read")
+            pipe.spawn(_encode_stripes, pipe, k, n, block_size, to_encoder, to_stores,
+                       name="cssm-encode")
+            for i in range(n):
+                pipe.spawn(_seal_and_write, pipe, i, stores[i].name, part_keys[i],
+                           part_header.with_index(i).to_bytes(), to_stores[i], writers[i],
+                           progress, name=f"cssm-write-{i}")
+            pipe.join()
+        cancel.check()
+        size = totals["size"]
+        stored = StoredFile(file_id, name, size, st.st_mtime_ns, time.time_ns(), hasher.digest(),
+                            n, k)
+        _write_metadata(vault, vmk, stored, part_keys, block_size)
+    except BaseException as exc:
+        for writer in writers:
+            writer.abort()
+        _remove_everywhere(vault, file_id)
+        if isinstance(exc, Aborted):
+            raise pipe.first_error() or Cancelled() from None
+        raise
+    listener(FileDone(name, file_id.hex(), stored.size))
+    return stored
+
+
+def _read_stripes(pipe: Pipeline, fh, source: Path, stripe_len: int, hasher,
+                  totals: dict[str, int], out: Channel) -> None:
+    """Read ahead one stripe so the last one can be flagged final (STREAM)."""
+
+    def read() -> bytes:
+        try:
+            return fh.read(stripe_len)
+        except OSError as exc:
+            raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+
+    stripe = 0
+    current = read()
+    while True:
+        pipe.check()
+        if len(current) < stripe_len:
+            following, final = b"", True
+        else:
+            following = read()
+            final = not following
+        hasher.update(current)
+        totals["size"] += len(current)
+        out.put((stripe, final, current))
+        if final:
+            return
+        current = following
+        stripe += 1
+
+
+def _encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int, inp: Channel,
+                    outs: list[Channel]) -> None:
+    encoder = zfec.Encoder(k, n)
+    parity_nums = tuple(range(k, n))
+    while True:
+        stripe, final, data = inp.get()
+        plain = len(data)
+        blen = -(-plain // k) if final else block_size
+        if plain < k * blen:
+            data = data + bytes(k * blen - len(data))
+        view = memoryview(data)
+        blocks = tuple(view[j * blen:(j + 1) * blen] for j in range(k))
+        parity = encoder.encode(blocks, parity_nums) if parity_nums else []
+        for i, out in enumerate(outs):
+            out.put((stripe, final, blocks[i] if i < k else parity[i - k], plain))
+        if final:
+            return
+
+
+def _seal_and_write(pipe: Pipeline, index: int, store: str, key: bytes, header: bytes,
+                    inp: Channel, writer: ObjectWriter, progress: _Progress) -> None:
+    aead = AESGCM(key)
+    writer.write(header)
+    written = len(header)
+    plain_done = 0
+    while True:
+        stripe, final, block, stripe_plain = inp.get()
+        sealed = aead.encrypt(block_nonce(stripe, final), block, header)
+        writer.write(sealed)
+        written += len(sealed)
+        plain_done += stripe_plain
+        if final:
+            pipe.check()
+            writer.commit()
+        progress.stored(index, store, plain_done, written)
+        if final:
+            return
+
+
+def _write_metadata(vault: Vault, vmk: bytes, stored: StoredFile, part_keys: tuple[bytes, ...],
+                    block_size: int) -> None:
+    """Split CK, seal the key box once, write one metadata object per store."""
+    ck = os.urandom(KEY_LEN)
+    header = FileHeader(META_MAGIC, vault.vault_id, stored.file_id, stored.n, stored.k,
+                        block_size, 0)
+    box = KeyBox(part_keys, stored.size, stored.mtime_ns, stored.stored_at_ns, stored.sha256,
+                 stored.name)
+    box_nonce, sealed_box = seal_key_box(ck, header.common(), box)
+    shares = shamir.split(ck, stored.k, stored.n)
+    key = meta_key(vault.vault_id, stored.file_id)
+
+    def write(i: int) -> None:
+        meta = MetaObject.seal(header.with_index(i), vmk, shares[i + 1], box_nonce, sealed_box)
+        vault.stores[i].put_bytes(key, meta.to_bytes())
+
+    results = parallel.each(write, range(stored.n))
+    for i, res in enumerate(results):
+        if isinstance(res, BaseException):
+            if isinstance(res, CssmError):
+                raise res
+            raise StoreError(vault.store_name(i), f"writing metadata failed: {res}") from res
+
+
+def _remove_everywhere(vault: Vault, file_id: bytes) -> None:
+    """Best effort; what a dead store keeps is an orphan for `cssm gc`."""
+    keys = (meta_key(vault.vault_id, file_id), data_key(vault.vault_id, file_id))
+
+    def remove(store) -> None:
+        for key in keys:
+            store.delete(key)
+
+    for store, res in zip(vault.stores.values(),
+                          parallel.each(remove, vault.stores.values()), strict=True):
+        if isinstance(res, BaseException):
+            log.warning("could not clean up file %s on store %s: %s", file_id.hex(), store.name,
+                        res)

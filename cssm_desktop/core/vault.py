@@ -1,0 +1,196 @@
+"""A vault: the set of stores that share one vault id, and the master key that opens it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from ..stores.base import Store
+from . import parallel
+from .errors import (
+    CssmError,
+    FormatError,
+    NotEnoughStores,
+    ObjectNotFound,
+    StoreError,
+    VaultError,
+    WrongPassword,
+)
+from .format import ID_LEN, VaultHeader, check_geometry
+from .keys import KEY_LEN, KdfParams, password_key
+from .layout import new_id, vault_key
+
+log = logging.getLogger(__name__)
+
+
+def _vault_ids(store: Store) -> list[bytes]:
+    """Vault ids present in a store (the top-level `<id>/vault` objects)."""
+    found = []
+    for info in store.list(""):
+        parts = info.key.split("/")
+        if len(parts) == 2 and parts[1] == "vault" and len(parts[0]) == 2 * ID_LEN:
+            try:
+                found.append(bytes.fromhex(parts[0]))
+            except ValueError:
+                continue
+    return found
+
+
+def _read_header(store: Store) -> VaultHeader | None:
+    ids = _vault_ids(store)
+    if not ids:
+        return None
+    if len(ids) > 1:
+        raise VaultError(f"store {store.name!r} holds {len(ids)} vaults; give each vault its own "
+                         "folder, bucket or prefix")
+    header = VaultHeader.parse(store.get_bytes(vault_key(ids[0]), limit=4096))
+    if header.vault_id != ids[0]:
+        raise FormatError(f"store {store.name!r}: vault header does not match its object name")
+    return header
+
+
+@dataclass
+class Vault:
+    """Opened from the public headers; `unlock` adds the master key."""
+
+    vault_id: bytes
+    n: int
+    k: int
+    stores: dict[int, Store]               # vault index -> Store
+    headers: dict[int, VaultHeader]
+    unavailable: dict[str, str] = field(default_factory=dict)  # store name -> reason
+    vmk: bytes | None = None
+
+    @property
+    def id_hex(self) -> str:
+        return self.vault_id.hex()
+
+    def store_name(self, index: int) -> str:
+        store = self.stores.get(index)
+        return store.name if store else f"store #{index + 1}"
+
+    @classmethod
+    def open(cls, stores: list[Store]) -> Vault:
+        results = parallel.each(_read_header, stores)
+        headers: dict[int, VaultHeader] = {}
+        by_index: dict[int, Store] = {}
+        unavailable: dict[str, str] = {}
+        ids: dict[bytes, list[str]] = {}
+        for store, res in zip(stores, results, strict=True):
+            if isinstance(res, VaultError):
+                raise res
+            if isinstance(res, BaseException):
+                reason = res.reason if isinstance(res, StoreError) else str(res)
+                unavailable[store.name] = reason
+                log.warning("store %s unavailable: %s", store.name, reason)
+                continue
+            if res is None:
+                unavailable[store.name] = "holds no vault"
+                continue
+            ids.setdefault(res.vault_id, []).append(store.name)
+            if res.index in headers:
+                raise VaultError(f"stores {by_index[res.index].name!r} and {store.name!r} "
+                                 f"both claim to be store #{res.index + 1} of the vault")
+            headers[res.index] = res
+            by_index[res.index] = store
+        if not headers:
+            detail = "; ".join(f"{s}: {r}" for s, r in unavailable.items())
+            raise VaultError(f"no vault found on any store ({detail}); run `cssm init` first")
+        if len(ids) > 1:
+            groups = "; ".join(f"{vid.hex()[:8]}: {', '.join(names)}" for vid, names in ids.items())
+            raise VaultError(f"the stores hold different vaults ({groups})")
+        first = next(iter(headers.values()))
+        if any((h.n, h.k) != (first.n, first.k) for h in headers.values()):
+            raise VaultError("the vault headers disagree about n and k")
+        return cls(first.vault_id, first.n, first.k, by_index, headers, unavailable)
+
+    def unlock(self, password: str) -> bytes:
+        """Try each distinct (salt, cost) once, so a half-finished password change still opens."""
+        tried: set[tuple[bytes, KdfParams]] = set()
+        for header in self.headers.values():
+            if (header.salt, header.kdf) in tried:
+                continue
+            tried.add((header.salt, header.kdf))
+            try:
+                self.vmk = header.unlock(password)
+                return self.vmk
+            except WrongPassword:
+                continue
+        raise WrongPassword()
+
+    def require_key(self) -> bytes:
+        if self.vmk is None:
+            raise CssmError("the vault is locked")
+        return self.vmk
+
+    def require_all_stores(self, what: str) -> None:
+        missing = [i for i in range(self.n) if i not in self.stores]
+        if missing:
+            raise NotEnoughStores(self.n - len(missing), self.n, self.unavailable, what=what)
+
+
+def init_vault(stores: list[Store], k: int, password: str, kdf: KdfParams | None = None) -> Vault:
+    """Write a new vault header to every store; refuses stores that already hold a vault."""
+    n = len(stores)
+    check_geometry(n, k)
+    if not password:
+        raise CssmError("the password must not be empty")
+    kdf = kdf or KdfParams()
+
+    def prepare(store: Store) -> list[bytes]:
+        store.prepare()
+        return _vault_ids(store)
+
+    failures: dict[str, str] = {}
+    for store, res in zip(stores, parallel.each(prepare, stores), strict=True):
+        if isinstance(res, StoreError):
+            failures[store.name] = res.reason
+        elif isinstance(res, BaseException):
+            raise res
+        elif res:
+            raise VaultError(f"store {store.name!r} already holds vault {res[0].hex()}")
+    if failures:
+        raise NotEnoughStores(n - len(failures), n, failures, what="create the vault")
+    vault_id = new_id()
+    vmk = os.urandom(KEY_LEN)
+    salt = os.urandom(16)
+    pk = password_key(password, salt, kdf)
+    headers = {i: VaultHeader.seal(vmk, pk, vault_id, n, k, i, kdf, salt) for i in range(n)}
+    _write_headers(stores, headers)
+    return Vault(vault_id, n, k, dict(enumerate(stores)), headers, {}, vmk)
+
+
+def _write_headers(stores: list[Store], headers: dict[int, VaultHeader]) -> None:
+    def write(i: int) -> None:
+        stores[i].put_bytes(vault_key(headers[i].vault_id), headers[i].to_bytes())
+
+    results = parallel.each(write, list(headers))
+    failures = {stores[i].name: (r.reason if isinstance(r, StoreError) else str(r))
+                for i, r in zip(headers, results, strict=True) if isinstance(r, BaseException)}
+    if failures:
+        raise NotEnoughStores(len(headers) - len(failures), len(headers), failures,
+                              what="write the vault header")
+
+
+def change_password(vault: Vault, old: str, new: str, kdf: KdfParams | None = None) -> None:
+    """Re-wrap the same master key: no data is rewritten."""
+    if not new:
+        raise CssmError("the new password must not be empty")
+    vault.require_all_stores("change the password")
+    vmk = vault.unlock(old)
+    kdf = kdf or next(iter(vault.headers.values())).kdf
+    salt = os.urandom(16)
+    pk = password_key(new, salt, kdf)
+    headers = {i: VaultHeader.seal(vmk, pk, vault.vault_id, vault.n, vault.k, i, kdf, salt)
+               for i in range(vault.n)}
+    stores = [vault.stores[i] for i in range(vault.n)]
+    _write_headers(stores, headers)
+    vault.headers = headers
+
+
+def read_store_header(store: Store) -> VaultHeader:
+    header = _read_header(store)
+    if header is None:
+        raise ObjectNotFound(store.name, "vault")
+    return header

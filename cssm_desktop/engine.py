@@ -1,0 +1,237 @@
+"""The one entry point both faces use: config + stores + vault + catalog, operation by operation.
+
+Nothing here draws or prompts; the CLI and the GUI pass listeners and cancel tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from . import config as cfgmod
+from .catalog import DEGRADED, HEALTHY, LOST, Catalog, Entry
+from .config import Config
+from .core import parallel
+from .core.errors import CssmError, FormatError, InputError, NotEnoughStores, NotFound, StoreError
+from .core.get import open_file, restore_file
+from .core.keys import KdfParams
+from .core.layout import data_key, meta_key
+from .core.progress import CancelToken, FileFailed, Listener, ignore
+from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, put_file
+from .core.scan import scan
+from .core.vault import Vault, change_password, init_vault
+from .stores.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    source: Path
+    name: str
+    stored: StoredFile | None = None
+    error: str | None = None
+
+
+def expand_paths(paths: list[Path]) -> list[tuple[Path, str]]:
+    """Files keep their base name; files in folders are named relative to the folder's parent."""
+    out: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            base = path.resolve().parent
+            for dirpath, dirs, files in os.walk(path):
+                dirs.sort()
+                for fname in sorted(files):
+                    full = Path(dirpath, fname)
+                    out.append((full, full.resolve().relative_to(base).as_posix()))
+        else:
+            out.append((path, path.name))
+    return out
+
+
+def safe_relative(name: str) -> Path:
+    """A stored name as a relative path that cannot climb out of the destination folder."""
+    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts
+             if p not in ("", ".", "..", "/") and "\x00" not in p and ":" not in p]
+    if not parts:
+        raise FormatError(f"stored name {name!r} is not usable as a file name")
+    return Path(*parts)
+
+
+class Engine:
+    def __init__(self, config: Config, catalog_path: Path | None = None) -> None:
+        self.config = config
+        self.catalog = Catalog(catalog_path or cfgmod.data_dir() / "catalog.sqlite")
+        self._stores: list[Store] | None = None
+        self._broken: dict[str, str] = {}
+        self._vault: Vault | None = None
+
+    # ---------------------------------------------------------------- stores and vault
+
+    @property
+    def stores(self) -> list[Store]:
+        if self._stores is None:
+            self._stores = []
+            for sc in self.config.stores:
+                try:
+                    self._stores.append(cfgmod.make_store(sc))
+                except StoreError as exc:
+                    self._broken[sc.name] = exc.reason
+        return self._stores
+
+    def vault(self) -> Vault:
+        if self._vault is None:
+            vault = Vault.open(self.stores)
+            vault.unavailable.update(self._broken)
+            self._vault = vault
+        return self._vault
+
+    @property
+    def unlocked(self) -> bool:
+        return self._vault is not None and self._vault.vmk is not None
+
+    def unlock(self, password: str) -> None:
+        self.vault().unlock(password)
+
+    def lock(self) -> None:
+        if self._vault is not None:
+            self._vault.vmk = None
+
+    def init(self, password: str, kdf: KdfParams | None = None) -> Vault:
+        stores = self.stores
+        if self._broken:
+            raise NotEnoughStores(len(stores), len(self.config.stores), self._broken,
+                                  what="create the vault")
+        self._vault = init_vault(stores, self.config.threshold, password, kdf)
+        return self._vault
+
+    def change_password(self, old: str, new: str) -> None:
+        change_password(self.vault(), old, new)
+
+    def test_stores(self) -> list[tuple[str, str, str | None]]:
+        """(name, description, error or None) for every configured store."""
+        stores = self.stores
+        results = parallel.each(lambda s: s.check(), stores)
+        out = [(s.name, s.describe(), None if not isinstance(r, BaseException)
+                else (r.reason if isinstance(r, StoreError) else str(r)))
+               for s, r in zip(stores, results, strict=True)]
+        out += [(name, "s3", reason) for name, reason in self._broken.items()]
+        return out
+
+    # ---------------------------------------------------------------- files
+
+    def entries(self) -> list[Entry]:
+        return self.catalog.entries(self.vault().id_hex)
+
+    def resolve(self, ref: str) -> Entry:
+        matches = self.catalog.find(self.vault().id_hex, ref)
+        if not matches:
+            raise NotFound(f"no stored file matches {ref!r} (try `cssm ls`, or "
+                           "`cssm catalog rebuild` on a new machine)")
+        if len({m.id for m in matches}) > 1:
+            ids = ", ".join(m.id[:12] for m in matches)
+            raise NotFound(f"{ref!r} matches several files ({ids}); give the id")
+        return matches[0]
+
+    def put(self, paths: list[Path], listener: Listener = ignore,
+            cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE
+            ) -> list[PutResult]:
+        """Each file on its own: one unreadable file fails alone, the others are stored."""
+        vault = self.vault()
+        cancel = cancel or CancelToken()
+        results = []
+        for source, name in expand_paths(paths):
+            if cancel.cancelled:
+                results.append(PutResult(source, name, error="cancelled"))
+                continue
+            results.append(self.put_one(vault, source, name, listener, cancel, block_size))
+        return results
+
+    def put_one(self, vault: Vault, source: Path, name: str, listener: Listener,
+                cancel: CancelToken, block_size: int = DEFAULT_BLOCK_SIZE) -> PutResult:
+        try:
+            stored = put_file(vault, source, name, k=self.config.threshold,
+                              block_size=block_size, listener=listener, cancel=cancel)
+        except (InputError, StoreError, NotEnoughStores) as exc:
+            listener(FileFailed(name, str(exc)))
+            log.warning("put %s failed: %s", name, exc)
+            return PutResult(source, name, error=str(exc))
+        except CssmError as exc:
+            listener(FileFailed(name, str(exc)))
+            raise
+        self.catalog.add(vault.id_hex, Entry(stored.id_hex, stored.name, stored.size,
+                                             stored.mtime_ns, stored.stored_at_ns,
+                                             stored.sha256.hex(), stored.n, stored.k))
+        return PutResult(source, name, stored=stored)
+
+    def get(self, entry: Entry, dest: Path | None = None, force: bool = False,
+            listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:
+        vault = self.vault()
+        target = self._destination(entry.name, dest)
+        opened = open_file(vault, bytes.fromhex(entry.id), listener)
+        try:
+            path = restore_file(vault, opened, target, overwrite=force, listener=listener,
+                                cancel=cancel)
+        finally:
+            self._record_health(vault, entry.id, opened.damaged)
+        return path
+
+    def _record_health(self, vault: Vault, file_id: str, damaged: dict[str, str]) -> None:
+        members = {vault.store_name(i) for i in range(vault.n)}
+        bad = sorted(s for s in damaged if s in members)
+        good = vault.n - len(bad)
+        health = HEALTHY if not bad else DEGRADED
+        if good < self._k_of(file_id):
+            health = LOST
+        self.catalog.set_health(vault.id_hex, file_id, health, bad)
+
+    def _k_of(self, file_id: str) -> int:
+        for e in self.catalog.find(self.vault().id_hex, file_id):
+            return e.k
+        return self.vault().k
+
+    @staticmethod
+    def _destination(name: str, dest: Path | None) -> Path:
+        rel = safe_relative(name)
+        if dest is None:
+            return Path.cwd() / rel
+        if dest.is_dir():
+            return dest / rel
+        return dest
+
+    def remove(self, file_id: str) -> dict[str, str]:
+        """Delete metadata then data everywhere; returns stores that could not be cleaned."""
+        vault = self.vault()
+        fid = bytes.fromhex(file_id)
+
+        def delete(store: Store) -> None:
+            store.delete(meta_key(vault.vault_id, fid))
+            store.delete(data_key(vault.vault_id, fid))
+
+        stores = list(vault.stores.values())
+        failures = {s.name: (r.reason if isinstance(r, StoreError) else str(r))
+                    for s, r in zip(stores, parallel.each(delete, stores), strict=True)
+                    if isinstance(r, BaseException)}
+        failures.update(vault.unavailable)
+        self.catalog.remove(vault.id_hex, file_id)
+        return failures
+
+    def rebuild_catalog(self, progress: object = None, cancel: CancelToken | None = None
+                        ) -> tuple[int, dict[str, str]]:
+        """Recreate the catalog from the stores and the password alone."""
+        vault = self.vault()
+        vault.require_key()
+        result = scan(vault, progress if callable(progress) else None, cancel)
+        entries = []
+        for f in result.files:
+            box = f.opened.box
+            good = vault.n - len(f.damaged)
+            health = HEALTHY if not f.damaged else (DEGRADED if good >= f.opened.header.k
+                                                    else LOST)
+            entries.append(Entry(f.opened.file_id.hex(), box.name, box.size, box.mtime_ns,
+                                 box.stored_at_ns, box.sha256.hex(), f.opened.header.n,
+                                 f.opened.header.k, health, ",".join(f.damaged)))
+        self.catalog.replace_all(vault.id_hex, entries)
+        return len(entries), result.unreadable

@@ -1,0 +1,107 @@
+"""The store interface the engine writes to: streaming writers that commit atomically."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+
+
+class ObjectWriter(ABC):
+    """Bytes written are invisible under the key until commit(); abort() leaves nothing."""
+
+    @abstractmethod
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+
+class ObjectReader(ABC):
+    @abstractmethod
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes; fewer only at the end of the object."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Store(ABC):
+    """A flat namespace of keys like `<vault-id>/data/<file-id>`."""
+
+    name: str
+
+    @abstractmethod
+    def open_write(self, key: str) -> ObjectWriter: ...
+
+    @abstractmethod
+    def open_read(self, key: str, offset: int = 0) -> ObjectReader:
+        """Raises ObjectNotFound when the key does not exist."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Deleting a missing key is not an error."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Write, read back and delete a probe; raise StoreError saying exactly what failed."""
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    def prepare(self) -> None:
+        """Make the store ready for a new vault (create the folder); default: nothing."""
+        return None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        writer = self.open_write(key)
+        try:
+            writer.write(data)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def get_bytes(self, key: str, limit: int = 16 * 1024 * 1024) -> bytes:
+        """Whole small object; `limit` stops a hostile store from feeding us gigabytes."""
+        with self.open_read(key) as reader:
+            data = reader.read(limit + 1)
+        if len(data) > limit:
+            from ..core.errors import StoreError
+
+            raise StoreError(self.name, f"object {key} is larger than {limit} bytes")
+        return data
+
+
+def read_exact(reader: ObjectReader, size: int) -> bytes:
+    """Read until `size` bytes or the end; some streams hand back short reads."""
+    chunks = []
+    left = size
+    while left > 0:
+        chunk = reader.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,170 @@
+"""A store in a plain folder (USB disk, NAS mount): atomic writes via temp file + rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ..core.errors import ObjectNotFound, StoreError
+from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
+
+TEMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename durable; directories cannot be opened this way on Windows."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+class _FolderWriter(ObjectWriter):
+    def __init__(self, store: FolderStore, path: Path) -> None:
+        self._store = store
+        self._path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
+            self._fh: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+        except OSError as exc:
+            raise StoreError(store.name, f"cannot write in {path.parent}: {exc.strerror}") from exc
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._fh is not None
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            raise StoreError(self._store.name, f"write failed: {exc.strerror}") from exc
+
+    def commit(self) -> None:
+        assert self._fh is not None
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+            os.replace(self._tmp, self._path)
+            fsync_dir(self._path.parent)
+        except OSError as exc:
+            self.abort()
+            raise StoreError(self._store.name, f"write failed: {exc.strerror}") from exc
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
+        with contextlib.suppress(OSError):
+            self._tmp.unlink(missing_ok=True)
+
+
+class _FolderReader(ObjectReader):
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def read(self, size: int) -> bytes:
+        return self._fh.read(size)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class FolderStore(Store):
+    def __init__(self, name: str, root: str | os.PathLike[str]) -> None:
+        self.name = name
+        self.root = Path(root).expanduser()
+
+    def describe(self) -> str:
+        return f"folder {self.root}"
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if any(p in ("", ".", "..") or p.startswith(TEMP_PREFIX) for p in parts):
+            raise ValueError(f"bad object key {key!r}")
+        return self.root.joinpath(*parts)
+
+    def prepare(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(self.name, f"cannot create folder {self.root}: {exc.strerror}") \
+                from exc
+
+    def open_write(self, key: str) -> ObjectWriter:
+        return _FolderWriter(self, self._path(key))
+
+    def open_read(self, key: str, offset: int = 0) -> ObjectReader:
+        path = self._path(key)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - owned by the reader
+        except FileNotFoundError:
+            raise ObjectNotFound(self.name, key) from None
+        except OSError as exc:
+            raise StoreError(self.name, f"cannot read {path}: {exc.strerror}") from exc
+        if offset:
+            fh.seek(offset)
+        return _FolderReader(fh)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            if not self.root.is_dir():
+                raise StoreError(self.name, f"folder {self.root} does not exist")
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for fname in files:
+                if fname.startswith(TEMP_PREFIX):
+                    continue
+                full = Path(dirpath, fname)
+                try:
+                    st = full.stat()
+                except FileNotFoundError:
+                    continue
+                yield ObjectInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(self.name, f"cannot delete {key}: {exc.strerror}") from exc
+
+    def check(self) -> None:
+        if not self.root.exists():
+            raise StoreError(self.name, f"folder {self.root} does not exist")
+        if not self.root.is_dir():
+            raise StoreError(self.name, f"{self.root} is not a folder")
+        probe = f"cssm-probe-{secrets.token_hex(6)}"
+        data = secrets.token_bytes(32)
+        try:
+            self.put_bytes(probe, data)
+        except StoreError as exc:
+            raise StoreError(self.name, f"no write permission in {self.root}") from exc
+        try:
+            if self.get_bytes(probe) != data:
+                raise StoreError(self.name, "a probe written could not be read back intact")
+        finally:
+            self.delete(probe)

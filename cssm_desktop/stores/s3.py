@@ -1,0 +1,236 @@
+"""A store in an S3-compatible bucket (AWS, B2, Wasabi, R2, MinIO, Ceph, rclone, ...)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from ..core.errors import ObjectNotFound, StoreError
+from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
+
+# S3 parts must be >= 5 MiB except the last; 8 MiB bounds each writer's buffer.
+PART_SIZE = 8 * 1024 * 1024
+
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                     "ExpiredToken", "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
+
+
+def explain(exc: BaseException, bucket: str, endpoint: str | None) -> str:
+    """Turn a botocore failure into the sentence a user can act on."""
+    where = endpoint or "AWS S3"
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _CREDENTIAL_CODES:
+            return f"bad credentials: the endpoint rejected the access key or secret ({code})"
+        if code in ("NoSuchBucket",) or (code == "404" and status == 404):
+            return f"no such bucket {bucket!r} at {where}"
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            return f"no permission for this operation on bucket {bucket!r} ({code})"
+        return f"{code or status}: {err.get('Message', exc)}"
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "no credentials: set an access key id (secret in the keyring) or a profile"
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError
+                  | botocore.exceptions.ConnectTimeoutError):
+        return f"cannot reach endpoint {where}"
+    if isinstance(exc, botocore.exceptions.ProfileNotFound):
+        return str(exc)
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return f"{type(exc).__name__}: {exc}"
+    return str(exc)
+
+
+class _S3Writer(ObjectWriter):
+    """Buffers at most one part; small objects go up in one PUT on commit."""
+
+    def __init__(self, store: S3Store, key: str) -> None:
+        self._store = store
+        self._key = key
+        self._buf = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def _call(self, op: str, **kw: Any) -> Any:
+        return self._store._call(op, **kw)
+
+    def _flush_part(self) -> None:
+        if self._upload_id is None:
+            resp = self._call("create_multipart_upload", Key=self._key)
+            self._upload_id = resp["UploadId"]
+        number = len(self._parts) + 1
+        body, self._buf = self._buf, bytearray()
+        resp = self._call("upload_part", Key=self._key, UploadId=self._upload_id,
+                          PartNumber=number, Body=bytes(body))
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._buf += data
+        if len(self._buf) >= PART_SIZE:
+            try:
+                self._flush_part()
+            except BaseException:
+                self.abort()
+                raise
+
+    def commit(self) -> None:
+        try:
+            if self._upload_id is None:
+                self._call("put_object", Key=self._key, Body=bytes(self._buf))
+            else:
+                if self._buf:
+                    self._flush_part()
+                self._call("complete_multipart_upload", Key=self._key, UploadId=self._upload_id,
+                           MultipartUpload={"Parts": self._parts})
+                self._upload_id = None
+            self._buf = bytearray()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self._buf = bytearray()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            # On failure the upload is left for `cssm gc`, which aborts stale ones.
+            with contextlib.suppress(StoreError):
+                self._call("abort_multipart_upload", Key=self._key, UploadId=upload_id)
+
+
+class _S3Reader(ObjectReader):
+    def __init__(self, store: S3Store, body: Any) -> None:
+        self._store = store
+        self._body = body
+
+    def read(self, size: int) -> bytes:
+        try:
+            return self._body.read(size)
+        except (botocore.exceptions.BotoCoreError, OSError) as exc:
+            raise StoreError(self._store.name, f"read failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class S3Store(Store):
+    def __init__(self, name: str, bucket: str, *, endpoint_url: str | None = None,
+                 region: str | None = None, prefix: str = "", access_key_id: str | None = None,
+                 secret_access_key: str | None = None, profile: str | None = None,
+                 max_attempts: int = 5, connect_timeout: float = 10, read_timeout: float = 60
+                 ) -> None:
+        self.name = name
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self.prefix = prefix.strip("/")
+        try:
+            session = boto3.session.Session(profile_name=profile) if profile else \
+                boto3.session.Session()
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StoreError(name, explain(exc, bucket, endpoint_url)) from exc
+        config = botocore.config.Config(
+            region_name=region,
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=16,
+            # Custom endpoints (MinIO, rclone, Ceph) are safest with path-style URLs.
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            # Every stored byte is already authenticated by AES-GCM; the newer default
+            # CRC checksums are refused by several S3-compatible servers.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        creds: dict[str, str] = {}
+        if access_key_id:
+            if not secret_access_key:
+                raise StoreError(name, "no secret key in the keyring for this store "
+                                       "(add it in Settings, or `cssm stores secret`)")
+            creds = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
+        self._client = session.client("s3", endpoint_url=endpoint_url, config=config, **creds)
+
+    def describe(self) -> str:
+        where = self.endpoint_url or "AWS"
+        return f"s3://{self.bucket}/{self.prefix} at {where}" if self.prefix else \
+            f"s3://{self.bucket} at {where}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, op: str, **kw: Any) -> Any:
+        if "Key" in kw:
+            kw["Key"] = self._key(kw["Key"])
+        try:
+            return getattr(self._client, op)(Bucket=self.bucket, **kw)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404") and "Key" in kw:
+                raise ObjectNotFound(self.name, kw["Key"]) from None
+            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
+
+    def open_write(self, key: str) -> ObjectWriter:
+        return _S3Writer(self, key)
+
+    def open_read(self, key: str, offset: int = 0) -> ObjectReader:
+        kw: dict[str, Any] = {"Key": key}
+        if offset:
+            kw["Range"] = f"bytes={offset}-"
+        try:
+            resp = self._call("get_object", **kw)
+        except StoreError as exc:
+            if "InvalidRange" in exc.reason:
+                return _S3Reader(self, _Empty())
+            raise
+        return _S3Reader(self, resp["Body"])
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"Prefix": full}
+            if token:
+                kw["ContinuationToken"] = token
+            resp = self._call("list_objects_v2", **kw)
+            for obj in resp.get("Contents", []):
+                yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"].timestamp())
+            if not resp.get("IsTruncated"):
+                return
+            token = resp["NextContinuationToken"]
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(ObjectNotFound):
+            self._call("delete_object", Key=key)
+
+    def check(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
+        probe = f"cssm-probe-{secrets.token_hex(6)}"
+        data = secrets.token_bytes(32)
+        try:
+            self.put_bytes(probe, data)
+        except StoreError as exc:
+            raise StoreError(self.name, f"cannot write to bucket {self.bucket!r}: {exc.reason}") \
+                from exc
+        try:
+            if self.get_bytes(probe) != data:
+                raise StoreError(self.name, "a probe written could not be read back intact")
+        finally:
+            self.delete(probe)
+
+
+class _Empty:
+    def read(self, _size: int) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
