@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .catalog import HEALTHY
 from .cli_progress import ProgressBar, human
-from .config import config_path, load_config
+from .config import config_path, load_config, set_secret
 from .core.errors import CssmError, DestinationExists
 from .engine import Engine
 
@@ -194,6 +194,22 @@ def cmd_stores_test(args: argparse.Namespace) -> int:
     return EXIT_ERROR if bad else 0
 
 
+def cmd_stores_secret(args: argparse.Namespace) -> int:
+    cfg = load_config(config_path(args.config))
+    store = next((s for s in cfg.stores if s.name == args.name), None)
+    if store is None or store.type != "s3":
+        raise CssmError(f"no S3 store named {args.name!r} in {cfg.where()}")
+    if sys.stdin.isatty():
+        secret = getpass.getpass(f"Secret access key for {args.name}: ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise CssmError("no secret given; nothing was stored")
+    set_secret(args.name, secret)
+    print(f"secret for {args.name!r} saved in the OS keyring")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
@@ -231,11 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_catalog_rebuild)
     add("passwd", cmd_passwd, "change the vault password (no data is rewritten)")
     sp = add("stores", None, "show or check the configured stores")  # type: ignore[arg-type]
-    ssub = sp.add_subparsers(dest="sub", required=True, metavar="{list,test}")
+    ssub = sp.add_subparsers(dest="sub", required=True, metavar="{list,test,secret}")
     ssub.add_parser("list", parents=[common], help="show stores").set_defaults(
         func=cmd_stores_list)
     ssub.add_parser("test", parents=[common], help="check each store").set_defaults(
         func=cmd_stores_test)
+    sec = ssub.add_parser("secret", parents=[common],
+                          help="save an S3 store's secret key in the OS keyring (read from "
+                               "the terminal, or one line of standard input)")
+    sec.add_argument("name", metavar="STORE")
+    sec.set_defaults(func=cmd_stores_secret)
     return p
 
 

@@ -14,7 +14,15 @@ from . import config as cfgmod
 from .catalog import DEGRADED, HEALTHY, LOST, Catalog, Entry
 from .config import Config
 from .core import parallel
-from .core.errors import CssmError, FormatError, InputError, NotEnoughStores, NotFound, StoreError
+from .core.errors import (
+    Cancelled,
+    CssmError,
+    FormatError,
+    InputError,
+    NotEnoughStores,
+    NotFound,
+    StoreError,
+)
 from .core.get import open_file, restore_file
 from .core.keys import KdfParams
 from .core.layout import data_key, meta_key
@@ -154,7 +162,7 @@ class Engine:
         try:
             stored = put_file(vault, source, name, k=self.config.threshold,
                               block_size=block_size, listener=listener, cancel=cancel)
-        except (InputError, StoreError, NotEnoughStores) as exc:
+        except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             listener(FileFailed(name, str(exc)))
             log.warning("put %s failed: %s", name, exc)
             return PutResult(source, name, error=str(exc))

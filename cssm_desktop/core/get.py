@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-import zfec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..stores.base import read_exact
-from . import parallel, shamir
+from . import parallel, shamir, zfec_pool
+from .durable import StreamingFile
 from .errors import (
     Cancelled,
     DamagedPart,
@@ -200,58 +199,75 @@ def _decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: 
     stripes = stripe_count(size, k, h.block_size)
     # Systematic parts first: with parts 0..k-1 the stripe is a plain concatenation.
     candidates = [i for i in range(n) if i in vault.stores]
-    failed: dict[str, str] = dict(opened.damaged)
     active: dict[int, _PartStream] = {}
 
     def start_next(stripe: int) -> None:
-        while candidates:
-            index = candidates.pop(0)
-            active[index] = _PartStream(pipe, vault, opened, index, stripe)
-            return
-        failed_now = {s: r for s, r in failed.items()}
-        raise NotEnoughStores(len(active), k, failed_now)
+        if not candidates:
+            raise NotEnoughStores(len(active), k, opened.damaged)
+        index = candidates.pop(0)
+        active[index] = _PartStream(pipe, vault, opened, index, stripe)
 
     for _ in range(k):
         start_next(0)
-    decoder = zfec.Decoder(k, n)
     done = 0
-    for stripe in range(stripes):
-        blocks: dict[int, bytes] = {}
-        while len(blocks) < k:
-            index = next(i for i in sorted(active) if i not in blocks)
-            got_stripe, item = active[index].out.get()
-            if isinstance(item, bytes):
-                blocks[index] = item
-                continue
-            reason = _reason(item)
-            name = active[index].store.name
-            failed[name] = reason
-            log.warning("file %s: store %s: %s", opened.file_id.hex(), name, reason)
-            listener(StoreDamaged(name, opened.file_id.hex(), reason))
-            opened.damaged[name] = reason
-            del active[index]
-            start_next(got_stripe)
-        order = sorted(blocks)
-        if order == list(range(k)):
-            pieces = [blocks[i] for i in order]
-        else:
-            pieces = decoder.decode(tuple(blocks[i] for i in order), tuple(order))
-        data = b"".join(pieces)
-        if stripe == stripes - 1:
-            data = data[:size - done]
-        done += len(data)
-        out.put(data)
+    with zfec_pool.executor() as pool:
+        for stripe in range(stripes):
+            blocks = _next_blocks(k, active, opened, listener, start_next)
+            last = stripe == stripes - 1
+            keep = size - done if last else k * h.block_size
+            done += keep
+            out.put(pool.submit(_join_stripe, k, n, blocks, keep))
 
 
-def _write_plain(pipe: Pipeline, fh: BinaryIO, hasher: hashlib._Hash, name: str, total: int,
+def _join_stripe(k: int, n: int, blocks: dict[int, bytes], keep: int
+                 ) -> list[bytes | memoryview]:
+    """The data blocks of a stripe in order (decoded if parity stands in), cut to `keep`.
+
+    Left as a list: the writer hashes and writes the pieces as they are, saving a copy.
+    """
+    order = sorted(blocks)
+    if order == list(range(k)):
+        pieces: list[bytes | memoryview] = [blocks[i] for i in order]
+    else:
+        pieces = zfec_pool.decoder(k, n).decode(tuple(blocks[i] for i in order), tuple(order))
+    out: list[bytes | memoryview] = []
+    for piece in pieces:
+        if keep <= 0:
+            break
+        out.append(piece if len(piece) <= keep else memoryview(piece)[:keep])
+        keep -= len(out[-1])
+    return out
+
+
+def _next_blocks(k: int, active: dict[int, _PartStream], opened: OpenedFile, listener: Listener,
+                 start_next: Callable[[int], None]) -> dict[int, bytes]:
+    """One opened block from k parts; a part that fails is replaced from this stripe on."""
+    blocks: dict[int, bytes] = {}
+    while len(blocks) < k:
+        index = next(i for i in sorted(active) if i not in blocks)
+        got_stripe, item = active[index].out.get()
+        if isinstance(item, bytes):
+            blocks[index] = item
+            continue
+        reason = _reason(item)
+        name = active[index].store.name
+        log.warning("file %s: store %s: %s", opened.file_id.hex(), name, reason)
+        listener(StoreDamaged(name, opened.file_id.hex(), reason))
+        opened.damaged[name] = reason
+        del active[index]
+        start_next(got_stripe)
+    return blocks
+
+
+def _write_plain(pipe: Pipeline, fh: StreamingFile, hasher: hashlib._Hash, name: str, total: int,
                  listener: Listener, inp: Channel) -> None:
     done = 0
     stripes_left = True
     while stripes_left:
-        data = inp.get()
-        hasher.update(data)
-        fh.write(data)
-        done += len(data)
+        for piece in inp.get().result():
+            hasher.update(piece)
+            fh.write(piece)
+            done += len(piece)
         listener(FileProgress(name, done, total))
         stripes_left = done < total
 
@@ -266,30 +282,26 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.cssm-{secrets.token_hex(6)}.partial")
     # Owner-only while incomplete (and after: restored files stay private to the user).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    out = StreamingFile(tmp, 0o600)
     pipe = Pipeline(cancel)
     hasher = hashlib.sha256()
     listener(FileStarted(box.name, box.size))
     try:
-        with os.fdopen(fd, "wb") as fh:
-            to_writer = pipe.channel(depth=3)
-            pipe.spawn(_decode_stripes, pipe, vault, opened, listener, to_writer,
-                       name="cssm-decode")
-            if box.size:
-                pipe.spawn(_write_plain, pipe, fh, hasher, box.name, box.size, listener,
-                           to_writer, name="cssm-write")
-            pipe.join()
-            cancel.check()
-            if not hmac.compare_digest(hasher.digest(), box.sha256):
-                raise IntegrityError(f"{box.name}: restored bytes do not match the recorded "
-                                     "SHA-256; nothing was written")
-            fh.flush()
-            os.fsync(fh.fileno())
+        to_writer = pipe.channel(depth=3)
+        pipe.spawn(_decode_stripes, pipe, vault, opened, listener, to_writer, name="cssm-decode")
+        if box.size:
+            pipe.spawn(_write_plain, pipe, out, hasher, box.name, box.size, listener, to_writer,
+                       name="cssm-write")
+        pipe.join()
+        cancel.check()
+        if not hmac.compare_digest(hasher.digest(), box.sha256):
+            raise IntegrityError(f"{box.name}: restored bytes do not match the recorded "
+                                 "SHA-256; nothing was written")
+        out.sync_and_close()
         os.utime(tmp, ns=(box.mtime_ns, box.mtime_ns))
         _publish(tmp, dest, overwrite)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        out.discard()
         if isinstance(exc, Aborted):
             raise pipe.first_error() or Cancelled() from None
         raise

