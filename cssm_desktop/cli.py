@@ -16,6 +16,7 @@ from .catalog import HEALTHY
 from .cli_progress import ProgressBar, human
 from .config import config_path, load_config, set_secret
 from .core.errors import CssmError, DestinationExists
+from .core.verify import FileReport, StoreCheck
 from .engine import Engine
 
 log = logging.getLogger(__name__)
@@ -142,14 +143,107 @@ def cmd_rm(args: argparse.Namespace) -> int:
     status = 0
     for e in entries:
         left = engine.remove(e.id)
-        if left:
+        where = ", ".join(f"{s} ({r})" for s, r in left.items())
+        if len(left) >= e.k:  # k stores may still hold metadata: it could be restored
             status = EXIT_ERROR
-            where = ", ".join(f"{s} ({r})" for s, r in left.items())
-            print(f"removed {e.name}; not cleaned on {where}: `cssm gc` will finish",
+            print(f"cssm: error: {e.name} could not be removed from enough stores: {where}",
                   file=sys.stderr)
-        else:
-            print(f"removed {e.id}  {e.name}")
+            continue
+        print(f"removed {e.id}  {e.name}")
+        if left:
+            print(f"cssm: warning: not cleaned on {where}; `cssm gc` will finish",
+                  file=sys.stderr)
     return status
+
+
+
+def _cell(check: StoreCheck) -> str:
+    if check.ok:
+        return "ok"
+    text = check.problem
+    if "holds no vault" in text:
+        return "EMPTY"
+    if "unreachable" in text or "unreadable" in text or "not configured" in text:
+        return "DOWN"
+    if "missing" in text:
+        return "MISSING"
+    return "DAMAGED"
+
+
+def _print_checks(rows: list[tuple[str, str, FileReport | str]]) -> None:
+    reports = [r for _, _, r in rows if not isinstance(r, str)]
+    names = [c.store for c in reports[0].checks] if reports else []
+    width = max([7, *(len(n) for n in names)])
+    print(f"{'ID':<12}  " + "  ".join(f"{n:<{width}}" for n in names) + "  NAME")
+    problems = []
+    for fid, name, report in rows:
+        if isinstance(report, str):
+            print(f"{fid[:12]}  {'LOST: ' + report}  {name}")
+            continue
+        print(f"{fid[:12]}  " + "  ".join(f"{_cell(c):<{width}}" for c in report.checks)
+              + f"  {name}")
+        problems += [f"  {fid[:12]} {c.store}: {c.problem}" for c in report.checks if not c.ok]
+    if problems:
+        print("problems:")
+        print("\n".join(problems))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    _unlock(engine, args)
+    results = engine.verify(args.refs or None)
+    _print_checks([(e.id, e.name, r) for e, r in results])
+    healthy = sum(1 for _, r in results if not isinstance(r, str) and r.healthy)
+    lost = sum(1 for _, r in results if isinstance(r, str)
+               or r.good < r.opened.header.k)
+    degraded = len(results) - healthy - lost
+    print(f"verified {len(results)} files: {healthy} healthy, {degraded} degraded "
+          f"(restorable; run `cssm repair`), {lost} lost")
+    return 0 if healthy == len(results) else EXIT_ERROR
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    _unlock(engine, args)
+    adopted, results = engine.repair(args.refs or None,
+                                     listener=ProgressBar(report_damage=False))
+    for name in adopted:
+        print(f"store {name!r} was empty: it now holds this vault again")
+    bad = 0
+    for entry, res in results:
+        if isinstance(res, str):
+            bad += 1
+            print(f"cssm: error: {entry.name}: {res}", file=sys.stderr)
+        elif not res.rebuilt:
+            continue
+        elif res.after.healthy:
+            print(f"repaired {entry.id[:12]}  {entry.name}: rebuilt on {', '.join(res.rebuilt)}")
+        else:
+            bad += 1
+            print(f"cssm: error: {entry.name}: still damaged on "
+                  f"{', '.join(res.after.damaged)}", file=sys.stderr)
+    fine = len(results) - bad
+    print(f"{fine} of {len(results)} files healthy")
+    return 0 if bad == 0 else EXIT_ERROR
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    report = engine.gc(grace_seconds=args.grace_hours * 3600, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for item in report.found:
+        print(f"{verb}  {item.store}: {item.key}  ({human(item.size)}, {item.reason})")
+    if report.skipped_young:
+        print(f"left alone: {report.skipped_young} recent uploads (younger than "
+              f"{args.grace_hours:g} h; maybe still running elsewhere)")
+    if report.incomplete:
+        print(f"{len(report.incomplete)} files are restorable but not on every store: "
+              "run `cssm repair`")
+    for what, why in (report.failed or {}).items():
+        print(f"cssm: error: could not remove {what}: {why}", file=sys.stderr)
+    total = sum(i.size for i in report.found)
+    print(f"{verb} {len(report.found)} objects, {human(total)}")
+    return EXIT_ERROR if report.failed else 0
 
 
 def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
@@ -241,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     sp = add("rm", cmd_rm, "delete stored files from every store")
     sp.add_argument("refs", nargs="+", metavar="ID")
+    sp = add("verify", cmd_verify, "check every part on every store; exit 0 only if all "
+                                   "are healthy")
+    sp.add_argument("refs", nargs="*", metavar="ID")
+    sp = add("repair", cmd_repair, "rebuild missing or damaged parts from k healthy stores")
+    sp.add_argument("refs", nargs="*", metavar="ID")
+    sp = add("gc", cmd_gc, "remove what interrupted or cancelled uploads left behind")
+    sp.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    sp.add_argument("--grace-hours", type=float, default=48.0, metavar="H",
+                    help="leave anything younger alone (default: 48)")
     sp = add("catalog", None, "the local catalog")  # type: ignore[arg-type]
     csub = sp.add_subparsers(dest="sub", required=True, metavar="rebuild")
     c = csub.add_parser("rebuild", parents=[common], help="rebuild it from the stores")

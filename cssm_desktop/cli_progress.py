@@ -21,8 +21,10 @@ def human(n: float) -> str:
 class ProgressBar:
     """Listener; redraws at most 10 times a second. Damage reports always go to stderr."""
 
-    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None,
+                 report_damage: bool = True) -> None:
         self.stream = stream or sys.stderr
+        self.report_damage = report_damage
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self._lock = threading.Lock()
         self._name = ""
@@ -32,7 +34,7 @@ class ProgressBar:
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, StoreDamaged):
+            if isinstance(event, StoreDamaged) and self.report_damage:
                 self._clear()
                 print(f"warning: store {event.store!r}: {event.reason} "
                       f"(file {event.file_id[:12]}); continuing with the others",

@@ -23,13 +23,16 @@ from .core.errors import (
     NotFound,
     StoreError,
 )
+from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
 from .core.keys import KdfParams
 from .core.layout import data_key, meta_key
 from .core.progress import CancelToken, FileFailed, Listener, ignore
 from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, put_file
+from .core.repair import RepairResult, repair_file
 from .core.scan import scan
 from .core.vault import Vault, change_password, init_vault
+from .core.verify import FileReport, verify_file
 from .stores.base import Store
 
 log = logging.getLogger(__name__)
@@ -208,6 +211,53 @@ class Engine:
         if dest.is_dir():
             return dest / rel
         return dest
+
+    def verify(self, ids: list[str] | None = None, listener: Listener = ignore,
+               cancel: CancelToken | None = None) -> list[tuple[Entry, FileReport | str]]:
+        """Each file's report, or why it could not be checked; health goes to the catalog."""
+        vault = self.vault()
+        out: list[tuple[Entry, FileReport | str]] = []
+        for entry in self._selection(ids):
+            if cancel:
+                cancel.check()
+            try:
+                report = verify_file(vault, bytes.fromhex(entry.id), listener)
+            except (NotEnoughStores, FormatError) as exc:
+                self.catalog.set_health(vault.id_hex, entry.id, LOST, [])
+                out.append((entry, str(exc)))
+                continue
+            self._record_report(vault, entry, report)
+            out.append((entry, report))
+        return out
+
+    def repair(self, ids: list[str] | None = None, listener: Listener = ignore,
+               cancel: CancelToken | None = None
+               ) -> tuple[list[str], list[tuple[Entry, RepairResult | str]]]:
+        """Adopt empty replacement stores, then rebuild what is bad; (adopted, results)."""
+        vault = self.vault()
+        adopted = vault.adopt_spare_stores()
+        out: list[tuple[Entry, RepairResult | str]] = []
+        for entry in self._selection(ids):
+            try:
+                result = repair_file(vault, bytes.fromhex(entry.id), listener, cancel)
+            except (NotEnoughStores, StoreError, FormatError) as exc:
+                out.append((entry, str(exc)))
+                continue
+            self._record_report(vault, entry, result.after)
+            out.append((entry, result))
+        return adopted, out
+
+    def gc(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+           ) -> GcReport:
+        return collect_garbage(self.vault(), grace_seconds, dry_run)
+
+    def _selection(self, ids: list[str] | None) -> list[Entry]:
+        return [self.resolve(i) for i in ids] if ids else self.entries()
+
+    def _record_report(self, vault: Vault, entry: Entry, report: FileReport) -> None:
+        health = HEALTHY if report.healthy else (
+            DEGRADED if report.good >= report.opened.header.k else LOST)
+        self.catalog.set_health(vault.id_hex, entry.id, health, report.damaged)
 
     def remove(self, file_id: str) -> dict[str, str]:
         """Delete metadata then data everywhere; returns stores that could not be cleaned."""

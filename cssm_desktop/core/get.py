@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
-import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..stores.base import read_exact
 from . import parallel, shamir, zfec_pool
-from .durable import StreamingFile
+from .durable import PendingFile
 from .errors import (
     Cancelled,
     DamagedPart,
@@ -65,6 +63,8 @@ class OpenedFile:
     box: KeyBox
     damaged: dict[str, str] = field(default_factory=dict)   # store name -> reason
     meta_ok: set[int] = field(default_factory=set)          # vault indexes with good metadata
+    shares: dict[int, bytes] = field(default_factory=dict)  # vault index -> opened share
+    meta: MetaObject | None = None                          # a good copy, for its key box
 
     @property
     def name(self) -> str:
@@ -124,81 +124,97 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
         raise NotEnoughStores(len(good), k, damaged)
     chosen = sorted(good)[:k]
     ck = shamir.combine({i + 1: good[i][1] for i in chosen})
-    box = None
+    box, meta = None, None
     for index in sorted(good):
         box = good[index][0].open_box(ck)
         if box is not None:
+            meta = good[index][0]
             break
         damaged[vault.store_name(index)] = "key box failed authentication"
+        del good[index]
     if box is None:
         raise NotEnoughStores(0, k, damaged)
     for store, reason in damaged.items():
         listener(StoreDamaged(store, file_id.hex(), reason))
         log.warning("file %s: store %s: %s", file_id.hex(), store, reason)
-    return OpenedFile(file_id, first, box, damaged, set(good))
+    return OpenedFile(file_id, first, box, damaged, set(good),
+                      {i: share for i, (_, share) in good.items()}, meta)
+
+
+def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
+                to_end: bool = False) -> Iterator[tuple[int, bytes]]:
+    """Open the sealed blocks of part `index` from stripe `start` on, in order.
+
+    Raises DamagedPart (bad header, short part, failed tag, and with `to_end` trailing
+    bytes), ObjectNotFound or StoreError.
+    """
+    store = vault.stores[index]
+    key = data_key(vault.vault_id, opened.file_id)
+    h = opened.header
+    ad = FileHeader(PART_MAGIC, h.vault_id, h.file_id, h.n, h.k, h.block_size, index).to_bytes()
+    aead = AESGCM(opened.box.part_keys[index])
+    size, k, bsize = opened.box.size, h.k, h.block_size
+    stripes = stripe_count(size, k, bsize)
+
+    def damaged(reason: str) -> DamagedPart:
+        return DamagedPart(store.name, opened.file_id.hex(), reason)
+
+    offset = 0 if start == 0 else stripe_offset(start, bsize)
+    with store.open_read(key, offset) as reader:
+        if start == 0 and not hmac.compare_digest(read_exact(reader, HEADER_LEN), ad):
+            raise damaged("part header does not match the metadata")
+        for stripe in range(start, stripes):
+            final = stripe == stripes - 1
+            want = block_len(stripe, size, k, bsize) + TAG_LEN
+            sealed = read_exact(reader, want)
+            if len(sealed) != want:
+                raise damaged(f"part truncated at block {stripe}")
+            try:
+                yield stripe, aead.decrypt(block_nonce(stripe, final), sealed, ad)
+            except InvalidTag:
+                raise damaged(f"block {stripe} failed authentication") from None
+        if to_end and reader.read(1):
+            raise damaged("part is longer than its file needs")
 
 
 class _PartStream:
-    """Reads and opens the sealed blocks of one part from `start` on, in its own thread."""
+    """Feeds one part's opened blocks into a channel from its own thread."""
 
     def __init__(self, pipe: Pipeline, vault: Vault, opened: OpenedFile, index: int,
                  start: int) -> None:
         self.index = index
         self.store = vault.stores[index]
         self.out: Channel = pipe.channel(depth=3)
-        self._pipe = pipe
-        self._key = data_key(vault.vault_id, opened.file_id)
-        h = opened.header
-        self._ad = FileHeader(PART_MAGIC, h.vault_id, h.file_id, h.n, h.k, h.block_size,
-                              index).to_bytes()
-        self._aead = AESGCM(opened.box.part_keys[index])
-        self._size = opened.box.size
-        self._k = h.k
-        self._block_size = h.block_size
-        self._start = start
+        self._args = (vault, opened, index, start)
         pipe.spawn(self._run, name=f"cssm-part-{index}")
 
-    def _damaged(self, reason: str) -> DamagedPart:
-        return DamagedPart(self.store.name, self._key.rsplit("/", 1)[-1], reason)
-
     def _run(self) -> None:
-        stripes = stripe_count(self._size, self._k, self._block_size)
-        stripe = self._start
+        vault, opened, index, stripe = self._args
         try:
-            offset = 0 if stripe == 0 else stripe_offset(stripe, self._block_size)
-            with self.store.open_read(self._key, offset) as reader:
-                if stripe == 0:
-                    got = read_exact(reader, HEADER_LEN)
-                    if not hmac.compare_digest(got, self._ad):
-                        raise self._damaged("part header does not match the metadata")
-                for stripe in range(self._start, stripes):
-                    final = stripe == stripes - 1
-                    want = block_len(stripe, self._size, self._k, self._block_size) + TAG_LEN
-                    sealed = read_exact(reader, want)
-                    if len(sealed) != want:
-                        raise self._damaged(f"part truncated at block {stripe}")
-                    try:
-                        plain = self._aead.decrypt(block_nonce(stripe, final), sealed, self._ad)
-                    except InvalidTag:
-                        raise self._damaged(f"block {stripe} failed authentication") from None
-                    self.out.put((stripe, plain))
+            for done, plain in part_blocks(vault, opened, index, stripe):
+                self.out.put((done, plain))
+                stripe = done + 1
         except Aborted:
             raise
         except (StoreError, DamagedPart) as exc:
             self.out.put((stripe, exc))
         except Exception as exc:  # a broken stream must not sink the restore
-            self.out.put((stripe, DamagedPart(self.store.name, self._key, str(exc))))
+            self.out.put((stripe, DamagedPart(self.store.name, opened.file_id.hex(), str(exc))))
 
 
-def _decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: Listener,
-                    out: Channel) -> None:
-    """Pull one block per active part and stripe; swap in another part when one fails."""
+def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: Listener,
+                   out: Channel, sources: list[int] | None = None) -> None:
+    """Pull one block per active part and stripe; swap in another part when one fails.
+
+    Puts, per stripe in order, a future of the stripe's plaintext pieces.
+    """
     h = opened.header
     k, n = h.k, h.n
     size = opened.box.size
     stripes = stripe_count(size, k, h.block_size)
     # Systematic parts first: with parts 0..k-1 the stripe is a plain concatenation.
-    candidates = [i for i in range(n) if i in vault.stores]
+    candidates = [i for i in (range(n) if sources is None else sorted(sources))
+                  if i in vault.stores]
     active: dict[int, _PartStream] = {}
 
     def start_next(stripe: int) -> None:
@@ -259,7 +275,7 @@ def _next_blocks(k: int, active: dict[int, _PartStream], opened: OpenedFile, lis
     return blocks
 
 
-def _write_plain(pipe: Pipeline, fh: StreamingFile, hasher: hashlib._Hash, name: str, total: int,
+def _write_plain(pipe: Pipeline, fh: PendingFile, hasher: hashlib._Hash, name: str, total: int,
                  listener: Listener, inp: Channel) -> None:
     done = 0
     stripes_left = True
@@ -280,15 +296,13 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
     if dest.exists() and not overwrite:
         raise DestinationExists(str(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.cssm-{secrets.token_hex(6)}.partial")
-    # Owner-only while incomplete (and after: restored files stay private to the user).
-    out = StreamingFile(tmp, 0o600)
+    out = PendingFile(dest)
     pipe = Pipeline(cancel)
     hasher = hashlib.sha256()
     listener(FileStarted(box.name, box.size))
     try:
         to_writer = pipe.channel(depth=3)
-        pipe.spawn(_decode_stripes, pipe, vault, opened, listener, to_writer, name="cssm-decode")
+        pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, name="cssm-decode")
         if box.size:
             pipe.spawn(_write_plain, pipe, out, hasher, box.name, box.size, listener, to_writer,
                        name="cssm-write")
@@ -297,9 +311,10 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
         if not hmac.compare_digest(hasher.digest(), box.sha256):
             raise IntegrityError(f"{box.name}: restored bytes do not match the recorded "
                                  "SHA-256; nothing was written")
-        out.sync_and_close()
-        os.utime(tmp, ns=(box.mtime_ns, box.mtime_ns))
-        _publish(tmp, dest, overwrite)
+        try:
+            out.publish(overwrite, box.mtime_ns)
+        except FileExistsError:
+            raise DestinationExists(str(dest)) from None
     except BaseException as exc:
         out.discard()
         if isinstance(exc, Aborted):
@@ -307,20 +322,3 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
         raise
     listener(FileDone(box.name, opened.file_id.hex(), box.size))
     return dest
-
-
-def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:
-    """Rename into place; without overwrite, never replace a file that appeared meanwhile."""
-    if overwrite:
-        os.replace(tmp, dest)
-        return
-    try:
-        os.link(tmp, dest)
-    except FileExistsError:
-        raise DestinationExists(str(dest)) from None
-    except OSError:  # file systems without hard links (FAT, some network shares)
-        if dest.exists():
-            raise DestinationExists(str(dest)) from None
-        os.rename(tmp, dest)
-        return
-    tmp.unlink()

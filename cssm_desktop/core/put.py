@@ -61,7 +61,7 @@ class StoredFile:
         return self.file_id.hex()
 
 
-class _Progress:
+class PartProgress:
     """Plaintext done = the stripe every store has written; thread-safe."""
 
     def __init__(self, name: str, total: int, n: int, listener: Listener) -> None:
@@ -110,7 +110,7 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
         with fh:
             st = os.fstat(fh.fileno())
             listener(FileStarted(name, st.st_size))
-            progress = _Progress(name, st.st_size, n, listener)
+            progress = PartProgress(name, st.st_size, n, listener)
             for store in stores:
                 writers.append(store.open_write(data_key(vault.vault_id, file_id)))
             to_encoder = pipe.channel()
@@ -120,11 +120,12 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
             pipe.spawn(_encode_stripes, pipe, k, n, block_size, to_encoder, to_stores,
                        name="cssm-encode")
             for i in range(n):
-                pipe.spawn(_seal_and_write, pipe, i, stores[i].name, part_keys[i],
+                pipe.spawn(seal_and_write, pipe, i, i, stores[i].name, part_keys[i],
                            part_header.with_index(i).to_bytes(), to_stores[i], writers[i],
                            progress, name=f"cssm-write-{i}")
             pipe.join()
         cancel.check()
+        commit_all(writers, [s.name for s in stores])
         size = totals["size"]
         stored = StoredFile(file_id, name, size, st.st_mtime_ns, time.time_ns(), hasher.digest(),
                             n, k)
@@ -168,7 +169,7 @@ def _read_stripes(pipe: Pipeline, fh, source: Path, stripe_len: int, hasher,
         stripe += 1
 
 
-def _encode_one(k: int, n: int, block_size: int, final: bool, data: bytes
+def encode_stripe(k: int, n: int, block_size: int, final: bool, data: bytes
                 ) -> tuple[list[bytes | memoryview], int]:
     """All n blocks of one stripe, and how many plaintext bytes it carries."""
     plain = len(data)
@@ -188,15 +189,18 @@ def _encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int, inp: Channe
     with zfec_pool.executor() as pool:
         while True:
             stripe, final, data = inp.get()
-            job = pool.submit(_encode_one, k, n, block_size, final, data)
+            job = pool.submit(encode_stripe, k, n, block_size, final, data)
             for out in outs:
                 out.put((stripe, final, job))
             if final:
                 return
 
 
-def _seal_and_write(pipe: Pipeline, index: int, store: str, key: bytes, header: bytes,
-                    inp: Channel, writer: ObjectWriter, progress: _Progress) -> None:
+def seal_and_write(pipe: Pipeline, index: int, slot: int, store: str, key: bytes,
+                    header: bytes, inp: Channel, writer: ObjectWriter, progress: PartProgress
+                    ) -> None:
+    """Seal block `index` of every stripe and write it; the caller commits. `slot` is
+    this writer's place in `progress`."""
     aead = AESGCM(key)
     writer.write(header)
     written = len(header)
@@ -208,12 +212,18 @@ def _seal_and_write(pipe: Pipeline, index: int, store: str, key: bytes, header: 
         writer.write(sealed)
         written += len(sealed)
         plain_done += stripe_plain
-        if final:
-            pipe.check()
-            writer.commit()
-        progress.stored(index, store, plain_done, written)
+        progress.stored(slot, store, plain_done, written)
         if final:
             return
+
+
+def commit_all(writers: list[ObjectWriter], names: list[str]) -> None:
+    """Commit (fsync + rename) every part at once; the first failure is raised."""
+    for name, res in zip(names, parallel.each(lambda w: w.commit(), writers), strict=True):
+        if isinstance(res, BaseException):
+            if isinstance(res, CssmError):
+                raise res
+            raise StoreError(name, f"commit failed: {res}") from res
 
 
 def _write_metadata(vault: Vault, vmk: bytes, stored: StoredFile, part_keys: tuple[bytes, ...],

@@ -55,7 +55,13 @@ def split(secret: bytes, k: int, n: int) -> dict[int, bytes]:
 
 
 def combine(shares: Mapping[int, bytes]) -> bytes:
-    """Lagrange interpolation at x = 0 over exactly the shares given."""
+    """The secret: interpolation at x = 0 over exactly the shares given."""
+    return interpolate(shares, 0)
+
+
+def interpolate(shares: Mapping[int, bytes], at: int) -> bytes:
+    """Lagrange interpolation at `at`: 0 gives the secret, another x the share for it
+    (how repair recreates a lost share that agrees with the surviving ones)."""
     if not shares:
         raise FormatError("no shares to combine")
     xs = list(shares)
@@ -65,13 +71,13 @@ def combine(shares: Mapping[int, bytes]) -> bytes:
     if len(lengths) != 1:
         raise FormatError("shares differ in length")
     (length,) = lengths
-    # Lagrange basis at 0: l_j = prod_{m != j} x_m / (x_m - x_j); minus is xor in GF(2^8).
+    # l_j(at) = prod_{m != j} (at - x_m) / (x_j - x_m); minus is xor in GF(2^8).
     basis = {}
     for j in xs:
         num, den = 1, 1
         for m in xs:
             if m != j:
-                num = gf_mul(num, m)
+                num = gf_mul(num, at ^ m)
                 den = gf_mul(den, m ^ j)
         basis[j] = gf_mul(num, gf_inv(den))
     out = bytearray(length)

@@ -64,6 +64,10 @@ class Vault:
     # Configured position of every store; names an unreachable store by its index, which
     # is right as long as the config keeps the order it had at `init`.
     positions: dict[str, int] = field(default_factory=dict)
+    # Reachable stores that hold no vault yet (a replaced, empty bucket): repair adopts them.
+    spare: dict[str, Store] = field(default_factory=dict)
+    pk: bytes | None = None
+    unlocked_with: VaultHeader | None = None
 
     @property
     def id_hex(self) -> str:
@@ -85,6 +89,7 @@ class Vault:
         by_index: dict[int, Store] = {}
         unavailable: dict[str, str] = {}
         ids: dict[bytes, list[str]] = {}
+        spare: dict[str, Store] = {}
         for store, res in zip(stores, results, strict=True):
             if isinstance(res, VaultError):
                 raise res
@@ -95,6 +100,7 @@ class Vault:
                 continue
             if res is None:
                 unavailable[store.name] = "holds no vault"
+                spare[store.name] = store
                 continue
             ids.setdefault(res.vault_id, []).append(store.name)
             if res.index in headers:
@@ -113,7 +119,7 @@ class Vault:
             raise VaultError("the vault headers disagree about n and k")
         positions = {store.name: pos for pos, store in enumerate(stores)}
         return cls(first.vault_id, first.n, first.k, by_index, headers, unavailable,
-                   positions=positions)
+                   positions=positions, spare=spare)
 
     def unlock(self, password: str) -> bytes:
         """Try each distinct (salt, cost) once, so a half-finished password change still opens."""
@@ -122,12 +128,41 @@ class Vault:
             if (header.salt, header.kdf) in tried:
                 continue
             tried.add((header.salt, header.kdf))
+            pk = password_key(password, header.salt, header.kdf)
             try:
-                self.vmk = header.unlock(password)
-                return self.vmk
+                self.vmk = header.open_with_key(pk)
             except WrongPassword:
                 continue
+            self.pk, self.unlocked_with = pk, header
+            return self.vmk
         raise WrongPassword()
+
+    def adopt_spare_stores(self) -> list[str]:
+        """Give each missing store index to the empty store configured at that position.
+
+        Writes a vault header sealed with the key the vault was unlocked with; returns
+        the names of the stores adopted.
+        """
+        if self.pk is None or self.vmk is None:
+            raise CssmError("the vault is locked")
+        base = self.unlocked_with
+        assert base is not None
+        adopted = []
+        for name, store in list(self.spare.items()):
+            index = self.positions.get(name)
+            if index is None or index >= self.n or index in self.stores:
+                continue
+            header = VaultHeader.seal(self.vmk, self.pk, self.vault_id, self.n, self.k, index,
+                                      base.kdf, base.salt)
+            store.prepare()
+            store.put_bytes(vault_key(self.vault_id), header.to_bytes())
+            self.stores[index] = store
+            self.headers[index] = header
+            del self.spare[name]
+            self.unavailable.pop(name, None)
+            log.info("store %s adopted as store #%d of vault %s", name, index + 1, self.id_hex)
+            adopted.append(name)
+        return adopted
 
     def require_key(self) -> bytes:
         if self.vmk is None:
@@ -168,7 +203,9 @@ def init_vault(stores: list[Store], k: int, password: str, kdf: KdfParams | None
     pk = password_key(password, salt, kdf)
     headers = {i: VaultHeader.seal(vmk, pk, vault_id, n, k, i, kdf, salt) for i in range(n)}
     _write_headers(stores, headers)
-    return Vault(vault_id, n, k, dict(enumerate(stores)), headers, {}, vmk)
+    return Vault(vault_id, n, k, dict(enumerate(stores)), headers, {}, vmk,
+                 positions={s.name: i for i, s in enumerate(stores)}, pk=pk,
+                 unlocked_with=headers[0])
 
 
 def _write_headers(stores: list[Store], headers: dict[int, VaultHeader]) -> None:
@@ -197,6 +234,7 @@ def change_password(vault: Vault, old: str, new: str, kdf: KdfParams | None = No
     stores = [vault.stores[i] for i in range(vault.n)]
     _write_headers(stores, headers)
     vault.headers = headers
+    vault.pk, vault.unlocked_with = pk, headers[0]
 
 
 def read_store_header(store: Store) -> VaultHeader:

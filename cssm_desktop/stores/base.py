@@ -13,6 +13,7 @@ class ObjectInfo:
     key: str
     size: int
     modified: float  # seconds since the epoch
+    upload_id: str | None = None  # for incomplete uploads: the store's handle on it
 
 
 class ObjectWriter(ABC):
@@ -69,6 +70,14 @@ class Store(ABC):
 
     @abstractmethod
     def describe(self) -> str: ...
+
+    def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Uploads that were started and never committed (temp files, multipart uploads)."""
+        return iter(())
+
+    def discard_upload(self, info: ObjectInfo) -> None:
+        """Remove one of incomplete_uploads(); a no-op if it is already gone."""
+        return None
 
     def prepare(self) -> None:
         """Make the store ready for a new vault (create the folder); default: nothing."""

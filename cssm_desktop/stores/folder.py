@@ -113,6 +113,28 @@ class FolderStore(Store):
                     continue
                 yield ObjectInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
 
+    def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") else self.root
+        for dirpath, _dirs, files in os.walk(base):
+            for fname in files:
+                if not fname.startswith(TEMP_PREFIX):
+                    continue
+                full = Path(dirpath, fname)
+                try:
+                    st = full.stat()
+                except FileNotFoundError:
+                    continue
+                yield ObjectInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
+
+    def discard_upload(self, info: ObjectInfo) -> None:
+        path = self.root.joinpath(*info.key.split("/"))
+        if not path.name.startswith(TEMP_PREFIX):
+            raise ValueError(f"not a temporary file: {info.key}")
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(self.name, f"cannot delete {info.key}: {exc.strerror}") from exc
+
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink(missing_ok=True)

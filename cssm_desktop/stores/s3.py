@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import botocore.config
 import botocore.exceptions
+import urllib3.exceptions
 
 from ..core.errors import ObjectNotFound, StoreError
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
+
+log = logging.getLogger(__name__)
 
 # S3 parts must be >= 5 MiB except the last; 8 MiB bounds each writer's buffer.
 PART_SIZE = 8 * 1024 * 1024
@@ -104,15 +109,38 @@ class _S3Writer(ObjectWriter):
 
 
 class _S3Reader(ObjectReader):
-    def __init__(self, store: S3Store, body: Any) -> None:
+    """A GET body that resumes with a ranged GET when the connection breaks mid-object.
+
+    botocore retries whole requests, not a body that fails half-way through reading.
+    """
+
+    RESUMES = 4
+
+    def __init__(self, store: S3Store, key: str, offset: int, body: Any) -> None:
         self._store = store
+        self._key = key
+        self._offset = offset
         self._body = body
+        self._resumed = 0
 
     def read(self, size: int) -> bytes:
-        try:
-            return self._body.read(size)
-        except (botocore.exceptions.BotoCoreError, OSError) as exc:
-            raise StoreError(self._store.name, f"read failed: {exc}") from exc
+        while True:
+            try:
+                data = self._body.read(size)
+                self._offset += len(data)
+                return data
+            except (botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError,
+                    OSError) as exc:
+                if self._resumed >= self.RESUMES:
+                    raise StoreError(self._store.name, f"read of {self._key} failed: "
+                                                       f"{exc}") from exc
+                self._resumed += 1
+                log.warning("store %s: read of %s broke at byte %d (%s); resuming",
+                            self._store.name, self._key, self._offset, exc)
+                time.sleep(0.2 * 2 ** self._resumed)  # back off before asking again
+                with contextlib.suppress(Exception):
+                    self._body.close()
+                self._body = self._store._open_body(self._key, self._offset)
 
     def close(self) -> None:
         self._body.close()
@@ -169,7 +197,7 @@ class S3Store(Store):
             return getattr(self._client, op)(Bucket=self.bucket, **kw)
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404") and "Key" in kw:
+            if code in ("NoSuchKey", "404", "NoSuchUpload") and "Key" in kw:
                 raise ObjectNotFound(self.name, kw["Key"]) from None
             raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
         except botocore.exceptions.BotoCoreError as exc:
@@ -178,17 +206,19 @@ class S3Store(Store):
     def open_write(self, key: str) -> ObjectWriter:
         return _S3Writer(self, key)
 
-    def open_read(self, key: str, offset: int = 0) -> ObjectReader:
+    def _open_body(self, key: str, offset: int) -> Any:
         kw: dict[str, Any] = {"Key": key}
         if offset:
             kw["Range"] = f"bytes={offset}-"
         try:
-            resp = self._call("get_object", **kw)
+            return self._call("get_object", **kw)["Body"]
         except StoreError as exc:
-            if "InvalidRange" in exc.reason:
-                return _S3Reader(self, _Empty())
+            if "InvalidRange" in exc.reason:  # offset at or past the end: nothing to read
+                return _Empty()
             raise
-        return _S3Reader(self, resp["Body"])
+
+    def open_read(self, key: str, offset: int = 0) -> ObjectReader:
+        return _S3Reader(self, key, offset, self._open_body(key, offset))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         full = self._key(prefix)
@@ -204,6 +234,24 @@ class S3Store(Store):
             if not resp.get("IsTruncated"):
                 return
             token = resp["NextContinuationToken"]
+
+    def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        kw: dict[str, Any] = {"Prefix": full}
+        while True:
+            resp = self._call("list_multipart_uploads", **kw)
+            for up in resp.get("Uploads", []):
+                yield ObjectInfo(up["Key"][strip:], 0, up["Initiated"].timestamp(),
+                                 up["UploadId"])
+            if not resp.get("IsTruncated"):
+                return
+            kw["KeyMarker"] = resp.get("NextKeyMarker")
+            kw["UploadIdMarker"] = resp.get("NextUploadIdMarker")
+
+    def discard_upload(self, info: ObjectInfo) -> None:
+        with contextlib.suppress(ObjectNotFound):
+            self._call("abort_multipart_upload", Key=info.key, UploadId=info.upload_id)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(ObjectNotFound):

@@ -1,0 +1,136 @@
+"""Rebuild missing or damaged parts and metadata objects from k healthy stores."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+from . import parallel, shamir, zfec_pool
+from .errors import Cancelled, CssmError, IntegrityError, NotEnoughStores, StoreError
+from .format import META_MAGIC, PART_MAGIC, FileHeader, MetaObject, stripe_count
+from .get import OpenedFile, decode_stripes
+from .layout import data_key, meta_key
+from .progress import CancelToken, FileProgress, Listener, ignore
+from .put import PartProgress, commit_all, encode_stripe, seal_and_write
+from .streams import Aborted, Channel, Pipeline
+from .vault import Vault
+from .verify import OK, FileReport, verify_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    before: FileReport
+    after: FileReport
+    rebuilt: tuple[str, ...]    # stores that received a new part or metadata object
+
+    @property
+    def name(self) -> str:
+        return self.after.opened.name
+
+
+def repair_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
+                cancel: CancelToken | None = None) -> RepairResult:
+    """Verify, rewrite what is bad on every reachable store, verify again."""
+    cancel = cancel or CancelToken()
+    before = verify_file(vault, file_id, listener)
+    if before.healthy:
+        return RepairResult(before, before, ())
+    opened = before.opened
+    k = opened.header.k
+    good_data = [c.index for c in before.checks if c.data == OK]
+    bad = [c for c in before.checks if not c.ok and c.index in vault.stores]
+    if len(good_data) < k:
+        raise NotEnoughStores(len(good_data), k, {c.store: c.problem for c in before.checks
+                                                  if not c.ok}, what="repair")
+    if len(opened.shares) < k:
+        raise NotEnoughStores(len(opened.shares), k, opened.damaged, what="repair")
+    data_bad = [c.index for c in bad if c.data != OK]
+    if data_bad:
+        _rebuild_parts(vault, opened, data_bad, good_data, listener, cancel)
+    cancel.check()
+    meta_bad = [c.index for c in bad if c.meta != OK]
+    if meta_bad:
+        _rebuild_metadata(vault, opened, meta_bad)
+    rebuilt = tuple(vault.store_name(i) for i in sorted(set(data_bad) | set(meta_bad)))
+    for name in rebuilt:
+        log.info("repair %s: rebuilt on store %s", file_id.hex(), name)
+    return RepairResult(before, verify_file(vault, file_id), rebuilt)
+
+
+def _rebuild_metadata(vault: Vault, opened: OpenedFile, indexes: list[int]) -> None:
+    """A lost share is recomputed from k survivors, so it agrees with the others."""
+    vmk = vault.require_key()
+    assert opened.meta is not None
+    h = opened.header
+    header = FileHeader(META_MAGIC, h.vault_id, h.file_id, h.n, h.k, h.block_size, 0)
+    known = {i + 1: share for i, share in sorted(opened.shares.items())[:h.k]}
+    key = meta_key(vault.vault_id, opened.file_id)
+
+    def write(index: int) -> None:
+        share = shamir.interpolate(known, index + 1)
+        meta = MetaObject.seal(header.with_index(index), vmk, share, opened.meta.box_nonce,
+                               opened.meta.sealed_box)
+        vault.stores[index].put_bytes(key, meta.to_bytes())
+
+    for index, res in zip(indexes, parallel.each(write, indexes), strict=True):
+        if isinstance(res, BaseException):
+            raise res if isinstance(res, CssmError) else \
+                StoreError(vault.store_name(index), str(res))
+
+
+def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int], sources: list[int],
+                   listener: Listener, cancel: CancelToken) -> None:
+    """Decode from healthy parts, re-encode, seal and write only the target parts."""
+    h = opened.header
+    box = opened.box
+    key = data_key(vault.vault_id, opened.file_id)
+    pipe = Pipeline(cancel)
+    writers = []
+    try:
+        for index in targets:
+            writers.append(vault.stores[index].open_write(key))
+        decoded = pipe.channel(depth=3)
+        to_parts = [pipe.channel() for _ in targets]
+        hasher = hashlib.sha256()
+        progress = PartProgress(box.name, box.size, len(targets), listener)
+        pipe.spawn(decode_stripes, pipe, vault, opened, ignore, decoded, sources,
+                   name="cssm-decode")
+        pipe.spawn(_reencode, pipe, opened, decoded, to_parts, hasher, name="cssm-reencode")
+        for slot, index in enumerate(targets):
+            ad = FileHeader(PART_MAGIC, h.vault_id, h.file_id, h.n, h.k, h.block_size,
+                            index).to_bytes()
+            pipe.spawn(seal_and_write, pipe, index, slot, vault.store_name(index),
+                       box.part_keys[index], ad, to_parts[slot], writers[slot], progress,
+                       name=f"cssm-repair-{index}")
+        pipe.join()
+        cancel.check()
+        # Every block read was authenticated; the whole-file hash is one more guard
+        # before anything replaces what a store holds.
+        if not hmac.compare_digest(hasher.digest(), box.sha256):
+            raise IntegrityError(f"{box.name}: decoded bytes do not match the recorded SHA-256")
+        commit_all(writers, [vault.store_name(i) for i in targets])
+        listener(FileProgress(box.name, box.size, box.size))
+    except BaseException as exc:
+        for writer in writers:
+            writer.abort()
+        if isinstance(exc, Aborted):
+            raise pipe.first_error() or Cancelled() from None
+        raise
+
+
+def _reencode(pipe: Pipeline, opened: OpenedFile, inp: Channel, outs: list[Channel],
+              hasher: hashlib._Hash) -> None:
+    h = opened.header
+    stripes = stripe_count(opened.box.size, h.k, h.block_size)
+    with zfec_pool.executor() as pool:
+        for stripe in range(stripes):
+            data = b"".join(inp.get().result())
+            hasher.update(data)
+            final = stripe == stripes - 1
+            job = pool.submit(encode_stripe, h.k, h.n, h.block_size, final, data)
+            for out in outs:
+                out.put((stripe, final, job))
