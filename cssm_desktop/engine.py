@@ -72,10 +72,12 @@ def safe_relative(name: str) -> Path:
 
 
 class Engine:
-    def __init__(self, config: Config, catalog_path: Path | None = None) -> None:
+    def __init__(self, config: Config, catalog_path: Path | None = None,
+                 stores: list[Store] | None = None) -> None:
+        """`stores` overrides the ones the config describes (tests use tuned clients)."""
         self.config = config
         self.catalog = Catalog(catalog_path or cfgmod.data_dir() / "catalog.sqlite")
-        self._stores: list[Store] | None = None
+        self._stores: list[Store] | None = stores
         self._broken: dict[str, str] = {}
         self._vault: Vault | None = None
 

@@ -1,0 +1,102 @@
+"""SIGKILL at random points of `cssm put` and `cssm get`: never a file that can't be
+restored in the catalog, never a partial file at the destination."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.config import Config
+
+from .conftest import PASSWORD, folder_stores, write_config
+
+SIZE = 24 * 1024 * 1024
+SEEDS = range(8)
+KILLED: dict[str, int] = {"put": 0, "get": 0}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("kill")
+    cfg = write_config(root / "c.toml", Config(stores=folder_stores(root / "stores"), threshold=3))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSSM_")}
+    env.update(CSSM_CONFIG=str(cfg), CSSM_PASSWORD=PASSWORD, HOME=str(root / "home"),
+               XDG_DATA_HOME=str(root / "data"), XDG_STATE_HOME=str(root / "state"))
+    src = root / "big.bin"
+    src.write_bytes(os.urandom(SIZE))
+    world = {"root": root, "env": env, "src": src}
+    _cssm(world, "init")
+    start = time.monotonic()
+    _cssm(world, "put", str(src))
+    world["put_seconds"] = time.monotonic() - start
+    world["good_id"] = json.loads(_cssm(world, "ls", "--json"))[0]["id"]
+    return world
+
+
+def _cssm(world: dict[str, object], *args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "cssm_desktop.cli", *args], env=world["env"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _killed_run(world: dict[str, object], seed: int, *args: str) -> bool:
+    """Start the command, SIGKILL it at a seeded moment; True if it finished first."""
+    delay = random.Random(seed).uniform(0.05, 1.2 * float(world["put_seconds"]))
+    proc = subprocess.Popen([sys.executable, "-m", "cssm_desktop.cli", *args],
+                            env=world["env"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=delay)  # the fault: the moment the process dies
+        return True
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return False
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_killed_put_leaves_no_unrestorable_file(world: dict[str, object], seed: int,
+                                                tmp_path: Path) -> None:
+    src = tmp_path / f"victim-{seed}.bin"
+    data = os.urandom(SIZE)
+    src.write_bytes(data)
+    KILLED["put"] += not _killed_run(world, seed, "put", str(src))
+    listed = [e for e in json.loads(_cssm(world, "ls", "--json")) if e["name"] == src.name]
+    for entry in listed:  # in the catalog means complete and restorable
+        out = tmp_path / "back.bin"
+        _cssm(world, "get", entry["id"], "-o", str(out))
+        assert out.read_bytes() == data
+    # What the kill left behind is either restorable (repair completes it) or garbage.
+    _cssm(world, "gc", "--grace-hours", "0")
+    _cssm(world, "repair")
+    _cssm(world, "verify")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_killed_get_leaves_no_partial_file(world: dict[str, object], seed: int,
+                                           tmp_path: Path) -> None:
+    dest = tmp_path / "restore"
+    dest.mkdir()
+    finished = _killed_run(world, 100 + seed, "get", str(world["good_id"]), "-o", str(dest))
+    KILLED["get"] += not finished
+    files = list(dest.iterdir())
+    if files:  # only ever the whole file, under its own name
+        assert [f.name for f in files] == ["big.bin"]
+        assert files[0].read_bytes() == Path(str(world["src"])).read_bytes()
+    else:
+        assert not finished
+
+
+def test_the_kills_really_happened() -> None:
+    """Runs after the cases above: most seeds must have killed a command mid-way."""
+    assert KILLED["put"] >= len(SEEDS) // 2, KILLED
+    assert KILLED["get"] >= len(SEEDS) // 4, KILLED
