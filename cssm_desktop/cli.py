@@ -128,7 +128,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     engine = _engine(args)
     entry = engine.resolve(args.ref)
     dest = args.output
-    target = engine._destination(entry.name, dest)
+    target = engine.destination(entry.name, dest)
     if target.exists() and not args.force:
         raise DestinationExists(str(target))
     _unlock(engine, args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -140,10 +141,50 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
     return cfg
 
 
+def _toml_string(value: str) -> str:
+    """A TOML basic string. JSON's escapes are TOML's, except that TOML also wants DEL
+    escaped; written by hand because the schema is flat and tomllib only reads."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def dump_config(cfg: Config) -> str:
+    lines = ["# CSSM Desktop settings. Secret keys are kept in the OS keyring, not here.",
+             f"threshold = {int(cfg.threshold)}", ""]
+    for store in cfg.stores:
+        lines.append("[[store]]")
+        for f in fields(StoreConfig):
+            value = getattr(store, f.name)
+            if value:
+                lines.append(f"{f.name} = {_toml_string(str(value))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Validate, then write atomically (a crash leaves the old file or the new one)."""
+    from .core.durable import atomic_write_bytes
+
+    cfg.validate()
+    text = dump_config(cfg)
+    parse_config(text.encode("utf-8"), path)  # what we write must read back
+    atomic_write_bytes(path, text.encode("utf-8"))
+    cfg.path = path
+
+
+# Secrets kept for this session only, when the OS keyring cannot hold them (never on disk).
+_session_secrets: dict[str, str] = {}
+
+
+def keep_secret_for_session(store_name: str, secret: str) -> None:
+    _session_secrets[store_name] = secret
+
+
 def get_secret(store_name: str) -> str | None:
     import keyring
     import keyring.errors
 
+    if store_name in _session_secrets:
+        return _session_secrets[store_name]
     try:
         return keyring.get_password(KEYRING_SERVICE, store_name)
     except keyring.errors.KeyringError as exc:
@@ -158,6 +199,7 @@ def set_secret(store_name: str, secret: str) -> None:
         keyring.set_password(KEYRING_SERVICE, store_name, secret)
     except keyring.errors.KeyringError as exc:
         raise StoreError(store_name, f"the OS keyring is not available: {exc}") from exc
+    _session_secrets.pop(store_name, None)
 
 
 def make_store(cfg: StoreConfig) -> Store:

@@ -182,7 +182,7 @@ class Engine:
     def get(self, entry: Entry, dest: Path | None = None, force: bool = False,
             listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:
         vault = self.vault()
-        target = self._destination(entry.name, dest)
+        target = self.destination(entry.name, dest)
         opened = open_file(vault, bytes.fromhex(entry.id), listener)
         try:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
@@ -206,7 +206,7 @@ class Engine:
         return self.vault().k
 
     @staticmethod
-    def _destination(name: str, dest: Path | None) -> Path:
+    def destination(name: str, dest: Path | None) -> Path:
         rel = safe_relative(name)
         if dest is None:
             return Path.cwd() / rel

@@ -1,0 +1,42 @@
+"""What the window works on: where the config lives, and the engine built from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config, config_path, data_dir, load_config, save_config
+from ..core.errors import ConfigError
+from ..engine import Engine
+
+
+class AppContext:
+    def __init__(self, config_file: Path | None = None, catalog_file: Path | None = None
+                 ) -> None:
+        self.config_file = config_path(config_file)
+        self.catalog_file = catalog_file or data_dir() / "catalog.sqlite"
+        self.engine: Engine | None = None
+        self.config_error: str | None = None
+        self.reload()
+
+    @property
+    def first_run(self) -> bool:
+        return not self.config_file.exists()
+
+    def reload(self) -> None:
+        """Rebuild the engine from the file (after settings changed); locks the vault."""
+        self.engine = None
+        self.config_error = None
+        if self.first_run:
+            return
+        try:
+            self.engine = Engine(load_config(self.config_file), self.catalog_file)
+        except ConfigError as exc:
+            self.config_error = str(exc)
+
+    def save(self, cfg: Config) -> None:
+        save_config(cfg, self.config_file)
+        self.reload()
+
+    @property
+    def config(self) -> Config | None:
+        return self.engine.config if self.engine else None

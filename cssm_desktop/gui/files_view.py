@@ -1,0 +1,93 @@
+"""The stored files (from the catalog): a sortable, filterable table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from ..catalog import DEGRADED, HEALTHY, LOST, Entry
+from ..cli_progress import human
+
+COLUMNS = ("Name", "Size", "Stored at", "Health")
+HEALTH_TEXT = {HEALTHY: "✔ healthy", DEGRADED: "⚠ degraded", LOST: "✖ lost"}
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class FilesModel(QAbstractTableModel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entries: list[Entry] = []
+
+    def set_entries(self, entries: list[Entry]) -> None:
+        self.beginResetModel()
+        self.entries = list(entries)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.tr(COLUMNS[section])
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        e = self.entries[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (e.name, human(e.size),
+                    datetime.fromtimestamp(e.stored_at_ns / 1e9).strftime("%Y-%m-%d %H:%M"),
+                    self.tr(HEALTH_TEXT.get(e.health, e.health)))[col]
+        if role == SORT_ROLE:
+            return (e.name.lower(), e.size, e.stored_at_ns, e.health)[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            tip = f"{e.name}\n{e.id}\n{e.k} of {e.n} stores needed"
+            if e.damaged:
+                tip += "\n" + self.tr("Damaged or missing on: ") + e.damaged.replace(",", ", ")
+            return tip
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 1:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class FilesView(QTableView):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = FilesModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.source)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(0)
+        self.setModel(self.proxy)
+        self.setSortingEnabled(True)
+        self.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().hide()
+        self.setAlternatingRowColors(True)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+
+    def selected_entries(self) -> list[Entry]:
+        rows = {self.proxy.mapToSource(i).row() for i in self.selectionModel().selectedRows()}
+        return [self.source.entries[r] for r in sorted(rows)]

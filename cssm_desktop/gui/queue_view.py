@@ -1,0 +1,87 @@
+"""The upload queue: one row per job with a progress bar and a cancel button."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QKeyEvent, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QHeaderView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QTableView,
+    QToolButton,
+    QWidget,
+)
+
+from .jobs import CANCEL_COLUMN, FINAL, PROGRESS_COLUMN, JobQueue
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)  # type: ignore[attr-defined]
+        bar.minimum, bar.maximum = 0, 100
+        bar.progress = int(index.data(Qt.ItemDataRole.UserRole) or 0)
+        bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        bar.textVisible = True
+        bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined]
+        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
+        bar.palette = option.palette  # type: ignore[attr-defined]
+        QApplication.style().drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
+
+
+class QueueView(QTableView):
+    """Delete or Backspace cancels the selected jobs."""
+
+    def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.queue = queue
+        self.setModel(queue)
+        self.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self))
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().hide()
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(PROGRESS_COLUMN, QHeaderView.ResizeMode.Fixed)
+        self.setColumnWidth(PROGRESS_COLUMN, 220)
+        for col in (1, 3, 4, CANCEL_COLUMN):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        queue.rowsInserted.connect(self._add_buttons)
+        queue.modelReset.connect(lambda: self._add_buttons(QModelIndex(), 0,
+                                                           queue.rowCount() - 1))
+        queue.dataChanged.connect(self._refresh_button)
+
+    def _add_buttons(self, _parent: QModelIndex, first: int, last: int) -> None:
+        for row in range(first, last + 1):
+            if self.queue.jobs[row].state in FINAL:
+                continue
+            button = QToolButton(self)
+            button.setText("✕")
+            button.setAutoRaise(True)
+            button.setToolTip(self.tr("Cancel this upload"))
+            button.clicked.connect(lambda _c=False, job=self.queue.jobs[row]:
+                                   self.queue.cancel(self.queue.jobs.index(job)))
+            self.setIndexWidget(self._cancel_index(row), button)
+
+    def _cancel_index(self, row: int) -> QModelIndex:
+        return self.queue.index(row, CANCEL_COLUMN)
+
+    def _refresh_button(self, top_left: QModelIndex, *_args: object) -> None:
+        """A finished job has nothing left to cancel: its button goes."""
+        row = top_left.row()
+        if 0 <= row < len(self.queue.jobs) and self.queue.jobs[row].state in FINAL \
+                and self.indexWidget(self._cancel_index(row)) is not None:
+            self.setIndexWidget(self._cancel_index(row), None)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            for index in self.selectionModel().selectedRows():
+                self.queue.cancel(index.row())
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,340 @@
+"""Stores and threshold. Secrets go to the OS keyring, never into the config file."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..config import Config, StoreConfig, get_secret, keep_secret_for_session, set_secret
+from ..core.errors import ConfigError, StoreError
+from ..stores.folder import FolderStore
+from ..stores.s3 import S3Store
+from . import workers
+
+S3_FIELDS = (("name", "&Name:"), ("endpoint_url", "&Endpoint URL:"), ("region", "Re&gion:"),
+             ("bucket", "&Bucket:"), ("prefix", "&Prefix:"),
+             ("access_key_id", "&Access key ID:"))
+SAVED_SECRET = "•" * 8
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, config: Config | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Settings"))
+        self.setMinimumSize(720, 440)
+        base = config or Config(stores=[], threshold=3)
+        self.stores: list[StoreConfig] = copy.deepcopy(base.stores)
+        self.original_names = [s.name for s in self.stores]
+        self.secrets: dict[int, str] = {}   # row -> secret typed in this dialog
+        self.saved_config: Config | None = None
+        self._loading = False
+
+        self.list = QListWidget()
+        self.list.currentRowChanged.connect(self._select)
+        self.add_s3_button = add_s3 = QPushButton(self.tr("Add S3 &bucket"))
+        add_s3.clicked.connect(lambda: self._add("s3"))
+        self.add_folder_button = add_folder = QPushButton(self.tr("Add &folder"))
+        add_folder.clicked.connect(lambda: self._add("folder"))
+        self.remove_button = QPushButton(self.tr("&Remove"))
+        self.remove_button.clicked.connect(self._remove)
+        left = QVBoxLayout()
+        left.addWidget(QLabel(self.tr("Stores (each part of a file goes to a different one):")))
+        left.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        for b in (add_s3, add_folder, self.remove_button):
+            row.addWidget(b)
+        left.addLayout(row)
+
+        self.stack = QStackedWidget()
+        empty = QLabel(self.tr("Add an S3-compatible bucket (AWS, Backblaze B2, Wasabi, "
+                               "Cloudflare R2, MinIO, …) or a folder (a USB disk, a NAS "
+                               "mount). Five stores with 3 needed is a good start."))
+        empty.setWordWrap(True)
+        empty.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.stack.addWidget(empty)
+        self.s3_fields: dict[str, QLineEdit] = {}
+        s3_page = QWidget()
+        s3_form = QFormLayout(s3_page)
+        for key, label in S3_FIELDS:
+            edit = QLineEdit()
+            edit.textEdited.connect(lambda text, k=key: self._edited(k, text))
+            self.s3_fields[key] = edit
+            s3_form.addRow(self.tr(label), edit)
+        self.s3_fields["endpoint_url"].setPlaceholderText(self.tr("empty for AWS S3"))
+        self.s3_fields["prefix"].setPlaceholderText(self.tr("optional"))
+        self.secret = QLineEdit()
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secret.textEdited.connect(self._secret_edited)
+        s3_form.addRow(self.tr("&Secret key:"), self.secret)
+        note = QLabel(self.tr("The secret key is kept in the system keyring, not in the "
+                              "settings file."))
+        note.setWordWrap(True)
+        s3_form.addRow("", note)
+        self.stack.addWidget(s3_page)
+        folder_page = QWidget()
+        folder_form = QFormLayout(folder_page)
+        self.folder_name = QLineEdit()
+        self.folder_name.textEdited.connect(lambda t: self._edited("name", t))
+        self.folder_path = QLineEdit()
+        self.folder_path.textEdited.connect(lambda t: self._edited("path", t))
+        pick = QPushButton(self.tr("Choose…"))
+        pick.clicked.connect(self._pick_folder)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.folder_path, 1)
+        path_row.addWidget(pick)
+        folder_form.addRow(self.tr("&Name:"), self.folder_name)
+        folder_form.addRow(self.tr("F&older:"), path_row)
+        self.stack.addWidget(folder_page)
+
+        self.test_button = QPushButton(self.tr("&Test connection"))
+        self.test_button.clicked.connect(self._test)
+        self.test_result = QLabel()
+        self.test_result.setWordWrap(True)
+        self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        right = QVBoxLayout()
+        right.addWidget(self.stack, 1)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_result, 1)
+        right.addLayout(test_row)
+
+        columns = QHBoxLayout()
+        columns.addLayout(left, 2)
+        columns.addLayout(right, 3)
+
+        self.threshold = QSpinBox()
+        self.threshold.setRange(1, 16)
+        self.threshold.setValue(base.threshold)
+        # What the user asked for; the spin box only narrows it while there are fewer stores.
+        self._wanted_k = base.threshold
+        self.threshold.valueChanged.connect(self._k_changed)
+        self.of_n = QLabel()
+        k_row = QHBoxLayout()
+        k_label = QLabel(self.tr("Stores needed to &restore a file:"))
+        k_label.setBuddy(self.threshold)
+        k_row.addWidget(k_label)
+        k_row.addWidget(self.threshold)
+        k_row.addWidget(self.of_n)
+        k_row.addStretch(1)
+
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(columns, 1)
+        layout.addLayout(k_row)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        self._refresh_list()
+        if self.stores:
+            self.list.setCurrentRow(0)
+        else:
+            self._select(-1)
+
+    # -- list and forms
+    def _label(self, s: StoreConfig) -> str:
+        where = s.path if s.type == "folder" else f"s3://{s.bucket or '?'}"
+        return f"{s.name or self.tr('(unnamed)')}  —  {where or '?'}"
+
+    def _refresh_list(self) -> None:
+        row = self.list.currentRow()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for s in self.stores:
+            self.list.addItem(self._label(s))
+        self.list.blockSignals(False)
+        if 0 <= row < len(self.stores):
+            self.list.setCurrentRow(row)
+        n = len(self.stores)
+        self._loading = True
+        self.threshold.setMaximum(max(1, n))
+        self.threshold.setValue(min(self._wanted_k, max(1, n)))
+        self._loading = False
+        self.of_n.setText(self.tr("of %1 stores").replace("%1", str(n)))
+        self.remove_button.setEnabled(n > 0)
+
+    def _k_changed(self, value: int) -> None:
+        if not self._loading:
+            self._wanted_k = value
+
+    def current(self) -> StoreConfig | None:
+        row = self.list.currentRow()
+        return self.stores[row] if 0 <= row < len(self.stores) else None
+
+    def _select(self, row: int) -> None:
+        self.test_result.clear()
+        store = self.current()
+        self.test_button.setEnabled(store is not None)
+        self._loading = True
+        if store is None:
+            self.stack.setCurrentIndex(0)
+        elif store.type == "s3":
+            self.stack.setCurrentIndex(1)
+            for key, edit in self.s3_fields.items():
+                edit.setText(getattr(store, key) or "")
+            has_saved = row < len(self.original_names) and bool(self._saved_secret(store))
+            self.secret.setText(self.secrets.get(row, ""))
+            self.secret.setPlaceholderText(
+                self.tr("saved in the keyring; type to replace") if has_saved
+                else self.tr("required with an access key ID"))
+        else:
+            self.stack.setCurrentIndex(2)
+            self.folder_name.setText(store.name)
+            self.folder_path.setText(store.path or "")
+        self._loading = False
+
+    def _saved_secret(self, store: StoreConfig) -> str | None:
+        row = self.stores.index(store)
+        original = self.original_names[row] if row < len(self.original_names) else None
+        if not original:
+            return None
+        try:
+            return get_secret(original)
+        except StoreError:
+            return None
+
+    def _edited(self, key: str, text: str) -> None:
+        store = self.current()
+        if store is None or self._loading:
+            return
+        setattr(store, key, text.strip() or None if key != "name" else text.strip())
+        self.list.currentItem().setText(self._label(store))
+
+    def _secret_edited(self, text: str) -> None:
+        if not self._loading:
+            self.secrets[self.list.currentRow()] = text
+
+    def _unique_name(self, base: str) -> str:
+        names = {s.name for s in self.stores}
+        i = 1
+        while f"{base}{i}" in names:
+            i += 1
+        return f"{base}{i}"
+
+    def _add(self, kind: str) -> None:
+        name = self._unique_name("bucket" if kind == "s3" else "folder")
+        self.stores.append(StoreConfig(name=name, type=kind))
+        self._refresh_list()
+        self.list.setCurrentRow(len(self.stores) - 1)
+        (self.s3_fields["name"] if kind == "s3" else self.folder_name).setFocus()
+        if kind == "folder":
+            self._pick_folder()
+
+    def _remove(self) -> None:
+        row = self.list.currentRow()
+        if row < 0:
+            return
+        del self.stores[row]
+        if row < len(self.original_names):
+            del self.original_names[row]
+        self.secrets = {(r if r < row else r - 1): v for r, v in self.secrets.items() if r != row}
+        self._refresh_list()
+        self.list.setCurrentRow(min(row, len(self.stores) - 1))
+
+    def _pick_folder(self) -> None:
+        store = self.current()
+        if store is None:
+            return
+        chosen = QFileDialog.getExistingDirectory(self, self.tr("Folder for this store"),
+                                                  store.path or "")
+        if chosen:
+            store.path = chosen
+            self.folder_path.setText(chosen)
+            self.list.currentItem().setText(self._label(store))
+
+    # -- test connection
+    def secret_for(self, row: int) -> str | None:
+        if self.secrets.get(row):
+            return self.secrets[row]
+        return self._saved_secret(self.stores[row])
+
+    def _test(self) -> None:
+        row = self.list.currentRow()
+        store = self.current()
+        if store is None:
+            return
+        try:
+            store.validate()
+            target: Any
+            if store.type == "folder":
+                target = FolderStore(store.name, store.path or "")
+            else:
+                target = S3Store(store.name, store.bucket or "", endpoint_url=store.endpoint_url,
+                                 region=store.region, prefix=store.prefix or "",
+                                 access_key_id=store.access_key_id,
+                                 secret_access_key=self.secret_for(row), profile=store.profile,
+                                 max_attempts=2, connect_timeout=5, read_timeout=15)
+        except (ConfigError, StoreError) as exc:
+            self._tested(row, str(exc))
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setText(self.tr("Testing…"))
+        workers.start(workers.Call(target.check), succeeded=lambda _r: self._tested(row, None),
+                      failed=lambda err: self._tested(row, err))
+
+    def _tested(self, row: int, error: str | None) -> None:
+        self.test_button.setEnabled(True)
+        if row != self.list.currentRow():
+            return
+        if error is None:
+            self.test_result.setText("✔ " + self.tr("Works: a probe was written, read back and "
+                                                    "deleted."))
+        else:
+            prefix = f"store {self.stores[row].name!r}: "
+            self.test_result.setText("✖ " + error.removeprefix(prefix))
+
+    # -- save
+    def save(self) -> None:
+        cfg = Config(stores=copy.deepcopy(self.stores), threshold=self.threshold.value())
+        try:
+            cfg.validate()
+            for row, store in enumerate(cfg.stores):
+                if store.type == "s3" and store.access_key_id and not self.secret_for(row):
+                    raise ConfigError(f"store {store.name!r}: enter its secret key")
+        except ConfigError as exc:
+            self.error.setText("⚠ " + str(exc).removeprefix("config: "))
+            return
+        for row, store in enumerate(cfg.stores):
+            secret = self.secrets.get(row)
+            renamed = row < len(self.original_names) and self.original_names[row] != store.name
+            if not secret and renamed and store.type == "s3":
+                secret = self._saved_secret(self.stores[row])
+            if secret and store.type == "s3":
+                self._store_secret(store.name, secret)
+        self.saved_config = cfg
+        self.accept()
+
+    def _store_secret(self, name: str, secret: str) -> None:
+        try:
+            set_secret(name, secret)
+        except StoreError as exc:
+            answer = QMessageBox.warning(
+                self, self.tr("No keyring"),
+                self.tr("The system keyring could not save the secret for %1 (%2).\n\n"
+                        "Keep it for this session only? You will have to enter it again "
+                        "after a restart. It is never written to a file.")
+                .replace("%1", name).replace("%2", exc.reason),
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+            if answer == QMessageBox.StandardButton.Yes:
+                keep_secret_for_session(name, secret)

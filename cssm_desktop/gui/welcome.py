@@ -1,0 +1,125 @@
+"""The first-run page, and the dialog that creates a vault of local folders."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def strength(password: str) -> tuple[int, str]:
+    """A rough hint (0-3), not a guarantee: length counts most, then variety.
+
+    Written here to avoid a dependency for a hint; the real protection is Argon2id.
+    """
+    classes = sum(any(f(c) for c in password) for f in (str.islower, str.isupper, str.isdigit,
+                                                        lambda c: not c.isalnum()))
+    score = (len(password) >= 8) + (len(password) >= 12) + (len(password) >= 16 or
+                                                          (len(password) >= 10 and classes >= 3))
+    return score, ("too weak", "weak", "fair", "strong")[score]
+
+
+class NewPasswordDialog(QDialog):
+    """Asks for a new password twice and shows a strength hint."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.first = QLineEdit()
+        self.second = QLineEdit()
+        for edit in (self.first, self.second):
+            edit.setEchoMode(QLineEdit.EchoMode.Password)
+            edit.textChanged.connect(self._check)
+        self.hint = QLabel()
+        intro = QLabel(self.tr("This password unlocks your vault on any computer. It cannot "
+                               "be recovered: keep it somewhere safe."))
+        intro.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow(self.tr("&Password:"), self.first)
+        form.addRow(self.tr("&Repeat:"), self.second)
+        form.addRow("", self.hint)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+        self._check()
+
+    def _check(self) -> None:
+        pw = self.first.text()
+        score, word = strength(pw)
+        text = self.tr("Strength: ") + self.tr(word)
+        if self.second.text() and self.second.text() != pw:
+            text = "⚠ " + self.tr("The passwords differ.")
+        self.hint.setText(text)
+        ok = bool(pw) and pw == self.second.text() and score >= 1
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+
+    def password(self) -> str:
+        return self.first.text()
+
+
+class WelcomePage(QWidget):
+    add_buckets = Signal()
+    try_local = Signal()
+    connect_existing = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        title = QLabel(self.tr("Welcome to CSSM Desktop"))
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        font.setBold(True)
+        title.setFont(font)
+        text = QLabel(self.tr(
+            "Your files are encrypted on this computer, cut into parts, and spread over "
+            "several buckets or folders. Any few of them bring a file back; fewer reveal "
+            "nothing, even with your password."))
+        text.setWordWrap(True)
+        buttons = []
+        for label, detail, signal in (
+                (self.tr("&Add my buckets"),
+                 self.tr("S3, Backblaze B2, Wasabi, R2, MinIO… or folders on other disks."),
+                 self.add_buckets),
+                (self.tr("&Try it with local folders"),
+                 self.tr("Five folders on this computer, to see how it works in a minute."),
+                 self.try_local),
+                (self.tr("&Connect to an existing vault"),
+                 self.tr("New computer? Add the same stores, enter your password, and your "
+                         "files are listed again."), self.connect_existing)):
+            button = QPushButton(label)
+            button.setMinimumHeight(44)
+            button.clicked.connect(signal)
+            hint = QLabel(detail)
+            hint.setWordWrap(True)
+            buttons += [button, hint]
+        column = QWidget()
+        column.setMaximumWidth(640)
+        inner = QVBoxLayout(column)
+        inner.addWidget(title)
+        inner.addWidget(text)
+        inner.addSpacing(20)
+        for i, w in enumerate(buttons):
+            inner.addWidget(w)
+            if i % 2:
+                inner.addSpacing(14)
+        outer = QHBoxLayout(self)
+        outer.addStretch(1)
+        box = QVBoxLayout()
+        box.addSpacing(36)
+        box.addWidget(column)
+        box.addStretch(1)
+        outer.addLayout(box, 4)
+        outer.addStretch(1)

@@ -1,0 +1,196 @@
+"""QThread workers: each wraps one engine call and reports through typed Qt signals.
+
+The engine knows nothing of Qt; a worker turns its listener events into signals (at
+most ~20 a second, so a fast pipeline cannot flood the event loop) and its cancel
+token into a `cancel()` slot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.errors import CssmError
+from ..core.progress import CancelToken, Event, FileProgress, StoreDamaged
+
+log = logging.getLogger(__name__)
+
+# Threads, their workers and relays, kept referenced until done: a QObject without a
+# parent is deleted with its last Python reference, connections and all.
+_running: dict[QThread, tuple[QObject, QObject]] = {}
+
+
+class Worker(QObject):
+    """Subclasses implement work(); exactly one of succeeded/failed, then finished."""
+
+    progress = Signal(int, int)          # bytes done, bytes total (current file)
+    damaged = Signal(str, str)           # store, reason
+    succeeded = Signal(object)
+    failed = Signal(str)
+    finished = Signal()
+
+    EMIT_EVERY = 0.05  # seconds between progress signals
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = CancelToken()
+        self._last_emit = 0.0
+        self._lock = threading.Lock()
+
+    def work(self) -> Any:
+        raise NotImplementedError
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self.work()
+        except CssmError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug must end up in the log and the UI, not vanish
+            log.exception("worker %s crashed", type(self).__name__)
+            self.failed.emit(f"unexpected error: {exc}")
+        else:
+            self.succeeded.emit(result)
+        finally:
+            self.finished.emit()
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def listen(self, event: Event) -> None:
+        """Engine listener: called on pipeline threads; signals are queued to the UI."""
+        if isinstance(event, StoreDamaged):
+            self.damaged.emit(event.store, event.reason)
+        elif isinstance(event, FileProgress):
+            now = time.monotonic()
+            with self._lock:
+                if now - self._last_emit < self.EMIT_EVERY and event.done < event.total:
+                    return
+                self._last_emit = now
+            self.progress.emit(event.done, event.total)
+
+
+class _Relay(QObject):
+    """Lives on the calling (UI) thread, so the callbacks run there too.
+
+    A plain Python callable connected to a worker's signal would run on the worker's
+    thread (PySide6 has no receiver to queue to); slots of a QObject are queued.
+    """
+
+    def __init__(self, callbacks: dict[str, Callable[..., None]]) -> None:
+        super().__init__()
+        self._callbacks = callbacks
+
+    @Slot(object)
+    def succeeded(self, result: object) -> None:
+        self._call("succeeded", result)
+
+    @Slot(str)
+    def failed(self, error: str) -> None:
+        self._call("failed", error)
+
+    @Slot(int, int)
+    def progress(self, done: int, total: int) -> None:
+        self._call("progress", done, total)
+
+    @Slot(str, str)
+    def damaged(self, store: str, reason: str) -> None:
+        self._call("damaged", store, reason)
+
+    @Slot(int, str)
+    def current(self, index: int, name: str) -> None:
+        self._call("current", index, name)
+
+    @Slot()
+    def finished(self) -> None:
+        self._call("finished")
+
+    @Slot()
+    def thread_done(self) -> None:
+        """The QThread has stopped (not just been asked to): only now may it be released,
+        on the UI thread, after every result slot above has run."""
+        for thread, (_worker, relay) in list(_running.items()):
+            if relay is self:
+                del _running[thread]
+
+    def _call(self, name: str, *args: object) -> None:
+        callback = self._callbacks.get(name)
+        if callback is not None:
+            callback(*args)
+
+
+def start(worker: Worker, **callbacks: Callable[..., None]) -> QThread:
+    """Run the worker on a new QThread. Callbacks (succeeded, failed, progress, damaged,
+    current, finished) run on the thread that called start: the UI thread."""
+    relay = _Relay(callbacks)
+    for name in {*callbacks, "finished"}:
+        getattr(worker, name).connect(getattr(relay, name))
+    thread = QThread()
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit)
+    thread.finished.connect(relay.thread_done)
+    _running[thread] = (worker, relay)
+    thread.start()
+    return thread
+
+
+def wait_all(timeout_ms: int = 30_000) -> None:
+    """At exit: let running threads end (their jobs were cancelled first)."""
+    for thread in list(_running):
+        with contextlib.suppress(RuntimeError):  # already deleted by Qt
+            thread.wait(timeout_ms)
+
+
+def busy() -> int:
+    return len(_running)
+
+
+class Call(Worker):
+    """Any engine call that needs no progress: unlock, open the vault, list files, ..."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self._fn = fn
+
+    def work(self) -> Any:
+        return self._fn()
+
+
+class PutWorker(Worker):
+    def __init__(self, engine: Any, source: Path, name: str) -> None:
+        super().__init__()
+        self.engine, self.source, self.name = engine, source, name
+
+    def work(self) -> Any:
+        vault = self.engine.vault()
+        result = self.engine.put_one(vault, self.source, self.name, self.listen, self.token)
+        if result.error:
+            raise CssmError(result.error)
+        return result
+
+
+class RestoreWorker(Worker):
+    """Restores entries one after the other; `current` says which (index, entry)."""
+
+    current = Signal(int, str)
+
+    def __init__(self, engine: Any, jobs: list[tuple[Any, Path, bool]]) -> None:
+        super().__init__()
+        self.engine, self.jobs = engine, jobs
+
+    def work(self) -> list[Path]:
+        done = []
+        for i, (entry, target, force) in enumerate(self.jobs):
+            self.token.check()
+            self.current.emit(i, entry.name)
+            done.append(self.engine.get(entry, target, force=force, listener=self.listen,
+                                        cancel=self.token))
+        return done

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Render the real widgets offscreen into docs/*.png (run after any GUI change).
+
+A temporary vault of five folders holds a few real files; the upload queue is caught
+mid-way by filling its jobs with progress figures, so the picture shows a live queue.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="cssm-shots-"))
+    for var, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"),
+                     ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state")):
+        os.environ[var] = str(tmp / sub)
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName("cssm-desktop")
+    QCoreApplication.setApplicationName("CSSM Desktop")
+    app = QApplication([])
+    app.setStyle("Fusion")
+    from cssm_desktop.config import Config, StoreConfig
+    from cssm_desktop.gui import workers
+    from cssm_desktop.gui.app import wait_for
+    from cssm_desktop.gui.context import AppContext
+    from cssm_desktop.gui.jobs import Job, State
+    from cssm_desktop.gui.main_window import MainWindow
+    from cssm_desktop.gui.restore_dialog import RestoreDialog
+    from cssm_desktop.gui.settings_dialog import SettingsDialog
+
+    out = ROOT / "docs"
+    docs = {}
+
+    # First run
+    ctx = AppContext(config_file=tmp / "first.toml", catalog_file=tmp / "first.sqlite")
+    window = MainWindow(ctx)
+    window.resize(980, 640)
+    window.show()
+    app.processEvents()
+    docs["first-run.png"] = window.grab()
+    window.close()
+
+    # A vault with files, and a queue in progress
+    ctx = AppContext(config_file=tmp / "config.toml", catalog_file=tmp / "catalog.sqlite")
+    window = MainWindow(ctx)
+    window.resize(980, 700)
+    window.show()
+    window.create_local_vault("screenshot password", root=tmp / "stores")
+    wait_for(window.vault_ready, 60, "vault")
+    src = tmp / "Documents"
+    (src / "Taxes 2026").mkdir(parents=True)
+    for name, size in (("Taxes 2026/return.pdf", 412_000), ("Taxes 2026/receipts.zip", 3_100_000),
+                       ("family-photos.tar", 5_800_000), ("passport scan.jpg", 870_000),
+                       ("notes.md", 12_400)):
+        (src / name).write_bytes(os.urandom(size))
+    window.add_paths([src])
+    wait_for(window.queue.all_finished, 120, "uploads")
+    wait_for(window.files_loaded, 30, "files")
+    window.queue.clear_finished()
+    now = time.monotonic()
+    jobs = [Job(Path("/home/ana/Videos/holiday-2026.mkv"), "holiday-2026.mkv", 2_400_000_000,
+                State.RUNNING, 1_130_000_000, started=now - 9.5),
+            Job(Path("/home/ana/Music/album.flac"), "album.flac", 310_000_000, State.RUNNING,
+                250_000_000, started=now - 2.4),
+            Job(Path("/home/ana/thesis.pdf"), "thesis.pdf", 8_200_000, State.DONE, 8_200_000,
+                started=now - 3, ended=now - 2.6),
+            Job(Path("/home/ana/backup.img"), "backup.img", 16_000_000_000)]
+    queue = window.queue
+    queue.paused = True
+    queue.beginResetModel()
+    queue.jobs = jobs
+    queue.endResetModel()
+    app.processEvents()
+    docs["main-window.png"] = window.grab()
+
+    entries = window.files.source.entries[:2]
+    window.engine.lock()
+    dialog = RestoreDialog(window.engine, entries, window, tmp / "restore")
+    dialog.show()
+    app.processEvents()
+    docs["restore-dialog.png"] = dialog.grab()
+    dialog.close()
+
+    cfg = Config(stores=[
+        StoreConfig("usb-disk", "folder", path="/media/ana/USB/cssm"),
+        StoreConfig("wasabi", "s3", bucket="ana-cssm", region="eu-central-1",
+                    endpoint_url="https://s3.eu-central-1.wasabisys.com",
+                    access_key_id="AKIAEXAMPLE7Q"),
+        StoreConfig("b2", "s3", bucket="ana-cssm-b2", endpoint_url="https://s3.us-west-004.backblazeb2.com",
+                    access_key_id="004a1b2c3d"),
+        StoreConfig("r2", "s3", bucket="ana-cssm", endpoint_url="https://example.r2.cloudflarestorage.com",
+                    access_key_id="r2key"),
+        StoreConfig("nas", "folder", path="/mnt/nas/cssm")], threshold=3)
+    settings = SettingsDialog(cfg, window)
+    settings.list.setCurrentRow(1)
+    settings.test_result.setText("✔ Works: a probe was written, read back and deleted.")
+    settings.show()
+    app.processEvents()
+    docs["settings-dialog.png"] = settings.grab()
+    settings.close()
+    queue.beginResetModel()
+    queue.jobs = []
+    queue.endResetModel()
+    window.close()
+    workers.wait_all()
+
+    for name, pixmap in docs.items():
+        pixmap.save(str(out / name))
+        print(f"wrote docs/{name} ({pixmap.width()}x{pixmap.height()})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+"""The desktop app driven like a user would, with real widgets offscreen (pytest-qt)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from cssm_desktop.config import Config, load_config
+from cssm_desktop.engine import Engine
+from cssm_desktop.gui import workers
+from cssm_desktop.gui.context import AppContext
+from cssm_desktop.gui.jobs import State
+from cssm_desktop.gui.main_window import MainWindow
+from cssm_desktop.gui.settings_dialog import SettingsDialog
+from cssm_desktop.gui.unlock_dialog import UnlockDialog
+
+from .conftest import FAST_KDF, PASSWORD, S3Server, folder_stores, free_port, write_config
+
+
+@pytest.fixture(autouse=True)
+def main_thread_gc(qapp):
+    """As in the app: collect garbage (and Qt objects in it) on the UI thread only."""
+    from cssm_desktop.gui.gcguard import MainThreadGC
+
+    guard = MainThreadGC()
+    yield
+    workers.wait_all()
+    guard.stop()
+
+
+@pytest.fixture(autouse=True)
+def qt_settings(tmp_path: Path) -> None:
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "qsettings"))
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> AppContext:
+    cfg_file = write_config(tmp_path / "config.toml",
+                            Config(stores=folder_stores(tmp_path / "stores"), threshold=3))
+    Engine(load_config(cfg_file), tmp_path / "catalog.sqlite").init(PASSWORD, kdf=FAST_KDF)
+    return AppContext(config_file=cfg_file, catalog_file=tmp_path / "catalog.sqlite")
+
+
+@pytest.fixture
+def window(qtbot, ctx: AppContext):
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.vault_ready, timeout=20_000):
+        win.show()
+    yield win
+    win.queue.cancel_all()
+    workers.wait_all()
+
+
+def _drop(widget, paths: list[Path]) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+
+
+def _files(tmp_path: Path, sizes: dict[str, int]) -> list[Path]:
+    folder = tmp_path / "input"
+    folder.mkdir(exist_ok=True)
+    out = []
+    for name, size in sizes.items():
+        (folder / name).write_bytes(os.urandom(size))
+        out.append(folder / name)
+    return out
+
+
+def test_dropped_files_run_to_done_with_progress(qtbot, window: MainWindow, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers.Worker, "EMIT_EVERY", 0.0)
+    window.engine.unlock(PASSWORD)
+    paths = _files(tmp_path, {"a.txt": 10, "b.bin": 300_000, "big.bin": 24 * 1024 * 1024})
+    partial: list[int] = []
+
+    def seen(*_args: object) -> None:
+        partial.extend(j.done for j in window.queue.jobs if 0 < j.done < j.size)
+
+    window.queue.dataChanged.connect(seen)
+    with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
+        _drop(window.drop, paths)
+    assert [j.state for j in window.queue.jobs] == [State.DONE] * 3
+    assert partial, "no progress was reported before the end"
+    qtbot.waitUntil(lambda: window.files.source.rowCount() == 3, timeout=10_000)
+    assert sorted(e.name for e in window.files.source.entries) == ["a.txt", "b.bin", "big.bin"]
+
+
+def test_locked_vault_asks_for_the_password_on_first_upload(qtbot, window: MainWindow,
+                                                           tmp_path: Path) -> None:
+    (path,) = _files(tmp_path, {"f.txt": 1000})
+
+    answered: list[UnlockDialog] = []
+
+    def answer() -> None:  # the dialog runs its own event loop: answer from a timer
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, UnlockDialog) and not answered:
+            answered.append(dialog)
+            qtbot.keyClicks(dialog.password, PASSWORD)
+            qtbot.keyClick(dialog.password, Qt.Key.Key_Return)
+
+    poll = QTimer()
+    poll.timeout.connect(answer)
+    poll.start(20)
+    with qtbot.waitSignal(window.queue.all_finished, timeout=30_000):
+        window.add_paths([path])
+    poll.stop()
+    assert answered
+    assert window.queue.jobs[0].state is State.DONE
+    assert window.engine.unlocked
+
+
+def test_unlock_dialog_says_wrong_password(qtbot, ctx: AppContext) -> None:
+    ctx.engine.vault()
+    dialog = UnlockDialog(ctx.engine)
+    qtbot.addWidget(dialog)
+    qtbot.keyClicks(dialog.password, "not it")
+    dialog.show()
+    qtbot.keyClick(dialog.password, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.error.isVisible() and "wrong password" in dialog.error.text(),
+                    timeout=10_000)
+    assert not ctx.engine.unlocked and dialog.password.isEnabled()
+
+
+def test_cancel_mid_upload_stores_nothing(qtbot, window: MainWindow, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers.Worker, "EMIT_EVERY", 0.0)
+    window.engine.unlock(PASSWORD)
+    (path,) = _files(tmp_path, {"huge.bin": 96 * 1024 * 1024})
+
+    def cancel_when_moving(*_args: object) -> None:
+        job = window.queue.jobs[0]
+        if job.state is State.RUNNING and job.done > 0:
+            window.queue.cancel(0)
+
+    window.queue.dataChanged.connect(cancel_when_moving)
+    with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
+        window.add_paths([path])
+    assert window.queue.jobs[0].state is State.CANCELLED
+    assert window.engine.entries() == []
+    leftovers = [p for p in (tmp_path / "stores").rglob("*") if p.is_file() and p.name != "vault"]
+    assert leftovers == []
+
+
+def _store_one(qtbot, window: MainWindow, tmp_path: Path) -> tuple[bytes, object]:
+    window.engine.unlock(PASSWORD)
+    (path,) = _files(tmp_path, {"report ✓.pdf": 700_001})
+    with qtbot.waitSignal(window.queue.all_finished, timeout=30_000):
+        window.add_paths([path])
+    qtbot.waitUntil(lambda: window.files.source.rowCount() == 1, timeout=10_000)
+    window.engine.lock()
+    return path.read_bytes(), window.files.source.entries[0]
+
+
+def test_restore_with_the_right_password(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    data, entry = _store_one(qtbot, window, tmp_path)
+    dest = tmp_path / "restore"
+    dest.mkdir()
+    dialog = window.open_restore([entry], destination=dest)
+    assert dialog.password.isVisible()
+    qtbot.keyClicks(dialog.password, PASSWORD)
+    with qtbot.waitSignal(dialog.restored, timeout=30_000):
+        qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+    assert (dest / "report ✓.pdf").read_bytes() == data
+    assert "Restored 1 file" in dialog.status.text()
+
+
+def test_restore_with_a_wrong_password_writes_nothing(qtbot, window: MainWindow,
+                                                      tmp_path: Path) -> None:
+    _, entry = _store_one(qtbot, window, tmp_path)
+    dest = tmp_path / "restore"
+    dest.mkdir()
+    dialog = window.open_restore([entry], destination=dest)
+    qtbot.keyClicks(dialog.password, "Correct Horse")
+    qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "wrong password" in dialog.status.text(), timeout=10_000)
+    assert list(dest.iterdir()) == []
+    assert dialog.ok.isEnabled()
+
+
+def test_restore_asks_before_replacing(qtbot, window: MainWindow, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    data, entry = _store_one(qtbot, window, tmp_path)
+    window.engine.unlock(PASSWORD)
+    dest = tmp_path / "restore"
+    dest.mkdir()
+    (dest / "report ✓.pdf").write_bytes(b"mine")
+    asked: list[str] = []
+
+    def no(_parent: object, _title: str, text: str, *_a: object) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", no)
+    dialog = window.open_restore([entry], destination=dest)
+    qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+    assert asked and "already exists" in asked[0]
+    assert "every file was skipped" in dialog.status.text()
+    assert (dest / "report ✓.pdf").read_bytes() == b"mine"
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *_a: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(dialog.restored, timeout=30_000):
+        qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+    assert (dest / "report ✓.pdf").read_bytes() == data
+
+
+def test_settings_round_trip_keeps_secrets_out_of_the_file(
+        qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_keyring) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = tmp_path / "usb"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(folder))
+    dialog = SettingsDialog(None)
+    qtbot.addWidget(dialog)
+    qtbot.mouseClick(dialog.add_s3_button, Qt.MouseButton.LeftButton)
+    fields = dialog.s3_fields
+    fields["name"].clear()
+    qtbot.keyClicks(fields["name"], "wasabi")
+    qtbot.keyClicks(fields["bucket"], "my-cssm-bucket")
+    qtbot.keyClicks(fields["endpoint_url"], "https://s3.example.com")
+    qtbot.keyClicks(fields["access_key_id"], "AKIAEXAMPLE")
+    qtbot.keyClicks(dialog.secret, "top-secret-value")
+    dialog._add("folder")
+    dialog.buttons.accepted.emit()
+    assert dialog.saved_config is not None and dialog.result() == SettingsDialog.DialogCode.Accepted
+    assert dialog.saved_config.threshold == 2  # capped at n
+    ctx = AppContext(config_file=tmp_path / "c.toml", catalog_file=tmp_path / "c.sqlite")
+    ctx.save(dialog.saved_config)
+    text = (tmp_path / "c.toml").read_text()
+    assert "my-cssm-bucket" in text and str(folder) in text
+    assert "top-secret-value" not in text
+    assert memory_keyring.secrets[("cssm-desktop", "wasabi")] == "top-secret-value"
+
+    # Edit: rename the bucket store, remove the folder, add another folder.
+    again = SettingsDialog(ctx.config)
+    qtbot.addWidget(again)
+    again.list.setCurrentRow(0)
+    assert "keyring" in again.secret.placeholderText()
+    again.s3_fields["name"].clear()
+    qtbot.keyClicks(again.s3_fields["name"], "wasabi-eu")
+    again.list.setCurrentRow(1)
+    again._remove()
+    again._add("folder")
+    again.save()
+    assert again.saved_config is not None
+    ctx.save(again.saved_config)
+    stores = load_config(tmp_path / "c.toml").stores
+    assert [(s.name, s.type) for s in stores] == [("wasabi-eu", "s3"), ("folder1", "folder")]
+    assert memory_keyring.secrets[("cssm-desktop", "wasabi-eu")] == "top-secret-value"
+
+
+def test_settings_refuses_invalid_input(qtbot) -> None:
+    dialog = SettingsDialog(None)
+    qtbot.addWidget(dialog)
+    dialog._add("s3")
+    qtbot.keyClicks(dialog.s3_fields["bucket"], "Bad_Bucket")
+    dialog.save()
+    assert dialog.saved_config is None and "at least 2 stores" in dialog.error.text()
+    dialog._add("s3")
+    qtbot.keyClicks(dialog.s3_fields["bucket"], "fine-bucket")
+    dialog.save()
+    assert dialog.saved_config is None and "not a valid bucket name" in dialog.error.text()
+
+
+def _test_connection(qtbot, server: S3Server, bucket: str, secret: str | None = None,
+                     endpoint: str | None = None) -> str:
+    dialog = SettingsDialog(None)
+    qtbot.addWidget(dialog)
+    dialog._add("s3")
+    qtbot.keyClicks(dialog.s3_fields["bucket"], bucket)
+    qtbot.keyClicks(dialog.s3_fields["endpoint_url"], endpoint or server.endpoint)
+    qtbot.keyClicks(dialog.s3_fields["region"], "us-east-1")
+    qtbot.keyClicks(dialog.s3_fields["access_key_id"], server.access_key)
+    qtbot.keyClicks(dialog.secret, secret or server.secret_key)
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.test_result.text()[:1] in "✔✖" and
+                    dialog.test_result.text() != "", timeout=30_000)
+    return dialog.test_result.text()
+
+
+def test_test_connection_messages(qtbot, moto_server: S3Server, rclone_server: S3Server) -> None:
+    (bucket,) = moto_server.make_buckets(f"gui-{os.getpid()}-{time.time_ns() % 10**6}", 1)
+    assert _test_connection(qtbot, moto_server, bucket).startswith("✔ Works")
+    assert "no such bucket 'missing-bucket-zz'" in _test_connection(qtbot, moto_server,
+                                                                    "missing-bucket-zz")
+    closed = f"http://127.0.0.1:{free_port()}"
+    assert "cannot reach endpoint" in _test_connection(qtbot, moto_server, bucket,
+                                                       endpoint=closed)
+    (rbucket,) = rclone_server.make_buckets(f"gui-{time.time_ns() % 10**6}", 1)
+    assert "bad credentials" in _test_connection(qtbot, rclone_server, rbucket, secret="nope")
+
+
+def test_first_run_shows_welcome_then_a_local_vault(qtbot, tmp_path: Path) -> None:
+    ctx = AppContext(config_file=tmp_path / "none.toml", catalog_file=tmp_path / "c.sqlite")
+    win = MainWindow(ctx)
+    qtbot.addWidget(win)
+    win.show()
+    assert win.pages.currentWidget() is win.welcome
+    with qtbot.waitSignal(win.vault_ready, timeout=30_000):
+        win.create_local_vault(PASSWORD, root=tmp_path / "local")
+    assert win.pages.currentIndex() == 1 and win.engine.unlocked
+    assert len(load_config(tmp_path / "none.toml").stores) == 5
+    assert "5 of 5 stores reachable" in win.stores_label.text()
+    workers.wait_all()
+
+
+def test_the_window_stays_responsive_during_a_256_mib_upload(qtbot, window: MainWindow,
+                                                            tmp_path: Path) -> None:
+    window.engine.unlock(PASSWORD)
+    (path,) = _files(tmp_path, {"large.bin": 256 * 1024 * 1024})
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    probe = QTimer()
+    probe.setInterval(10)
+    probe.timeout.connect(tick)
+    probe.start()
+    with qtbot.waitSignal(window.queue.all_finished, timeout=120_000):
+        window.add_paths([path])
+    probe.stop()
+    assert window.queue.jobs[0].state is State.DONE
+    assert len(gaps) > 20
+    assert max(gaps) < 0.1, f"event loop blocked for {max(gaps) * 1000:.0f} ms"
+
+
+def test_closing_with_running_uploads_asks_and_cancels(qtbot, window: MainWindow,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    window.engine.unlock(PASSWORD)
+    (path,) = _files(tmp_path, {"slow.bin": 64 * 1024 * 1024})
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *_a: (
+        asked.append(text), QMessageBox.StandardButton.Yes)[1])
+    with qtbot.waitSignal(window.queue.rowsInserted, timeout=10_000):
+        window.add_paths([path])
+    qtbot.waitUntil(lambda: window.queue.jobs[0].state is State.RUNNING, timeout=10_000)
+    window.close()
+    assert asked and "not finished" in asked[0]
+    qtbot.waitUntil(lambda: window.queue.jobs[0].state in (State.CANCELLED, State.DONE),
+                    timeout=30_000)
+
+
+def test_selftest_command_passes(tmp_path: Path) -> None:
+    """`cssm-desktop --selftest`, as the packaged app runs it, in its own process."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"),
+               XDG_STATE_HOME=str(tmp_path / "s"))
+    r = subprocess.run([sys.executable, "-m", "cssm_desktop", "--selftest"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "selftest ok" in r.stdout
+    assert not (tmp_path / "c" / "cssm-desktop").exists()  # the user's config was not touched
