@@ -368,9 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.config = getattr(args, "config", None)
     args.passwords = Passwords(getattr(args, "password_stdin", False))
+    from .keyring_setup import choose_backend
     from .logs import setup_logging
 
     setup_logging()
+    choose_backend()
     try:
         return args.func(args)
     except CssmError as exc:

@@ -377,3 +377,11 @@ def test_selftest_command_passes(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "selftest ok" in r.stdout
     assert not (tmp_path / "c" / "cssm-desktop").exists()  # the user's config was not touched
+
+
+def test_wait_all_ends_threads_without_an_event_loop(qapp) -> None:
+    """At quit the UI thread blocks in wait_all(); a worker's thread must still stop (a
+    queued quit() would wait for that very event loop, and Qt aborts at exit)."""
+    thread = workers.start(workers.Call(lambda: 42))
+    workers.wait_all(3000)
+    assert not thread.isRunning()

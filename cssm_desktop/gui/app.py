@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer, SignalInstance
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
 from .. import __version__
+from ..keyring_setup import choose_backend
 from ..logs import setup_logging
 from . import workers
 from .gcguard import MainThreadGC
@@ -97,8 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     QCoreApplication.setApplicationName("CSSM Desktop")
     QCoreApplication.setApplicationVersion(__version__)
     app = QApplication([sys.argv[0], *qt_args])
-    app.setWindowIcon(app.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon))
+    icon = Path(__file__).resolve().parent / "assets" / "cssm-desktop.png"
+    app.setWindowIcon(QIcon(str(icon)) if icon.exists()
+                      else app.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon))
     log_file = setup_logging()
+    choose_backend()
     guard = MainThreadGC(app)  # noqa: F841 - lives as long as the app
     if args.selftest:
         try:

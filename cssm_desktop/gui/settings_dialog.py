@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from ..config import Config, StoreConfig, get_secret, keep_secret_for_session, set_secret
 from ..core.errors import ConfigError, StoreError
+from ..keyring_setup import keyring_usable
 from ..stores.folder import FolderStore
 from ..stores.s3 import S3Store
 from . import workers
@@ -137,6 +138,10 @@ class SettingsDialog(QDialog):
 
         self.error = QLabel()
         self.error.setWordWrap(True)
+        if not keyring_usable():
+            self.error.setText("⚠ " + self.tr("No system keyring is available here: secret "
+                                              "keys can only be kept for this session, and "
+                                              "will be asked again after a restart."))
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                         | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.save)

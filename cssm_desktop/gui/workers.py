@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..core.errors import CssmError
 from ..core.progress import CancelToken, Event, FileProgress, StoreDamaged
@@ -135,7 +135,9 @@ def start(worker: Worker, **callbacks: Callable[..., None]) -> QThread:
     thread = QThread()
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
+    # Direct: the QThread object lives on the UI thread, so a queued quit would wait for
+    # the UI's event loop, and a UI blocked in wait_all() would never deliver it.
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     thread.finished.connect(relay.thread_done)
     _running[thread] = (worker, relay)
     thread.start()
