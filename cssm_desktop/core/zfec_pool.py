@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import zfec
 
@@ -11,23 +12,22 @@ WORKERS = 2
 _local = threading.local()
 
 
+def _coder(cls: type, k: int, n: int) -> Any:
+    """One coder per thread, class and geometry: zfec documents no thread safety, so
+    none is shared between threads."""
+    coders = _local.__dict__.setdefault("coders", {})
+    key = (cls, k, n)
+    if key not in coders:
+        coders[key] = cls(k, n)
+    return coders[key]
+
+
 def encoder(k: int, n: int) -> zfec.Encoder:
-    """One encoder per thread and geometry; zfec documents no thread safety, so none is shared."""
-    key = ("enc", k, n)
-    coder = getattr(_local, "coders", {}).get(key)
-    if coder is None:
-        coder = zfec.Encoder(k, n)
-        _local.__dict__.setdefault("coders", {})[key] = coder
-    return coder
+    return _coder(zfec.Encoder, k, n)
 
 
 def decoder(k: int, n: int) -> zfec.Decoder:
-    key = ("dec", k, n)
-    coder = getattr(_local, "coders", {}).get(key)
-    if coder is None:
-        coder = zfec.Decoder(k, n)
-        _local.__dict__.setdefault("coders", {})[key] = coder
-    return coder
+    return _coder(zfec.Decoder, k, n)
 
 
 def executor() -> ThreadPoolExecutor:

@@ -96,15 +96,12 @@ class FolderStore(Store):
             os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return _FolderReader(fh)
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+    def _walk(self, prefix: str, temporary: bool) -> Iterator[ObjectInfo]:
+        """Committed objects, or (temporary=True) the temp files of unfinished writes."""
         base = self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") else self.root
-        if not base.is_dir():
-            if not self.root.is_dir():
-                raise StoreError(self.name, f"folder {self.root} does not exist")
-            return
         for dirpath, _dirs, files in os.walk(base):
             for fname in files:
-                if fname.startswith(TEMP_PREFIX):
+                if fname.startswith(TEMP_PREFIX) != temporary:
                     continue
                 full = Path(dirpath, fname)
                 try:
@@ -113,18 +110,13 @@ class FolderStore(Store):
                     continue
                 yield ObjectInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
 
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            raise StoreError(self.name, f"folder {self.root} does not exist")
+        return self._walk(prefix, temporary=False)
+
     def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
-        base = self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") else self.root
-        for dirpath, _dirs, files in os.walk(base):
-            for fname in files:
-                if not fname.startswith(TEMP_PREFIX):
-                    continue
-                full = Path(dirpath, fname)
-                try:
-                    st = full.stat()
-                except FileNotFoundError:
-                    continue
-                yield ObjectInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
+        return self._walk(prefix, temporary=True)
 
     def discard_upload(self, info: ObjectInfo) -> None:
         path = self.root.joinpath(*info.key.split("/"))
