@@ -18,6 +18,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def dark_palette() -> object:
+    """What a dark system theme hands the app; the widgets use palette roles only."""
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = QPalette()
+    for role, color in ((QPalette.ColorRole.Window, "#2b2b2b"),
+                        (QPalette.ColorRole.WindowText, "#e6e6e6"),
+                        (QPalette.ColorRole.Base, "#1e1e1e"),
+                        (QPalette.ColorRole.AlternateBase, "#262626"),
+                        (QPalette.ColorRole.Text, "#e6e6e6"),
+                        (QPalette.ColorRole.Button, "#353535"),
+                        (QPalette.ColorRole.ButtonText, "#e6e6e6"),
+                        (QPalette.ColorRole.Highlight, "#2f6fd6"),
+                        (QPalette.ColorRole.HighlightedText, "#ffffff"),
+                        (QPalette.ColorRole.Mid, "#5a5a5a"),
+                        (QPalette.ColorRole.PlaceholderText, "#8a8a8a")):
+        palette.setColor(role, QColor(color))
+    return palette
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cssm-shots-"))
     for var, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"),
@@ -83,6 +103,11 @@ def main() -> None:
     queue.endResetModel()
     app.processEvents()
     docs["main-window.png"] = window.grab()
+    light = app.palette()
+    app.setPalette(dark_palette())
+    app.processEvents()
+    docs["main-window-dark.png"] = window.grab()
+    app.setPalette(light)
 
     entries = window.files.source.entries[:2]
     window.engine.lock()

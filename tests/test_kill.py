@@ -98,5 +98,6 @@ def test_killed_get_leaves_no_partial_file(world: dict[str, object], seed: int,
 
 def test_the_kills_really_happened() -> None:
     """Runs after the cases above: most seeds must have killed a command mid-way."""
+    print(f"kills mid-way: {KILLED}")
     assert KILLED["put"] >= len(SEEDS) // 2, KILLED
     assert KILLED["get"] >= len(SEEDS) // 4, KILLED

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
@@ -18,8 +18,7 @@ class DropZone(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.setObjectName("dropZone")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self._active = False
         self.setMinimumHeight(120)
         layout = QVBoxLayout(self)
         self.title = QLabel(self.tr("Drop files or folders here"))
@@ -47,10 +46,20 @@ class DropZone(QFrame):
                           .replace("%1", str(n)).replace("%2", str(k)))
 
     def _set_active(self, active: bool) -> None:
-        # Palette roles only, so a dark system theme looks right too.
-        role = "Highlight" if active else "Mid"
-        self.setStyleSheet(f"#dropZone {{ border: 2px dashed palette({role}); "
-                           "border-radius: 10px; }")
+        self._active = active
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        """A dashed frame drawn from the current palette (no style sheet: those cascade
+        to the children and freeze their colours when the system theme changes)."""
+        super().paintEvent(event)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        role = QPalette.ColorRole.Highlight if self._active else QPalette.ColorRole.Mid
+        pen = QPen(self.palette().color(role), 2, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.drawRoundedRect(self.rect().adjusted(2, 2, -2, -2), 10, 10)
+        painter.end()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
