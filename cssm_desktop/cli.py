@@ -22,7 +22,6 @@ from .engine import Engine
 log = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -30,7 +29,6 @@ class Passwords:
     """--password-stdin, else $CSSM_PASSWORD, else a prompt without echo on a terminal."""
 
     def __init__(self, from_stdin: bool) -> None:
-        self._stdin_lines: list[str] | None = None
         self._from_stdin = from_stdin
 
     def _stdin(self) -> str:

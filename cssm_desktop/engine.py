@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -278,12 +279,12 @@ class Engine:
         self.catalog.remove(vault.id_hex, file_id)
         return failures
 
-    def rebuild_catalog(self, progress: object = None, cancel: CancelToken | None = None
-                        ) -> tuple[int, dict[str, str]]:
-        """Recreate the catalog from the stores and the password alone."""
+    def rebuild_catalog(self, progress: Callable[[int, int], None] | None = None,
+                        cancel: CancelToken | None = None) -> tuple[int, dict[str, str]]:
+        """Recreate the catalog from the stores and the password alone; progress(done, total)."""
         vault = self.vault()
         vault.require_key()
-        result = scan(vault, progress if callable(progress) else None, cancel)
+        result = scan(vault, progress, cancel)
         entries = []
         for f in result.files:
             box = f.opened.box

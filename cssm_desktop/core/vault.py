@@ -12,7 +12,6 @@ from .errors import (
     CssmError,
     FormatError,
     NotEnoughStores,
-    ObjectNotFound,
     StoreError,
     VaultError,
     WrongPassword,
@@ -235,10 +234,3 @@ def change_password(vault: Vault, old: str, new: str, kdf: KdfParams | None = No
     _write_headers(stores, headers)
     vault.headers = headers
     vault.pk, vault.unlocked_with = pk, headers[0]
-
-
-def read_store_header(store: Store) -> VaultHeader:
-    header = _read_header(store)
-    if header is None:
-        raise ObjectNotFound(store.name, "vault")
-    return header

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QStyle,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
@@ -474,7 +473,3 @@ class MainWindow(QMainWindow):
             self.engine.lock()
         event.accept()
         QApplication.instance().processEvents()
-
-
-def standard_icon(widget: QWidget) -> Any:
-    return widget.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon)

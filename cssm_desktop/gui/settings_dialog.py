@@ -33,7 +33,6 @@ from . import workers
 S3_FIELDS = (("name", "&Name:"), ("endpoint_url", "&Endpoint URL:"), ("region", "Re&gion:"),
              ("bucket", "&Bucket:"), ("prefix", "&Prefix:"),
              ("access_key_id", "&Access key ID:"))
-SAVED_SECRET = "•" * 8
 
 
 class SettingsDialog(QDialog):

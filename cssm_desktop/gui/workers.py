@@ -151,9 +151,6 @@ def wait_all(timeout_ms: int = 30_000) -> None:
             thread.wait(timeout_ms)
 
 
-def busy() -> int:
-    return len(_running)
-
 
 class Call(Worker):
     """Any engine call that needs no progress: unlock, open the vault, list files, ..."""
