@@ -385,3 +385,33 @@ def test_wait_all_ends_threads_without_an_event_loop(qapp) -> None:
     thread = workers.start(workers.Call(lambda: 42))
     workers.wait_all(3000)
     assert not thread.isRunning()
+
+
+def test_lost_laptop_rebuilds_the_list_and_verify_shows_health(
+        qtbot, window: MainWindow, ctx: AppContext, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _store_one(qtbot, window, tmp_path)
+    # A new computer: same settings, empty catalog.
+    fresh = AppContext(config_file=ctx.config_file, catalog_file=tmp_path / "new.sqlite")
+    win = MainWindow(fresh)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.vault_ready, timeout=20_000):
+        win.show()
+    assert win.files.source.rowCount() == 0
+    win.engine.unlock(PASSWORD)
+    win.rebuild_catalog()
+    qtbot.waitUntil(lambda: win.files.source.rowCount() == 1, timeout=30_000)
+    assert [e.name for e in win.files.source.entries] == ["report ✓.pdf"]
+    # Damage one part; Vault > Verify marks the file degraded in the list.
+    vid = win.engine.vault().id_hex
+    part = next((tmp_path / "stores" / "store5" / vid / "data").iterdir())
+    part.write_bytes(b"rotten")
+    warned: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *_a: warned.append(text))
+    win.verify_all()
+    qtbot.waitUntil(lambda: win.files.source.entries[0].health == "degraded", timeout=30_000)
+    qtbot.waitUntil(lambda: bool(warned), timeout=10_000)
+    assert "1 of 1 files need repair" in warned[0]
+    win.repair_all()
+    qtbot.waitUntil(lambda: win.files.source.entries[0].health == "healthy", timeout=30_000)
+    workers.wait_all()
