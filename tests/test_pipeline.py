@@ -308,3 +308,25 @@ def test_unreadable_input_fails_alone(folder_engine: Engine, tmp_path: Path) -> 
     assert results[0].stored is not None
     assert results[1].error is not None and "broken-link" in results[1].error
     assert [e.name for e in folder_engine.entries()] == ["good.txt"]
+
+
+def test_opening_a_vault_does_not_list_every_object(folder_engine: Engine,
+                                                    tmp_path: Path) -> None:
+    """Finding the vault must cost the same with ten files or a million."""
+    from cssm_desktop.core.vault import Vault
+    from cssm_desktop.stores.folder import FolderStore
+
+    for i in range(5):
+        (tmp_path / f"f{i}").write_bytes(b"x")
+        _put(folder_engine, tmp_path / f"f{i}")
+    listed: list[str] = []
+
+    class Counting(FolderStore):
+        def list(self, prefix: str):
+            listed.append(prefix)
+            return super().list(prefix)
+
+    stores = [Counting(s.name, s.path or "") for s in folder_engine.config.stores]
+    vault = Vault.open(stores)
+    assert vault.vault_id.hex() == folder_engine.vault().id_hex and len(vault.stores) == 5
+    assert listed == []

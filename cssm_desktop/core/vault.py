@@ -12,6 +12,7 @@ from .errors import (
     CssmError,
     FormatError,
     NotEnoughStores,
+    ObjectNotFound,
     StoreError,
     VaultError,
     WrongPassword,
@@ -24,15 +25,20 @@ log = logging.getLogger(__name__)
 
 
 def _vault_ids(store: Store) -> list[bytes]:
-    """Vault ids present in a store (the top-level `<id>/vault` objects)."""
+    """Vault ids present in a store: top-level `<id>/` folders holding a `vault` object.
+
+    One listing of the top level and one read per candidate, however many files the
+    vault holds.
+    """
     found = []
-    for info in store.list(""):
-        parts = info.key.split("/")
-        if len(parts) == 2 and parts[1] == "vault" and len(parts[0]) == 2 * ID_LEN:
-            try:
-                found.append(bytes.fromhex(parts[0]))
-            except ValueError:
-                continue
+    for name in store.children(""):
+        if len(name) != 2 * ID_LEN or any(c not in "0123456789abcdef" for c in name):
+            continue
+        try:
+            store.open_read(f"{name}/vault").close()
+        except ObjectNotFound:
+            continue
+        found.append(bytes.fromhex(name))
     return found
 
 

@@ -71,6 +71,11 @@ class Store(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    @abstractmethod
+    def children(self, prefix: str) -> list[str]:
+        """Names one level below `prefix` that have objects under them (like sub-folders):
+        finding the vaults in a store must not list every object in it."""
+
     def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
         """Uploads that were started and never committed (temp files, multipart uploads)."""
         return iter(())

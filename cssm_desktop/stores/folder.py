@@ -115,6 +115,17 @@ class FolderStore(Store):
             raise StoreError(self.name, f"folder {self.root} does not exist")
         return self._walk(prefix, temporary=False)
 
+    def children(self, prefix: str) -> list[str]:
+        base = self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") else self.root
+        if not self.root.is_dir():
+            raise StoreError(self.name, f"folder {self.root} does not exist")
+        try:
+            return sorted(e.name for e in os.scandir(base) if e.is_dir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(self.name, f"cannot list {base}: {exc.strerror}") from exc
+
     def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
         return self._walk(prefix, temporary=True)
 

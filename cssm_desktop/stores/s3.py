@@ -248,6 +248,17 @@ class S3Store(Store):
                 return
             token = resp["NextContinuationToken"]
 
+    def children(self, prefix: str) -> list[str]:
+        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        names: list[str] = []
+        kw: dict[str, Any] = {"Prefix": full, "Delimiter": "/"}
+        while True:
+            resp = self._call("list_objects_v2", **kw)
+            names += [p["Prefix"][len(full):].rstrip("/") for p in resp.get("CommonPrefixes", [])]
+            if not resp.get("IsTruncated"):
+                return names
+            kw["ContinuationToken"] = resp["NextContinuationToken"]
+
     def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
         full = self._key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
