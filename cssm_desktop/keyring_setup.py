@@ -21,12 +21,16 @@ BACKENDS = {
 
 
 def choose_backend(force: bool = False) -> str:
-    """In a frozen app (or with force), select the first working platform backend."""
+    """In a frozen app (or with force), select the first working platform backend.
+
+    Otherwise do nothing: importing keyring and discovering its backends costs ~0.1 s,
+    which every `cssm` command would pay even when no secret is needed.
+    """
+    if not (getattr(sys, "frozen", False) or force):
+        return "default"  # keyring discovers backends itself, lazily, on first use
     import keyring
     from keyring.backends import fail
 
-    if not (getattr(sys, "frozen", False) or force):
-        return type(keyring.get_keyring()).__name__
     platform = "linux" if sys.platform.startswith("linux") else sys.platform
     for path in BACKENDS.get(platform, []):
         module, _, name = path.rpartition(".")
