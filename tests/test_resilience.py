@@ -301,7 +301,8 @@ def test_any_n_minus_k_s3_stores_may_fail(moto_server: S3Server, tmp_path: Path,
 
 @pytest.mark.parametrize("fault", ["drop", "stall", "cut"])
 def test_uploads_and_restores_survive_a_flaky_network(moto_server: S3Server, tmp_path: Path,
-                                                      fault: str) -> None:
+                                                      fault: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     port = int(moto_server.endpoint.rsplit(":", 1)[1])
     every = 7 if fault == "stall" else 3  # a stall costs a whole read timeout
     with FaultProxy(port, lambda i: fault if i % every == 2 else "ok") as proxy:
@@ -319,6 +320,9 @@ def test_uploads_and_restores_survive_a_flaky_network(moto_server: S3Server, tmp
         out = engine.get(engine.resolve(fid), tmp_path / "out.bin")
         assert out.read_bytes() == data
         assert proxy.counts[fault] >= 2  # faults really happened, and were ridden out
+    logged = [r.getMessage() for r in caplog.records if "attempt" in r.getMessage()
+              or "resuming" in r.getMessage()]
+    assert logged and all("store s3-" in m for m in logged)  # each handled fault is logged
 
 
 def test_a_store_that_stays_down_fails_the_upload_naming_it(moto_server: S3Server,

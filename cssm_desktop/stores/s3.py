@@ -194,6 +194,22 @@ class S3Store(Store):
                                        f"in Settings, or run `cssm stores secret {name}`)")
             creds = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
         self._client = session.client("s3", endpoint_url=endpoint_url, config=config, **creds)
+        self._client.meta.events.register("needs-retry.s3", self._log_attempt)
+
+    def _log_attempt(self, attempts: int = 0, response: Any = None,
+                     caught_exception: BaseException | None = None, operation: Any = None,
+                     **_kw: Any) -> None:
+        """Log every failed attempt botocore is about to judge for a retry, with the store
+        and operation. Returns None so botocore's own retry decision stands."""
+        status = None
+        if response is not None:
+            status = getattr(response[0], "status_code", None)
+        if caught_exception is None and (status is None or (status < 500 and status != 429)):
+            return None
+        what = type(caught_exception).__name__ if caught_exception else f"HTTP {status}"
+        name = getattr(operation, "name", "request")
+        log.warning("store %s: S3 %s attempt %d failed (%s)", self.name, name, attempts, what)
+        return None
 
     def describe(self) -> str:
         where = self.endpoint_url or "AWS"
