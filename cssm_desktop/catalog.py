@@ -17,6 +17,13 @@ DEGRADED = "degraded"   # still >= k good stores, but some part is missing or da
 LOST = "lost"           # fewer than k good stores were found at the last check
 
 
+def health_of(damaged: int, n: int, k: int) -> str:
+    """Healthy with no damaged store; degraded while k of n are still good; else lost."""
+    if not damaged:
+        return HEALTHY
+    return DEGRADED if n - damaged >= k else LOST
+
+
 @dataclass(frozen=True)
 class Entry:
     id: str

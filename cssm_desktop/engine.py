@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import config as cfgmod
-from .catalog import DEGRADED, HEALTHY, LOST, Catalog, Entry
+from .catalog import LOST, Catalog, Entry, health_of
 from .config import Config
 from .core import parallel
 from .core.errors import (
@@ -27,9 +27,9 @@ from .core.errors import (
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
 from .core.keys import KdfParams
-from .core.layout import data_key, meta_key
 from .core.progress import CancelToken, FileFailed, Listener, ignore
 from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, put_file
+from .core.remove import remove_everywhere
 from .core.repair import RepairResult, repair_file
 from .core.scan import scan
 from .core.vault import Vault, change_password, init_vault
@@ -189,22 +189,11 @@ class Engine:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
                                 cancel=cancel)
         finally:
-            self._record_health(vault, entry.id, opened.damaged)
+            members = {vault.store_name(i) for i in range(vault.n)}
+            bad = sorted(s for s in opened.damaged if s in members)
+            self.catalog.set_health(vault.id_hex, entry.id,
+                                    health_of(len(bad), vault.n, opened.header.k), bad)
         return path
-
-    def _record_health(self, vault: Vault, file_id: str, damaged: dict[str, str]) -> None:
-        members = {vault.store_name(i) for i in range(vault.n)}
-        bad = sorted(s for s in damaged if s in members)
-        good = vault.n - len(bad)
-        health = HEALTHY if not bad else DEGRADED
-        if good < self._k_of(file_id):
-            health = LOST
-        self.catalog.set_health(vault.id_hex, file_id, health, bad)
-
-    def _k_of(self, file_id: str) -> int:
-        for e in self.catalog.find(self.vault().id_hex, file_id):
-            return e.k
-        return self.vault().k
 
     @staticmethod
     def destination(name: str, dest: Path | None) -> Path:
@@ -258,23 +247,13 @@ class Engine:
         return [self.resolve(i) for i in ids] if ids else self.entries()
 
     def _record_report(self, vault: Vault, entry: Entry, report: FileReport) -> None:
-        health = HEALTHY if report.healthy else (
-            DEGRADED if report.good >= report.opened.header.k else LOST)
+        health = health_of(len(report.damaged), vault.n, report.opened.header.k)
         self.catalog.set_health(vault.id_hex, entry.id, health, report.damaged)
 
     def remove(self, file_id: str) -> dict[str, str]:
         """Delete metadata then data everywhere; returns stores that could not be cleaned."""
         vault = self.vault()
-        fid = bytes.fromhex(file_id)
-
-        def delete(store: Store) -> None:
-            store.delete(meta_key(vault.vault_id, fid))
-            store.delete(data_key(vault.vault_id, fid))
-
-        stores = list(vault.stores.values())
-        failures = {s.name: (r.reason if isinstance(r, StoreError) else str(r))
-                    for s, r in zip(stores, parallel.each(delete, stores), strict=True)
-                    if isinstance(r, BaseException)}
+        failures = remove_everywhere(vault, bytes.fromhex(file_id))
         failures.update(vault.unavailable)
         self.catalog.remove(vault.id_hex, file_id)
         return failures
@@ -288,9 +267,7 @@ class Engine:
         entries = []
         for f in result.files:
             box = f.opened.box
-            good = vault.n - len(f.damaged)
-            health = HEALTHY if not f.damaged else (DEGRADED if good >= f.opened.header.k
-                                                    else LOST)
+            health = health_of(len(f.damaged), vault.n, f.opened.header.k)
             entries.append(Entry(f.opened.file_id.hex(), box.name, box.size, box.mtime_ns,
                                  box.stored_at_ns, box.sha256.hex(), f.opened.header.n,
                                  f.opened.header.k, health, ",".join(f.damaged)))

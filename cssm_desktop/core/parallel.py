@@ -24,3 +24,19 @@ def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R | BaseException]:
 
     with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
         return list(pool.map(guarded, items))
+
+
+def each_or_raise(fn: Callable[[T], R], items: Iterable[T], names: Iterable[str],
+                  what: str) -> list[R]:
+    """each(), then raise the first failure: our own errors as they are, anything else as
+    a StoreError naming the store (`names` go with `items`, one by one)."""
+    from .errors import CssmError, StoreError
+
+    items = list(items)
+    results = each(fn, items)
+    for name, res in zip(names, results, strict=True):
+        if isinstance(res, BaseException):
+            if isinstance(res, CssmError):
+                raise res
+            raise StoreError(name, f"{what} failed: {res}") from res
+    return results  # type: ignore[return-value]

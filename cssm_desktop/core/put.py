@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..stores.base import ObjectWriter
 from . import parallel, shamir, zfec_pool
-from .errors import Cancelled, CssmError, InputError, StoreError
+from .errors import Cancelled, InputError
 from .format import (
     META_MAGIC,
     PART_MAGIC,
@@ -36,6 +36,7 @@ from .progress import (
     StoreProgress,
     ignore,
 )
+from .remove import remove_everywhere
 from .streams import Aborted, Channel, Pipeline
 from .vault import Vault
 
@@ -133,7 +134,7 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
     except BaseException as exc:
         for writer in writers:
             writer.abort()
-        _remove_everywhere(vault, file_id)
+        remove_everywhere(vault, file_id)
         if isinstance(exc, Aborted):
             raise pipe.first_error() or Cancelled() from None
         raise
@@ -219,11 +220,7 @@ def seal_and_write(pipe: Pipeline, index: int, slot: int, store: str, key: bytes
 
 def commit_all(writers: list[ObjectWriter], names: list[str]) -> None:
     """Commit (fsync + rename) every part at once; the first failure is raised."""
-    for name, res in zip(names, parallel.each(lambda w: w.commit(), writers), strict=True):
-        if isinstance(res, BaseException):
-            if isinstance(res, CssmError):
-                raise res
-            raise StoreError(name, f"commit failed: {res}") from res
+    parallel.each_or_raise(lambda w: w.commit(), writers, names, "commit")
 
 
 def _write_metadata(vault: Vault, vmk: bytes, stored: StoredFile, part_keys: tuple[bytes, ...],
@@ -242,24 +239,5 @@ def _write_metadata(vault: Vault, vmk: bytes, stored: StoredFile, part_keys: tup
         meta = MetaObject.seal(header.with_index(i), vmk, shares[i + 1], box_nonce, sealed_box)
         vault.stores[i].put_bytes(key, meta.to_bytes())
 
-    results = parallel.each(write, range(stored.n))
-    for i, res in enumerate(results):
-        if isinstance(res, BaseException):
-            if isinstance(res, CssmError):
-                raise res
-            raise StoreError(vault.store_name(i), f"writing metadata failed: {res}") from res
-
-
-def _remove_everywhere(vault: Vault, file_id: bytes) -> None:
-    """Best effort; what a dead store keeps is an orphan for `cssm gc`."""
-    keys = (meta_key(vault.vault_id, file_id), data_key(vault.vault_id, file_id))
-
-    def remove(store) -> None:
-        for key in keys:
-            store.delete(key)
-
-    for store, res in zip(vault.stores.values(),
-                          parallel.each(remove, vault.stores.values()), strict=True):
-        if isinstance(res, BaseException):
-            log.warning("could not clean up file %s on store %s: %s", file_id.hex(), store.name,
-                        res)
+    parallel.each_or_raise(write, range(stored.n),
+                           [vault.store_name(i) for i in range(stored.n)], "writing metadata")

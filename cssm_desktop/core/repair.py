@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from . import parallel, shamir, zfec_pool
-from .errors import Cancelled, CssmError, IntegrityError, NotEnoughStores, StoreError
+from .errors import Cancelled, IntegrityError, NotEnoughStores
 from .format import META_MAGIC, PART_MAGIC, FileHeader, MetaObject, stripe_count
 from .get import OpenedFile, decode_stripes
 from .layout import data_key, meta_key
@@ -76,10 +76,8 @@ def _rebuild_metadata(vault: Vault, opened: OpenedFile, indexes: list[int]) -> N
                                opened.meta.sealed_box)
         vault.stores[index].put_bytes(key, meta.to_bytes())
 
-    for index, res in zip(indexes, parallel.each(write, indexes), strict=True):
-        if isinstance(res, BaseException):
-            raise res if isinstance(res, CssmError) else \
-                StoreError(vault.store_name(index), str(res))
+    parallel.each_or_raise(write, indexes, [vault.store_name(i) for i in indexes],
+                           "writing metadata")
 
 
 def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int], sources: list[int],

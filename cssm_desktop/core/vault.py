@@ -17,9 +17,9 @@ from .errors import (
     VaultError,
     WrongPassword,
 )
-from .format import ID_LEN, VaultHeader, check_geometry
+from .format import VaultHeader, check_geometry
 from .keys import KEY_LEN, KdfParams, password_key
-from .layout import new_id, vault_key
+from .layout import id_from_key, new_id, vault_key
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,14 @@ def _vault_ids(store: Store) -> list[bytes]:
     """
     found = []
     for name in store.children(""):
-        if len(name) != 2 * ID_LEN or any(c not in "0123456789abcdef" for c in name):
+        vault_id = id_from_key(name, "")
+        if vault_id is None:
             continue
         try:
-            store.open_read(f"{name}/vault").close()
+            store.open_read(vault_key(vault_id)).close()
         except ObjectNotFound:
             continue
-        found.append(bytes.fromhex(name))
+        found.append(vault_id)
     return found
 
 
