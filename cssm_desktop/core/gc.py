@@ -70,7 +70,10 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ids = {fid for metas, datas, _ in listing.values() for fid in (*metas, *datas)}
     for fid in sorted(ids):
         holders = [i for i, (metas, _, _) in listing.items() if fid in metas]
-        k = _threshold(vault, fid, holders)
+        # k <= n: with metadata wherever it could be, the file's k need not be read (one
+        # GET per file on a big vault); only doubtful files pay for it.
+        k = vault.n if len(holders) + unreachable >= vault.n else \
+            _threshold(vault, fid, holders)
         objects = [(i, o) for i, (metas, datas, _) in listing.items()
                    for o in (metas.get(fid), datas.get(fid)) if o is not None]
         if len(holders) + unreachable >= k:
