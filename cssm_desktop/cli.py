@@ -50,12 +50,12 @@ class Passwords:
             return env
         return self._prompt("Vault password: ")
 
-    def new(self) -> str:
+    def new(self, env_vars: tuple[str, ...] = ("CSSM_NEW_PASSWORD",)) -> str:
         if self._from_stdin:
             return self._stdin()
-        env = os.environ.get("CSSM_NEW_PASSWORD")
-        if env is not None:
-            return env
+        for var in env_vars:
+            if (env := os.environ.get(var)) is not None:
+                return env
         first = self._prompt("New vault password: ")
         if self._prompt("Repeat the new password: ") != first:
             raise CssmError("the two passwords differ; nothing was changed")
@@ -72,10 +72,8 @@ def _unlock(engine: Engine, args: argparse.Namespace) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    env = os.environ.get("CSSM_PASSWORD")
-    password = env if env is not None and not args.passwords._from_stdin else \
-        args.passwords.new()
-    vault = engine.init(password)
+    # A new vault's password is the one later commands read: CSSM_PASSWORD comes first.
+    vault = engine.init(args.passwords.new(("CSSM_PASSWORD", "CSSM_NEW_PASSWORD")))
     print(f"created vault {vault.id_hex} on {vault.n} stores, {vault.k} of {vault.n} needed "
           "to restore")
     return 0
@@ -83,13 +81,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_put(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    for p in args.paths:
-        if not p.exists() and not p.is_symlink():
-            print(f"cssm: error: {p}: no such file or folder", file=sys.stderr)
+    missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
+    for p in missing:
+        print(f"cssm: error: {p}: no such file or folder", file=sys.stderr)
     _unlock(engine, args)
     bar = ProgressBar(enabled=None if not args.json else False)
-    results = engine.put([p for p in args.paths if p.exists() or p.is_symlink()], listener=bar)
-    missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
+    results = engine.put([p for p in args.paths if p not in missing], listener=bar)
     failed = len(missing)
     for r in results:
         if r.error:
