@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from .config import log_dir
 
@@ -24,3 +27,21 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
     if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
         root.addHandler(handler)
     return path
+
+
+_crash_file: TextIO | None = None  # faulthandler writes to its descriptor: keep it open
+
+
+def enable_crash_traces(log_file: Path | None, to_stderr: bool = False) -> None:
+    """On a native crash (a segfault in Qt, say) dump every thread's Python stack: to
+    stderr when asked (the self-test, read by CI), else next to the log file, since a
+    windowed app has no console to print to. Stacks hold code locations, no data."""
+    global _crash_file
+    if to_stderr and sys.stderr is not None:
+        faulthandler.enable(sys.stderr)
+    elif log_file is not None:
+        try:
+            _crash_file = open(log_file.with_name("crash.log"), "a", encoding="utf-8")  # noqa: SIM115
+        except OSError:
+            return
+        faulthandler.enable(_crash_file)

@@ -372,11 +372,52 @@ def test_selftest_command_passes(tmp_path: Path) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"),
                XDG_STATE_HOME=str(tmp_path / "s"))
-    r = subprocess.run([sys.executable, "-m", "cssm_desktop", "--selftest"], env=env,
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "cssm_desktop",
+                        "--selftest"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "selftest ok" in r.stdout
     assert not (tmp_path / "c" / "cssm-desktop").exists()  # the user's config was not touched
+
+
+_EXIT_PROBE = """
+import sys, shiboken6
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from cssm_desktop.gui import app, main_window
+
+made = []
+init = main_window.MainWindow.__init__
+def recording_init(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    made.append(self)  # a strong reference, like a reference cycle would hold
+    QTimer.singleShot(0, QApplication.quit)  # a user closing the window at once
+main_window.MainWindow.__init__ = recording_init
+
+code = app.main(sys.argv[1:])
+alive = [w for w in made if shiboken6.isValid(w)]
+print("windows", len(made), "alive", len(alive), "qapp", QApplication.instance() is not None)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("args", [["--selftest"], []], ids=["selftest", "window"])
+def test_windows_are_gone_before_the_application(tmp_path: Path, args: list[str]) -> None:
+    """A window that outlived main() (held by a cycle) was destroyed by the interpreter's
+    last collection, after the QApplication: a segfault at quit, now and then (seen in CI).
+    Every window must be destroyed, then the application, before main() returns."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"),
+               XDG_STATE_HOME=str(tmp_path / "s"))
+    r = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _EXIT_PROBE, *args],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "windows 1 alive 0 qapp False" in r.stdout
+    # Where a native crash would leave its stacks: stderr for the self-test, else a file.
+    assert bool(list(tmp_path.rglob("crash.log"))) == (args == [])
 
 
 def test_wait_all_ends_threads_without_an_event_loop(qapp) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import secrets
 import sys
@@ -11,13 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer, SignalInstance
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QStyle
+from PySide6.QtWidgets import QApplication, QStyle, QWidget
 
 from .. import __version__
 from ..keyring_setup import choose_backend
-from ..logs import setup_logging
+from ..logs import enable_crash_traces, setup_logging
 from . import workers
 from .gcguard import MainThreadGC
 
@@ -38,6 +40,28 @@ def wait_for(signal: SignalInstance, timeout_s: float, what: str) -> Any:
     if not got:
         raise TimeoutError(f"timed out waiting for {what}")
     return got[0]
+
+
+def release(app: QApplication, *widgets: QWidget) -> None:
+    """Destroy windows now, while the QApplication exists.
+
+    A window caught in a reference cycle (a lambda slot that holds `self`) outlives its
+    last variable; left to the interpreter's final collection it is destroyed after the
+    QApplication, and Qt crashes at quit.
+    """
+    workers.wait_all()
+    app.processEvents()  # deliver thread_done: finished workers are released here
+    for widget in widgets:
+        if shiboken6.isValid(widget):
+            shiboken6.delete(widget)
+    gc.collect()  # the Python halves of those cycles, and the catalog they hold open
+
+
+def shut_down(app: QApplication, guard: MainThreadGC, widgets: Sequence[QWidget]) -> None:
+    """Everything Qt, in an order Qt survives, before the interpreter starts tearing down."""
+    release(app, *widgets)
+    guard.stop()
+    app.shutdown()
 
 
 def selftest(app: QApplication) -> int:
@@ -81,9 +105,9 @@ def selftest(app: QApplication) -> int:
             raise RuntimeError("restored bytes differ from the original")
         dialog.close()
         window.close()
-        workers.wait_all()
+        release(app, window)  # before the temporary folder goes: the catalog lives there
         print(f"cssm-desktop selftest ok: {len(data)} bytes stored in a 3-of-5 vault of "
-              "folders and restored identical")
+              "folders and restored identical", flush=True)
         return 0
 
 
@@ -103,22 +127,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setWindowIcon(QIcon(str(icon)) if icon.exists()
                       else app.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon))
     log_file = setup_logging()
+    enable_crash_traces(log_file, to_stderr=args.selftest)
     choose_backend()
-    guard = MainThreadGC(app)  # noqa: F841 - lives as long as the app
-    if args.selftest:
-        try:
-            return selftest(app)
-        except Exception as exc:
-            print(f"cssm-desktop selftest FAILED: {exc}", file=sys.stderr)
-            return 1
-    from .context import AppContext
-    from .main_window import MainWindow
+    guard = MainThreadGC(app)
+    windows: list[QWidget] = []
+    try:
+        if args.selftest:
+            try:
+                return selftest(app)
+            except Exception as exc:
+                print(f"cssm-desktop selftest FAILED: {exc}", file=sys.stderr)
+                return 1
+        from .context import AppContext
+        from .main_window import MainWindow
 
-    window = MainWindow(AppContext(config_file=args.config), log_file)
-    window.show()
-    code = app.exec()
-    workers.wait_all()
-    return code
+        window = MainWindow(AppContext(config_file=args.config), log_file)
+        windows.append(window)
+        window.show()
+        return app.exec()
+    finally:
+        shut_down(app, guard, windows)
 
 
 if __name__ == "__main__":
