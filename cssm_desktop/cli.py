@@ -15,6 +15,7 @@ from . import __version__
 from .catalog import HEALTHY
 from .cli_progress import ProgressBar, human
 from .config import config_path, load_config, set_secret
+from .core import erasure
 from .core.errors import CssmError, DestinationExists
 from .core.verify import FileReport, StoreCheck
 from .engine import Engine
@@ -309,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cssm", parents=[common],
                                 description="Encrypted k-of-n storage across S3 buckets and "
                                             "folders.")
-    p.add_argument("--version", action="version", version=f"cssm {__version__}")
+    p.add_argument("--version", action="version",
+                   version=f"cssm {__version__} (erasure kernel: {erasure.kernel()})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn, help_: str, **kw) -> argparse.ArgumentParser:

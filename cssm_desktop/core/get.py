@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..stores.base import read_exact
-from . import parallel, shamir, zfec_pool
+from . import erasure, parallel, shamir
 from .durable import PendingFile
 from .errors import (
     Cancelled,
@@ -228,7 +228,7 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
     for _ in range(k):
         start_next(0)
     done = 0
-    with zfec_pool.executor() as pool:
+    with erasure.executor() as pool:
         for stripe in range(stripes):
             blocks = _next_blocks(k, active, opened, listener, start_next)
             last = stripe == stripes - 1
@@ -247,7 +247,7 @@ def _join_stripe(k: int, n: int, blocks: dict[int, bytes], keep: int
     if order == list(range(k)):
         pieces: list[bytes | memoryview] = [blocks[i] for i in order]
     else:
-        pieces = zfec_pool.decoder(k, n).decode(tuple(blocks[i] for i in order), tuple(order))
+        pieces = erasure.decode(k, n, [blocks[i] for i in order], order)
     out: list[bytes | memoryview] = []
     for piece in pieces:
         if keep <= 0:

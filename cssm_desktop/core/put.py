@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..stores.base import ObjectWriter
-from . import parallel, shamir, zfec_pool
+from . import erasure, parallel, shamir
 from .errors import Cancelled, InputError
 from .format import (
     META_MAGIC,
@@ -42,7 +42,7 @@ from .vault import Vault
 
 log = logging.getLogger(__name__)
 
-# 256 KiB blocks: zfec runs ~15% faster than at 1 MiB (cache), still few stripes per GiB.
+# 256 KiB blocks: coding runs faster than at 1 MiB (cache), still few stripes per GiB.
 DEFAULT_BLOCK_SIZE = 256 * 1024
 
 
@@ -180,14 +180,14 @@ def encode_stripe(k: int, n: int, block_size: int, final: bool, data: bytes
     view = memoryview(data)
     blocks: list[bytes | memoryview] = [view[j * blen:(j + 1) * blen] for j in range(k)]
     if n > k:
-        blocks += zfec_pool.encoder(k, n).encode(tuple(blocks), tuple(range(k, n)))
+        blocks += erasure.encode(k, n, blocks)
     return blocks, plain
 
 
 def _encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int, inp: Channel,
                     outs: list[Channel]) -> None:
-    """zfec is the costliest kernel: two stripes are coded at once, handed on in order."""
-    with zfec_pool.executor() as pool:
+    """Coding is the costliest kernel: two stripes are coded at once, handed on in order."""
+    with erasure.executor() as pool:
         while True:
             stripe, final, data = inp.get()
             job = pool.submit(encode_stripe, k, n, block_size, final, data)

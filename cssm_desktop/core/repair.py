@@ -7,7 +7,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from . import parallel, shamir, zfec_pool
+from . import erasure, parallel, shamir
 from .errors import Cancelled, IntegrityError, NotEnoughStores
 from .format import META_MAGIC, PART_MAGIC, FileHeader, MetaObject, stripe_count
 from .get import OpenedFile, decode_stripes
@@ -124,7 +124,7 @@ def _reencode(pipe: Pipeline, opened: OpenedFile, inp: Channel, outs: list[Chann
               hasher: hashlib._Hash) -> None:
     h = opened.header
     stripes = stripe_count(opened.box.size, h.k, h.block_size)
-    with zfec_pool.executor() as pool:
+    with erasure.executor() as pool:
         for stripe in range(stripes):
             data = b"".join(inp.get().result())
             hasher.update(data)
