@@ -365,9 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.config = getattr(args, "config", None)
     args.passwords = Passwords(getattr(args, "password_stdin", False))
+    from .allocator import keep_freed_buffers
     from .keyring_setup import choose_backend
     from .logs import setup_logging
 
+    keep_freed_buffers()
     setup_logging()
     choose_backend()
     try:

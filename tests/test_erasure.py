@@ -115,6 +115,16 @@ def test_the_fast_kernel_is_built_and_chosen() -> None:
         assert erasure._gf256.kernel() in ("avx2", "gfni")
 
 
+def test_allocator_keeps_freed_buffers_on_glibc() -> None:
+    import platform
+    import sys
+
+    from cssm_desktop.allocator import keep_freed_buffers
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_buffers() is expected
+
+
 def _gf_mul(a: int, b: int) -> int:
     product = 0
     while b:

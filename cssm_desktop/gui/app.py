@@ -18,6 +18,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle, QWidget
 
 from .. import __version__
+from ..allocator import keep_freed_buffers
 from ..keyring_setup import choose_backend
 from ..logs import enable_crash_traces, setup_logging
 from . import workers
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     icon = Path(__file__).resolve().parent / "assets" / "cssm-desktop.png"
     app.setWindowIcon(QIcon(str(icon)) if icon.exists()
                       else app.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon))
+    keep_freed_buffers()
     log_file = setup_logging()
     enable_crash_traces(log_file, to_stderr=args.selftest)
     choose_backend()
