@@ -114,11 +114,13 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
             progress = PartProgress(name, st.st_size, n, listener)
             for store in stores:
                 writers.append(store.open_write(data_key(vault.vault_id, file_id)))
-            to_encoder = pipe.channel()
-            to_stores = [pipe.channel() for _ in range(n)]
-            pipe.spawn(_read_stripes, pipe, fh, source, stripe_len, hasher, totals, to_encoder,
+            # Eight stripes of slack per queue (~20 MiB in flight): a write that stalls on
+            # writeback throttling, or a slow disk read, no longer idles the other stages.
+            to_encoder = pipe.channel(8)
+            to_stores = [pipe.channel(8) for _ in range(n)]
+            pipe.spawn(_read_stripes, pipe, fh, source, stripe_len, totals, to_encoder,
                        name="cssm-read")
-            pipe.spawn(_encode_stripes, pipe, k, n, block_size, to_encoder, to_stores,
+            pipe.spawn(_encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,
                        name="cssm-encode")
             for i in range(n):
                 pipe.spawn(seal_and_write, pipe, i, i, stores[i].name, part_keys[i],
@@ -142,8 +144,8 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
     return stored
 
 
-def _read_stripes(pipe: Pipeline, fh, source: Path, stripe_len: int, hasher,
-                  totals: dict[str, int], out: Channel) -> None:
+def _read_stripes(pipe: Pipeline, fh, source: Path, stripe_len: int, totals: dict[str, int],
+                  out: Channel) -> None:
     """Read ahead one stripe so the last one can be flagged final (STREAM)."""
 
     def read() -> bytes:
@@ -161,7 +163,6 @@ def _read_stripes(pipe: Pipeline, fh, source: Path, stripe_len: int, hasher,
         else:
             following = read()
             final = not following
-        hasher.update(current)
         totals["size"] += len(current)
         out.put((stripe, final, current))
         if final:
@@ -184,13 +185,15 @@ def encode_stripe(k: int, n: int, block_size: int, final: bool, data: bytes
     return blocks, plain
 
 
-def _encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int, inp: Channel,
-                    outs: list[Channel]) -> None:
-    """Coding is the costliest kernel: two stripes are coded at once, handed on in order."""
+def _encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int, hasher,
+                    inp: Channel, outs: list[Channel]) -> None:
+    """Two stripes are coded at once, handed on in order. The whole-file SHA-256 is taken
+    here, while the pool codes, not in the reader: reading then waits only for the disk."""
     with erasure.executor() as pool:
         while True:
             stripe, final, data = inp.get()
             job = pool.submit(encode_stripe, k, n, block_size, final, data)
+            hasher.update(data)
             for out in outs:
                 out.put((stripe, final, job))
             if final:
