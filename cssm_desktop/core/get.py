@@ -277,17 +277,25 @@ def _next_blocks(k: int, active: dict[int, _PartStream], opened: OpenedFile, lis
     return blocks
 
 
-def _write_plain(pipe: Pipeline, fh: PendingFile, hasher: hashlib._Hash, name: str, total: int,
-                 listener: Listener, inp: Channel) -> None:
+def _write_plain(pipe: Pipeline, fh: PendingFile, name: str, total: int, listener: Listener,
+                 inp: Channel, to_hash: Channel) -> None:
     done = 0
-    stripes_left = True
-    while stripes_left:
-        for piece in inp.get().result():
-            hasher.update(piece)
+    while done < total:
+        pieces = inp.get().result()
+        for piece in pieces:
             fh.write(piece)
             done += len(piece)
+        to_hash.put(pieces)
         listener(FileProgress(name, done, total))
-        stripes_left = done < total
+
+
+def _hash_plain(pipe: Pipeline, hasher: hashlib._Hash, total: int, inp: Channel) -> None:
+    """SHA-256 on its own thread: beside the writer, not in series with it (~0.7 s/GiB)."""
+    done = 0
+    while done < total:
+        for piece in inp.get():
+            hasher.update(piece)
+            done += len(piece)
 
 
 def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: bool = False,
@@ -306,8 +314,10 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
         to_writer = pipe.channel(depth=6)
         pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, name="cssm-decode")
         if box.size:
-            pipe.spawn(_write_plain, pipe, out, hasher, box.name, box.size, listener, to_writer,
-                       name="cssm-write")
+            to_hash = pipe.channel(depth=8)
+            pipe.spawn(_write_plain, pipe, out, box.name, box.size, listener, to_writer,
+                       to_hash, name="cssm-write")
+            pipe.spawn(_hash_plain, pipe, hasher, box.size, to_hash, name="cssm-hash")
         pipe.join()
         cancel.check()
         if not hmac.compare_digest(hasher.digest(), box.sha256):
