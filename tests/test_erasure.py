@@ -178,3 +178,20 @@ def test_format_md_describes_the_code(k: int, n: int) -> None:
     matrix = _matrix_from_format_md(k, n)
     assert matrix[:k] == [[int(i == j) for j in range(k)] for i in range(k)]
     assert bytes(v for row in matrix[k:] for v in row) == erasure._parity_matrix(k, n)
+
+
+@pytest.mark.parametrize(("asked", "shown"), [("zfec", "zfec"), ("portable", "portable"),
+                                               ("no-such", None)])
+def test_kernel_can_be_chosen_from_the_environment(asked: str, shown: str | None) -> None:
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CSSM_ERASURE_KERNEL=asked)
+    r = subprocess.run([sys.executable, "-m", "cssm_desktop.cli", "--version"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    if shown is None:  # unknown: says so, keeps the best one
+        assert "not available here" in r.stderr
+        assert f"kernel: {erasure.kernel()}" in r.stdout
+    else:
+        assert f"kernel: {shown})" in r.stdout

@@ -9,6 +9,8 @@ kernel (an install with no C compiler) zfec does everything, with the same resul
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,16 +24,32 @@ try:
 except ImportError:  # built without a C compiler: zfec's own kernel, same bytes
     _gf256 = None
 
+log = logging.getLogger(__name__)
 Block = bytes | memoryview
-
-NATIVE = _gf256 is not None
-WORKERS = 2  # coding releases the GIL: two stripes at once use both cores
-_local = threading.local()
 
 
 def kernel() -> str:
     """Which kernel codes (gfni, avx2, portable, or zfec), for `--version` and the benchmark."""
     return _gf256.kernel() if _gf256 is not None else "zfec"
+
+
+def _choose(name: str | None) -> None:
+    """CSSM_ERASURE_KERNEL=zfec|portable|avx2|gfni picks a kernel (benchmarks, bug hunts)."""
+    global _gf256
+    if not name:
+        return
+    if name == "zfec":
+        _gf256 = None
+    elif _gf256 is not None and name in _gf256.kernels():
+        _gf256.kernel(name)
+    else:
+        log.warning("CSSM_ERASURE_KERNEL=%s is not available here; using %s", name, kernel())
+
+
+_choose(os.environ.get("CSSM_ERASURE_KERNEL"))
+NATIVE = _gf256 is not None
+WORKERS = 2  # coding releases the GIL: two stripes at once use both cores
+_local = threading.local()
 
 
 def executor() -> ThreadPoolExecutor:

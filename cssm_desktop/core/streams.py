@@ -1,6 +1,6 @@
 """A small thread pipeline: stages joined by bounded queues that every stage can tear down.
 
-The heavy kernels (file I/O, SHA-256, zfec, AES-GCM) release the GIL, so stages on
+The heavy kernels (file I/O, SHA-256, erasure coding, AES-GCM) release the GIL, so stages on
 separate threads use both cores; bounded queues keep memory independent of file size.
 """
 
