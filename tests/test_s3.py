@@ -12,7 +12,7 @@ from cssm_desktop.config import Config, StoreConfig, set_secret
 from cssm_desktop.core.errors import NotEnoughStores
 from cssm_desktop.core.progress import Event, StoreDamaged
 from cssm_desktop.engine import Engine
-from cssm_desktop.stores.s3 import PART_SIZE, S3Store
+from cssm_desktop.stores.s3 import MAX_PARTS, PART_SIZE, S3Store, part_size
 
 from .conftest import FAST_KDF, PASSWORD, S3Server, free_port
 
@@ -131,3 +131,32 @@ def test_missing_secret_in_keyring_is_explained(moto_server: S3Server, tmp_path:
     results = {name: err for name, _desc, err in engine.test_stores()}
     assert results["s3-1"] is None
     assert "no secret key in the keyring" in (results["never-saved"] or "")
+
+
+def test_part_sizes_keep_small_buffers_and_allow_large_files() -> None:
+    """5 MiB parts (n writers buffer one each) until S3's 10,000-part limit would bite."""
+    assert part_size(1) == part_size(1000) == PART_SIZE == 5 * 1024 * 1024
+    assert part_size(1001) == 2 * PART_SIZE
+    assert part_size(MAX_PARTS) == 10 * PART_SIZE
+    total = sum(part_size(i) for i in range(1, MAX_PARTS + 1))
+    assert total > 250 * 1024**3  # one part object; the file is k times that
+
+
+def test_too_many_parts_fails_clearly_and_leaves_nothing(
+        s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cssm_desktop.stores import s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "MAX_PARTS", 2)  # S3's limit is 10,000: same path, smaller
+    cfg = _s3_config(s3)
+    engine = _engine(cfg, tmp_path)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(3 * 3 * PART_SIZE))  # each part object needs 3 S3 parts
+    (res,) = engine.put([src])
+    assert res.stored is None
+    assert res.error is not None and "too large for S3" in res.error
+    client = s3.client()
+    for store in cfg.stores:
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=store.bucket).get("Contents", [])]
+        assert all(k.endswith("/vault") for k in keys), keys
+        uploads = client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+        assert uploads == []

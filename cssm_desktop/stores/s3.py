@@ -20,8 +20,17 @@ from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
 
 log = logging.getLogger(__name__)
 
-# S3 parts must be >= 5 MiB except the last; 8 MiB bounds each writer's buffer.
-PART_SIZE = 8 * 1024 * 1024
+# S3 parts must be >= 5 MiB except the last, and an upload has at most 10,000 of them.
+PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+PARTS_PER_STEP = 1_000
+
+
+def part_size(number: int) -> int:
+    """Size of part `number` (1-based): 5 MiB for the first thousand, then 5 MiB more per
+    thousand. Small files keep each writer's buffer at 5 MiB (there are n writers at once);
+    an object of up to ~268 GiB (a file of ~800 GiB at k=3) still fits in 10,000 parts."""
+    return PART_SIZE * (1 + (number - 1) // PARTS_PER_STEP)
 
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                      "ExpiredToken", "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
@@ -71,14 +80,18 @@ class _S3Writer(ObjectWriter):
             resp = self._call("create_multipart_upload", Key=self._key)
             self._upload_id = resp["UploadId"]
         number = len(self._parts) + 1
+        if number > MAX_PARTS:
+            raise StoreError(self._store.name, f"{self._key} needs more than {MAX_PARTS} "
+                                                f"S3 parts: the file is too large for S3")
         body, self._buf = self._buf, bytearray()
+        # The bytearray itself, not bytes(body): one copy less of every part in flight.
         resp = self._call("upload_part", Key=self._key, UploadId=self._upload_id,
-                          PartNumber=number, Body=bytes(body))
+                          PartNumber=number, Body=body)
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
 
     def write(self, data: bytes | memoryview) -> None:
         self._buf += data
-        if len(self._buf) >= PART_SIZE:
+        if len(self._buf) >= part_size(len(self._parts) + 1):
             try:
                 self._flush_part()
             except BaseException:
@@ -88,7 +101,7 @@ class _S3Writer(ObjectWriter):
     def commit(self) -> None:
         try:
             if self._upload_id is None:
-                self._call("put_object", Key=self._key, Body=bytes(self._buf))
+                self._call("put_object", Key=self._key, Body=self._buf)
             else:
                 if self._buf:
                     self._flush_part()
