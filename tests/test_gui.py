@@ -394,14 +394,25 @@ def recording_init(self, *args, **kwargs):
     QTimer.singleShot(0, QApplication.quit)  # a user closing the window at once
 main_window.MainWindow.__init__ = recording_init
 
-code = app.main(sys.argv[1:])
+args = sys.argv[1:]
+if "--fail-upload" in args:  # the self-test failing half-way, an upload still running
+    args.remove("--fail-upload")
+    wait_for = app.wait_for
+    def failing_wait(signal, timeout_s, what):
+        if what == "the upload":
+            raise TimeoutError("timed out waiting for the upload (injected)")
+        return wait_for(signal, timeout_s, what)
+    app.wait_for = failing_wait
+
+code = app.main(args)
 alive = [w for w in made if shiboken6.isValid(w)]
 print("windows", len(made), "alive", len(alive), "qapp", QApplication.instance() is not None)
 sys.exit(code)
 """
 
 
-@pytest.mark.parametrize("args", [["--selftest"], []], ids=["selftest", "window"])
+@pytest.mark.parametrize("args", [["--selftest"], ["--selftest", "--fail-upload"], []],
+                         ids=["selftest", "selftest-fails", "window"])
 def test_windows_are_gone_before_the_application(tmp_path: Path, args: list[str]) -> None:
     """A window that outlived main() (held by a cycle) was destroyed by the interpreter's
     last collection, after the QApplication: a segfault at quit, now and then (seen in CI).
@@ -414,8 +425,11 @@ def test_windows_are_gone_before_the_application(tmp_path: Path, args: list[str]
                XDG_STATE_HOME=str(tmp_path / "s"))
     r = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _EXIT_PROBE, *args],
                        env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    failing = "--fail-upload" in args
+    assert r.returncode == (1 if failing else 0), r.stderr
     assert "windows 1 alive 0 qapp False" in r.stdout
+    if failing:
+        assert "selftest FAILED: timed out waiting for the upload (injected)" in r.stderr
     # Where a native crash would leave its stacks: stderr for the self-test, else a file.
     assert bool(list(tmp_path.rglob("crash.log"))) == (args == [])
 

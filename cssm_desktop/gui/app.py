@@ -68,7 +68,6 @@ def shut_down(app: QApplication, guard: MainThreadGC, widgets: Sequence[QWidget]
 def selftest(app: QApplication) -> int:
     """The real window, a temporary 3-of-5 vault of folders, a drop, a restore."""
     from .context import AppContext
-    from .jobs import State
     from .main_window import MainWindow
 
     with tempfile.TemporaryDirectory(prefix="cssm-selftest-") as tmp_name:
@@ -77,39 +76,48 @@ def selftest(app: QApplication) -> int:
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp))
         ctx = AppContext(config_file=tmp / "config.toml", catalog_file=tmp / "catalog.sqlite")
         window = MainWindow(ctx)
-        window.show()
-        password = secrets.token_urlsafe(18)
-        window.create_local_vault(password, root=tmp / "stores")
-        wait_for(window.vault_ready, 60, "the new vault")
-        source = tmp / "input" / "selftest ✓.bin"
-        source.parent.mkdir()
-        data = os.urandom(3 * 1024 * 1024 + 12345)
-        source.write_bytes(data)
-        window.add_paths([source])  # the same handler a real drop calls
-        wait_for(window.queue.all_finished, 120, "the upload")
-        job = window.queue.jobs[-1]
-        if job.state is not State.DONE:
-            raise RuntimeError(f"upload {job.state.value}: {job.error}")
-        wait_for(window.files_loaded, 30, "the file list")
-        entries = [e for e in window.files.source.entries if e.name == source.name]
-        if not entries:
-            raise RuntimeError("the stored file is not listed")
-        window.engine.lock()  # so the restore dialog asks for the password, as for a user
-        out = tmp / "restored"
-        out.mkdir()
-        dialog = window.open_restore(entries, destination=out)
-        dialog.password.setText(password)
-        dialog.start()
-        (paths,) = wait_for(dialog.restored, 120, "the restore")
-        restored = Path(paths[0]).read_bytes()
-        if restored != data:
-            raise RuntimeError("restored bytes differ from the original")
-        dialog.close()
-        window.close()
-        release(app, window)  # before the temporary folder goes: the catalog lives there
-        print(f"cssm-desktop selftest ok: {len(data)} bytes stored in a 3-of-5 vault of "
+        try:
+            size = _store_and_restore(window, tmp)
+        finally:
+            window.queue.cancel_all()  # on failure: no close prompt, no upload left running
+            release(app, window)  # before the temporary folder goes: the catalog lives there
+        print(f"cssm-desktop selftest ok: {size} bytes stored in a 3-of-5 vault of "
               "folders and restored identical", flush=True)
         return 0
+
+
+def _store_and_restore(window: Any, tmp: Path) -> int:
+    from .jobs import State
+
+    window.show()
+    password = secrets.token_urlsafe(18)
+    window.create_local_vault(password, root=tmp / "stores")
+    wait_for(window.vault_ready, 60, "the new vault")
+    source = tmp / "input" / "selftest ✓.bin"
+    source.parent.mkdir()
+    data = os.urandom(3 * 1024 * 1024 + 12345)
+    source.write_bytes(data)
+    window.add_paths([source])  # the same handler a real drop calls
+    wait_for(window.queue.all_finished, 120, "the upload")
+    job = window.queue.jobs[-1]
+    if job.state is not State.DONE:
+        raise RuntimeError(f"upload {job.state.value}: {job.error}")
+    wait_for(window.files_loaded, 30, "the file list")
+    entries = [e for e in window.files.source.entries if e.name == source.name]
+    if not entries:
+        raise RuntimeError("the stored file is not listed")
+    window.engine.lock()  # so the restore dialog asks for the password, as for a user
+    out = tmp / "restored"
+    out.mkdir()
+    dialog = window.open_restore(entries, destination=out)
+    dialog.password.setText(password)
+    dialog.start()
+    (paths,) = wait_for(dialog.restored, 120, "the restore")
+    if Path(paths[0]).read_bytes() != data:
+        raise RuntimeError("restored bytes differ from the original")
+    dialog.close()
+    window.close()
+    return len(data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
