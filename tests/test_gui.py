@@ -420,9 +420,7 @@ def test_windows_are_gone_before_the_application(tmp_path: Path, args: list[str]
     import subprocess
     import sys
 
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
-               XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"),
-               XDG_STATE_HOME=str(tmp_path / "s"))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")  # HOME, XDG: isolated_home's
     r = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _EXIT_PROBE, *args],
                        env=env, capture_output=True, text=True, timeout=300)
     failing = "--fail-upload" in args
