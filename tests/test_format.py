@@ -21,6 +21,7 @@ from cssm_desktop.core.format import (
     MetaObject,
     VaultHeader,
     block_nonce,
+    padded_length,
     part_size,
     seal_key_box,
     stripe_count,
@@ -63,7 +64,7 @@ def _meta(vmk: bytes) -> tuple[MetaObject, bytes, KeyBox]:
     header = FileHeader(META_MAGIC, os.urandom(16), os.urandom(16), 5, 3, 4096, 1)
     box = KeyBox(tuple(os.urandom(32) for _ in range(5)), 12345, 1, 2, os.urandom(32),
                  "Fotos/Ümlaut ✓.jpg")
-    nonce, sealed = seal_key_box(ck, header.common(), box)
+    nonce, sealed = seal_key_box(ck, header, box)
     return MetaObject.seal(header, vmk, os.urandom(32), nonce, sealed), ck, box
 
 
@@ -121,8 +122,8 @@ def test_geometry(size: int, stripes: int, last: int) -> None:
 @settings(max_examples=300)
 @given(st.binary(max_size=400))
 def test_parsers_raise_only_format_errors(data: bytes) -> None:
-    for parse in (VaultHeader.parse, MetaObject.parse, lambda d: KeyBox.parse(d, 5),
-                  lambda d: FileHeader.parse(d, PART_MAGIC)):
+    for parse in (VaultHeader.parse, MetaObject.parse, lambda d: KeyBox.parse(d, 5, 1),
+                  lambda d: KeyBox.parse(d, 5, 2), lambda d: FileHeader.parse(d, PART_MAGIC)):
         with contextlib.suppress(FormatError):
             parse(data)
 
@@ -136,3 +137,45 @@ def test_mutated_headers_raise_only_format_errors(data: st.DataObject) -> None:
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     with contextlib.suppress(FormatError):
         VaultHeader.parse(bytes(raw))
+
+
+@pytest.mark.parametrize(("size", "padded"), [
+    (0, 1024), (1, 1024), (1024, 1024), (1025, 1088), (4096, 4096), (5000, 5120),
+    (1 << 30, 1 << 30), ((1 << 30) + 1, (1 << 30) + (1 << 25)),
+    (1_000_000, 1_015_808)])
+def test_padme_rounds_up_by_at_most_twelve_percent(size: int, padded: int) -> None:
+    assert padded_length(size) == padded
+
+
+@settings(max_examples=500)
+@given(st.integers(1025, 1 << 50))
+def test_padme_bounds(size: int) -> None:
+    padded = padded_length(size)
+    assert size <= padded <= size * 1.12
+    assert padded_length(padded) == padded   # padded sizes are fixed points
+
+
+def test_key_box_names_leak_only_a_bucket_of_length() -> None:
+    sizes: dict[int, set[int]] = {}
+    for length in range(1, 300):
+        box = KeyBox(tuple(bytes(32) for _ in range(5)), 1, 1, 2, bytes(32), "a" * length)
+        raw = box.to_bytes()
+        sizes.setdefault(len(raw), set()).add(length)
+        assert KeyBox.parse(raw, 5, 2) == box
+    # 229 fixed bytes at n = 5: names of 1-27 bytes look alike, then 28-283, ...
+    assert sizes == {256: set(range(1, 28)), 512: set(range(28, 284)),
+                     768: set(range(284, 300))}
+    padded = bytearray(box.to_bytes())
+    padded[-1] = 1   # padding must be zeros: one canonical encoding per box
+    with pytest.raises(FormatError):
+        KeyBox.parse(bytes(padded), 5, 2)
+
+
+def test_version_1_key_boxes_still_parse() -> None:
+    box = KeyBox(tuple(bytes([i]) * 32 for i in range(3)), 10, 1, 2, bytes(32), "a.txt",
+                 data_len=10)
+    raw = box.to_bytes(version=1)
+    assert len(raw) == 2 + 3 * 32 + 8 + 8 + 8 + 32 + 2 + 5
+    assert KeyBox.parse(raw, 3, 1) == box
+    with pytest.raises(FormatError):
+        KeyBox.parse(raw, 3, 2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -16,11 +16,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .errors import FormatError, WrongPassword
 from .keys import KEY_LEN, KdfParams, password_key, share_key
 
-VERSION = 1
+VERSION = 2                 # what this version writes
+READABLE_VERSIONS = (1, 2)  # version 1 vaults (the first release) stay readable
 ID_LEN = 16
 NONCE_LEN = 12
 TAG_LEN = 16
 MAX_N = 16
+MAX_NAME_BYTES = 4096       # longer than any path a file system takes
+MAX_DATA_LEN = 1 << 56      # 64 PiB: far past any real file, short of overflow anywhere
+MAX_META_LEN = 64 * 1024    # a metadata object is ~0.3 KiB plus the padded name
 
 VAULT_MAGIC = b"CSVH"
 META_MAGIC = b"CSMD"
@@ -39,6 +43,11 @@ def _aead_open(key: bytes, nonce: bytes, data: bytes, ad: bytes) -> bytes | None
         return None
 
 
+def _check_version(version: int, what: str) -> None:
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"{what} version {version} is not supported by this version")
+
+
 # ---------------------------------------------------------------- vault header
 
 _VAULT_FIXED = struct.Struct(">4sB16sBBBBIII16s")  # up to and including the salt
@@ -55,9 +64,11 @@ class VaultHeader:
     salt: bytes
     nonce: bytes
     wrapped_vmk: bytes
+    version: int = VERSION
 
     def _ad(self) -> bytes:
-        return _VAULT_FIXED.pack(VAULT_MAGIC, VERSION, self.vault_id, self.n, self.k, self.index,
+        return _VAULT_FIXED.pack(VAULT_MAGIC, self.version, self.vault_id, self.n, self.k,
+                                 self.index,
                                  self.kdf.algorithm, self.kdf.memory_kib, self.kdf.iterations,
                                  self.kdf.lanes, self.salt)
 
@@ -72,8 +83,7 @@ class VaultHeader:
          salt) = _VAULT_FIXED.unpack_from(data)
         if magic != VAULT_MAGIC:
             raise FormatError("not a CSSM vault header")
-        if version != VERSION:
-            raise FormatError(f"vault header version {version} is not supported by this version")
+        _check_version(version, "vault header")
         check_geometry(n, k)
         if index >= n:
             raise FormatError(f"store index {index} out of range for n={n}")
@@ -81,7 +91,7 @@ class VaultHeader:
         kdf.check()
         off = _VAULT_FIXED.size
         return cls(vault_id, n, k, index, kdf, salt, data[off:off + NONCE_LEN],
-                   data[off + NONCE_LEN:])
+                   data[off + NONCE_LEN:], version)
 
     @classmethod
     def seal(cls, vmk: bytes, pk: bytes, vault_id: bytes, n: int, k: int, index: int,
@@ -99,6 +109,11 @@ class VaultHeader:
 
     def unlock(self, password: str) -> bytes:
         return self.open_with_key(password_key(password, self.salt, self.kdf))
+
+    @property
+    def kdf_group(self) -> tuple[bytes, KdfParams]:
+        """Headers sealed under one password key share this pair."""
+        return self.salt, self.kdf
 
 
 # ---------------------------------------------------------------- shared file header
@@ -119,10 +134,11 @@ class FileHeader:
     k: int
     block_size: int
     index: int
+    version: int = VERSION
 
     def common(self) -> bytes:
-        return _COMMON.pack(self.magic, VERSION, self.vault_id, self.file_id, self.n, self.k,
-                            self.block_size)
+        return _COMMON.pack(self.magic, self.version, self.vault_id, self.file_id, self.n,
+                            self.k, self.block_size)
 
     def to_bytes(self) -> bytes:
         return self.common() + bytes([self.index])
@@ -134,27 +150,50 @@ class FileHeader:
         m, version, vault_id, file_id, n, k, block_size = _COMMON.unpack_from(data)
         if m != magic:
             raise FormatError("wrong object type (bad magic)")
-        if version != VERSION:
-            raise FormatError(f"object version {version} is not supported by this version")
+        _check_version(version, "object")
         check_geometry(n, k)
         index = data[COMMON_LEN]
         if index >= n:
             raise FormatError(f"index {index} out of range for n={n}")
         if not 1 <= block_size <= 64 * 1024 * 1024:
             raise FormatError(f"block size {block_size} out of range")
-        return cls(m, vault_id, file_id, n, k, block_size, index)
+        return cls(m, vault_id, file_id, n, k, block_size, index, version)
 
     def with_index(self, index: int) -> FileHeader:
-        return FileHeader(self.magic, self.vault_id, self.file_id, self.n, self.k,
-                          self.block_size, index)
+        return replace(self, index=index)
+
+    def as_part(self, index: int) -> FileHeader:
+        """The data part header of store `index` of the same file."""
+        return replace(self, magic=PART_MAGIC, index=index)
 
 
 # ---------------------------------------------------------------- key box
 
 
+KIND_FILE = 0
+KEY_BOX_BUCKET = 256        # a version 2 key box is padded to a multiple of this
+MIN_PADDED_LEN = 1024       # version 2: no file's parts look smaller than a 1 KiB file's
+
+
+def padded_length(size: int) -> int:
+    """Padme (Nikitin et al., PETS 2019): round `size` up so that only its top ~log2(log2)
+    bits stay visible; at most ~12% more (3% above 1 MiB), never below MIN_PADDED_LEN.
+    Written out because it is five lines and no maintained library offers it."""
+    if size <= MIN_PADDED_LEN:
+        return MIN_PADDED_LEN
+    e = size.bit_length() - 1
+    s = e.bit_length()
+    mask = (1 << (e - s)) - 1
+    return (size + mask) & ~mask
+
+
 @dataclass(frozen=True)
 class KeyBox:
-    """What the container key protects: part keys and everything private about the file."""
+    """What the container key protects: part keys and everything private about the file.
+
+    `data_len` is how many bytes the parts carry: the file, then zeros up to
+    padded_length(size) (version 2); exactly the file in version 1.
+    """
 
     part_keys: tuple[bytes, ...]
     size: int
@@ -162,34 +201,66 @@ class KeyBox:
     stored_at_ns: int
     sha256: bytes
     name: str
+    data_len: int = -1
+    kind: int = KIND_FILE
 
-    _FIXED = struct.Struct(">Qqq32sH")
+    _FIXED_V1 = struct.Struct(">Qqq32sH")
+    _FIXED_V2 = struct.Struct(">QQqq32sH")
 
-    def to_bytes(self) -> bytes:
+    def __post_init__(self) -> None:
+        if self.data_len < 0:
+            object.__setattr__(self, "data_len", padded_length(self.size))
+
+    def to_bytes(self, version: int = VERSION) -> bytes:
         name = self.name.encode("utf-8")
-        if len(name) > 0xFFFF:
+        if len(name) > MAX_NAME_BYTES:
             raise FormatError("file name too long")
-        return (bytes([VERSION, len(self.part_keys)]) + b"".join(self.part_keys)
-                + self._FIXED.pack(self.size, self.mtime_ns, self.stored_at_ns, self.sha256,
-                                   len(name)) + name)
+        keys = b"".join(self.part_keys)
+        if version == 1:
+            return (bytes([1, len(self.part_keys)]) + keys
+                    + self._FIXED_V1.pack(self.size, self.mtime_ns, self.stored_at_ns,
+                                          self.sha256, len(name)) + name)
+        body = (bytes([2, self.kind, len(self.part_keys)]) + keys
+                + self._FIXED_V2.pack(self.size, self.data_len, self.mtime_ns,
+                                      self.stored_at_ns, self.sha256, len(name)) + name)
+        return body + bytes(-len(body) % KEY_BOX_BUCKET)
 
     @classmethod
-    def parse(cls, data: bytes, n: int) -> KeyBox:
-        if len(data) < 2 or data[0] != VERSION or data[1] != n:
-            raise FormatError("key box version or part count mismatch")
-        off = 2 + n * KEY_LEN
-        if len(data) < off + cls._FIXED.size:
+    def parse(cls, data: bytes, n: int, version: int) -> KeyBox:
+        """`version` is the version byte of the header the box was sealed with."""
+        if version == 1:
+            if len(data) < 2 or data[0] != 1 or data[1] != n:
+                raise FormatError("key box version or part count mismatch")
+            off, fixed, kind = 2, cls._FIXED_V1, KIND_FILE
+        else:
+            if len(data) < 3 or data[0] != 2 or data[2] != n:
+                raise FormatError("key box version or part count mismatch")
+            off, fixed, kind = 3, cls._FIXED_V2, data[1]
+            if kind != KIND_FILE:
+                raise FormatError(f"key box kind {kind} is not supported by this version")
+        keys = tuple(data[off + i * KEY_LEN: off + (i + 1) * KEY_LEN] for i in range(n))
+        off += n * KEY_LEN
+        if len(data) < off + fixed.size:
             raise FormatError("key box truncated")
-        keys = tuple(data[2 + i * KEY_LEN: 2 + (i + 1) * KEY_LEN] for i in range(n))
-        size, mtime, stored, sha, name_len = cls._FIXED.unpack_from(data, off)
-        off += cls._FIXED.size
-        if len(data) != off + name_len:
+        if version == 1:
+            size, mtime, stored, sha, name_len = fixed.unpack_from(data, off)
+            data_len = size
+        else:
+            size, data_len, mtime, stored, sha, name_len = fixed.unpack_from(data, off)
+            if not size <= data_len <= MAX_DATA_LEN:
+                raise FormatError("key box data length out of range")
+        off += fixed.size
+        end = off + name_len
+        if version == 1 and len(data) != end:
             raise FormatError("key box name length mismatch")
+        if version != 1 and (len(data) < end or len(data) % KEY_BOX_BUCKET
+                             or any(data[end:])):
+            raise FormatError("key box name length or padding mismatch")
         try:
-            name = data[off:].decode("utf-8")
+            name = data[off:end].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise FormatError("key box name is not UTF-8") from exc
-        return cls(keys, size, mtime, stored, sha, name)
+        return cls(keys, size, mtime, stored, sha, name, data_len, kind)
 
 
 # ---------------------------------------------------------------- metadata object
@@ -244,40 +315,41 @@ class MetaObject:
 
     def open_box(self, ck: bytes) -> KeyBox | None:
         plain = _aead_open(ck, self.box_nonce, self.sealed_box, self.header.common())
-        return None if plain is None else KeyBox.parse(plain, self.header.n)
+        return None if plain is None else KeyBox.parse(plain, self.header.n,
+                                                       self.header.version)
 
 
-def seal_key_box(ck: bytes, common: bytes, box: KeyBox) -> tuple[bytes, bytes]:
+def seal_key_box(ck: bytes, header: FileHeader, box: KeyBox) -> tuple[bytes, bytes]:
     """CK is fresh per file and seals exactly one key box, so a random nonce never repeats."""
     nonce = os.urandom(NONCE_LEN)
-    return nonce, AESGCM(ck).encrypt(nonce, box.to_bytes(), common)
+    return nonce, AESGCM(ck).encrypt(nonce, box.to_bytes(header.version), header.common())
 
 
 # ---------------------------------------------------------------- data part geometry
 
 
-def stripe_count(size: int, k: int, block_size: int) -> int:
+def stripe_count(data_len: int, k: int, block_size: int) -> int:
     stripe = k * block_size
-    return max(1, -(-size // stripe))
+    return max(1, -(-data_len // stripe))
 
 
-def last_block_len(size: int, k: int, block_size: int) -> int:
-    stripes = stripe_count(size, k, block_size)
-    rest = size - (stripes - 1) * k * block_size
+def last_block_len(data_len: int, k: int, block_size: int) -> int:
+    stripes = stripe_count(data_len, k, block_size)
+    rest = data_len - (stripes - 1) * k * block_size
     return -(-rest // k)
 
 
-def block_len(stripe: int, size: int, k: int, block_size: int) -> int:
-    if stripe == stripe_count(size, k, block_size) - 1:
-        return last_block_len(size, k, block_size)
+def block_len(stripe: int, data_len: int, k: int, block_size: int) -> int:
+    if stripe == stripe_count(data_len, k, block_size) - 1:
+        return last_block_len(data_len, k, block_size)
     return block_size
 
 
-def part_size(size: int, k: int, block_size: int) -> int:
-    """Exact byte length of every data part of a file of `size` bytes."""
-    stripes = stripe_count(size, k, block_size)
+def part_size(data_len: int, k: int, block_size: int) -> int:
+    """Exact byte length of every data part carrying `data_len` bytes (KeyBox.data_len)."""
+    stripes = stripe_count(data_len, k, block_size)
     return (HEADER_LEN + (stripes - 1) * (block_size + TAG_LEN)
-            + last_block_len(size, k, block_size) + TAG_LEN)
+            + last_block_len(data_len, k, block_size) + TAG_LEN)
 
 
 def stripe_offset(stripe: int, block_size: int) -> int:

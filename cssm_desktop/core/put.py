@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -23,7 +25,9 @@ from .format import (
     MetaObject,
     block_nonce,
     check_geometry,
+    padded_length,
     seal_key_box,
+    stripe_count,
 )
 from .keys import KEY_LEN
 from .layout import data_key, meta_key, new_id
@@ -56,6 +60,7 @@ class StoredFile:
     sha256: bytes
     n: int
     k: int
+    data_len: int
 
     @property
     def id_hex(self) -> str:
@@ -63,7 +68,7 @@ class StoredFile:
 
 
 class PartProgress:
-    """Plaintext done = the stripe every store has written; thread-safe."""
+    """File bytes done = what every store has written; thread-safe."""
 
     def __init__(self, name: str, total: int, n: int, listener: Listener) -> None:
         self._name, self._total, self._listener = name, total, listener
@@ -94,32 +99,29 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
     stores = [vault.stores[i] for i in range(n)]
     cancel = cancel or CancelToken()
     cancel.check()
-    try:
-        fh = open(source, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    fh = open_source(source)
 
     file_id = new_id()
     part_keys = tuple(os.urandom(KEY_LEN) for _ in range(n))
     part_header = FileHeader(PART_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
     hasher = hashlib.sha256()
-    stripe_len = k * block_size
     pipe = Pipeline(cancel)
-    totals = {"size": 0}
     writers: list[ObjectWriter] = []
     try:
         with fh:
             st = os.fstat(fh.fileno())
-            listener(FileStarted(name, st.st_size))
-            progress = PartProgress(name, st.st_size, n, listener)
+            size = st.st_size
+            data_len = padded_length(size)
+            listener(FileStarted(name, size))
+            progress = PartProgress(name, size, n, listener)
             for store in stores:
                 writers.append(store.open_write(data_key(vault.vault_id, file_id)))
             # Eight stripes of slack per queue (~20 MiB in flight): a write that stalls on
             # writeback throttling, or a slow disk read, no longer idles the other stages.
             to_encoder = pipe.channel(8)
             to_stores = [pipe.channel(8) for _ in range(n)]
-            pipe.spawn(_read_stripes, pipe, fh, source, stripe_len, totals, to_encoder,
-                       name="cssm-read")
+            pipe.spawn(_read_stripes, pipe, fh, source, size, data_len, k, block_size,
+                       to_encoder, name="cssm-read")
             pipe.spawn(_encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,
                        name="cssm-encode")
             for i in range(n):
@@ -129,9 +131,8 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
             pipe.join()
         cancel.check()
         commit_all(writers, [s.name for s in stores])
-        size = totals["size"]
         stored = StoredFile(file_id, name, size, st.st_mtime_ns, time.time_ns(), hasher.digest(),
-                            n, k)
+                            n, k, data_len)
         _write_metadata(vault, vmk, stored, part_keys, block_size)
     except BaseException as exc:
         for writer in writers:
@@ -144,31 +145,56 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
     return stored
 
 
-def _read_stripes(pipe: Pipeline, fh, source: Path, stripe_len: int, totals: dict[str, int],
-                  out: Channel) -> None:
-    """Read ahead one stripe so the last one can be flagged final (STREAM)."""
+# Opening never blocks on a FIFO or device; anything but a regular file is refused.
+_SOURCE_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_BINARY", 0))
 
-    def read() -> bytes:
+
+def open_source(source: Path) -> BinaryIO:
+    try:
+        fd = os.open(source, _SOURCE_FLAGS)
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{source} is not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_stripes(pipe: Pipeline, fh: BinaryIO, source: Path, size: int, data_len: int,
+                  k: int, block_size: int, out: Channel) -> None:
+    """The file's `size` bytes, then zeros up to `data_len` (size padding), stripe by
+    stripe; each item carries how many of its bytes are the file's."""
+
+    def read(count: int) -> bytes:
         try:
-            return fh.read(stripe_len)
+            data = fh.read(count)
         except OSError as exc:
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        if len(data) != count:
+            raise InputError(f"{source} changed while it was being stored; nothing was kept")
+        return data
 
-    stripe = 0
-    current = read()
-    while True:
+    stripe_len = k * block_size
+    stripes = stripe_count(data_len, k, block_size)
+    offset = 0
+    for stripe in range(stripes):
         pipe.check()
-        if len(current) < stripe_len:
-            following, final = b"", True
-        else:
-            following = read()
-            final = not following
-        totals["size"] += len(current)
-        out.put((stripe, final, current))
-        if final:
-            return
-        current = following
-        stripe += 1
+        want = min(stripe_len, data_len - offset)
+        real = max(0, min(want, size - offset))
+        data = read(real) if real else b""
+        if real < want:
+            data += bytes(want - real)
+        final = stripe == stripes - 1
+        if final and fh.read(1):
+            raise InputError(f"{source} changed while it was being stored; nothing was kept")
+        out.put((stripe, final, data, real))
+        offset += want
 
 
 def encode_stripe(k: int, n: int, block_size: int, final: bool, data: bytes
@@ -191,11 +217,11 @@ def _encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int, hasher,
     here, while the pool codes, not in the reader: reading then waits only for the disk."""
     with erasure.executor() as pool:
         while True:
-            stripe, final, data = inp.get()
+            stripe, final, data, real = inp.get()
             job = pool.submit(encode_stripe, k, n, block_size, final, data)
-            hasher.update(data)
+            hasher.update(memoryview(data)[:real])
             for out in outs:
-                out.put((stripe, final, job))
+                out.put((stripe, final, job, real))
             if final:
                 return
 
@@ -204,18 +230,18 @@ def seal_and_write(pipe: Pipeline, index: int, slot: int, store: str, key: bytes
                     header: bytes, inp: Channel, writer: ObjectWriter, progress: PartProgress
                     ) -> None:
     """Seal block `index` of every stripe and write it; the caller commits. `slot` is
-    this writer's place in `progress`."""
+    this writer's place in `progress`; items carry how many file bytes each stripe holds."""
     aead = AESGCM(key)
     writer.write(header)
     written = len(header)
     plain_done = 0
     while True:
-        stripe, final, job = inp.get()
-        blocks, stripe_plain = job.result()
+        stripe, final, job, real = inp.get()
+        blocks, _ = job.result()
         sealed = aead.encrypt(block_nonce(stripe, final), blocks[index], header)
         writer.write(sealed)
         written += len(sealed)
-        plain_done += stripe_plain
+        plain_done += real
         progress.stored(slot, store, plain_done, written)
         if final:
             return
@@ -233,8 +259,8 @@ def _write_metadata(vault: Vault, vmk: bytes, stored: StoredFile, part_keys: tup
     header = FileHeader(META_MAGIC, vault.vault_id, stored.file_id, stored.n, stored.k,
                         block_size, 0)
     box = KeyBox(part_keys, stored.size, stored.mtime_ns, stored.stored_at_ns, stored.sha256,
-                 stored.name)
-    box_nonce, sealed_box = seal_key_box(ck, header.common(), box)
+                 stored.name, stored.data_len)
+    box_nonce, sealed_box = seal_key_box(ck, header, box)
     shares = shamir.split(ck, stored.k, stored.n)
     key = meta_key(vault.vault_id, stored.file_id)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from . import erasure, parallel, shamir
 from .errors import Cancelled, IntegrityError, NotEnoughStores
-from .format import META_MAGIC, PART_MAGIC, FileHeader, MetaObject, stripe_count
-from .get import OpenedFile, decode_stripes
+from .format import MetaObject
+from .get import OpenedFile, decode_stripes, hash_stripes
 from .layout import data_key, meta_key
 from .progress import CancelToken, FileProgress, Listener, ignore
 from .put import PartProgress, commit_all, encode_stripe, seal_and_write
@@ -34,23 +34,24 @@ class RepairResult:
 
 def repair_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
                 cancel: CancelToken | None = None) -> RepairResult:
-    """Verify, rewrite what is bad on every reachable store, verify again."""
+    """Verify, rewrite what is bad on every reachable store, verify again.
+
+    Writes only to the store bound to each index: part `i` and share `i` go to the store
+    that holds index `i`, never to one that merely claims it.
+    """
     cancel = cancel or CancelToken()
     before = verify_file(vault, file_id, listener)
     if before.healthy:
         return RepairResult(before, before, ())
     opened = before.opened
     k = opened.header.k
-    good_data = [c.index for c in before.checks if c.data == OK]
+    if not before.restorable:
+        raise NotEnoughStores(before.good, k, {c.store: c.problem for c in before.checks
+                                               if not c.ok}, what="repair")
     bad = [c for c in before.checks if not c.ok and c.index in vault.stores]
-    if len(good_data) < k:
-        raise NotEnoughStores(len(good_data), k, {c.store: c.problem for c in before.checks
-                                                  if not c.ok}, what="repair")
-    if len(opened.shares) < k:
-        raise NotEnoughStores(len(opened.shares), k, opened.damaged, what="repair")
     data_bad = [c.index for c in bad if c.data != OK]
     if data_bad:
-        _rebuild_parts(vault, opened, data_bad, good_data, listener, cancel)
+        _rebuild_parts(vault, opened, data_bad, listener, cancel)
     cancel.check()
     meta_bad = [c.index for c in bad if c.meta != OK]
     if meta_bad:
@@ -62,17 +63,16 @@ def repair_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
 
 
 def _rebuild_metadata(vault: Vault, opened: OpenedFile, indexes: list[int]) -> None:
-    """A lost share is recomputed from k survivors, so it agrees with the others."""
+    """A lost share is recomputed from k that fit, so it agrees with the others."""
     vmk = vault.require_key()
     assert opened.meta is not None
     h = opened.header
-    header = FileHeader(META_MAGIC, h.vault_id, h.file_id, h.n, h.k, h.block_size, 0)
     known = {i + 1: share for i, share in sorted(opened.shares.items())[:h.k]}
     key = meta_key(vault.vault_id, opened.file_id)
 
     def write(index: int) -> None:
         share = shamir.interpolate(known, index + 1)
-        meta = MetaObject.seal(header.with_index(index), vmk, share, opened.meta.box_nonce,
+        meta = MetaObject.seal(h.with_index(index), vmk, share, opened.meta.box_nonce,
                                opened.meta.sealed_box)
         vault.stores[index].put_bytes(key, meta.to_bytes())
 
@@ -80,11 +80,30 @@ def _rebuild_metadata(vault: Vault, opened: OpenedFile, indexes: list[int]) -> N
                            "writing metadata")
 
 
-def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int], sources: list[int],
+def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int],
                    listener: Listener, cancel: CancelToken) -> None:
-    """Decode from healthy parts, re-encode, seal and write only the target parts."""
-    h = opened.header
+    """Decode (block by block, from every part), check the whole-file hash, then decode
+    again, re-encode, seal and write only the target parts.
+
+    Nothing is sealed before the hash matched: a re-encoded block that differed from the
+    original would be a second plaintext under the same part key and nonce.
+    """
     box = opened.box
+    stripes = opened.stripes
+    pipe = Pipeline(cancel)
+    try:
+        decoded = pipe.channel(depth=6)
+        hasher = hashlib.sha256()
+        pipe.spawn(decode_stripes, pipe, vault, opened, ignore, decoded, name="cssm-decode")
+        pipe.spawn(hash_stripes, pipe, hasher, stripes, decoded, True, name="cssm-hash")
+        pipe.join()
+    except Aborted:
+        raise pipe.first_error() or Cancelled() from None
+    cancel.check()
+    if not hmac.compare_digest(hasher.digest(), box.sha256):
+        raise IntegrityError(f"{box.name}: decoded bytes do not match the recorded SHA-256; "
+                             "nothing was rewritten")
+
     key = data_key(vault.vault_id, opened.file_id)
     pipe = Pipeline(cancel)
     writers = []
@@ -93,23 +112,15 @@ def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int], sources
             writers.append(vault.stores[index].open_write(key))
         decoded = pipe.channel(depth=3)
         to_parts = [pipe.channel() for _ in targets]
-        hasher = hashlib.sha256()
         progress = PartProgress(box.name, box.size, len(targets), listener)
-        pipe.spawn(decode_stripes, pipe, vault, opened, ignore, decoded, sources,
-                   name="cssm-decode")
-        pipe.spawn(_reencode, pipe, opened, decoded, to_parts, hasher, name="cssm-reencode")
+        pipe.spawn(decode_stripes, pipe, vault, opened, ignore, decoded, name="cssm-decode")
+        pipe.spawn(_reencode, pipe, opened, decoded, to_parts, name="cssm-reencode")
         for slot, index in enumerate(targets):
-            ad = FileHeader(PART_MAGIC, h.vault_id, h.file_id, h.n, h.k, h.block_size,
-                            index).to_bytes()
             pipe.spawn(seal_and_write, pipe, index, slot, vault.store_name(index),
-                       box.part_keys[index], ad, to_parts[slot], writers[slot], progress,
-                       name=f"cssm-repair-{index}")
+                       box.part_keys[index], opened.header.as_part(index).to_bytes(),
+                       to_parts[slot], writers[slot], progress, name=f"cssm-repair-{index}")
         pipe.join()
         cancel.check()
-        # Every block read was authenticated; the whole-file hash is one more guard
-        # before anything replaces what a store holds.
-        if not hmac.compare_digest(hasher.digest(), box.sha256):
-            raise IntegrityError(f"{box.name}: decoded bytes do not match the recorded SHA-256")
         commit_all(writers, [vault.store_name(i) for i in targets])
         listener(FileProgress(box.name, box.size, box.size))
     except BaseException as exc:
@@ -120,15 +131,20 @@ def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int], sources
         raise
 
 
-def _reencode(pipe: Pipeline, opened: OpenedFile, inp: Channel, outs: list[Channel],
-              hasher: hashlib._Hash) -> None:
+def _reencode(pipe: Pipeline, opened: OpenedFile, inp: Channel, outs: list[Channel]) -> None:
+    """The decoder hands on file bytes only; the size padding (zeros) is put back."""
     h = opened.header
-    stripes = stripe_count(opened.box.size, h.k, h.block_size)
+    stripe_len = h.k * h.block_size
+    data_len = opened.box.data_len
+    stripes = opened.stripes
     with erasure.executor() as pool:
         for stripe in range(stripes):
             data = b"".join(inp.get().result())
-            hasher.update(data)
+            real = len(data)
+            want = min(stripe_len, data_len - stripe * stripe_len)
+            if real < want:
+                data += bytes(want - real)
             final = stripe == stripes - 1
             job = pool.submit(encode_stripe, h.k, h.n, h.block_size, final, data)
             for out in outs:
-                out.put((stripe, final, job))
+                out.put((stripe, final, job, real))

@@ -68,7 +68,7 @@ def scan(vault: Vault, progress: Callable[[int, int], None] | None = None,
         except (NotEnoughStores, CssmError) as exc:
             unreadable[fid.hex()] = str(exc)
             continue
-        want = part_size(opened.box.size, opened.header.k, opened.header.block_size)
+        want = part_size(opened.box.data_len, opened.header.k, opened.header.block_size)
         damaged = []
         for index in range(vault.n):
             ok = (index in opened.meta_ok and datas.get(index, {}).get(fid) == want)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -12,13 +13,20 @@ from ..core.durable import TEMP_PREFIX, StreamingFile, fsync_dir, temp_name
 from ..core.errors import ObjectNotFound, StoreError
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
 
+# Reads never follow a link in the last step nor block on a FIFO or device a store put
+# in place of an object (O_NONBLOCK, then S_ISREG on the open descriptor).
+_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
 
 class _FolderWriter(ObjectWriter):
     def __init__(self, store: FolderStore, path: Path) -> None:
         self._store = store
         self._path = path
+        store.require_root()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            store.require_inside(path.parent)
             self._out: StreamingFile | None = StreamingFile(temp_name(path))
         except OSError as exc:
             raise StoreError(store.name, f"cannot write in {path.parent}: {exc.strerror}") from exc
@@ -48,11 +56,15 @@ class _FolderWriter(ObjectWriter):
 
 
 class _FolderReader(ObjectReader):
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, store: str, fh: BinaryIO) -> None:
+        self._store = store
         self._fh = fh
 
     def read(self, size: int) -> bytes:
-        return self._fh.read(size)
+        try:
+            return self._fh.read(size)
+        except OSError as exc:
+            raise StoreError(self._store, f"read failed: {exc.strerror}") from exc
 
     def close(self) -> None:
         self._fh.close()
@@ -73,11 +85,27 @@ class FolderStore(Store):
         return self.root.joinpath(*parts)
 
     def prepare(self) -> None:
+        """Only `init` and replacing a store create the root: a missing root elsewhere is an
+        unplugged disk or unmounted share, and writing onto the bare mount point would
+        scatter parts where the user will never look."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(self.name, f"cannot create folder {self.root}: {exc.strerror}") \
                 from exc
+
+    def require_root(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(self.name, f"folder {self.root} does not exist (disk unplugged "
+                                        "or share not mounted?)")
+
+    def require_inside(self, folder: Path) -> None:
+        """A sub-folder the store replaced by a link must not lead our reads or writes out
+        of the store (the root itself may be a link, e.g. a mount point)."""
+        real = os.path.realpath(folder)
+        root = os.path.realpath(self.root)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise StoreError(self.name, f"{folder} leads out of the store")
 
     def open_write(self, key: str) -> ObjectWriter:
         return _FolderWriter(self, self._path(key))
@@ -85,16 +113,27 @@ class FolderStore(Store):
     def open_read(self, key: str, offset: int = 0) -> ObjectReader:
         path = self._path(key)
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - owned by the reader
+            fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
+            self.require_root()
             raise ObjectNotFound(self.name, key) from None
         except OSError as exc:
-            raise StoreError(self.name, f"cannot read {path}: {exc.strerror}") from exc
+            raise StoreError(self.name, f"cannot read {key}: {exc.strerror}") from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreError(self.name, f"{key} is not a regular file")
+            self.require_inside(path.parent)
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
+            fh = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
         if offset:
             fh.seek(offset)
         if hasattr(os, "posix_fadvise"):  # parts are read front to back: read ahead more
             os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        return _FolderReader(fh)
+        return _FolderReader(self.name, fh)
 
     def _walk(self, prefix: str, temporary: bool) -> Iterator[ObjectInfo]:
         """Committed objects, or (temporary=True) the temp files of unfinished writes."""
@@ -105,8 +144,10 @@ class FolderStore(Store):
                     continue
                 full = Path(dirpath, fname)
                 try:
-                    st = full.stat()
+                    st = full.lstat()
                 except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):  # links, FIFOs, devices: not ours
                     continue
                 yield ObjectInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
 
@@ -120,7 +161,7 @@ class FolderStore(Store):
         if not self.root.is_dir():
             raise StoreError(self.name, f"folder {self.root} does not exist")
         try:
-            return sorted(e.name for e in os.scandir(base) if e.is_dir())
+            return sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             return []
         except OSError as exc:

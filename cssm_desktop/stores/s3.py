@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 PARTS_PER_STEP = 1_000
+# A listing page holds up to 1,000 keys: 100,000 pages is 100 million objects.
+MAX_LIST_PAGES = 100_000
 
 
 def part_size(number: int) -> int:
@@ -265,42 +267,49 @@ class S3Store(Store):
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         full = self._key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
-        token: str | None = None
-        while True:
-            kw: dict[str, Any] = {"Prefix": full}
-            if token:
-                kw["ContinuationToken"] = token
-            resp = self._call("list_objects_v2", **kw)
+        kw: dict[str, Any] = {"Prefix": full}
+        for resp in self._pages("list_objects_v2", kw, ("ContinuationToken",),
+                                ("NextContinuationToken",)):
             for obj in resp.get("Contents", []):
                 yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"].timestamp())
+
+    def _pages(self, op: str, kw: dict[str, Any], fields: tuple[str, ...],
+               next_fields: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        """Every page of a listing. A server that never ends one (IsTruncated forever, or a
+        marker it already gave) is a store error, not a loop with growing memory."""
+        seen: set[tuple[Any, ...]] = set()
+        for _page in range(MAX_LIST_PAGES):
+            resp = self._call(op, **kw)
+            yield resp
             if not resp.get("IsTruncated"):
                 return
-            token = resp["NextContinuationToken"]
+            marker = tuple(resp.get(f) for f in next_fields)
+            if not any(marker) or marker in seen:
+                raise StoreError(self.name, f"the listing of {kw.get('Prefix') or '/'} does "
+                                            "not end (the server repeats itself)")
+            seen.add(marker)
+            kw.update(zip(fields, marker, strict=True))
+        raise StoreError(self.name, f"the listing of {kw.get('Prefix') or '/'} has more than "
+                                    f"{MAX_LIST_PAGES} pages")
 
     def children(self, prefix: str) -> list[str]:
         full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
         names: list[str] = []
         kw: dict[str, Any] = {"Prefix": full, "Delimiter": "/"}
-        while True:
-            resp = self._call("list_objects_v2", **kw)
+        for resp in self._pages("list_objects_v2", kw, ("ContinuationToken",),
+                                ("NextContinuationToken",)):
             names += [p["Prefix"][len(full):].rstrip("/") for p in resp.get("CommonPrefixes", [])]
-            if not resp.get("IsTruncated"):
-                return names
-            kw["ContinuationToken"] = resp["NextContinuationToken"]
+        return names
 
     def incomplete_uploads(self, prefix: str) -> Iterator[ObjectInfo]:
         full = self._key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
         kw: dict[str, Any] = {"Prefix": full}
-        while True:
-            resp = self._call("list_multipart_uploads", **kw)
+        for resp in self._pages("list_multipart_uploads", kw, ("KeyMarker", "UploadIdMarker"),
+                                ("NextKeyMarker", "NextUploadIdMarker")):
             for up in resp.get("Uploads", []):
                 yield ObjectInfo(up["Key"][strip:], 0, up["Initiated"].timestamp(),
                                  up["UploadId"])
-            if not resp.get("IsTruncated"):
-                return
-            kw["KeyMarker"] = resp.get("NextKeyMarker")
-            kw["UploadIdMarker"] = resp.get("NextUploadIdMarker")
 
     def discard_upload(self, info: ObjectInfo) -> None:
         with contextlib.suppress(ObjectNotFound):
