@@ -204,7 +204,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     adopted, results = engine.repair(args.refs or None,
                                      listener=ProgressBar(report_damage=False))
     for name in adopted:
-        print(f"store {name!r} was empty: it now holds this vault again")
+        print(f"store {name!r}: vault header written (it was empty, damaged or stale)")
     bad = 0
     for entry, res in results:
         if isinstance(res, str):
@@ -223,19 +223,30 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0 if bad == 0 else EXIT_ERROR
 
 
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 72 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     engine = _engine(args)
+    _unlock(engine, args)   # gc decides on authenticated metadata only
     report = engine.gc(grace_seconds=args.grace_hours * 3600, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for item in report.found:
-        print(f"{verb}  {item.store}: {item.key}  ({human(item.size)}, {item.reason})")
-    if report.skipped_young:
-        print(f"left alone: {report.skipped_young} recent uploads (younger than "
-              f"{args.grace_hours:g} h; maybe still running elsewhere)")
+        print(f"{verb}  {item.store}: {item.key}  ({human(item.size)}, {_age(item.age)} old, "
+              f"{item.reason})")
+    for item in report.young:
+        print(f"left alone  {item.store}: {item.key}  ({human(item.size)}, {_age(item.age)} "
+              f"old, {item.reason}; younger than {args.grace_hours:g} h, maybe still running "
+              "elsewhere)")
     if report.incomplete:
         print(f"{len(report.incomplete)} files are restorable but not on every store: "
               "run `cssm repair`")
-    for what, why in (report.failed or {}).items():
+    for what, why in report.failed.items():
         print(f"cssm: error: could not remove {what}: {why}", file=sys.stderr)
     total = sum(i.size for i in report.found)
     print(f"{verb} {len(report.found)} objects, {human(total)}")
@@ -257,7 +268,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     old = args.passwords.current()
     engine.unlock(old)  # fails early on a wrong password, before asking for the new one
     new = args.passwords.new()
-    engine.change_password(old, new)
+    engine.change_password(new)
     print("password changed on every store")
     return 0
 
@@ -267,8 +278,19 @@ def cmd_stores_list(args: argparse.Namespace) -> int:
     for s in cfg.stores:
         where = s.path if s.type == "folder" else (
             f"s3://{s.bucket}/{s.prefix or ''} {s.endpoint_url or 'AWS'}")
-        print(f"{s.name:<16} {s.type:<6} {where}")
+        slot = f"#{s.index + 1}" if s.index is not None else "-"
+        print(f"{s.name:<16} {slot:<4} {s.type:<6} {where}")
     print(f"threshold: {cfg.threshold} of {len(cfg.stores)}")
+    return 0
+
+
+def cmd_stores_replace(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    _unlock(engine, args)
+    index = engine.replace_store(args.old, args.new)
+    print(f"store {args.new!r} now holds store #{index + 1} of the vault in place of "
+          f"{args.old!r}, which was removed from the config; run `cssm repair` to rebuild "
+          "its parts")
     return 0
 
 
@@ -347,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_catalog_rebuild)
     add("passwd", cmd_passwd, "change the vault password (no data is rewritten)")
     sp = add("stores", None, "show or check the configured stores")  # type: ignore[arg-type]
-    ssub = sp.add_subparsers(dest="sub", required=True, metavar="{list,test,secret}")
+    ssub = sp.add_subparsers(dest="sub", required=True,
+                             metavar="{list,test,secret,replace}")
     ssub.add_parser("list", parents=[common], help="show stores").set_defaults(
         func=cmd_stores_list)
     ssub.add_parser("test", parents=[common], help="check each store").set_defaults(
@@ -357,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
                                "the terminal, or one line of standard input)")
     sec.add_argument("name", metavar="STORE")
     sec.set_defaults(func=cmd_stores_secret)
+    rep = ssub.add_parser("replace", parents=[common],
+                          help="let an empty store (already in the config) take the place of a "
+                               "lost one; `cssm repair` then rebuilds its parts")
+    rep.add_argument("old", metavar="OLD")
+    rep.add_argument("new", metavar="NEW")
+    rep.set_defaults(func=cmd_stores_replace)
     return p
 
 

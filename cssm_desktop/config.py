@@ -12,6 +12,7 @@ from pathlib import Path
 import platformdirs
 
 from .core.errors import ConfigError, StoreError
+from .core.vault import Binding
 from .stores.base import Store
 
 APP_NAME = "cssm-desktop"
@@ -52,6 +53,9 @@ class StoreConfig:
     prefix: str | None = None
     access_key_id: str | None = None
     profile: str | None = None
+    # The vault index this store holds (0-based, FORMAT.md's i), recorded by init, by the
+    # first unlock on a new machine and by `stores replace`; never taken from the store.
+    index: int | None = None
 
     def validate(self) -> None:
         if not _NAME_RE.match(self.name or ""):
@@ -75,6 +79,19 @@ class Config:
     stores: list[StoreConfig] = field(default_factory=list)
     threshold: int = DEFAULT_THRESHOLD
     path: Path | None = None
+    vault: str | None = None    # the vault id (hex) the stores' indexes belong to
+
+    def binding(self) -> Binding | None:
+        if self.vault is None:
+            return None
+        return Binding(bytes.fromhex(self.vault),
+                       {s.name: s.index for s in self.stores if s.index is not None})
+
+    def record_binding(self, binding: Binding) -> None:
+        """Take the vault's binding over (after init, a first unlock, a replace)."""
+        self.vault = binding.vault_id.hex()
+        for store in self.stores:
+            store.index = binding.indexes.get(store.name)
 
     def validate(self) -> None:
         n = len(self.stores)
@@ -85,11 +102,25 @@ class Config:
         if not 1 <= self.threshold <= n:
             raise ConfigError(f"{self.where()}: threshold must be between 1 and {n}")
         seen: set[str] = set()
+        indexes: dict[int, str] = {}
         for store in self.stores:
             store.validate()
             if store.name in seen:
                 raise ConfigError(f"{self.where()}: two stores are named {store.name!r}")
             seen.add(store.name)
+            if store.index is None:
+                continue
+            if not 0 <= store.index < 16:
+                raise ConfigError(f"{self.where()}: store {store.name!r}: index must be "
+                                  "between 0 and 15")
+            if store.index in indexes:
+                raise ConfigError(f"{self.where()}: stores {indexes[store.index]!r} and "
+                                  f"{store.name!r} are both bound to index {store.index}")
+            indexes[store.index] = store.name
+        if self.vault is not None and not re.fullmatch(r"[0-9a-f]{32}", self.vault):
+            raise ConfigError(f"{self.where()}: vault must be 32 lowercase hex digits")
+        if indexes and self.vault is None:
+            raise ConfigError(f"{self.where()}: store indexes are set but `vault` is not")
 
     def where(self) -> str:
         return str(self.path) if self.path else "config"
@@ -115,12 +146,15 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"threshold", "store"}
+    unknown = set(doc) - {"threshold", "store", "vault"}
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     threshold = doc.get("threshold", DEFAULT_THRESHOLD)
     if not isinstance(threshold, int) or isinstance(threshold, bool):
         raise ConfigError(f"{where}: threshold must be a whole number")
+    vault = doc.get("vault")
+    if vault is not None and not isinstance(vault, str):
+        raise ConfigError(f"{where}: vault must be a string")
     tables = doc.get("store", [])
     if not isinstance(tables, list):
         raise ConfigError(f"{where}: stores are written as [[store]] tables")
@@ -131,12 +165,15 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         bad = set(table) - _STORE_KEYS
         if bad:
             raise ConfigError(f"{where}: store #{i}: unknown key(s) {', '.join(sorted(bad))}")
-        if any(not isinstance(v, str) for v in table.values()):
-            raise ConfigError(f"{where}: store #{i}: every value must be a string")
+        index = table.get("index")
+        if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+            raise ConfigError(f"{where}: store #{i}: index must be a whole number")
+        if any(not isinstance(v, str) for key, v in table.items() if key != "index"):
+            raise ConfigError(f"{where}: store #{i}: every value but index must be a string")
         if "name" not in table or "type" not in table:
             raise ConfigError(f"{where}: store #{i} needs `name` and `type`")
         stores.append(StoreConfig(**table))
-    cfg = Config(stores=stores, threshold=threshold, path=path)
+    cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault)
     cfg.validate()
     return cfg
 
@@ -149,12 +186,19 @@ def _toml_string(value: str) -> str:
 
 def dump_config(cfg: Config) -> str:
     lines = ["# CSSM Desktop settings. Secret keys are kept in the OS keyring, not here.",
-             f"threshold = {int(cfg.threshold)}", ""]
+             f"threshold = {int(cfg.threshold)}"]
+    if cfg.vault:
+        lines += ["# The vault these stores hold, and which store holds which index: set when",
+                  "# the vault was created or first opened here; do not edit by hand.",
+                  f"vault = {_toml_string(cfg.vault)}"]
+    lines.append("")
     for store in cfg.stores:
         lines.append("[[store]]")
         for f in fields(StoreConfig):
             value = getattr(store, f.name)
-            if value:
+            if f.name == "index" and value is not None:
+                lines.append(f"index = {int(value)}")
+            elif value:
                 lines.append(f"{f.name} = {_toml_string(str(value))}")
         lines.append("")
     return "\n".join(lines)

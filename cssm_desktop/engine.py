@@ -17,6 +17,7 @@ from .config import Config
 from .core import parallel
 from .core.errors import (
     Cancelled,
+    ConfigError,
     CssmError,
     FormatError,
     InputError,
@@ -97,7 +98,7 @@ class Engine:
 
     def vault(self) -> Vault:
         if self._vault is None:
-            vault = Vault.open(self.stores)
+            vault = Vault.open(self.stores, self.config.binding())
             vault.unavailable.update(self._broken)
             self._vault = vault
         return self._vault
@@ -107,7 +108,24 @@ class Engine:
         return self._vault is not None and self._vault.vmk is not None
 
     def unlock(self, password: str) -> None:
-        self.vault().unlock(password)
+        vault = self.vault()
+        vault.unlock(password)
+        self._keep_binding(vault)
+
+    def _keep_binding(self, vault: Vault) -> None:
+        """Record which store holds which index in the config (and its file, if it has one):
+        from now on no store's word decides it."""
+        if not vault.binding_changed and self.config.vault is not None:
+            return
+        self.config.record_binding(vault.binding)
+        vault.binding_changed = False
+        if self.config.path is None:
+            return
+        try:
+            cfgmod.save_config(self.config, self.config.path)
+        except (OSError, CssmError) as exc:
+            log.warning("could not record the store binding in the config: %s",
+                        type(exc).__name__)
 
     def lock(self) -> None:
         if self._vault is not None:
@@ -119,10 +137,26 @@ class Engine:
             raise NotEnoughStores(len(stores), len(self.config.stores), self._broken,
                                   what="create the vault")
         self._vault = init_vault(stores, self.config.threshold, password, kdf)
+        self._keep_binding(self._vault)
         return self._vault
 
-    def change_password(self, old: str, new: str) -> None:
-        change_password(self.vault(), old, new)
+    def change_password(self, new: str) -> None:
+        """The vault must be unlocked (with the old password)."""
+        change_password(self.vault(), new)
+
+    def replace_store(self, old: str, new: str) -> int:
+        """Bind the empty store `new` to the index of `old` and drop `old` from the config;
+        the next repair fills it. Returns the index."""
+        vault = self.vault()
+        vault.require_key()
+        target = next((s for s in self.stores if s.name == new), None)
+        if target is None:
+            raise ConfigError(f"no store named {new!r} in {self.config.where()}; add it first")
+        index = vault.replace(old, target)
+        self.config.stores = [s for s in self.config.stores if s.name != old]
+        self._stores = [s for s in self.stores if s.name != old]
+        self._keep_binding(vault)
+        return index
 
     def test_stores(self) -> list[tuple[str, str, str | None]]:
         """(name, description, error or None) for every configured store."""
@@ -227,7 +261,7 @@ class Engine:
                ) -> tuple[list[str], list[tuple[Entry, RepairResult | str]]]:
         """Adopt empty replacement stores, then rebuild what is bad; (adopted, results)."""
         vault = self.vault()
-        adopted = vault.adopt_spare_stores()
+        adopted = vault.heal_headers()
         out: list[tuple[Entry, RepairResult | str]] = []
         for entry in self._selection(ids):
             try:

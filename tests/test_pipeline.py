@@ -291,7 +291,7 @@ def test_password_change_rewraps_without_touching_data(folder_engine: Engine,
     fid = _put(folder_engine, src)
     part = _part(folder_engine, 0, fid)
     before = part.stat().st_mtime_ns, part.read_bytes()
-    folder_engine.change_password(PASSWORD, "new password")
+    folder_engine.change_password("new password")
     assert (part.stat().st_mtime_ns, part.read_bytes()) == before
     with pytest.raises(WrongPassword):
         _fresh(folder_engine, PASSWORD)

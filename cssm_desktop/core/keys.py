@@ -11,6 +11,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 KEY_LEN = 32
 KDF_ARGON2ID = 1
 
+# What one unlock may cost. Readers parse anything up to the format's bounds (4 GiB, 64
+# passes) but derive keys only up to this ceiling: 1 GiB and 16x the default work
+# (memory x passes), so a forged header costs a few seconds at most, never minutes.
+MAX_KDF_MEMORY_KIB = 1024 * 1024
+MAX_KDF_COST = 16 * 64 * 1024 * 3
+# Argon2id runs per unlock: the pair most stores hold, one more for a password change
+# interrupted half-way, one to check a stray header. Each is bounded by the ceiling.
+MAX_DERIVATIONS = 3
+
 
 @dataclass(frozen=True)
 class KdfParams:
@@ -20,6 +29,20 @@ class KdfParams:
     iterations: int = 3
     lanes: int = 4
     algorithm: int = KDF_ARGON2ID
+
+    @property
+    def cost(self) -> int:
+        return self.memory_kib * self.iterations
+
+    def within_ceiling(self) -> bool:
+        return self.memory_kib <= MAX_KDF_MEMORY_KIB and self.cost <= MAX_KDF_COST
+
+    def at_least(self, floor: KdfParams) -> KdfParams:
+        """Each cost at least `floor`'s: a password change never lowers the cost (nor raises
+        it past the ceiling, which would lock the vault; then `floor` itself)."""
+        raised = KdfParams(max(self.memory_kib, floor.memory_kib),
+                           max(self.iterations, floor.iterations), max(self.lanes, floor.lanes))
+        return raised if raised.within_ceiling() else floor
 
     def check(self) -> None:
         from .errors import FormatError

@@ -1,9 +1,17 @@
-"""A vault: the set of stores that share one vault id, and the master key that opens it."""
+"""A vault: the stores that share one vault id, which index each holds, and the master key.
+
+Which store holds which index is local state (the config's binding), never a store's
+word: a store can write any header it likes, and one that knows the password can even
+seal it. Before unlock nothing a header says is trusted; unlock authenticates every
+header and checks it against the binding. See docs/SECURITY.md, "Store identity".
+"""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..stores.base import Store
@@ -17,11 +25,25 @@ from .errors import (
     VaultError,
     WrongPassword,
 )
-from .format import VaultHeader, check_geometry
-from .keys import KEY_LEN, KdfParams, password_key
+from .format import VAULT_HEADER_LEN, VaultHeader, check_geometry
+from .keys import KEY_LEN, MAX_DERIVATIONS, KdfParams, password_key
 from .layout import id_from_key, new_id, vault_key
 
 log = logging.getLogger(__name__)
+
+# A store may hold other vaults (another prefix's, a test's); more than this many
+# candidates on one store are not read, so a store cannot make opening slow.
+MAX_VAULTS_PER_STORE = 8
+
+FOREIGN = "foreign"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Local record of the vault: its id and the index each configured store holds."""
+
+    vault_id: bytes
+    indexes: dict[str, int]     # store name -> vault index (0-based, as in FORMAT.md)
 
 
 def _vault_ids(store: Store) -> list[bytes]:
@@ -40,123 +62,311 @@ def _vault_ids(store: Store) -> list[bytes]:
         except ObjectNotFound:
             continue
         found.append(vault_id)
+        if len(found) >= MAX_VAULTS_PER_STORE:
+            break
     return found
 
 
-def _read_header(store: Store) -> VaultHeader | None:
-    ids = _vault_ids(store)
-    if not ids:
+def _read_header(store: Store, vault_id: bytes) -> VaultHeader | None:
+    """The header under `<vault_id>/vault`, or None when the store holds none there."""
+    try:
+        raw = store.get_bytes(vault_key(vault_id), limit=4 * VAULT_HEADER_LEN)
+    except ObjectNotFound:
         return None
-    if len(ids) > 1:
-        raise VaultError(f"store {store.name!r} holds {len(ids)} vaults; give each vault its own "
-                         "folder, bucket or prefix")
-    header = VaultHeader.parse(store.get_bytes(vault_key(ids[0]), limit=4096))
-    if header.vault_id != ids[0]:
-        raise FormatError(f"store {store.name!r}: vault header does not match its object name")
+    header = VaultHeader.parse(raw)
+    if header.vault_id != vault_id:
+        raise FormatError("vault header does not match its object name")
     return header
+
+
+def _read_all(store: Store, binding: Binding | None) -> dict[bytes, VaultHeader | Exception]:
+    """Every vault header the store holds (only the bound vault's when there is one)."""
+    ids = [binding.vault_id] if binding else _vault_ids(store)
+    out: dict[bytes, VaultHeader | Exception] = {}
+    for vault_id in ids:
+        try:
+            header = _read_header(store, vault_id)
+        except FormatError as exc:
+            out[vault_id] = exc
+            continue
+        if header is not None:
+            out[vault_id] = header
+    return out
 
 
 @dataclass
 class Vault:
-    """Opened from the public headers; `unlock` adds the master key."""
+    """Opened from the public headers; `unlock` authenticates them and adds the master key."""
 
     vault_id: bytes
     n: int
     k: int
-    stores: dict[int, Store]               # vault index -> Store
+    stores: dict[int, Store]               # vault index -> Store (authenticated after unlock)
     headers: dict[int, VaultHeader]
     unavailable: dict[str, str] = field(default_factory=dict)  # store name -> reason
     vmk: bytes | None = None
-    # Configured position of every store; names an unreachable store by its index, which
-    # is right as long as the config keeps the order it had at `init`.
-    positions: dict[str, int] = field(default_factory=dict)
-    # Reachable stores that hold no vault yet (a replaced, empty bucket): repair adopts them.
+    # store name -> index: the binding (from the config, or made at unlock on first use)
+    bound: dict[str, int] = field(default_factory=dict)
+    # Bound stores that hold no vault header (a replaced, empty disk): repair writes one.
     spare: dict[str, Store] = field(default_factory=dict)
     pk: bytes | None = None
     unlocked_with: VaultHeader | None = None
+    # Every configured store and the header read from it (not trusted before unlock).
+    members: dict[str, Store] = field(default_factory=dict)
+    seen: dict[str, VaultHeader] = field(default_factory=dict)
+    foreign: set[str] = field(default_factory=set)
+    # Bound stores whose header needs writing again (failed, stale after a password change).
+    reseal: dict[str, Store] = field(default_factory=dict)
+    binding_changed: bool = False
+    legacy: bool = False     # opened without any binding (a config from the first release)
 
     @property
     def id_hex(self) -> str:
         return self.vault_id.hex()
 
+    @property
+    def binding(self) -> Binding:
+        return Binding(self.vault_id, dict(self.bound))
+
     def store_name(self, index: int) -> str:
         store = self.stores.get(index)
         if store is not None:
             return store.name
-        for name, pos in self.positions.items():
-            if pos == index and name in self.unavailable:
+        for name, pos in self.bound.items():
+            if pos == index:
                 return name
         return f"store #{index + 1}"
 
+    # ---------------------------------------------------------------- open
+
     @classmethod
-    def open(cls, stores: list[Store]) -> Vault:
-        results = parallel.each(_read_header, stores)
-        headers: dict[int, VaultHeader] = {}
-        by_index: dict[int, Store] = {}
+    def open(cls, stores: list[Store], binding: Binding | None = None) -> Vault:
+        """Read each store's header. With a binding, only the bound vault's header is read
+        and each store is taken only as the index bound to it; without one (a first
+        connection, or a config from the first release) the vault most stores hold is
+        chosen, and indexes are settled at unlock."""
+        results = parallel.each(lambda s: _read_all(s, binding), stores)
         unavailable: dict[str, str] = {}
-        ids: dict[bytes, list[str]] = {}
-        spare: dict[str, Store] = {}
+        found: dict[str, dict[bytes, VaultHeader | Exception]] = {}
         for store, res in zip(stores, results, strict=True):
-            if isinstance(res, VaultError):
+            if isinstance(res, StoreError):
+                unavailable[store.name] = res.reason
+                log.warning("store %s unavailable: %s", store.name, res.reason)
+            elif isinstance(res, BaseException):
                 raise res
-            if isinstance(res, BaseException):
-                reason = res.reason if isinstance(res, StoreError) else str(res)
-                unavailable[store.name] = reason
-                log.warning("store %s unavailable: %s", store.name, reason)
+            else:
+                found[store.name] = res
+        if binding is not None:
+            vault_id = binding.vault_id
+        else:
+            votes = Counter(vid for headers in found.values() for vid, h in headers.items()
+                            if isinstance(h, VaultHeader))
+            if not votes:
+                detail = "; ".join(f"{s}: {r}" for s, r in unavailable.items())
+                raise VaultError("no vault found on any store"
+                                 + (f" ({detail})" if detail else "") + "; run `cssm init` first")
+            ranked = votes.most_common()
+            if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+                groups = "; ".join(
+                    f"{vid.hex()[:8]}: " + ", ".join(sorted(
+                        s for s, hs in found.items() if isinstance(hs.get(vid), VaultHeader)))
+                    for vid, count in ranked if count == ranked[0][1])
+                raise VaultError(f"the stores hold different vaults ({groups}); give each "
+                                 "vault its own folders or buckets")
+            vault_id = ranked[0][0]
+        bound = dict(binding.indexes) if binding else {}
+        vault = cls(vault_id, 0, 0, {}, {}, unavailable, bound=bound,
+                    members={s.name: s for s in stores}, legacy=binding is None)
+        for store in stores:
+            if store.name not in found:
                 continue
+            res = found[store.name].get(vault_id)
             if res is None:
-                unavailable[store.name] = "holds no vault"
-                spare[store.name] = store
-                continue
-            ids.setdefault(res.vault_id, []).append(store.name)
-            if res.index in headers:
-                raise VaultError(f"stores {by_index[res.index].name!r} and {store.name!r} "
-                                 f"both claim to be store #{res.index + 1} of the vault")
-            headers[res.index] = res
-            by_index[res.index] = store
-        if not headers:
+                vault._no_header(store)
+            elif isinstance(res, Exception):
+                vault._damaged(store.name, f"vault header unreadable: {res}")
+            elif store.name in bound and res.index != bound[store.name]:
+                vault._foreign(store.name, res.index)
+            else:
+                vault.seen[store.name] = res
+        if not vault.seen:
             detail = "; ".join(f"{s}: {r}" for s, r in unavailable.items())
-            raise VaultError(f"no vault found on any store ({detail}); run `cssm init` first")
-        if len(ids) > 1:
-            groups = "; ".join(f"{vid.hex()[:8]}: {', '.join(names)}" for vid, names in ids.items())
-            raise VaultError(f"the stores hold different vaults ({groups})")
-        first = next(iter(headers.values()))
-        if any((h.n, h.k) != (first.n, first.k) for h in headers.values()):
-            raise VaultError("the vault headers disagree about n and k")
-        positions = {store.name: pos for pos, store in enumerate(stores)}
-        return cls(first.vault_id, first.n, first.k, by_index, headers, unavailable,
-                   positions=positions, spare=spare)
+            raise VaultError(f"no store holds vault {vault_id.hex()[:8]}"
+                             + (f" ({detail})" if detail else ""))
+        vault._settle_provisionally()
+        return vault
+
+    def _no_header(self, store: Store) -> None:
+        if store.name in self.bound:
+            self.spare[store.name] = store
+            self.unavailable[store.name] = "holds no vault (an empty replacement? " \
+                                           "repair writes what belongs there)"
+        else:
+            self.unavailable[store.name] = "holds no vault and is not part of this one"
+
+    def _damaged(self, name: str, reason: str) -> None:
+        self.unavailable[name] = reason
+        log.warning("store %s: %s", name, reason)
+
+    def _foreign(self, name: str, claimed: int) -> None:
+        self.foreign.add(name)
+        bound = self.bound.get(name)
+        where = f"store #{bound + 1}" if bound is not None else "a store of this vault"
+        self._damaged(name, f"foreign: it is {where} here but its header claims "
+                            f"store #{claimed + 1}; it is neither read nor written")
+
+    def _settle_provisionally(self) -> None:
+        """Before unlock: n and k as most headers say; stores at their bound index, or at
+        an index only one unbound store claims. Unlock replaces all of this."""
+        (self.n, self.k), _ = Counter((h.n, h.k) for h in self.seen.values()).most_common(1)[0]
+        claims = Counter(h.index for h in self.seen.values())
+        self.stores, self.headers = {}, {}
+        taken = set(self.bound.values())
+        for name, header in self.seen.items():
+            if name in self.bound or (claims[header.index] == 1 and header.index not in taken):
+                self.stores[header.index] = self.members[name]
+                self.headers[header.index] = header
+
+    # ---------------------------------------------------------------- unlock
 
     def unlock(self, password: str) -> bytes:
-        """Try each distinct (salt, cost) once, so a half-finished password change still opens."""
-        tried: set[tuple[bytes, KdfParams]] = set()
-        for header in self.headers.values():
-            if (header.salt, header.kdf) in tried:
+        """Open the master key, then authenticate every header and settle the binding.
+
+        The (salt, parameters) pair most stores hold is tried first, pairs beyond the KDF
+        ceiling never, and at most MAX_DERIVATIONS Argon2id runs happen per unlock (a
+        forged header cannot make unlock take minutes or gigabytes).
+        """
+        groups: dict[tuple[bytes, KdfParams], list[str]] = {}
+        for name, header in self.seen.items():
+            groups.setdefault(header.kdf_group, []).append(name)
+        order = sorted(groups, key=lambda g: (-len(groups[g]), g[1].cost))
+        keys: dict[tuple[bytes, KdfParams], bytes] = {}
+        vmk = unlocked = None
+        over = [g for g in order if not g[1].within_ceiling()]
+        for group in order:
+            if group in over or len(keys) >= MAX_DERIVATIONS:
                 continue
-            tried.add((header.salt, header.kdf))
-            pk = password_key(password, header.salt, header.kdf)
+            keys[group] = password_key(password, *group)
+            header = self.seen[groups[group][0]]
             try:
-                self.vmk = header.open_with_key(pk)
+                vmk = header.open_with_key(keys[group])
             except WrongPassword:
                 continue
-            self.pk, self.unlocked_with = pk, header
-            return self.vmk
-        raise WrongPassword()
+            unlocked = header
+            break
+        if vmk is None or unlocked is None:
+            if not keys and over:
+                worst = max(over, key=lambda g: g[1].cost)[1]
+                raise VaultError(f"the vault headers ask for Argon2id with {worst.memory_kib} "
+                                 f"KiB and {worst.iterations} passes, beyond what this "
+                                 "version accepts (a forged header, or a newer version's vault)")
+            raise WrongPassword()
+        authentic: dict[str, VaultHeader] = {}
+        for name, header in self.seen.items():
+            group = header.kdf_group
+            if group in over:
+                self._damaged(name, "vault header asks for key derivation beyond the limit")
+                continue
+            if group not in keys:
+                if len(keys) >= MAX_DERIVATIONS:
+                    self._damaged(name, "vault header could not be checked (sealed under "
+                                        "other password parameters)")
+                    continue
+                keys[group] = password_key(password, *group)
+            try:
+                opened = header.open_with_key(keys[group])
+            except WrongPassword:
+                self._damaged(name, "vault header failed authentication")
+                continue
+            if not hmac.compare_digest(opened, vmk):
+                self._damaged(name, "vault header holds another master key")
+            elif (header.n, header.k) != (unlocked.n, unlocked.k):
+                self._damaged(name, "vault header disagrees about n and k")
+            else:
+                authentic[name] = header
+        self.vmk, self.pk, self.unlocked_with = vmk, keys[unlocked.kdf_group], unlocked
+        self.n, self.k = unlocked.n, unlocked.k
+        self._bind(authentic)
+        return vmk
 
-    def adopt_spare_stores(self) -> list[str]:
-        """Give each missing store index to the empty store configured at that position.
+    def _bind(self, authentic: dict[str, VaultHeader]) -> None:
+        """Bound stores keep their index; unbound ones with an authentic header are bound
+        to the index it claims, unless another store holds or claims it too (trust on
+        first use, refusing duplicates)."""
+        self.stores, self.headers = {}, {}
+        for name, index in list(self.bound.items()):
+            if index >= self.n:
+                self._damaged(name, f"bound to store #{index + 1}, but the vault has only "
+                                    f"{self.n} stores")
+                del self.bound[name]
+        claims: dict[int, list[str]] = {}
+        for name, header in authentic.items():
+            if name not in self.bound:
+                claims.setdefault(header.index, []).append(name)
+        taken = {index: name for name, index in self.bound.items()}
+        for index, names in sorted(claims.items()):
+            if index in taken:
+                for name in names:
+                    self._foreign(name, index)
+            elif len(names) > 1:
+                for name in names:
+                    self._damaged(name, f"claims store #{index + 1}, as does "
+                                        f"{' and '.join(n for n in names if n != name)}; "
+                                        "neither is used until one is replaced")
+            else:
+                self.bound[names[0]] = index
+                taken[index] = names[0]
+                self.binding_changed = True
+                log.info("store %s bound as store #%d of vault %s", names[0], index + 1,
+                         self.id_hex)
+        if self.legacy:
+            self._bind_empty_by_position(taken)
+        base = self.unlocked_with
+        assert base is not None
+        for name, header in authentic.items():
+            index = self.bound.get(name)
+            if index is None or index != header.index:
+                continue
+            self.stores[index] = self.members[name]
+            self.headers[index] = header
+            self.unavailable.pop(name, None)
+            if header.kdf_group != base.kdf_group or header.version != base.version:
+                self.reseal[name] = self.members[name]
+        for name in self.bound:
+            if name not in authentic and name not in self.spare and name in self.seen \
+                    and name not in self.foreign:
+                self.reseal[name] = self.members[name]   # failed authentication
 
-        Writes a vault header sealed with the key the vault was unlocked with; returns
-        the names of the stores adopted.
-        """
+    def _bind_empty_by_position(self, taken: dict[int, str]) -> None:
+        """Configs from the first release recorded no binding; there the config order was
+        the index, and an empty store at a free position was adopted by repair. Kept for
+        those configs only: the order is the user's, not a store's word."""
+        for position, (name, store) in enumerate(self.members.items()):
+            holds_nothing = self.unavailable.get(name, "").startswith("holds no vault")
+            if holds_nothing and position < self.n and position not in taken:
+                self.bound[name] = position
+                taken[position] = name
+                self.spare[name] = store
+                self.binding_changed = True
+
+    # ---------------------------------------------------------------- writes
+
+    def heal_headers(self) -> list[str]:
+        """Write the vault header to every bound store that lacks a good one (an empty
+        replacement, a header that failed, one sealed before a password change). Each gets
+        the header of the index bound to it, sealed with the key that unlocked; returns the
+        names of the stores written."""
         if self.pk is None or self.vmk is None:
             raise CssmError("the vault is locked")
         base = self.unlocked_with
         assert base is not None
-        adopted = []
-        for name, store in list(self.spare.items()):
-            index = self.positions.get(name)
-            if index is None or index >= self.n or index in self.stores:
+        healed = []
+        for name, store in [*self.spare.items(), *self.reseal.items()]:
+            index = self.bound.get(name)
+            if index is None or index >= self.n or name in self.foreign:
+                continue
+            current = self.stores.get(index)
+            if current is not None and current.name != name:
                 continue
             header = VaultHeader.seal(self.vmk, self.pk, self.vault_id, self.n, self.k, index,
                                       base.kdf, base.salt)
@@ -164,11 +374,43 @@ class Vault:
             store.put_bytes(vault_key(self.vault_id), header.to_bytes())
             self.stores[index] = store
             self.headers[index] = header
-            del self.spare[name]
+            self.seen[name] = header
+            self.spare.pop(name, None)
+            self.reseal.pop(name, None)
             self.unavailable.pop(name, None)
-            log.info("store %s adopted as store #%d of vault %s", name, index + 1, self.id_hex)
-            adopted.append(name)
-        return adopted
+            log.info("store %s: vault header written as store #%d of vault %s", name,
+                     index + 1, self.id_hex)
+            healed.append(name)
+        return healed
+
+    def replace(self, old: str, new: Store) -> int:
+        """Bind `new` (a store holding no vault) to the index of `old`, and write its header.
+
+        Returns the index. The store's parts and shares come with the next repair.
+        """
+        if self.pk is None or self.vmk is None:
+            raise CssmError("the vault is locked")
+        if old not in self.bound:
+            raise VaultError(f"store {old!r} is not bound to this vault")
+        if new.name in self.bound:
+            raise VaultError(f"store {new.name!r} already holds store "
+                             f"#{self.bound[new.name] + 1} of this vault")
+        new.prepare()
+        if _read_header(new, self.vault_id) is not None:
+            raise VaultError(f"store {new.name!r} already holds a header of this vault; "
+                             "replace a store only with an empty one")
+        index = self.bound.pop(old)
+        for table in (self.spare, self.reseal, self.unavailable):
+            table.pop(old, None)  # type: ignore[attr-defined]
+        self.foreign.discard(old)
+        self.members.pop(old, None)
+        self.stores.pop(index, None)
+        self.bound[new.name] = index
+        self.members[new.name] = new
+        self.spare[new.name] = new
+        self.binding_changed = True
+        self.heal_headers()
+        return index
 
     def require_key(self) -> bytes:
         if self.vmk is None:
@@ -210,8 +452,9 @@ def init_vault(stores: list[Store], k: int, password: str, kdf: KdfParams | None
     headers = {i: VaultHeader.seal(vmk, pk, vault_id, n, k, i, kdf, salt) for i in range(n)}
     _write_headers(stores, headers)
     return Vault(vault_id, n, k, dict(enumerate(stores)), headers, {}, vmk,
-                 positions={s.name: i for i, s in enumerate(stores)}, pk=pk,
-                 unlocked_with=headers[0])
+                 bound={s.name: i for i, s in enumerate(stores)}, pk=pk,
+                 unlocked_with=headers[0], members={s.name: s for s in stores},
+                 seen={s.name: headers[i] for i, s in enumerate(stores)}, binding_changed=True)
 
 
 def _write_headers(stores: list[Store], headers: dict[int, VaultHeader]) -> None:
@@ -226,13 +469,18 @@ def _write_headers(stores: list[Store], headers: dict[int, VaultHeader]) -> None
                               what="write the vault header")
 
 
-def change_password(vault: Vault, old: str, new: str, kdf: KdfParams | None = None) -> None:
-    """Re-wrap the same master key: no data is rewritten."""
+def change_password(vault: Vault, new: str, kdf: KdfParams | None = None) -> None:
+    """Re-wrap the same master key under a new password: no data is rewritten.
+
+    The vault must be unlocked (with the old password). The cost is that of the header
+    that unlocked, never below the defaults: a store cannot talk the vault down.
+    """
     if not new:
         raise CssmError("the new password must not be empty")
+    vmk = vault.require_key()
     vault.require_all_stores("change the password")
-    vmk = vault.unlock(old)
-    kdf = kdf or next(iter(vault.headers.values())).kdf
+    assert vault.unlocked_with is not None
+    kdf = kdf or vault.unlocked_with.kdf.at_least(KdfParams())
     salt = os.urandom(16)
     pk = password_key(new, salt, kdf)
     headers = {i: VaultHeader.seal(vmk, pk, vault.vault_id, vault.n, vault.k, i, kdf, salt)
@@ -240,4 +488,5 @@ def change_password(vault: Vault, old: str, new: str, kdf: KdfParams | None = No
     stores = [vault.stores[i] for i in range(vault.n)]
     _write_headers(stores, headers)
     vault.headers = headers
+    vault.seen.update({stores[i].name: headers[i] for i in range(vault.n)})
     vault.pk, vault.unlocked_with = pk, headers[0]
