@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import prepare_dir
+from .core.durable import private_file
 from .core.errors import CssmError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"   # still >= k good stores, but some part is missing or damaged
@@ -31,7 +33,7 @@ class Entry:
     size: int
     mtime_ns: int
     stored_at_ns: int
-    sha256: str
+    tag: str        # content_tag() of the file (keyed); '' until known
     n: int
     k: int
     health: str = HEALTHY
@@ -40,7 +42,7 @@ class Entry:
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "name": self.name, "size": self.size,
                 "stored_at": _iso(self.stored_at_ns), "mtime": _iso(self.mtime_ns),
-                "sha256": self.sha256, "n": self.n, "k": self.k, "health": self.health,
+                "n": self.n, "k": self.k, "health": self.health,
                 "damaged_stores": [s for s in self.damaged.split(",") if s]}
 
 
@@ -50,7 +52,7 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
 
 
-_COLUMNS = "id, name, size, mtime_ns, stored_at_ns, sha256, n, k, health, damaged"
+_COLUMNS = "id, name, size, mtime_ns, stored_at_ns, tag, n, k, health, damaged"
 
 
 class Catalog:
@@ -59,10 +61,19 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            prepare_dir(path.parent)
+            # Names and sizes of the user's files: owner-only, like its journal files,
+            # which SQLite creates with the database's permissions.
+            private_file(path)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            for journal in ("-wal", "-shm"):
+                side = path.with_name(path.name + journal)
+                if side.exists():
+                    private_file(side)
             self._migrate()
+        except OSError as exc:
+            raise CssmError(f"catalog {path} cannot be opened: {exc.strerror}") from exc
         except sqlite3.Error as exc:
             raise CssmError(f"catalog {path} cannot be opened: {exc}; delete it and run "
                             "`cssm catalog rebuild`") from exc
@@ -85,6 +96,18 @@ class Catalog:
                 CREATE INDEX IF NOT EXISTS files_name ON files (vault_id, name);
                 PRAGMA user_version = 1;
                 COMMIT;""")
+            version = 1
+        if version < 2:
+            # The first release kept each file's plain SHA-256, which confirms a guess
+            # about its content; the keyed tag replaces it (filled in by put and rebuild).
+            self._db.executescript("""
+                BEGIN;
+                ALTER TABLE files RENAME COLUMN sha256 TO tag;
+                UPDATE files SET tag = '';
+                PRAGMA user_version = 2;
+                COMMIT;""")
+            self._db.execute("VACUUM")   # no old hash left in free pages
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self._db.close()
@@ -134,5 +157,5 @@ class Catalog:
 
 
 def _row(e: Entry) -> tuple[object, ...]:
-    return (e.id, e.name, e.size, e.mtime_ns, e.stored_at_ns, e.sha256, e.n, e.k, e.health,
+    return (e.id, e.name, e.size, e.mtime_ns, e.stored_at_ns, e.tag, e.n, e.k, e.health,
             e.damaged)

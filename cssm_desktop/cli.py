@@ -16,7 +16,7 @@ from .catalog import HEALTHY
 from .cli_progress import ProgressBar, human
 from .config import config_path, load_config, set_secret
 from .core import erasure
-from .core.errors import CssmError, DestinationExists
+from .core.errors import CssmError, DestinationExists, log_text
 from .core.verify import FileReport, StoreCheck
 from .engine import Engine
 
@@ -36,7 +36,8 @@ class Passwords:
         line = sys.stdin.readline()
         if not line:
             raise CssmError("--password-stdin: no password on standard input")
-        return line.rstrip("\r\n")
+        # One line ending (\n or \r\n) ends the password; anything else belongs to it.
+        return line.removesuffix("\n").removesuffix("\r")
 
     def _prompt(self, prompt: str) -> str:
         if not sys.stdin.isatty():
@@ -190,8 +191,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     results = engine.verify(args.refs or None)
     _print_checks([(e.id, e.name, r) for e, r in results])
     healthy = sum(1 for _, r in results if not isinstance(r, str) and r.healthy)
-    lost = sum(1 for _, r in results if isinstance(r, str)
-               or r.good < r.opened.header.k)
+    lost = sum(1 for _, r in results if isinstance(r, str) or not r.restorable)
     degraded = len(results) - healthy - lost
     print(f"verified {len(results)} files: {healthy} healthy, {degraded} degraded "
           f"(restorable; run `cssm repair`), {lost} lost")
@@ -210,14 +210,16 @@ def cmd_repair(args: argparse.Namespace) -> int:
         if isinstance(res, str):
             bad += 1
             print(f"cssm: error: {entry.name}: {res}", file=sys.stderr)
-        elif not res.rebuilt:
-            continue
         elif res.after.healthy:
-            print(f"repaired {entry.id[:12]}  {entry.name}: rebuilt on {', '.join(res.rebuilt)}")
+            if res.rebuilt:
+                print(f"repaired {entry.id[:12]}  {entry.name}: rebuilt on "
+                      f"{', '.join(res.rebuilt)}")
         else:
+            # What was checked just now says so: unreachable or foreign stores could not
+            # be written, so the file is not whole, whatever else was rebuilt.
             bad += 1
-            print(f"cssm: error: {entry.name}: still damaged on "
-                  f"{', '.join(res.after.damaged)}", file=sys.stderr)
+            left = "; ".join(f"{c.store}: {c.problem}" for c in res.after.checks if not c.ok)
+            print(f"cssm: error: {entry.name}: still at risk ({left})", file=sys.stderr)
     fine = len(results) - bad
     print(f"{fine} of {len(results)} files healthy")
     return 0 if bad == 0 else EXIT_ERROR
@@ -404,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except CssmError as exc:
-        log.error("%s failed: %s", args.command, exc)
+        log.error("%s failed: %s", args.command, log_text(exc))
         print(f"cssm: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

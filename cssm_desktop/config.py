@@ -42,6 +42,25 @@ def log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
 
 
+def own_dirs() -> set[Path]:
+    """The folders that are this app's alone: kept owner-only (0700)."""
+    dirs = {data_dir(), log_dir(), config_path(None).parent}
+    dirs |= {d.parent for d in (log_dir(),) if d.parent.name == APP_NAME}
+    return dirs
+
+
+def prepare_dir(path: Path) -> None:
+    """Create a folder for our files owner-only, tightening it (and its app folder) when it
+    is one of ours."""
+    from .core.durable import private_dir
+
+    own = own_dirs()
+    for folder in (path.parent, path):
+        if folder in own:
+            private_dir(folder, tighten=True)
+    private_dir(path, tighten=path in own)
+
+
 @dataclass
 class StoreConfig:
     name: str
@@ -211,6 +230,7 @@ def save_config(cfg: Config, path: Path) -> None:
     cfg.validate()
     text = dump_config(cfg)
     parse_config(text.encode("utf-8"), path)  # what we write must read back
+    prepare_dir(path.parent)
     atomic_write_bytes(path, text.encode("utf-8"))
     cfg.path = path
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import config as cfgmod
-from .catalog import LOST, Catalog, Entry, health_of
+from .catalog import DEGRADED, HEALTHY, LOST, Catalog, Entry, health_of
 from .config import Config
 from .core import parallel
 from .core.errors import (
@@ -21,13 +21,15 @@ from .core.errors import (
     CssmError,
     FormatError,
     InputError,
+    IntegrityError,
     NotEnoughStores,
     NotFound,
     StoreError,
+    log_text,
 )
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
-from .core.keys import KdfParams
+from .core.keys import KdfParams, content_tag
 from .core.progress import CancelToken, FileFailed, Listener, ignore
 from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, put_file
 from .core.remove import remove_everywhere
@@ -204,14 +206,15 @@ class Engine:
                               block_size=block_size, listener=listener, cancel=cancel)
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             listener(FileFailed(name, str(exc)))
-            log.warning("put %s failed: %s", name, exc)
+            log.warning("put failed: %s", log_text(exc))   # no name or path in the log
             return PutResult(source, name, error=str(exc))
         except CssmError as exc:
             listener(FileFailed(name, str(exc)))
             raise
+        tag = content_tag(vault.require_key(), vault.vault_id, stored.sha256).hex()
         self.catalog.add(vault.id_hex, Entry(stored.id_hex, stored.name, stored.size,
-                                             stored.mtime_ns, stored.stored_at_ns,
-                                             stored.sha256.hex(), stored.n, stored.k))
+                                             stored.mtime_ns, stored.stored_at_ns, tag,
+                                             stored.n, stored.k))
         return PutResult(source, name, stored=stored)
 
     def get(self, entry: Entry, dest: Path | None = None, force: bool = False,
@@ -266,7 +269,7 @@ class Engine:
         for entry in self._selection(ids):
             try:
                 result = repair_file(vault, bytes.fromhex(entry.id), listener, cancel)
-            except (NotEnoughStores, StoreError, FormatError) as exc:
+            except (NotEnoughStores, StoreError, FormatError, IntegrityError) as exc:
                 out.append((entry, str(exc)))
                 continue
             self._record_report(vault, entry, result.after)
@@ -281,7 +284,7 @@ class Engine:
         return [self.resolve(i) for i in ids] if ids else self.entries()
 
     def _record_report(self, vault: Vault, entry: Entry, report: FileReport) -> None:
-        health = health_of(len(report.damaged), vault.n, report.opened.header.k)
+        health = HEALTHY if report.healthy else DEGRADED if report.restorable else LOST
         self.catalog.set_health(vault.id_hex, entry.id, health, report.damaged)
 
     def remove(self, file_id: str) -> dict[str, str]:
@@ -299,11 +302,14 @@ class Engine:
         vault.require_key()
         result = scan(vault, progress, cancel)
         entries = []
+        vmk = vault.require_key()
         for f in result.files:
             box = f.opened.box
             health = health_of(len(f.damaged), vault.n, f.opened.header.k)
             entries.append(Entry(f.opened.file_id.hex(), box.name, box.size, box.mtime_ns,
-                                 box.stored_at_ns, box.sha256.hex(), f.opened.header.n,
+                                 box.stored_at_ns,
+                                 content_tag(vmk, vault.vault_id, box.sha256).hex(),
+                                 f.opened.header.n,
                                  f.opened.header.k, health, ",".join(f.damaged)))
         self.catalog.replace_all(vault.id_hex, entries)
         return len(entries), result.unreadable

@@ -5,20 +5,35 @@ from __future__ import annotations
 import faulthandler
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from .config import log_dir
+from .config import log_dir, prepare_dir
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
+    """Every log file, the rotated ones too, readable by its owner only."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        return open(self.baseFilename, self.mode, encoding=self.encoding,
+                    errors=self.errors, opener=_private)
 
 
 def setup_logging(level: int = logging.INFO) -> Path | None:
     """Returns the log file, or None when the log dir cannot be written (logging then off)."""
     path = log_dir() / "cssm.log"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=2 * 1024 * 1024,
-                                                       backupCount=3, encoding="utf-8")
+        prepare_dir(path.parent)
+        if path.exists():
+            os.chmod(path, 0o600)   # written by an older version with the umask's mode
+        handler = _PrivateRotatingHandler(path, maxBytes=2 * 1024 * 1024, backupCount=3,
+                                          encoding="utf-8")
     except OSError:
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -41,7 +56,8 @@ def enable_crash_traces(log_file: Path | None, to_stderr: bool = False) -> None:
         faulthandler.enable(sys.stderr)
     elif log_file is not None:
         try:
-            _crash_file = open(log_file.with_name("crash.log"), "a", encoding="utf-8")  # noqa: SIM115
+            _crash_file = open(log_file.with_name("crash.log"), "a",  # noqa: SIM115
+                               encoding="utf-8", opener=_private)
         except OSError:
             return
         faulthandler.enable(_crash_file)

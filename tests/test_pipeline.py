@@ -330,3 +330,45 @@ def test_opening_a_vault_does_not_list_every_object(folder_engine: Engine,
     vault = Vault.open(stores)
     assert vault.vault_id.hex() == folder_engine.vault().id_hex and len(vault.stores) == 5
     assert listed == []
+
+
+DECOMPOSED = "cafe\u0301 au lait"   # é as e + combining acute: what some keyboards send
+COMPOSED = "caf\u00e9 au lait"
+
+
+def test_passwords_are_nfc_so_either_form_opens_the_vault(tmp_path: Path) -> None:
+    from cssm_desktop.config import Config
+
+    from .conftest import folder_stores
+
+    engine = Engine(Config(stores=folder_stores(tmp_path / "s"), threshold=3),
+                    catalog_path=tmp_path / "c.sqlite")
+    engine.init(DECOMPOSED, kdf=FAST_KDF)
+    for typed in (COMPOSED, DECOMPOSED):
+        _fresh(engine, typed)
+    with pytest.raises(WrongPassword):
+        _fresh(engine, "cafe au lait")
+
+
+def test_a_vault_whose_password_was_set_before_nfc_still_opens(tmp_path: Path) -> None:
+    from cssm_desktop.config import Config
+    from cssm_desktop.core.format import VaultHeader
+    from cssm_desktop.core.keys import password_key
+    from cssm_desktop.core.layout import vault_key
+
+    from .conftest import folder_stores
+
+    engine = Engine(Config(stores=folder_stores(tmp_path / "s"), threshold=3),
+                    catalog_path=tmp_path / "c.sqlite")
+    vault = engine.init(DECOMPOSED, kdf=FAST_KDF)
+    assert vault.vmk is not None
+    # What the first release wrote: the key derived from the bytes as typed.
+    salt = os.urandom(16)
+    old_key = password_key(DECOMPOSED, salt, FAST_KDF)
+    for i, store in vault.stores.items():
+        header = VaultHeader.seal(vault.vmk, old_key, vault.vault_id, 5, 3, i, FAST_KDF, salt,
+                                  version=1)
+        store.put_bytes(vault_key(vault.vault_id), header.to_bytes())
+    _fresh(engine, DECOMPOSED)
+    with pytest.raises(WrongPassword):
+        _fresh(engine, COMPOSED)   # that vault knows only the form it was given

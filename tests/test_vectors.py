@@ -1,6 +1,8 @@
 """A second implementation of docs/FORMAT.md, written from the document alone.
 
-It builds a 2-of-3 vault from fixed inputs with nothing but `cryptography` and `zfec`
+It builds vaults of both format versions (version 1: 2-of-3; version 2: 3-of-5 with an
+empty file, 2-of-4 read from parity alone, headers after a password change) from fixed
+inputs with nothing but `cryptography` and `zfec`
 (its own GF(256) arithmetic with log tables, its own byte packing), then checks that the
 engine restores the file from it, and that the bytes equal docs/test-vectors.json.
 Set CSSM_REGEN_VECTORS=1 to rewrite that file after a deliberate format change.
@@ -12,8 +14,10 @@ import hashlib
 import json
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import zfec
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -137,17 +141,202 @@ def test_engine_reads_what_the_document_describes(tmp_path: Path) -> None:
     assert out.read_bytes() == PLAIN
 
 
+# ---------------------------------------------------------------- version 2
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One version 2 vault: fixed keys and nonces, files given by (name, bytes)."""
+
+    n: int
+    k: int
+    vault_id: bytes
+    files: tuple[tuple[str, bytes], ...]
+    password: str = "vector password"
+    salt: bytes = bytes(range(16))
+    block: int = 16
+
+    def vmk(self) -> bytes:
+        return hashlib.sha256(b"vmk" + self.vault_id).digest()
+
+
+def padme(size: int) -> int:
+    """FORMAT.md section 6, written from the text."""
+    if size <= 1024:
+        return 1024
+    e = size.bit_length() - 1
+    s_ = e.bit_length()
+    step = 1 << (e - s_)
+    return -(-size // step) * step
+
+
+def shamir_split_k(secret: bytes, k: int, n: int, seed: bytes) -> dict[int, bytes]:
+    coeffs = [hashlib.sha256(b"coefficient %d " % j + seed).digest() for j in range(1, k)]
+    out = {}
+    for xx in range(1, n + 1):
+        share = bytearray()
+        for pos, s_byte in enumerate(secret):
+            acc, power = s_byte, 1
+            for c in coeffs:
+                power = mul(power, xx)
+                acc ^= mul(c[pos], power)
+            share.append(acc)
+        out[xx] = bytes(share)
+    return out
+
+
+def vault_headers(spec: Spec, password: str, salt: bytes, tag: int) -> dict[str, bytes]:
+    pk = Argon2id(salt=salt, length=32, iterations=T, lanes=P, memory_cost=M).derive(
+        password.encode())
+    out = {}
+    for i in range(spec.n):
+        ad = (b"CSVH" + bytes([2]) + spec.vault_id + bytes([spec.n, spec.k, i, 1])
+              + struct.pack(">III", M, T, P) + salt)
+        out[f"{i}:{spec.vault_id.hex()}/vault"] = ad + nonce(tag + i) + AESGCM(pk).encrypt(
+            nonce(tag + i), spec.vmk(), ad)
+    return out
+
+
+def build_v2(spec: Spec) -> dict[str, bytes]:
+    """Every object of a version 2 vault, keyed `<store index>:<key>`."""
+    objects = vault_headers(spec, spec.password, spec.salt, 0x10)
+    n, k, b_size, vid = spec.n, spec.k, spec.block, spec.vault_id
+    for number, (name, plain) in enumerate(spec.files):
+        fid = hashlib.sha256(b"file %d" % number).digest()[:16]
+        ck = hashlib.sha256(b"ck" + fid).digest()
+
+        def header(magic: bytes, i: int, fid: bytes = fid) -> bytes:
+            return magic + bytes([2]) + vid + fid + bytes([n, k]) + struct.pack(">I", b_size) \
+                + bytes([i])
+
+        part_keys = [hashlib.sha256(b"part key %d" % i + fid).digest() for i in range(n)]
+        data_len = padme(len(plain))
+        raw_name = name.encode()
+        box = (bytes([2, 0, n]) + b"".join(part_keys)
+               + struct.pack(">QQqq", len(plain), data_len, MTIME, STORED)
+               + hashlib.sha256(plain).digest() + struct.pack(">H", len(raw_name)) + raw_name)
+        box += bytes(-len(box) % 256)
+        sealed_box = AESGCM(ck).encrypt(nonce(0x20), box, header(b"CSMD", 0)[:43])
+        shares = shamir_split_k(ck, k, n, fid)
+        for i in range(n):
+            h = header(b"CSMD", i)
+            sk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                      info=b"cssm-v1 share key" + vid + fid + bytes([i])).derive(spec.vmk())
+            objects[f"{i}:{vid.hex()}/meta/{fid.hex()}"] = (
+                h + nonce(0x30 + i) + AESGCM(sk).encrypt(nonce(0x30 + i), shares[i + 1], h)
+                + nonce(0x20) + struct.pack(">I", len(sealed_box)) + sealed_box)
+        data = plain + bytes(data_len - len(plain))
+        stripes = max(1, -(-data_len // (k * b_size)))
+        parts = [header(b"CSDP", i) for i in range(n)]
+        encoder = zfec.Encoder(k, n)
+        for s in range(stripes):
+            chunk = data[s * k * b_size:(s + 1) * k * b_size]
+            last = s == stripes - 1
+            b = -(-len(chunk) // k) if last else b_size
+            chunk = chunk.ljust(k * b, b"\0")
+            blocks = encoder.encode([chunk[j * b:(j + 1) * b] for j in range(k)])
+            nonce_s = s.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+            for i in range(n):
+                parts[i] += AESGCM(part_keys[i]).encrypt(nonce_s, bytes(blocks[i]),
+                                                         header(b"CSDP", i))
+        for i in range(n):
+            objects[f"{i}:{vid.hex()}/data/{fid.hex()}"] = parts[i]
+    return objects
+
+
+THREE_OF_FIVE = Spec(5, 3, bytes.fromhex("11112222333344445555666677778888"),
+                     ((NAME, PLAIN), ("vectors/empty", b"")))
+PARITY_ONLY = Spec(4, 2, bytes.fromhex("99990000aaaabbbbccccddddeeeeffff"),
+                   (("vectors/parity.txt", PLAIN * 3),))
+NEW_PASSWORD, NEW_SALT = "changed password", bytes(range(16, 32))
+
+
+def _write(cfg: Config, objects: dict[str, bytes]) -> None:
+    for key, blob in objects.items():
+        index, name = key.split(":", 1)
+        path = Path(cfg.stores[int(index)].path or "") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
+
+
+def _restore_all(cfg: Config, tmp_path: Path, password: str, lost: tuple[int, ...],
+                 spec: Spec) -> None:
+    import shutil
+
+    for i in lost:
+        shutil.rmtree(Path(cfg.stores[i].path or ""))
+    engine = Engine(cfg, catalog_path=tmp_path / f"catalog-{lost}.sqlite")
+    engine.unlock(password)
+    count, unreadable = engine.rebuild_catalog()
+    assert (count, unreadable) == (len(spec.files), {})
+    for entry in engine.entries():
+        want = dict(spec.files)[entry.name]
+        out = engine.get(entry, tmp_path / f"out-{entry.id}")
+        assert out.read_bytes() == want and entry.size == len(want)
+
+
+def test_version_2_three_of_five_and_an_empty_file(tmp_path: Path) -> None:
+    cfg = Config(stores=folder_stores(tmp_path / "stores", 5), threshold=3)
+    _write(cfg, build_v2(THREE_OF_FIVE))
+    # Stores 1 and 2 lost: every stripe decodes from one data part and both parities.
+    _restore_all(cfg, tmp_path, THREE_OF_FIVE.password, (0, 1), THREE_OF_FIVE)
+
+
+def test_version_2_parity_only_decode(tmp_path: Path) -> None:
+    cfg = Config(stores=folder_stores(tmp_path / "stores", 4), threshold=2)
+    _write(cfg, build_v2(PARITY_ONLY))
+    _restore_all(cfg, tmp_path, PARITY_ONLY.password, (0, 1), PARITY_ONLY)
+
+
+def test_version_2_headers_after_a_password_change(tmp_path: Path) -> None:
+    from cssm_desktop.core.errors import WrongPassword
+
+    cfg = Config(stores=folder_stores(tmp_path / "stores", 5), threshold=3)
+    _write(cfg, {**build_v2(THREE_OF_FIVE),
+                 **vault_headers(THREE_OF_FIVE, NEW_PASSWORD, NEW_SALT, 0x50)})
+    with pytest.raises(WrongPassword):
+        Engine(cfg, catalog_path=tmp_path / "c.sqlite").unlock(THREE_OF_FIVE.password)
+    _restore_all(cfg, tmp_path, NEW_PASSWORD, (), THREE_OF_FIVE)
+
+
+def _published() -> dict[str, dict[str, object]]:
+    v1 = {key: blob.hex() for key, blob in sorted(build().items())}
+    v2 = {f"3-of-5 {key}": blob.hex() for key, blob in sorted(build_v2(THREE_OF_FIVE).items())}
+    v2 |= {f"after password change {key}": blob.hex() for key, blob in sorted(
+        vault_headers(THREE_OF_FIVE, NEW_PASSWORD, NEW_SALT, 0x50).items())}
+    v2 |= {f"2-of-4 {key}": blob.hex() for key, blob in sorted(build_v2(PARITY_ONLY).items())}
+    inputs_v1 = {
+        "password": PASSWORD, "salt": SALT.hex(), "argon2id": {"m": M, "t": T, "p": P},
+        "vmk": VMK.hex(), "ck": CK.hex(), "vault_id": VAULT_ID.hex(),
+        "file_id": FILE_ID.hex(), "n": N, "k": K, "block_size": B,
+        "plaintext": PLAIN.decode(), "name": NAME, "mtime_ns": MTIME, "stored_at_ns": STORED,
+        "nonces": "vault header i: 12 x (0x10+i); share i: 12 x (0x30+i); key box: 12 x 0x20",
+        "part_keys": "SHA-256(b'part key %d' % i)",
+        "shamir_a1": "SHA-256(b'coefficients'), one coefficient per byte of CK"}
+    inputs_v2 = {
+        "password": THREE_OF_FIVE.password, "salt": THREE_OF_FIVE.salt.hex(),
+        "new_password": NEW_PASSWORD, "new_salt": NEW_SALT.hex(),
+        "argon2id": {"m": M, "t": T, "p": P}, "block_size": 16,
+        "vaults": {"3-of-5": {"vault_id": THREE_OF_FIVE.vault_id.hex(),
+                              "files": {name: data.decode() for name, data in
+                                        THREE_OF_FIVE.files}},
+                   "2-of-4": {"vault_id": PARITY_ONLY.vault_id.hex(),
+                              "files": {name: data.decode() for name, data in
+                                        PARITY_ONLY.files}}},
+        "vmk": "SHA-256(b'vmk' + vault id)",
+        "file_id": "first 16 bytes of SHA-256(b'file %d' % number), files numbered from 0",
+        "ck": "SHA-256(b'ck' + file id)",
+        "part_keys": "SHA-256(b'part key %d' % i + file id)",
+        "shamir": "a_j = SHA-256(b'coefficient %d ' % j + file id), one coefficient per byte",
+        "mtime_ns": MTIME, "stored_at_ns": STORED,
+        "nonces": "vault header i: 12 x (0x10+i), after the password change 12 x (0x50+i); "
+                  "share i: 12 x (0x30+i); key box: 12 x 0x20"}
+    return {"version 1": {"inputs": inputs_v1, "objects": v1},
+            "version 2": {"inputs": inputs_v2, "objects": v2}}
+
+
 def test_published_vectors_match() -> None:
-    got = {key: blob.hex() for key, blob in sorted(build().items())}
+    got = _published()
     if os.environ.get("CSSM_REGEN_VECTORS"):
-        VECTORS.write_text(json.dumps({"inputs": {
-            "password": PASSWORD, "salt": SALT.hex(), "argon2id": {"m": M, "t": T, "p": P},
-            "vmk": VMK.hex(), "ck": CK.hex(), "vault_id": VAULT_ID.hex(),
-            "file_id": FILE_ID.hex(), "n": N, "k": K, "block_size": B,
-            "plaintext": PLAIN.decode(), "name": NAME, "mtime_ns": MTIME, "stored_at_ns": STORED,
-            "nonces": "vault header i: 12 x (0x10+i); share i: 12 x (0x30+i); key box: 12 x 0x20",
-            "part_keys": "SHA-256(b'part key %d' % i)",
-            "shamir_a1": "SHA-256(b'coefficients'), one coefficient per byte of CK"},
-            "objects": got}, indent=2) + "\n")
-    published = json.loads(VECTORS.read_text())["objects"]
-    assert published == got
+        VECTORS.write_text(json.dumps(got, indent=2) + "\n")
+    assert json.loads(VECTORS.read_text()) == got

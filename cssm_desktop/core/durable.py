@@ -79,11 +79,31 @@ class StreamingFile:
                 self.path.unlink(missing_ok=True)
 
 
+def private_dir(path: Path, tighten: bool = False) -> None:
+    """Create `path` readable by its owner only; with `tighten`, also make an existing one
+    so (only for folders that are ours alone, never a folder the user named)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if tighten and os.name != "nt":
+        os.chmod(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` (if missing) or tighten it to owner-only."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see all or nothing."""
+    """Temp file in the same folder, fsync, rename: readers see all or nothing. The file is
+    the owner's only (a config names the user's buckets and folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_name(path)
-    out = StreamingFile(temp)
+    out = StreamingFile(temp, 0o600)
     try:
         out.write(data)
         out.sync_and_close()

@@ -85,3 +85,12 @@ class NotFound(CssmError):
 
 class InputError(CssmError):
     """A file given to put cannot be read."""
+
+
+def log_text(exc: BaseException) -> str:
+    """What the log may say of an error: the kind, and for store errors the store and what
+    it answered. Messages naming the user's files or paths stay out of the log file."""
+    if isinstance(exc, StoreError | DamagedPart | NotEnoughStores | WrongPassword | VaultError
+                  | Cancelled):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__

@@ -95,11 +95,11 @@ class VaultHeader:
 
     @classmethod
     def seal(cls, vmk: bytes, pk: bytes, vault_id: bytes, n: int, k: int, index: int,
-             kdf: KdfParams, salt: bytes) -> VaultHeader:
+             kdf: KdfParams, salt: bytes, version: int = VERSION) -> VaultHeader:
         nonce = os.urandom(NONCE_LEN)
-        draft = cls(vault_id, n, k, index, kdf, salt, nonce, b"")
+        draft = cls(vault_id, n, k, index, kdf, salt, nonce, b"", version)
         return cls(vault_id, n, k, index, kdf, salt, nonce,
-                   AESGCM(pk).encrypt(nonce, vmk, draft._ad()))
+                   AESGCM(pk).encrypt(nonce, vmk, draft._ad()), version)
 
     def open_with_key(self, pk: bytes) -> bytes:
         vmk = _aead_open(pk, self.nonce, self.wrapped_vmk, self._ad())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import unicodedata
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -56,6 +59,12 @@ class KdfParams:
             raise FormatError("Argon2id iterations/lanes out of range")
 
 
+def normalize_password(password: str) -> str:
+    """NFC: the same password typed on another system (which may compose accents
+    differently) gives the same bytes, hence the same key."""
+    return unicodedata.normalize("NFC", password)
+
+
 def password_key(password: str, salt: bytes, params: KdfParams) -> bytes:
     """PK = Argon2id(password, salt). Slow on purpose: run it off any UI thread."""
     params.check()
@@ -71,3 +80,15 @@ def share_key(vmk: bytes, vault_id: bytes, file_id: bytes, index: int) -> bytes:
     """SK_i: binds the share of store i to this vault and this file."""
     info = SHARE_KEY_INFO + vault_id + file_id + bytes([index])
     return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None, info=info).derive(vmk)
+
+
+DUPLICATE_KEY_INFO = b"cssm-v2 duplicate key"
+
+
+def content_tag(vmk: bytes, vault_id: bytes, sha256: bytes) -> bytes:
+    """A keyed hash of a file's SHA-256 for the local catalog: it finds the same content
+    stored twice, yet unlike the plain hash it confirms no guess about a file's content
+    to someone who reads the catalog without the vault key."""
+    key = HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None,
+               info=DUPLICATE_KEY_INFO + vault_id).derive(vmk)
+    return hmac.new(key, sha256, hashlib.sha256).digest()

@@ -26,7 +26,7 @@ from .errors import (
     WrongPassword,
 )
 from .format import VAULT_HEADER_LEN, VaultHeader, check_geometry
-from .keys import KEY_LEN, MAX_DERIVATIONS, KdfParams, password_key
+from .keys import KEY_LEN, MAX_DERIVATIONS, KdfParams, normalize_password, password_key
 from .layout import id_from_key, new_id, vault_key
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,19 @@ class Vault:
     # ---------------------------------------------------------------- unlock
 
     def unlock(self, password: str) -> bytes:
+        """Open the master key with the NFC form of the password (and, for vaults whose
+        password was set before passwords were normalized, the form as typed)."""
+        forms = [normalize_password(password)]
+        if forms[0] != password:
+            forms.append(password)
+        for form in forms[:-1]:
+            try:
+                return self._unlock(form)
+            except WrongPassword:
+                continue
+        return self._unlock(forms[-1])
+
+    def _unlock(self, password: str) -> bytes:
         """Open the master key, then authenticate every header and settle the binding.
 
         The (salt, parameters) pair most stores hold is tried first, pairs beyond the KDF
@@ -268,7 +281,10 @@ class Vault:
                 self._damaged(name, "vault header asks for key derivation beyond the limit")
                 continue
             if group not in keys:
-                if len(keys) >= MAX_DERIVATIONS:
+                # Another pair (a password change interrupted half-way) is derived only
+                # at no more than the cost that unlocked: a stray header cannot make
+                # unlock dearer than the vault itself.
+                if len(keys) >= MAX_DERIVATIONS or group[1].cost > unlocked.kdf.cost:
                     self._damaged(name, "vault header could not be checked (sealed under "
                                         "other password parameters)")
                     continue
@@ -369,7 +385,7 @@ class Vault:
             if current is not None and current.name != name:
                 continue
             header = VaultHeader.seal(self.vmk, self.pk, self.vault_id, self.n, self.k, index,
-                                      base.kdf, base.salt)
+                                      base.kdf, base.salt, base.version)
             store.prepare()
             store.put_bytes(vault_key(self.vault_id), header.to_bytes())
             self.stores[index] = store
@@ -412,6 +428,17 @@ class Vault:
         self.heal_headers()
         return index
 
+    def writable(self, index: int) -> Store | None:
+        """The store bound to `index` if it can be written: reachable, not foreign (its
+        header may be missing or bad: writing that index's header there is safe)."""
+        store = self.stores.get(index)
+        if store is not None:
+            return store
+        for name, bound in self.bound.items():
+            if bound == index and (name in self.spare or name in self.reseal):
+                return self.members[name]
+        return None
+
     def require_key(self) -> bytes:
         if self.vmk is None:
             raise CssmError("the vault is locked")
@@ -430,6 +457,7 @@ def init_vault(stores: list[Store], k: int, password: str, kdf: KdfParams | None
     if not password:
         raise CssmError("the password must not be empty")
     kdf = kdf or KdfParams()
+    password = normalize_password(password)
 
     def prepare(store: Store) -> list[bytes]:
         store.prepare()
@@ -478,15 +506,23 @@ def change_password(vault: Vault, new: str, kdf: KdfParams | None = None) -> Non
     if not new:
         raise CssmError("the new password must not be empty")
     vmk = vault.require_key()
-    vault.require_all_stores("change the password")
+    targets = {i: vault.writable(i) for i in range(vault.n)}
+    if any(store is None for store in targets.values()):
+        ready = sum(store is not None for store in targets.values())
+        raise NotEnoughStores(ready, vault.n, vault.unavailable, what="change the password")
     assert vault.unlocked_with is not None
     kdf = kdf or vault.unlocked_with.kdf.at_least(KdfParams())
     salt = os.urandom(16)
-    pk = password_key(new, salt, kdf)
+    pk = password_key(normalize_password(new), salt, kdf)
     headers = {i: VaultHeader.seal(vmk, pk, vault.vault_id, vault.n, vault.k, i, kdf, salt)
                for i in range(vault.n)}
-    stores = [vault.stores[i] for i in range(vault.n)]
-    _write_headers(stores, headers)
+    stores = [targets[i] for i in range(vault.n)]
+    _write_headers(stores, headers)   # type: ignore[arg-type]
     vault.headers = headers
-    vault.seen.update({stores[i].name: headers[i] for i in range(vault.n)})
+    vault.stores = dict(enumerate(stores))   # type: ignore[arg-type]
+    for i, store in enumerate(stores):
+        assert store is not None
+        vault.seen[store.name] = headers[i]
+        for table in (vault.spare, vault.reseal, vault.unavailable):
+            table.pop(store.name, None)  # type: ignore[attr-defined]
     vault.pk, vault.unlocked_with = pk, headers[0]
