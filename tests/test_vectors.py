@@ -340,3 +340,38 @@ def test_published_vectors_match() -> None:
     if os.environ.get("CSSM_REGEN_VECTORS"):
         VECTORS.write_text(json.dumps(got, indent=2) + "\n")
     assert json.loads(VECTORS.read_text()) == got
+
+
+def test_a_version_1_vault_repairs_in_version_1(tmp_path: Path) -> None:
+    """A first-release vault and config (no binding): a lost part, a lost metadata object
+    and an emptied store are rebuilt as version 1 objects, and the file restores from them."""
+    import shutil
+
+    objects = build()
+    cfg = Config(stores=folder_stores(tmp_path / "stores", N), threshold=K)
+    _write(cfg, objects)
+    root = [Path(s.path or "") for s in cfg.stores]
+    (root[1] / VAULT_ID.hex() / "data" / FILE_ID.hex()).unlink()
+    (root[2] / VAULT_ID.hex() / "meta" / FILE_ID.hex()).unlink()
+    engine = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    engine.unlock(PASSWORD)
+    engine.rebuild_catalog()
+    _, ((_, result),) = engine.repair()
+    assert not isinstance(result, str) and result.after.healthy
+    assert cfg.vault == VAULT_ID.hex() and [s.index for s in cfg.stores] == [0, 1, 2]
+    for i in range(N):
+        for kind in ("data", "meta"):
+            assert (root[i] / VAULT_ID.hex() / kind / FILE_ID.hex()).read_bytes()[4] == 1
+    shutil.rmtree(root[0])
+    root[0].mkdir()     # store 1's disk replaced by an empty one
+    engine = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    engine.unlock(PASSWORD)
+    healed, ((_, result),) = engine.repair()
+    assert healed == ["store1"] and not isinstance(result, str) and result.after.healthy
+    assert (root[0] / VAULT_ID.hex() / "vault").read_bytes()[4] == 1
+    shutil.rmtree(root[1])    # the rebuilt store and one original restore the file
+    fresh = Engine(cfg, catalog_path=tmp_path / "other.sqlite")
+    fresh.unlock(PASSWORD)
+    fresh.rebuild_catalog()
+    (entry,) = fresh.entries()
+    assert fresh.get(entry, tmp_path / "out.txt").read_bytes() == PLAIN

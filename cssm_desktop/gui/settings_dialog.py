@@ -41,6 +41,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle(self.tr("Settings"))
         self.setMinimumSize(720, 440)
         base = config or Config(stores=[], threshold=3)
+        self._vault = base.vault   # the binding is kept as it is; Settings never edits it
         self.stores: list[StoreConfig] = copy.deepcopy(base.stores)
         self.original_names = [s.name for s in self.stores]
         self.secrets: dict[int, str] = {}   # row -> secret typed in this dialog
@@ -310,7 +311,8 @@ class SettingsDialog(QDialog):
 
     # -- save
     def save(self) -> None:
-        cfg = Config(stores=copy.deepcopy(self.stores), threshold=self.threshold.value())
+        cfg = Config(stores=copy.deepcopy(self.stores), threshold=self.threshold.value(),
+                     vault=self._vault)
         try:
             cfg.validate()
             for row, store in enumerate(cfg.stores):

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ class Worker(QObject):
         except CssmError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a bug must end up in the log and the UI, not vanish
-            log.exception("worker %s crashed", type(self).__name__)
+            # The stack and the error's kind, not its message: that may name a user's file.
+            log.error("worker %s crashed: %s\n%s", type(self).__name__, type(exc).__name__,
+                      "".join(traceback.format_tb(exc.__traceback__)))
             self.failed.emit(f"unexpected error: {exc}")
         else:
             self.succeeded.emit(result)
