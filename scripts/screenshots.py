@@ -126,7 +126,10 @@ def main() -> None:
                     access_key_id="004a1b2c3d"),
         StoreConfig("r2", "s3", bucket="ana-cssm", endpoint_url="https://example.r2.cloudflarestorage.com",
                     access_key_id="r2key"),
-        StoreConfig("nas", "folder", path="/mnt/nas/cssm")], threshold=3)
+        StoreConfig("nas", "folder", path="/mnt/nas/cssm")], threshold=3,
+        vault="5f1c0de2a9b84e7d93c6a0b1e2f3a4b5")
+    for index, store in enumerate(cfg.stores):   # an existing vault: each store bound
+        store.index = index
     settings = SettingsDialog(cfg, window)
     settings.list.setCurrentRow(1)
     settings.test_result.setText("✔ Works: a probe was written, read back and deleted.")

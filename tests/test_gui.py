@@ -467,4 +467,58 @@ def test_lost_laptop_rebuilds_the_list_and_verify_shows_health(
     assert "1 of 1 files need repair" in warned[0]
     win.repair_all()
     qtbot.waitUntil(lambda: win.files.source.entries[0].health == "healthy", timeout=30_000)
+    qtbot.waitUntil(lambda: "Repair done" in win.statusBar().currentMessage(), timeout=10_000)
+    assert "all 1 files are healthy (1 rebuilt)" in win.statusBar().currentMessage()
+    # A store gone: repair cannot make the file whole, and says so instead of "finished".
+    import shutil
+
+    shutil.rmtree(tmp_path / "stores" / "store4")
+    warned.clear()
+    win.repair_all()
+    qtbot.waitUntil(lambda: bool(warned), timeout=30_000)
+    assert "1 of 1 files are still at risk" in warned[0] and "store4" in warned[0]
+    workers.wait_all()
+
+
+def test_replace_in_settings_lets_repair_rebuild_a_lost_store(
+        qtbot, window: MainWindow, ctx: AppContext, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    _store_one(qtbot, window, tmp_path)
+    shutil.rmtree(tmp_path / "stores" / "store3")          # the USB disk died
+    new_disk = tmp_path / "new-usb"
+    new_disk.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(new_disk))
+    asked: list[str] = []
+
+    def yes(_parent, _title, text, *_a):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", yes)
+    dialog = SettingsDialog(ctx.config)
+    qtbot.addWidget(dialog)
+    dialog._add("folder")                  # a store not (yet) part of the vault
+    assert not dialog.replace_button.isEnabled()
+    dialog._remove()
+    dialog.list.setCurrentRow(2)
+    assert dialog.replace_button.isEnabled()
+    qtbot.mouseClick(dialog.replace_button, Qt.MouseButton.LeftButton)
+    assert "store 3 of the vault" in asked[0]
+    assert dialog.folder_path.text() == str(new_disk) and dialog.replaced == ["store3"]
+    dialog.save()
+    saved = dialog.saved_config
+    assert saved is not None and saved.vault == ctx.config.vault
+    assert (saved.stores[2].name, saved.stores[2].index, saved.stores[2].path) == (
+        "store3", 2, str(new_disk))
+    ctx.save(saved)
+    engine = Engine(load_config(ctx.config_file), tmp_path / "catalog.sqlite")
+    engine.unlock(PASSWORD)
+    healed, ((_, result),) = engine.repair()
+    assert healed == ["store3"] and not isinstance(result, str) and result.after.healthy
+    vid = engine.vault().id_hex
+    assert (new_disk / vid / "vault").exists() and any((new_disk / vid / "data").iterdir())
     workers.wait_all()

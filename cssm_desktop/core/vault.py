@@ -185,6 +185,8 @@ class Vault:
                 vault._no_header(store)
             elif isinstance(res, Exception):
                 vault._damaged(store.name, f"vault header unreadable: {res}")
+                if store.name in bound:   # repair writes it a good one
+                    vault.reseal[store.name] = store
             elif store.name in bound and res.index != bound[store.name]:
                 vault._foreign(store.name, res.index)
             else:

@@ -196,14 +196,16 @@ class MainWindow(QMainWindow):
                       failed=self._vault_failed)
 
     def _vault_opened(self, vault: Any) -> None:
+        self._show_stores(vault)
+        self.refresh_files()
+        self.vault_ready.emit()
+
+    def _show_stores(self, vault: Any) -> None:
         reachable = len(vault.stores)
         self.stores_label.setText(self.tr("%1 of %2 stores reachable")
                                   .replace("%1", str(reachable)).replace("%2", str(vault.n)))
-        if vault.unavailable:
-            self.stores_label.setToolTip("\n".join(f"{s}: {r}" for s, r in
-                                                   vault.unavailable.items()))
-        self.refresh_files()
-        self.vault_ready.emit()
+        self.stores_label.setToolTip("\n".join(f"{s}: {r}" for s, r in
+                                               vault.unavailable.items()))
 
     def _vault_failed(self, error: str) -> None:
         self.stores_label.setText(self.tr("Stores unavailable"))
@@ -373,8 +375,31 @@ class MainWindow(QMainWindow):
         if not self.ensure_unlocked():
             return
         self._long_task(self.tr("Repairing…"), workers.Call(self.engine.repair),
-                        lambda _r: (self.refresh_files(), self.statusBar().showMessage(
-                            self.tr("Repair finished."), 10000)))
+                        self._repaired)
+
+    def _repaired(self, result: tuple[list[str], list[Any]]) -> None:
+        """Say what the repair's own final check found, never just "finished"."""
+        _healed, results = result
+        self.refresh_files()
+        if self.engine is not None:   # repair may have written headers to new stores
+            self._show_stores(self.engine.vault())
+        at_risk = []
+        for entry, res in results:
+            if isinstance(res, str):
+                at_risk.append(f"{entry.name}: {res}")
+            elif not res.after.healthy:
+                left = "; ".join(f"{c.store}: {c.problem}" for c in res.after.checks if not c.ok)
+                at_risk.append(f"{entry.name}: {left}")
+        if at_risk:
+            QMessageBox.warning(self, self.tr("Repair"),
+                                self.tr("%1 of %2 files are still at risk:\n\n")
+                                .replace("%1", str(len(at_risk)))
+                                .replace("%2", str(len(results))) + "\n".join(at_risk[:20]))
+            return
+        rebuilt = sum(1 for _, res in results if res.rebuilt)
+        self.statusBar().showMessage(self.tr("Repair done: all %1 files are healthy (%2 "
+                                             "rebuilt).").replace("%1", str(len(results)))
+                                     .replace("%2", str(rebuilt)), 10000)
 
     def rebuild_catalog(self) -> None:
         if not self.ensure_unlocked():
@@ -417,6 +442,12 @@ class MainWindow(QMainWindow):
             self.queue.cancel_all()
         self.ctx.save(dialog.saved_config)
         self.show_current_page()
+        if dialog.replaced and QMessageBox.question(
+                self, self.tr("Replace store"),
+                self.tr("Rebuild what belongs on %1 now? Repair reads every file from the "
+                        "other stores.").replace("%1", ", ".join(dialog.replaced))) \
+                == QMessageBox.StandardButton.Yes:
+            self.repair_all()
         return True
 
     def _try_local(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -56,11 +57,17 @@ class SettingsDialog(QDialog):
         add_folder.clicked.connect(lambda: self._add("folder"))
         self.remove_button = QPushButton(self.tr("&Remove"))
         self.remove_button.clicked.connect(self._remove)
+        self.replace_button = QPushButton(self.tr("Rep&lace…"))
+        self.replace_button.setToolTip(self.tr(
+            "Give this store a new, empty folder or bucket when its disk or bucket is lost "
+            "or failing; Vault › Repair then writes there what belongs to it."))  # noqa: RUF001
+        self.replace_button.clicked.connect(self._replace)
+        self.replaced: list[str] = []   # stores given a new place: repair fills them
         left = QVBoxLayout()
         left.addWidget(QLabel(self.tr("Stores (each part of a file goes to a different one):")))
         left.addWidget(self.list, 1)
         row = QHBoxLayout()
-        for b in (add_s3, add_folder, self.remove_button):
+        for b in (add_s3, add_folder, self.replace_button, self.remove_button):
             row.addWidget(b)
         left.addLayout(row)
 
@@ -191,6 +198,8 @@ class SettingsDialog(QDialog):
         self.test_result.clear()
         store = self.current()
         self.test_button.setEnabled(store is not None)
+        # Only a store that holds a part of the vault can be replaced.
+        self.replace_button.setEnabled(store is not None and store.index is not None)
         self._loading = True
         if store is None:
             self.stack.setCurrentIndex(0)
@@ -256,6 +265,40 @@ class SettingsDialog(QDialog):
         self.secrets = {(r if r < row else r - 1): v for r, v in self.secrets.items() if r != row}
         self._refresh_list()
         self.list.setCurrentRow(min(row, len(self.stores) - 1))
+
+    def _replace(self) -> None:
+        """Same name, same index in the vault, a new place. The engine writes nothing
+        there until repair, which puts only this store's own parts and shares there."""
+        store = self.current()
+        if store is None or store.index is None:
+            return
+        text = (self.tr("Give “%1” (store %2 of the vault) a new, empty %3?\n\nUse this when "
+                        "its disk or bucket is lost or failing. After you save, "
+                        "Vault › Repair "  # noqa: RUF001
+                        "rebuilds there, from the other stores, everything this store held.")
+                .replace("%1", store.name).replace("%2", str(store.index + 1))
+                .replace("%3", self.tr("folder") if store.type == "folder"
+                         else self.tr("bucket")))
+        if QMessageBox.question(self, self.tr("Replace store"), text) \
+                != QMessageBox.StandardButton.Yes:
+            return
+        if store.type == "folder":
+            start = str(Path(store.path).parent) if store.path else ""
+            chosen = QFileDialog.getExistingDirectory(
+                self, self.tr("New, empty folder for “%1”").replace("%1", store.name), start)
+            if not chosen:
+                return
+            store.path = chosen
+            self.folder_path.setText(chosen)
+        else:
+            store.bucket = None
+            self.s3_fields["bucket"].clear()
+            self.s3_fields["bucket"].setFocus()
+        self.list.currentItem().setText(self._label(store))
+        if store.name not in self.replaced:
+            self.replaced.append(store.name)
+        self.test_result.setText(
+            self.tr("New place set: once saved, repair rebuilds what belongs there."))
 
     def _pick_folder(self) -> None:
         store = self.current()

@@ -288,7 +288,11 @@ class S3Store(Store):
                 raise StoreError(self.name, f"the listing of {kw.get('Prefix') or '/'} does "
                                             "not end (the server repeats itself)")
             seen.add(marker)
-            kw.update(zip(fields, marker, strict=True))
+            for name, value in zip(fields, marker, strict=True):
+                if value is None:
+                    kw.pop(name, None)
+                else:
+                    kw[name] = value
         raise StoreError(self.name, f"the listing of {kw.get('Prefix') or '/'} has more than "
                                     f"{MAX_LIST_PAGES} pages")
 
