@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
 from .catalog import HEALTHY
-from .cli_progress import ProgressBar, human
+from .cli_progress import ProgressBar
 from .config import config_path, load_config, set_secret
 from .core import erasure
 from .core.errors import CssmError, DestinationExists, log_text
 from .core.verify import FileReport, StoreCheck
 from .engine import Engine
+from .units import age, human
 
 log = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141    # 128 + SIGPIPE, what a shell reports for a closed pipe
 
 
 class Passwords:
@@ -91,7 +95,7 @@ def cmd_put(args: argparse.Namespace) -> int:
     results = engine.put([p for p in args.paths if p not in missing], listener=bar)
     failed = len(missing)
     for r in results:
-        if r.error:
+        if r.error is not None:
             failed += 1
             print(f"cssm: error: {r.source}: {r.error}", file=sys.stderr)
         elif not args.json:
@@ -188,7 +192,7 @@ def _print_checks(rows: list[tuple[str, str, FileReport | str]]) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
-    results = engine.verify(args.refs or None)
+    results = engine.verify(args.refs or None, listener=ProgressBar(report_damage=False))
     _print_checks([(e.id, e.name, r) for e, r in results])
     healthy = sum(1 for _, r in results if not isinstance(r, str) and r.healthy)
     lost = sum(1 for _, r in results if isinstance(r, str) or not r.restorable)
@@ -225,24 +229,16 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0 if bad == 0 else EXIT_ERROR
 
 
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 72 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
 def cmd_gc(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)   # gc decides on authenticated metadata only
     report = engine.gc(grace_seconds=args.grace_hours * 3600, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for item in report.found:
-        print(f"{verb}  {item.store}: {item.key}  ({human(item.size)}, {_age(item.age)} old, "
+        print(f"{verb}  {item.store}: {item.key}  ({human(item.size)}, {age(item.age)} old, "
               f"{item.reason})")
     for item in report.young:
-        print(f"left alone  {item.store}: {item.key}  ({human(item.size)}, {_age(item.age)} "
+        print(f"left alone  {item.store}: {item.key}  ({human(item.size)}, {age(item.age)} "
               f"old, {item.reason}; younger than {args.grace_hours:g} h, maybe still running "
               "elsewhere)")
     if report.incomplete:
@@ -258,7 +254,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
-    count, unreadable = engine.rebuild_catalog()
+    count, unreadable = engine.rebuild_catalog(listener=ProgressBar(report_damage=False))
     for fid, why in unreadable.items():
         print(f"cssm: warning: file {fid[:12]} could not be read: {why}", file=sys.stderr)
     print(f"catalog rebuilt: {count} files")
@@ -404,7 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     choose_backend()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()   # a closed pipe shows here, not in the interpreter's exit
+        return code
     except CssmError as exc:
         log.error("%s failed: %s", args.command, log_text(exc))
         print(f"cssm: error: {exc}", file=sys.stderr)
@@ -412,6 +410,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ncssm: interrupted; nothing partial was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `cssm ls | head`: the reader has gone; say nothing more, like other tools.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:   # a bug: one line here, the stack in the log
+        log.error("%s crashed: %s\n%s", args.command, type(exc).__name__,
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        print(f"cssm: error: unexpected {type(exc).__name__} (a bug; the log has the "
+              "details)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -7,15 +7,16 @@ import threading
 import time
 from typing import TextIO
 
-from .core.progress import Event, FileDone, FileFailed, FileProgress, FileStarted, StoreDamaged
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from .core.progress import (
+    Event,
+    FileDone,
+    FileFailed,
+    FileProgress,
+    FileStarted,
+    Step,
+    StoreDamaged,
+)
+from .units import human
 
 
 class ProgressBar:
@@ -43,6 +44,12 @@ class ProgressBar:
                 self._name, self._start, self._last = event.name, time.monotonic(), 0.0
             elif isinstance(event, FileProgress) and self.enabled:
                 self._draw(event)
+            elif isinstance(event, Step) and self.enabled and event.total:
+                self._clear()
+                self.stream.write(f"\r{event.what}: {event.done + 1} of {event.total} "
+                                  if event.done < event.total else "")
+                self.stream.flush()
+                self._drawn = event.done < event.total
             elif isinstance(event, FileDone | FileFailed):
                 self._clear()
 

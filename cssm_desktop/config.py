@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -197,30 +196,22 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
     return cfg
 
 
-def _toml_string(value: str) -> str:
-    """A TOML basic string. JSON's escapes are TOML's, except that TOML also wants DEL
-    escaped; written by hand because the schema is flat and tomllib only reads."""
-    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
 def dump_config(cfg: Config) -> str:
-    lines = ["# CSSM Desktop settings. Secret keys are kept in the OS keyring, not here.",
-             f"threshold = {int(cfg.threshold)}"]
+    """The config as TOML (tomli-w writes and escapes it; tomllib only reads)."""
+    import tomli_w
+
+    top: dict[str, object] = {"threshold": int(cfg.threshold)}
     if cfg.vault:
-        lines += ["# The vault these stores hold, and which store holds which index: set when",
-                  "# the vault was created or first opened here; do not edit by hand.",
-                  f"vault = {_toml_string(cfg.vault)}"]
-    lines.append("")
-    for store in cfg.stores:
-        lines.append("[[store]]")
-        for f in fields(StoreConfig):
-            value = getattr(store, f.name)
-            if f.name == "index" and value is not None:
-                lines.append(f"index = {int(value)}")
-            elif value:
-                lines.append(f"{f.name} = {_toml_string(str(value))}")
-        lines.append("")
-    return "\n".join(lines)
+        top["vault"] = cfg.vault
+    parts = ["# CSSM Desktop settings. Secret keys are kept in the OS keyring, not here.\n"
+             "# `vault` and each store's `index` say which store holds which part of the\n"
+             "# vault: set when it was created or first opened here; do not edit by hand.\n",
+             tomli_w.dumps(top)]
+    for store in cfg.stores:   # always [[store]] tables, as the README shows them
+        table = {f.name: getattr(store, f.name) for f in fields(StoreConfig)
+                 if getattr(store, f.name) not in (None, "")}
+        parts.append("\n[[store]]\n" + tomli_w.dumps(table))
+    return "".join(parts)
 
 
 def save_config(cfg: Config, path: Path) -> None:

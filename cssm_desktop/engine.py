@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -30,7 +29,7 @@ from .core.errors import (
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
 from .core.keys import KdfParams, content_tag
-from .core.progress import CancelToken, FileFailed, Listener, ignore
+from .core.progress import CancelToken, FileFailed, Listener, Step, ignore
 from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, put_file
 from .core.remove import remove_everywhere
 from .core.repair import RepairResult, repair_file
@@ -47,7 +46,7 @@ class PutResult:
     source: Path
     name: str
     stored: StoredFile | None = None
-    error: str | None = None
+    error: CssmError | None = None
 
 
 def expand_paths(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -163,10 +162,9 @@ class Engine:
     def test_stores(self) -> list[tuple[str, str, str | None]]:
         """(name, description, error or None) for every configured store."""
         stores = self.stores
-        results = parallel.each(lambda s: s.check(), stores)
-        out = [(s.name, s.describe(), None if not isinstance(r, BaseException)
-                else (r.reason if isinstance(r, StoreError) else str(r)))
-               for s, r in zip(stores, results, strict=True)]
+        failed = parallel.reasons([s.name for s in stores],
+                                  parallel.each(lambda s: s.check(), stores))
+        out = [(s.name, s.describe(), failed.get(s.name)) for s in stores]
         out += [(name, "s3", reason) for name, reason in self._broken.items()]
         return out
 
@@ -194,7 +192,7 @@ class Engine:
         results = []
         for source, name in expand_paths(paths):
             if cancel.cancelled:
-                results.append(PutResult(source, name, error="cancelled"))
+                results.append(PutResult(source, name, error=Cancelled()))
                 continue
             results.append(self.put_one(vault, source, name, listener, cancel, block_size))
         return results
@@ -207,7 +205,7 @@ class Engine:
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             listener(FileFailed(name, str(exc)))
             log.warning("put failed: %s", log_text(exc))   # no name or path in the log
-            return PutResult(source, name, error=str(exc))
+            return PutResult(source, name, error=exc)
         except CssmError as exc:
             listener(FileFailed(name, str(exc)))
             raise
@@ -246,11 +244,13 @@ class Engine:
         """Each file's report, or why it could not be checked; health goes to the catalog."""
         vault = self.vault()
         out: list[tuple[Entry, FileReport | str]] = []
-        for entry in self._selection(ids):
+        selection = self._selection(ids)
+        for done, entry in enumerate(selection):
             if cancel:
                 cancel.check()
+            listener(Step("verify", done, len(selection)))
             try:
-                report = verify_file(vault, bytes.fromhex(entry.id), listener)
+                report = verify_file(vault, bytes.fromhex(entry.id), listener, cancel)
             except (NotEnoughStores, FormatError) as exc:
                 self.catalog.set_health(vault.id_hex, entry.id, LOST, [])
                 out.append((entry, str(exc)))
@@ -266,7 +266,11 @@ class Engine:
         vault = self.vault()
         adopted = vault.heal_headers()
         out: list[tuple[Entry, RepairResult | str]] = []
-        for entry in self._selection(ids):
+        selection = self._selection(ids)
+        for done, entry in enumerate(selection):
+            if cancel:
+                cancel.check()
+            listener(Step("repair", done, len(selection)))
             try:
                 result = repair_file(vault, bytes.fromhex(entry.id), listener, cancel)
             except (NotEnoughStores, StoreError, FormatError, IntegrityError) as exc:
@@ -276,9 +280,10 @@ class Engine:
             out.append((entry, result))
         return adopted, out
 
-    def gc(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
-           ) -> GcReport:
-        return collect_garbage(self.vault(), grace_seconds, dry_run)
+    def gc(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
+           listener: Listener = ignore, cancel: CancelToken | None = None) -> GcReport:
+        return collect_garbage(self.vault(), grace_seconds, dry_run, listener=listener,
+                               cancel=cancel)
 
     def _selection(self, ids: list[str] | None) -> list[Entry]:
         return [self.resolve(i) for i in ids] if ids else self.entries()
@@ -295,12 +300,12 @@ class Engine:
         self.catalog.remove(vault.id_hex, file_id)
         return failures
 
-    def rebuild_catalog(self, progress: Callable[[int, int], None] | None = None,
-                        cancel: CancelToken | None = None) -> tuple[int, dict[str, str]]:
-        """Recreate the catalog from the stores and the password alone; progress(done, total)."""
+    def rebuild_catalog(self, listener: Listener = ignore, cancel: CancelToken | None = None
+                        ) -> tuple[int, dict[str, str]]:
+        """Recreate the catalog from the stores and the password alone (a job)."""
         vault = self.vault()
         vault.require_key()
-        result = scan(vault, progress, cancel)
+        result = scan(vault, listener, cancel)
         entries = []
         vmk = vault.require_key()
         for f in result.files:

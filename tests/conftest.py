@@ -16,7 +16,7 @@ import boto3
 import keyring
 import pytest
 
-from cssm_desktop.config import Config, StoreConfig
+from cssm_desktop.config import Config, StoreConfig, dump_config
 from cssm_desktop.core.keys import KdfParams
 from cssm_desktop.engine import Engine
 
@@ -60,14 +60,8 @@ def folder_stores(root: Path, n: int = 5) -> list[StoreConfig]:
 
 
 def write_config(path: Path, cfg: Config) -> Path:
-    lines = [f"threshold = {cfg.threshold}", ""]
-    for s in cfg.stores:
-        lines.append("[[store]]")
-        for key, value in vars(s).items():
-            if value is not None:
-                lines.append(f'{key} = "{value}"')
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
+    """The config file as the app writes it (tomli-w escapes every value)."""
+    path.write_text(dump_config(cfg), encoding="utf-8")
     return path
 
 

@@ -522,3 +522,59 @@ def test_replace_in_settings_lets_repair_rebuild_a_lost_store(
     vid = engine.vault().id_hex
     assert (new_disk / vid / "vault").exists() and any((new_disk / vid / "data").iterdir())
     workers.wait_all()
+
+
+def test_a_shut_queue_starts_nothing_that_arrives_late(qtbot, window: MainWindow,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """At quit (or a failed self-test) a folder listing still running delivers its files
+    after the queue was cancelled; they must not start uploads into a closing window."""
+    # Should the test fail, the window's close must not wait on a "quit anyway?" prompt.
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *_a, **_k: QMessageBox.StandardButton.Yes)
+    window.engine.unlock(PASSWORD)
+    window.queue.paused = False
+    window.queue.shut()
+    window._update_lock()            # unlocking again must not reopen a shut queue
+    (path,) = _files(tmp_path, {"late.bin": 1000})
+    window._queue_files([(path, "late.bin", 1000)])
+    assert [j.state for j in window.queue.jobs] == [State.WAITING]
+    assert all(j.worker is None for j in window.queue.jobs)
+    window.queue.cancel_all()        # nothing pending: closing the window asks nothing
+
+
+@pytest.mark.parametrize("action", ["verify_all", "repair_all", "rebuild_catalog"])
+def test_cancel_reaches_every_long_vault_job(qtbot, window: MainWindow, action: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verify, Repair and Rebuild run as jobs: their progress dialog shows steps, and its
+    Cancel reaches the engine call (it used to run without a cancel token)."""
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    from cssm_desktop.core.progress import Step
+
+    window.engine.unlock(PASSWORD)
+    started: list[object] = []
+
+    def job(listener, cancel, **_kw):
+        started.append(cancel)
+        listener(Step("work", 3, 10))
+        if not cancel._event.wait(30):   # a long job, until told to stop
+            raise AssertionError("the job was never cancelled")
+        cancel.check()
+
+    method = {"verify_all": "verify", "repair_all": "repair",
+              "rebuild_catalog": "rebuild_catalog"}[action]
+    monkeypatch.setattr(window.engine, method, job)
+    warned: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *_a: warned.append(text))
+    getattr(window, action)()
+    qtbot.waitUntil(lambda: bool(started), timeout=10_000)
+    dialog = window.findChild(QProgressDialog)
+    assert dialog is not None
+    qtbot.waitUntil(lambda: (dialog.maximum(), dialog.value()) == (10, 3), timeout=10_000)
+    cancel_button = dialog.findChild(QPushButton)
+    assert cancel_button is not None and cancel_button.text() == "Cancel"
+    qtbot.mouseClick(cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "Stopped.", timeout=5_000)
+    assert warned == []
+    workers.wait_all()

@@ -13,7 +13,7 @@ import pytest
 from cssm_desktop.catalog import DEGRADED, HEALTHY
 from cssm_desktop.config import StoreConfig, make_store
 from cssm_desktop.core import durable
-from cssm_desktop.core.errors import CssmError, NotEnoughStores, NotFound
+from cssm_desktop.core.errors import CssmError, NotEnoughStores, NotFound, StoreError
 from cssm_desktop.core.layout import data_key, meta_key
 from cssm_desktop.engine import Engine
 from cssm_desktop.stores.s3 import S3Store
@@ -345,7 +345,8 @@ def test_a_store_that_stays_down_fails_the_upload_naming_it(moto_server: S3Serve
     src.write_bytes(os.urandom(1000))
     (res,) = engine.put([src])
     assert res.stored is None and res.error is not None
-    assert "s3-3" in res.error and "no such bucket" in res.error
+    assert isinstance(res.error, StoreError) and res.error.store == "s3-3"
+    assert "no such bucket" in res.error.reason
     for sc in cfg.stores[:2] + cfg.stores[3:]:  # nothing of the failed upload stays behind
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=sc.bucket).get("Contents", [])]
         assert keys == [f"{engine.vault().id_hex}/vault"], keys

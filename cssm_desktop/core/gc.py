@@ -19,6 +19,7 @@ from . import parallel
 from .errors import CssmError, FormatError, StoreError
 from .format import MAX_META_LEN, MetaObject
 from .layout import data_prefix, id_from_key, meta_key, meta_prefix
+from .progress import CancelToken, Listener, Step, ignore
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ Listing = tuple[dict[bytes, ObjectInfo], dict[bytes, ObjectInfo], list[ObjectInf
 
 
 def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
-                    dry_run: bool = False, now: float | None = None) -> GcReport:
+                    dry_run: bool = False, now: float | None = None,
+                    listener: Listener = ignore, cancel: CancelToken | None = None
+                    ) -> GcReport:
+    """A job (core/progress.py): a cancel stops it between two deletions."""
     vmk = vault.require_key()
     now = time.time() if now is None else now
     cutoff = now - grace_seconds
@@ -81,6 +85,8 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
     report = GcReport([])
     ids = {fid for metas, datas, _ in listing.values() for fid in (*metas, *datas)}
     for fid in sorted(ids):
+        if cancel is not None:
+            cancel.check()
         holders = [i for i, (metas, _, _) in listing.items() if fid in metas]
         if len(holders) + unreachable >= vault.n:
             # Metadata wherever it could be: kept whatever k is, without reading it.
@@ -114,7 +120,10 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
     uploads = {(vault.store_name(i), u.key): u for i, (_, _, ups) in listing.items()
                for u in ups}
     # Metadata first, as `rm` does: a crash half-way leaves data that gc finds again.
-    for item in sorted(report.found, key=lambda g: "/meta/" not in g.key):
+    for done, item in enumerate(sorted(report.found, key=lambda g: "/meta/" not in g.key)):
+        listener(Step("remove garbage", done, len(report.found)))
+        if cancel is not None:
+            cancel.check()
         store = by_store[item.store]
         try:
             upload = uploads.get((item.store, item.key))

@@ -28,8 +28,9 @@ def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R | BaseException]:
 
 def each_or_raise(fn: Callable[[T], R], items: Iterable[T], names: Iterable[str],
                   what: str) -> list[R]:
-    """each(), then raise the first failure: our own errors as they are, anything else as
-    a StoreError naming the store (`names` go with `items`, one by one)."""
+    """each(), then raise the first failure: our own errors as they are, an OSError as a
+    StoreError naming the store (`names` go with `items`, one by one). Anything else is a
+    bug and is raised as it is, never dressed up as a store's failure."""
     from .errors import CssmError, StoreError
 
     items = list(items)
@@ -38,5 +39,21 @@ def each_or_raise(fn: Callable[[T], R], items: Iterable[T], names: Iterable[str]
         if isinstance(res, BaseException):
             if isinstance(res, CssmError):
                 raise res
-            raise StoreError(name, f"{what} failed: {res}") from res
+            if isinstance(res, OSError):
+                raise StoreError(name, f"{what} failed: {res.strerror or res}") from res
+            raise res
     return results  # type: ignore[return-value]
+
+
+def reasons(names: Iterable[str], results: Iterable[object]) -> dict[str, str]:
+    """Store name -> reason for each result that is a store's failure. Any other exception
+    is a bug: raised, not counted as a store that failed."""
+    from .errors import StoreError
+
+    out = {}
+    for name, res in zip(names, results, strict=True):
+        if isinstance(res, StoreError):
+            out[name] = res.reason
+        elif isinstance(res, BaseException):
+            raise res
+    return out

@@ -1,7 +1,20 @@
 """How the engine talks back while it works: plain event objects and a cancel token.
 
-The engine never knows who listens; the CLI draws a bar, the GUI turns events into
-Qt signals. Callbacks may run on worker threads, so listeners must be thread-safe.
+The job contract. Every long operation of the engine (put, get, verify, repair, gc,
+catalog rebuild) is a job:
+
+- it takes `listener` and `cancel` keyword arguments, and the face that runs it (the
+  CLI's progress bar, the GUI's worker) always passes both;
+- it reports progress as events: FileStarted / FileProgress for the bytes of the file at
+  hand, Step for "n of m items" of a job over many files, StoreDamaged when a store let
+  it down and it went on without it;
+- it checks `cancel` at least once per stripe or item, and on cancel (or any failure)
+  undoes what it started before raising Cancelled: no object of an unfinished upload or
+  repair stays visible, no partial output file is left;
+- it returns a typed result or raises a CssmError subclass; anything else is a bug.
+
+The engine never knows who listens. Callbacks may run on worker threads, so listeners
+must be thread-safe.
 """
 
 from __future__ import annotations
@@ -51,6 +64,15 @@ class FileFailed:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A job over many items (files to verify, repair, read back): `done` of `total`."""
+
+    what: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class StoreDamaged:
     """A store returned a damaged, missing or unreadable piece; the work went on without it."""
 
@@ -59,7 +81,8 @@ class StoreDamaged:
     reason: str
 
 
-Event = FileStarted | FileProgress | StoreProgress | FileDone | FileFailed | StoreDamaged
+Event = (FileStarted | FileProgress | StoreProgress | FileDone | FileFailed | StoreDamaged
+         | Step)
 Listener = Callable[[Event], None]
 
 

@@ -7,7 +7,6 @@ import logging
 
 from ..stores.base import Store
 from . import parallel
-from .errors import StoreError
 from .layout import data_key, meta_key
 from .vault import Vault
 
@@ -23,10 +22,7 @@ def remove_everywhere(vault: Vault, file_id: bytes) -> dict[str, str]:
             store.delete(key)
 
     stores = list(vault.stores.values())
-    failures = {}
-    for store, res in zip(stores, parallel.each(delete, stores), strict=True):
-        if isinstance(res, BaseException):
-            failures[store.name] = res.reason if isinstance(res, StoreError) else str(res)
-            log.warning("could not remove file %s from store %s: %s", file_id.hex(),
-                        store.name, failures[store.name])
+    failures = parallel.reasons([s.name for s in stores], parallel.each(delete, stores))
+    for name, reason in failures.items():
+        log.warning("could not remove file %s from store %s: %s", file_id.hex(), name, reason)
     return failures

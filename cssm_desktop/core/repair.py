@@ -40,7 +40,7 @@ def repair_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
     that holds index `i`, never to one that merely claims it.
     """
     cancel = cancel or CancelToken()
-    before = verify_file(vault, file_id, listener)
+    before = verify_file(vault, file_id, listener, cancel)
     if before.healthy:
         return RepairResult(before, before, ())
     opened = before.opened
@@ -59,7 +59,7 @@ def repair_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
     rebuilt = tuple(vault.store_name(i) for i in sorted(set(data_bad) | set(meta_bad)))
     for name in rebuilt:
         log.info("repair %s: rebuilt on store %s", file_id.hex(), name)
-    return RepairResult(before, verify_file(vault, file_id), rebuilt)
+    return RepairResult(before, verify_file(vault, file_id, cancel=cancel), rebuilt)
 
 
 def _rebuild_metadata(vault: Vault, opened: OpenedFile, indexes: list[int]) -> None:

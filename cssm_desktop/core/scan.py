@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import parallel
-from .errors import CssmError, NotEnoughStores
+from .errors import CssmError, NotEnoughStores, StoreError
 from .format import part_size
 from .get import OpenedFile, open_file
 from .layout import data_prefix, id_from_key, meta_prefix
-from .progress import CancelToken
+from .progress import CancelToken, Listener, Step, ignore
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -43,16 +42,18 @@ def _listing(vault: Vault, prefix: str) -> dict[int, dict[bytes, int]]:
     indexes = sorted(vault.stores)
     out: dict[int, dict[bytes, int]] = {}
     for index, res in zip(indexes, parallel.each(list_one, indexes), strict=True):
-        if isinstance(res, BaseException):
-            log.warning("cannot list store %s: %s", vault.store_name(index), res)
+        if isinstance(res, StoreError):
+            log.warning("cannot list store %s: %s", vault.store_name(index), res.reason)
             continue
+        if isinstance(res, BaseException):
+            raise res   # a bug, not a store that failed
         out[index] = res
     return out
 
 
-def scan(vault: Vault, progress: Callable[[int, int], None] | None = None,
+def scan(vault: Vault, listener: Listener = ignore,
          cancel: CancelToken | None = None) -> ScanResult:
-    """Open every file whose metadata any store holds; progress(done, total)."""
+    """Open every file whose metadata any store holds (a job: Step events, cancel)."""
     metas = _listing(vault, meta_prefix(vault.vault_id))
     datas = _listing(vault, data_prefix(vault.vault_id))
     ids = sorted({fid for found in metas.values() for fid in found})
@@ -61,8 +62,7 @@ def scan(vault: Vault, progress: Callable[[int, int], None] | None = None,
     for done, fid in enumerate(ids):
         if cancel:
             cancel.check()
-        if progress:
-            progress(done, len(ids))
+        listener(Step("read file list", done, len(ids)))
         try:
             opened = open_file(vault, fid)
         except (NotEnoughStores, CssmError) as exc:
@@ -75,6 +75,5 @@ def scan(vault: Vault, progress: Callable[[int, int], None] | None = None,
             if not ok:
                 damaged.append(vault.store_name(index))
         files.append(ScannedFile(opened, tuple(damaged)))
-    if progress:
-        progress(len(ids), len(ids))
+    listener(Step("read file list", len(ids), len(ids)))
     return ScanResult(files, unreadable)

@@ -492,8 +492,7 @@ def _write_headers(stores: list[Store], headers: dict[int, VaultHeader]) -> None
         stores[i].put_bytes(vault_key(headers[i].vault_id), headers[i].to_bytes())
 
     results = parallel.each(write, list(headers))
-    failures = {stores[i].name: (r.reason if isinstance(r, StoreError) else str(r))
-                for i, r in zip(headers, results, strict=True) if isinstance(r, BaseException)}
+    failures = parallel.reasons([stores[i].name for i in headers], results)
     if failures:
         raise NotEnoughStores(len(headers) - len(failures), len(headers), failures,
                               what="write the vault header")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import parallel
 from .errors import CssmError, DamagedPart, ObjectNotFound, StoreError
 from .get import BadBlock, OpenedFile, open_file, part_blocks
-from .progress import Listener, ignore
+from .progress import CancelToken, Listener, ignore
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class FileReport:
         return all(sum(1 for bad in usable if stripe not in bad) >= k for stripe in doubtful)
 
 
-def check_part(vault: Vault, opened: OpenedFile, index: int
+def check_part(vault: Vault, opened: OpenedFile, index: int, cancel: CancelToken | None = None
                ) -> tuple[str, frozenset[int] | None]:
     """("ok" or one line saying what is wrong with the part on this store, bad stripes)."""
     if index not in vault.stores:
@@ -79,6 +79,8 @@ def check_part(vault: Vault, opened: OpenedFile, index: int
     seen = 0
     try:
         for stripe, item in part_blocks(vault, opened, index, to_end=True):
+            if cancel is not None:
+                cancel.check()
             seen = stripe + 1
             if isinstance(item, BadBlock):
                 bad.append(stripe)
@@ -98,10 +100,13 @@ def check_part(vault: Vault, opened: OpenedFile, index: int
     return OK, frozenset()
 
 
-def verify_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> FileReport:
+def verify_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
+                cancel: CancelToken | None = None) -> FileReport:
     """Reads every part in full (in parallel, one thread per store); writes nothing."""
     opened = open_file(vault, file_id, listener)
-    parts = parallel.each(lambda i: check_part(vault, opened, i), range(vault.n))
+    parts = parallel.each(lambda i: check_part(vault, opened, i, cancel), range(vault.n))
+    if cancel is not None:
+        cancel.check()
     checks = []
     for index, res in enumerate(parts):
         name = vault.store_name(index)

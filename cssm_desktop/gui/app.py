@@ -50,8 +50,13 @@ def release(app: QApplication, *widgets: QWidget) -> None:
     last variable; left to the interpreter's final collection it is destroyed after the
     QApplication, and Qt crashes at quit.
     """
-    workers.wait_all()
-    app.processEvents()  # deliver thread_done: finished workers are released here
+    # Results delivered now may start no new work (queues are shut first), but a late one
+    # (a folder listing, say) is delivered by processEvents: wait again until none runs.
+    for _ in range(3):
+        workers.wait_all()
+        app.processEvents()  # deliver thread_done: finished workers are released here
+        if not workers.running():
+            break
     for widget in widgets:
         if shiboken6.isValid(widget):
             shiboken6.delete(widget)
@@ -79,7 +84,7 @@ def selftest(app: QApplication) -> int:
         try:
             size = _store_and_restore(window, tmp)
         finally:
-            window.queue.cancel_all()  # on failure: no close prompt, no upload left running
+            window.queue.shut()  # on failure: no close prompt, no upload left running
             release(app, window)  # before the temporary folder goes: the catalog lives there
         print(f"cssm-desktop selftest ok: {size} bytes stored in a 3-of-5 vault of "
               "folders and restored identical", flush=True)

@@ -15,7 +15,7 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from ..catalog import DEGRADED, HEALTHY, LOST, Entry
-from ..cli_progress import human
+from ..units import human
 
 COLUMNS = ("Name", "Size", "Stored at", "Health")
 HEALTH_TEXT = {HEALTHY: "✔ healthy", DEGRADED: "⚠ degraded", LOST: "✖ lost"}

@@ -22,7 +22,8 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from ..cli_progress import human
+from ..core.errors import Cancelled
+from ..units import human
 from . import workers
 
 
@@ -78,6 +79,7 @@ class JobQueue(QAbstractTableModel):
         self.parallel = parallel
         self.engine: Any = None
         self.paused = True  # until the vault is unlocked
+        self.closed = False  # at quit: nothing starts any more, whatever arrives late
 
     # -- model
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -138,7 +140,7 @@ class JobQueue(QAbstractTableModel):
         return [j for j in self.jobs if j.state in (State.WAITING, State.RUNNING)]
 
     def pump(self) -> None:
-        if self.paused or self.engine is None:
+        if self.paused or self.closed or self.engine is None:
             return
         for job in self.jobs:
             if len(self.active()) >= self.parallel:
@@ -155,7 +157,8 @@ class JobQueue(QAbstractTableModel):
             progress=lambda done, _total, j=job: self._progress(j, done),
             succeeded=lambda _r, j=job: self._end(j, State.DONE),
             failed=lambda err, j=job: self._end(
-                j, State.CANCELLED if err == "cancelled" else State.FAILED, err))
+                j, State.CANCELLED if isinstance(err, Cancelled) else State.FAILED,
+                workers.message(err)))
         self._changed(job)
 
     def _progress(self, job: Job, done: int) -> None:
@@ -186,6 +189,11 @@ class JobQueue(QAbstractTableModel):
     def cancel_all(self) -> None:
         for row in range(len(self.jobs)):
             self.cancel(row)
+
+    def shut(self) -> None:
+        """At quit: cancel everything, and start nothing that a late listing still adds."""
+        self.closed = True
+        self.cancel_all()
 
     def clear_finished(self) -> None:
         keep = [j for j in self.jobs if j.state not in FINAL]

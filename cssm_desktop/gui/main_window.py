@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..config import Config, StoreConfig, data_dir
+from ..core.errors import Cancelled
 from ..engine import expand_paths
 from . import workers
 from .context import AppContext
@@ -41,16 +42,6 @@ from .unlock_dialog import UnlockDialog
 from .welcome import NewPasswordDialog, WelcomePage
 
 log = logging.getLogger(__name__)
-
-
-class _Rebuild(workers.Worker):
-    def __init__(self, engine: Any) -> None:
-        super().__init__()
-        self.engine = engine
-
-    def work(self) -> Any:
-        return self.engine.rebuild_catalog(lambda done, total: self.progress.emit(done, total),
-                                           self.token)
 
 
 class MainWindow(QMainWindow):
@@ -207,10 +198,11 @@ class MainWindow(QMainWindow):
         self.stores_label.setToolTip("\n".join(f"{s}: {r}" for s, r in
                                                vault.unavailable.items()))
 
-    def _vault_failed(self, error: str) -> None:
+    def _vault_failed(self, error: BaseException) -> None:
+        text = workers.message(error)
         self.stores_label.setText(self.tr("Stores unavailable"))
-        self.stores_label.setToolTip(error)
-        self.statusBar().showMessage(error, 15000)
+        self.stores_label.setToolTip(text)
+        self.statusBar().showMessage(text, 15000)
 
     def _update_lock(self) -> None:
         unlocked = bool(self.engine and self.engine.unlocked)
@@ -225,7 +217,8 @@ class MainWindow(QMainWindow):
         if self.engine is None:
             return
         workers.start(workers.Call(self.engine.entries), succeeded=self._files_loaded,
-                      failed=lambda err: self.statusBar().showMessage(err, 10000))
+                      failed=lambda err: self.statusBar().showMessage(
+                          workers.message(err), 10000))
 
     def _files_loaded(self, entries: list[Any]) -> None:
         self.files.source.set_entries(entries)
@@ -282,7 +275,8 @@ class MainWindow(QMainWindow):
             return out
 
         workers.start(workers.Call(listing), succeeded=self._queue_files,
-                      failed=lambda err: QMessageBox.warning(self, self.tr("Add files"), err))
+                      failed=lambda err: QMessageBox.warning(
+                          self, self.tr("Add files"), workers.message(err)))
 
     def _queue_files(self, items: list[tuple[Path, str, int]]) -> None:
         if not items:
@@ -346,7 +340,8 @@ class MainWindow(QMainWindow):
                     if (left := self.engine.remove(e.id))]
 
         workers.start(workers.Call(remove), succeeded=self._removed,
-                      failed=lambda err: QMessageBox.warning(self, self.tr("Delete"), err))
+                      failed=lambda err: QMessageBox.warning(
+                          self, self.tr("Delete"), workers.message(err)))
 
     def _removed(self, leftovers: list[str]) -> None:
         self.refresh_files()
@@ -358,7 +353,7 @@ class MainWindow(QMainWindow):
         if not self.ensure_unlocked():
             return
         self._long_task(self.tr("Verifying every part on every store…"),
-                        workers.Call(self.engine.verify), self._verified)
+                        workers.Job(self.engine.verify), self._verified)
 
     def _verified(self, results: list[Any]) -> None:
         bad = [e.name for e, r in results if isinstance(r, str) or not r.healthy]
@@ -374,7 +369,7 @@ class MainWindow(QMainWindow):
     def repair_all(self) -> None:
         if not self.ensure_unlocked():
             return
-        self._long_task(self.tr("Repairing…"), workers.Call(self.engine.repair),
+        self._long_task(self.tr("Repairing…"), workers.Job(self.engine.repair),
                         self._repaired)
 
     def _repaired(self, result: tuple[list[str], list[Any]]) -> None:
@@ -405,7 +400,7 @@ class MainWindow(QMainWindow):
         if not self.ensure_unlocked():
             return
         self._long_task(self.tr("Reading the file list from the stores…"),
-                        _Rebuild(self.engine), self._rebuilt)
+                        workers.Job(self.engine.rebuild_catalog), self._rebuilt)
 
     def _rebuilt(self, result: tuple[int, dict[str, str]]) -> None:
         count, unreadable = result
@@ -419,7 +414,9 @@ class MainWindow(QMainWindow):
         dialog = QProgressDialog(label, self.tr("Cancel"), 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
-        dialog.canceled.connect(worker.cancel)
+        # Direct: the worker's thread is busy in the job and runs no event loop, so a
+        # queued call would never arrive; cancel() only sets a thread-safe flag.
+        dialog.canceled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
 
         def progress(done: int, total: int) -> None:
             dialog.setMaximum(total)
@@ -429,8 +426,15 @@ class MainWindow(QMainWindow):
             dialog.reset()
             dialog.deleteLater()
 
-        workers.start(worker, progress=progress, succeeded=on_done, finished=finished,
-                      failed=lambda err: QMessageBox.warning(self, self.tr("CSSM Desktop"), err))
+        def failed(error: BaseException) -> None:
+            if isinstance(error, Cancelled):   # what was done before Cancel stays done
+                self.refresh_files()
+                self.statusBar().showMessage(self.tr("Stopped."), 10000)
+            else:
+                QMessageBox.warning(self, self.tr("CSSM Desktop"), workers.message(error))
+
+        workers.start(worker, step=progress, succeeded=on_done, finished=finished,
+                      failed=failed)
         return dialog
 
     # ---------------------------------------------------------------- settings, first run
@@ -465,7 +469,8 @@ class MainWindow(QMainWindow):
         engine = self.engine
         workers.start(workers.Call(lambda: engine.init(password)),
                       succeeded=lambda _v: self.show_current_page(),
-                      failed=lambda err: QMessageBox.warning(self, self.tr("New vault"), err))
+                      failed=lambda err: QMessageBox.warning(
+                          self, self.tr("New vault"), workers.message(err)))
 
     def _connect_existing(self) -> None:
         if self.open_settings() and self.ensure_unlocked():
@@ -494,8 +499,8 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.queue.cancel_all()
-            workers.wait_all()
+        self.queue.shut()
+        workers.wait_all()
         settings = QSettings()
         settings.setValue("geometry", self.saveGeometry())
         settings.setValue("state", self.saveState())

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..catalog import Entry
-from ..cli_progress import human
+from ..units import human
 from . import workers
 
 
@@ -121,8 +121,8 @@ class RestoreDialog(QDialog):
         else:
             self._unlocked(folder)
 
-    def _unlock_failed(self, message: str) -> None:
-        self._say("⚠ " + message)
+    def _unlock_failed(self, error: BaseException) -> None:
+        self._say("⚠ " + workers.message(error))
         self.ok.setEnabled(True)
         self.password.selectAll()
         self.password.setFocus()
@@ -179,10 +179,10 @@ class RestoreDialog(QDialog):
         self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.restored.emit(paths)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, error: BaseException) -> None:
         self.worker = None
         self.bar.hide()
-        self._say("⚠ " + message)
+        self._say("⚠ " + workers.message(error))
         self.ok.setEnabled(True)
 
     def _cancel_or_close(self) -> None:

@@ -334,23 +334,23 @@ class SettingsDialog(QDialog):
                                  secret_access_key=self.secret_for(row), profile=store.profile,
                                  max_attempts=2, connect_timeout=5, read_timeout=15)
         except (ConfigError, StoreError) as exc:
-            self._tested(row, str(exc))
+            self._tested(row, exc)
             return
         self.test_button.setEnabled(False)
         self.test_result.setText(self.tr("Testing…"))
         workers.start(workers.Call(target.check), succeeded=lambda _r: self._tested(row, None),
                       failed=lambda err: self._tested(row, err))
 
-    def _tested(self, row: int, error: str | None) -> None:
+    def _tested(self, row: int, error: BaseException | None) -> None:
         self.test_button.setEnabled(True)
         if row != self.list.currentRow():
             return
         if error is None:
             self.test_result.setText("✔ " + self.tr("Works: a probe was written, read back and "
                                                     "deleted."))
-        else:
-            prefix = f"store {self.stores[row].name!r}: "
-            self.test_result.setText("✖ " + error.removeprefix(prefix))
+        else:   # the store is the one selected: say what it answered, not its name again
+            text = error.reason if isinstance(error, StoreError) else workers.message(error)
+            self.test_result.setText("✖ " + text)
 
     # -- save
     def save(self) -> None:

@@ -60,9 +60,9 @@ class UnlockDialog(QDialog):
         workers.start(workers.Call(lambda: self.engine.unlock(password)),
                       succeeded=lambda _r: self.accept(), failed=self._failed)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, error: BaseException) -> None:
         self._set_busy(False)
-        self._show_error(message)
+        self._show_error(workers.message(error))
         self.password.selectAll()
         self.password.setFocus()
 

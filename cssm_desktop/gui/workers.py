@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..core.errors import CssmError
-from ..core.progress import CancelToken, Event, FileProgress, StoreDamaged
+from ..core.progress import CancelToken, Event, FileProgress, Step, StoreDamaged
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,12 @@ _running: dict[QThread, tuple[QObject, QObject]] = {}
 class Worker(QObject):
     """Subclasses implement work(); exactly one of succeeded/failed, then finished."""
 
-    progress = Signal(int, int)          # bytes done, bytes total (current file)
+    # object, not int: Qt's int is 32 bits, and files pass 2 GiB.
+    progress = Signal(object, object)    # bytes done, bytes total (current file)
+    step = Signal(object, object)        # items done, items total (a job over many files)
     damaged = Signal(str, str)           # store, reason
     succeeded = Signal(object)
-    failed = Signal(str)
+    failed = Signal(object)              # the exception itself; faces render it
     finished = Signal()
 
     EMIT_EVERY = 0.05  # seconds between progress signals
@@ -53,12 +55,12 @@ class Worker(QObject):
         try:
             result = self.work()
         except CssmError as exc:
-            self.failed.emit(str(exc))
+            self.failed.emit(exc)
         except Exception as exc:  # a bug must end up in the log and the UI, not vanish
             # The stack and the error's kind, not its message: that may name a user's file.
             log.error("worker %s crashed: %s\n%s", type(self).__name__, type(exc).__name__,
                       "".join(traceback.format_tb(exc.__traceback__)))
-            self.failed.emit(f"unexpected error: {exc}")
+            self.failed.emit(exc)
         else:
             self.succeeded.emit(result)
         finally:
@@ -71,6 +73,8 @@ class Worker(QObject):
         """Engine listener: called on pipeline threads; signals are queued to the UI."""
         if isinstance(event, StoreDamaged):
             self.damaged.emit(event.store, event.reason)
+        elif isinstance(event, Step):
+            self.step.emit(event.done, event.total)
         elif isinstance(event, FileProgress):
             now = time.monotonic()
             with self._lock:
@@ -95,13 +99,17 @@ class _Relay(QObject):
     def succeeded(self, result: object) -> None:
         self._call("succeeded", result)
 
-    @Slot(str)
-    def failed(self, error: str) -> None:
+    @Slot(object)
+    def failed(self, error: BaseException) -> None:
         self._call("failed", error)
 
-    @Slot(int, int)
+    @Slot(object, object)
     def progress(self, done: int, total: int) -> None:
         self._call("progress", done, total)
+
+    @Slot(object, object)
+    def step(self, done: int, total: int) -> None:
+        self._call("step", done, total)
 
     @Slot(str, str)
     def damaged(self, store: str, reason: str) -> None:
@@ -129,9 +137,17 @@ class _Relay(QObject):
             callback(*args)
 
 
+def message(error: BaseException) -> str:
+    """What a window says of a failure: our errors as they are, anything else as a bug."""
+    if isinstance(error, CssmError):
+        return str(error)
+    return f"unexpected error ({type(error).__name__}: {error}); the log has the details"
+
+
 def start(worker: Worker, **callbacks: Callable[..., None]) -> QThread:
-    """Run the worker on a new QThread. Callbacks (succeeded, failed, progress, damaged,
-    current, finished) run on the thread that called start: the UI thread."""
+    """Run the worker on a new QThread. Callbacks (succeeded, failed, progress, step,
+    damaged, current, finished) run on the thread that called start: the UI thread;
+    `failed` gets the exception itself."""
     relay = _Relay(callbacks)
     for name in {*callbacks, "finished"}:
         getattr(worker, name).connect(getattr(relay, name))
@@ -145,6 +161,11 @@ def start(worker: Worker, **callbacks: Callable[..., None]) -> QThread:
     _running[thread] = (worker, relay)
     thread.start()
     return thread
+
+
+def running() -> int:
+    """Threads started and not yet released."""
+    return len(_running)
 
 
 def wait_all(timeout_ms: int = 30_000) -> None:
@@ -166,6 +187,18 @@ class Call(Worker):
         return self._fn()
 
 
+class Job(Worker):
+    """A long engine operation run under the job contract (core/progress.py): it gets this
+    worker's listener and cancel token, so progress shows and Cancel works."""
+
+    def __init__(self, fn: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__()
+        self._fn, self._kwargs = fn, kwargs
+
+    def work(self) -> Any:
+        return self._fn(listener=self.listen, cancel=self.token, **self._kwargs)
+
+
 class PutWorker(Worker):
     def __init__(self, engine: Any, source: Path, name: str) -> None:
         super().__init__()
@@ -174,8 +207,8 @@ class PutWorker(Worker):
     def work(self) -> Any:
         vault = self.engine.vault()
         result = self.engine.put_one(vault, self.source, self.name, self.listen, self.token)
-        if result.error:
-            raise CssmError(result.error)
+        if result.error is not None:
+            raise result.error
         return result
 
 

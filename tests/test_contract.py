@@ -1,0 +1,185 @@
+"""The engine's contract with its faces: a bug is a bug (never "a damaged store"), and
+errors reach the CLI as one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.engine import Engine
+from cssm_desktop.stores.folder import FolderStore
+
+from .conftest import PASSWORD, folder_stores, write_config
+
+
+class _BuggyReader(FolderStore):
+    """A store whose reader has a programming error (not a store failure)."""
+
+    def open_read(self, key: str, offset: int = 0):
+        if "/data/" in key:
+            raise TypeError("injected bug")
+        return super().open_read(key, offset)
+
+
+def _engine_with_bug(folder_engine: Engine) -> Engine:
+    stores = [FolderStore(s.name, s.path or "") for s in folder_engine.config.stores]
+    stores[1] = _BuggyReader(stores[1].name, stores[1].root)
+    engine = Engine(folder_engine.config, catalog_path=folder_engine.catalog.path,
+                    stores=stores)
+    engine.unlock(PASSWORD)
+    return engine
+
+
+def test_an_unexpected_exception_in_a_store_is_a_bug_not_damage(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(50_000))
+    (res,) = folder_engine.put([src])
+    assert res.stored is not None
+    engine = _engine_with_bug(folder_engine)
+    entry = engine.resolve(res.stored.id_hex)
+    with pytest.raises(TypeError, match="injected bug"):
+        engine.get(entry, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(TypeError):
+        engine.verify()
+    with pytest.raises(TypeError):
+        engine.repair()
+
+
+def test_the_cli_reports_a_bug_in_one_line_and_logs_its_stack(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from cssm_desktop import cli
+    from cssm_desktop.config import Config
+
+    cfg = write_config(tmp_path / "c.toml",
+                       Config(stores=folder_stores(tmp_path / "stores"), threshold=3))
+    monkeypatch.setenv("CSSM_PASSWORD", PASSWORD)
+    assert cli.main(["--config", str(cfg), "init"]) == 0
+
+    def broken(_args):
+        raise ZeroDivisionError("secret" + "-name.pdf")   # as a user's file name would
+
+    monkeypatch.setattr(cli, "cmd_ls", broken)
+    capsys.readouterr()
+    assert cli.main(["--config", str(cfg), "ls"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected ZeroDivisionError (a bug" in err
+    (record,) = [r for r in caplog.records if "crashed" in r.getMessage()]
+    logged = record.getMessage()
+    assert "in broken" in logged and "test_contract.py" in logged   # the stack
+    assert "secret-name.pdf" not in logged                            # not the message
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from cssm_desktop.config import Config
+
+    cfg = write_config(tmp_path / "c.toml",
+                       Config(stores=folder_stores(tmp_path / "stores"), threshold=3))
+    env = {**os.environ, "CSSM_PASSWORD": PASSWORD}
+    run = [sys.executable, "-m", "cssm_desktop.cli", "--config", str(cfg)]
+    assert subprocess.run([*run, "init"], env=env, capture_output=True).returncode == 0
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"x")
+    assert subprocess.run([*run, "put", str(src)], env=env, capture_output=True).returncode == 0
+    # `cssm ls | head -0`: the reader has gone before anything is written.
+    proc = subprocess.Popen([*run, "ls"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert err == b"" and proc.returncode == 141
+
+
+# ---------------------------------------------------------------- one cancel contract
+
+class _CancelOn:
+    """A listener that cancels the job on the first event it is told to, and notes when."""
+
+    def __init__(self, when) -> None:
+        from cssm_desktop.core.progress import CancelToken
+
+        self.token, self.when, self.at = CancelToken(), when, 0.0
+
+    def __call__(self, event) -> None:
+        import time
+
+        if not self.token.cancelled and self.when(event):
+            self.at = time.monotonic()
+            self.token.cancel()
+
+
+def _cancelled_within_a_second(run, listener: _CancelOn) -> None:
+    import time
+
+    from cssm_desktop.core.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        run(listener=listener, cancel=listener.token)
+    assert listener.at and time.monotonic() - listener.at < 1.0
+
+
+def _big_file(engine: Engine, tmp_path: Path, name: str = "big.bin") -> str:
+    src = tmp_path / name
+    src.write_bytes(os.urandom(24 * 1024 * 1024))
+    (res,) = engine.put([src])
+    assert res.stored is not None
+    return res.stored.id_hex
+
+
+def test_cancel_stops_verify_mid_file(folder_engine: Engine, tmp_path: Path) -> None:
+    from cssm_desktop.core.progress import Step
+
+    _big_file(folder_engine, tmp_path)
+    _cancelled_within_a_second(folder_engine.verify,
+                               _CancelOn(lambda e: isinstance(e, Step)))
+
+
+def test_cancel_stops_repair_mid_write_and_leaves_nothing(folder_engine: Engine,
+                                                          tmp_path: Path) -> None:
+    from cssm_desktop.core.progress import StoreProgress
+
+    fid = _big_file(folder_engine, tmp_path)
+    store = Path(folder_engine.config.stores[4].path or "")
+    part = next(store.rglob(f"data/{fid}"))
+    part.unlink()
+    _cancelled_within_a_second(folder_engine.repair,
+                               _CancelOn(lambda e: isinstance(e, StoreProgress)))
+    assert not part.exists() and not list(store.rglob(".tmp-*"))   # nothing half-written
+    _, ((_, result),) = folder_engine.repair()
+    assert not isinstance(result, str) and result.after.healthy    # and it can still run
+
+
+def test_cancel_stops_a_catalog_rebuild_and_keeps_the_old_list(folder_engine: Engine,
+                                                               tmp_path: Path) -> None:
+    from cssm_desktop.core.progress import Step
+
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_bytes(b"x" * i)
+    folder_engine.put([tmp_path / f"{i}.txt" for i in range(3)])
+    before = folder_engine.entries()
+    _cancelled_within_a_second(folder_engine.rebuild_catalog,
+                               _CancelOn(lambda e: isinstance(e, Step) and e.done == 1))
+    assert folder_engine.entries() == before
+
+
+def test_cancel_stops_gc_between_two_deletions(folder_engine: Engine, tmp_path: Path) -> None:
+    from cssm_desktop.core.progress import Step
+
+    for i in range(2):   # two uploads that crashed after their data parts
+        (tmp_path / f"{i}.bin").write_bytes(os.urandom(1000))
+        (res,) = folder_engine.put([tmp_path / f"{i}.bin"])
+        assert res.stored is not None
+        for sc in folder_engine.config.stores:
+            next(Path(sc.path or "").rglob(f"meta/{res.stored.id_hex}")).unlink()
+    listener = _CancelOn(lambda e: isinstance(e, Step) and e.done == 3)
+    _cancelled_within_a_second(
+        lambda **kw: folder_engine.gc(grace_seconds=0, **kw), listener)
+    left = folder_engine.gc(grace_seconds=0, dry_run=True).found
+    assert len(left) == 10 - 3   # three removed, the rest for the next run
