@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import prepare_dir
 from .core.durable import private_file
-from .core.errors import CssmError
+from .core.errors import CatalogError
 
 SCHEMA_VERSION = 2
 
@@ -73,10 +73,9 @@ class Catalog:
                     private_file(side)
             self._migrate()
         except OSError as exc:
-            raise CssmError(f"catalog {path} cannot be opened: {exc.strerror}") from exc
+            raise CatalogError(f"catalog {path} cannot be opened: {exc.strerror}") from exc
         except sqlite3.Error as exc:
-            raise CssmError(f"catalog {path} cannot be opened: {exc}; delete it and run "
-                            "`cssm catalog rebuild`") from exc
+            raise CatalogError(f"catalog {path} cannot be opened: {exc}") from exc
         self._lock = threading.Lock()
 
     def _migrate(self) -> None:

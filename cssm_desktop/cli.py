@@ -18,7 +18,16 @@ from .catalog import HEALTHY
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, set_secret
 from .core import erasure
-from .core.errors import CssmError, DestinationExists, log_text
+from .core.errors import (
+    CatalogError,
+    CssmError,
+    DestinationExists,
+    MissingSecret,
+    NotFound,
+    NoVault,
+    log_text,
+)
+from .core.status import PieceState
 from .core.verify import FileReport, StoreCheck
 from .engine import Engine
 from .units import age, human
@@ -158,17 +167,13 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 
+_CELL = {PieceState.OK: "ok", PieceState.MISSING: "MISSING", PieceState.DAMAGED: "DAMAGED",
+         PieceState.UNREACHABLE: "DOWN", PieceState.FOREIGN: "FOREIGN",
+         PieceState.EMPTY: "EMPTY"}
+
+
 def _cell(check: StoreCheck) -> str:
-    if check.ok:
-        return "ok"
-    text = check.problem
-    if "holds no vault" in text:
-        return "EMPTY"
-    if "unreachable" in text or "unreadable" in text or "not configured" in text:
-        return "DOWN"
-    if "missing" in text:
-        return "MISSING"
-    return "DAMAGED"
+    return _CELL[check.state]
 
 
 def _print_checks(rows: list[tuple[str, str, FileReport | str]]) -> None:
@@ -320,6 +325,21 @@ def cmd_stores_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hint(exc: CssmError) -> str:
+    """What to type next, in this face's words (the engine names no command or flag)."""
+    if isinstance(exc, DestinationExists):
+        return "; use --force to overwrite"
+    if isinstance(exc, NotFound):
+        return " (try `cssm ls`, or `cssm catalog rebuild` on a new machine)"
+    if isinstance(exc, NoVault):
+        return "; run `cssm init` first"
+    if isinstance(exc, MissingSecret):
+        return f" (save it with `cssm stores secret {exc.store}`)"
+    if isinstance(exc, CatalogError):
+        return " (it is only a cache: delete it and run `cssm catalog rebuild`)"
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
@@ -405,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except CssmError as exc:
         log.error("%s failed: %s", args.command, log_text(exc))
-        print(f"cssm: error: {exc}", file=sys.stderr)
+        print(f"cssm: error: {exc}{_hint(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("\ncssm: interrupted; nothing partial was kept", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +35,7 @@ from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, put_file
 from .core.remove import remove_everywhere
 from .core.repair import RepairResult, repair_file
 from .core.scan import scan
+from .core.status import StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
 from .stores.base import Store
@@ -83,26 +85,33 @@ class Engine:
         self._stores: list[Store] | None = stores
         self._broken: dict[str, str] = {}
         self._vault: Vault | None = None
+        # The window's workers reach for the stores and the vault from several threads at
+        # once; each is built once, under this lock (re-entrant: vault() needs stores).
+        self._lock = threading.RLock()
 
     # ---------------------------------------------------------------- stores and vault
 
     @property
     def stores(self) -> list[Store]:
-        if self._stores is None:
-            self._stores = []
-            for sc in self.config.stores:
-                try:
-                    self._stores.append(cfgmod.make_store(sc))
-                except StoreError as exc:
-                    self._broken[sc.name] = exc.reason
-        return self._stores
+        with self._lock:
+            if self._stores is None:
+                made = []
+                for sc in self.config.stores:
+                    try:
+                        made.append(cfgmod.make_store(sc))
+                    except StoreError as exc:
+                        self._broken[sc.name] = exc.reason
+                self._stores = made
+            return self._stores
 
     def vault(self) -> Vault:
-        if self._vault is None:
-            vault = Vault.open(self.stores, self.config.binding())
-            vault.unavailable.update(self._broken)
-            self._vault = vault
-        return self._vault
+        with self._lock:
+            if self._vault is None:
+                vault = Vault.open(self.stores, self.config.binding())
+                for name, reason in self._broken.items():   # could not even be set up
+                    vault.status[name] = StoreStatus(StoreState.UNREACHABLE, reason)
+                self._vault = vault
+            return self._vault
 
     @property
     def unlocked(self) -> bool:
@@ -110,8 +119,9 @@ class Engine:
 
     def unlock(self, password: str) -> None:
         vault = self.vault()
-        vault.unlock(password)
-        self._keep_binding(vault)
+        with self._lock:
+            vault.unlock(password)
+            self._keep_binding(vault)
 
     def _keep_binding(self, vault: Vault) -> None:
         """Record which store holds which index in the config (and its file, if it has one):
@@ -176,8 +186,7 @@ class Engine:
     def resolve(self, ref: str) -> Entry:
         matches = self.catalog.find(self.vault().id_hex, ref)
         if not matches:
-            raise NotFound(f"no stored file matches {ref!r} (try `cssm ls`, or "
-                           "`cssm catalog rebuild` on a new machine)")
+            raise NotFound(f"no stored file matches {ref!r}")
         if len({m.id for m in matches}) > 1:
             ids = ", ".join(m.id[:12] for m in matches)
             raise NotFound(f"{ref!r} matches several files ({ids}); give the id")

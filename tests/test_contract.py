@@ -183,3 +183,43 @@ def test_cancel_stops_gc_between_two_deletions(folder_engine: Engine, tmp_path: 
         lambda **kw: folder_engine.gc(grace_seconds=0, **kw), listener)
     left = folder_engine.gc(grace_seconds=0, dry_run=True).found
     assert len(left) == 10 - 3   # three removed, the rest for the next run
+
+
+# ---------------------------------------------------------------- typed states
+
+
+def test_verify_says_down_empty_missing_and_damaged_by_type(folder_engine: Engine,
+                                                            tmp_path: Path) -> None:
+    """An unplugged store used to show as DAMAGED: the distinction was lost in a string."""
+    import shutil
+
+    from cssm_desktop.core.status import PieceState, StoreState
+
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(10_000))
+    (res,) = folder_engine.put([src])
+    assert res.stored is not None
+    fid = res.stored.id_hex
+    roots = [Path(s.path or "") for s in folder_engine.config.stores]
+    shutil.move(roots[1], tmp_path / "unplugged")                 # store2: gone
+    next(roots[2].rglob(f"meta/{fid}")).unlink()                  # store3: one object gone
+    part = next(roots[3].rglob(f"data/{fid}"))                    # store4: a rotten part
+    part.write_bytes(part.read_bytes()[:-1] + b"!")
+
+    def report_of() -> list[tuple[PieceState, PieceState]]:
+        engine = Engine(folder_engine.config, catalog_path=folder_engine.catalog.path)
+        engine.unlock(PASSWORD)
+        ((_, report),) = engine.verify()
+        assert not isinstance(report, str) and report.restorable
+        return [(c.meta_state, c.data_state) for c in report.checks]
+
+    assert report_of() == [
+        (PieceState.OK, PieceState.OK),
+        (PieceState.UNREACHABLE, PieceState.UNREACHABLE),
+        (PieceState.MISSING, PieceState.OK),
+        (PieceState.OK, PieceState.DAMAGED),
+        (PieceState.OK, PieceState.OK)]
+    roots[1].mkdir()                                              # store2: an empty disk now
+    engine = Engine(folder_engine.config, catalog_path=folder_engine.catalog.path)
+    assert engine.vault().status["store2"].state is StoreState.EMPTY
+    assert report_of()[1] == (PieceState.EMPTY, PieceState.EMPTY)

@@ -102,12 +102,16 @@ def test_tampered_stores_give_right_bytes_or_a_clear_error(
             raw = junk
         path.write_bytes(raw)
     out = tmp_path / "out.bin"
+    # Up to n-k = 2 stores damaged in any way: the restore must succeed. More: it may
+    # fail, but only with one of our errors, and never with wrong bytes.
+    must_restore = len({index for index, _, _ in targets}) <= 2
     try:
         fresh = Engine(engine.config, catalog_path=engine.catalog.path)
         fresh.unlock(PASSWORD)
         fresh.get(fresh.resolve(fid), out, force=True)
         assert out.read_bytes() == data  # whatever was damaged, never wrong bytes
-    except CssmError:
+    except CssmError as exc:
+        assert not must_restore, f"{len(set(targets))} stores damaged, yet: {exc}"
         assert not out.exists() or out.read_bytes() == data
     finally:
         for path, raw in saved.items():

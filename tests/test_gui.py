@@ -351,17 +351,22 @@ def test_closing_with_running_uploads_asks_and_cancels(qtbot, window: MainWindow
                                                        tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     window.engine.unlock(PASSWORD)
-    (path,) = _files(tmp_path, {"slow.bin": 64 * 1024 * 1024})
+    path = tmp_path / "slow.bin"
+    with open(path, "wb") as fh:   # sparse: quick to make, seconds to store
+        fh.truncate(1024 * 1024 * 1024)
     asked: list[str] = []
     monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *_a: (
         asked.append(text), QMessageBox.StandardButton.Yes)[1])
     with qtbot.waitSignal(window.queue.rowsInserted, timeout=10_000):
         window.add_paths([path])
-    qtbot.waitUntil(lambda: window.queue.jobs[0].state is State.RUNNING, timeout=10_000)
+    qtbot.waitUntil(lambda: window.queue.jobs[0].done > 0, timeout=20_000)
     window.close()
     assert asked and "not finished" in asked[0]
-    qtbot.waitUntil(lambda: window.queue.jobs[0].state in (State.CANCELLED, State.DONE),
-                    timeout=30_000)
+    qtbot.waitUntil(lambda: window.queue.jobs[0].state is State.CANCELLED, timeout=30_000)
+    workers.wait_all()
+    stored = [p for p in (tmp_path / "stores").rglob("*")
+              if p.is_file() and ("/data/" in p.as_posix() or "/meta/" in p.as_posix())]
+    assert stored == []   # cancelled: nothing of it stays in any store
 
 
 def test_selftest_command_passes(tmp_path: Path) -> None:

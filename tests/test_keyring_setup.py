@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keyring
+import pytest
 from keyring.backends import fail
 
 from cssm_desktop.keyring_setup import choose_backend, keyring_usable
@@ -14,11 +15,11 @@ def test_unfrozen_runs_leave_keyring_alone(memory_keyring: object) -> None:
     assert keyring_usable()
 
 
-def test_forced_choice_falls_back_to_no_keyring_and_says_so() -> None:
-    # No D-Bus session here, so no platform backend works: the app must say so.
-    name = choose_backend(force=True)
-    if name == "none":
-        assert isinstance(keyring.get_keyring(), fail.Keyring)
-        assert not keyring_usable()
-    else:  # a machine with a real Secret Service
-        assert keyring_usable()
+def test_forced_choice_falls_back_to_no_keyring_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # No D-Bus session bus to reach, so no platform backend works: the app must say so
+    # (and must not fall back to anything that would write secrets to a file).
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/cssm-test-bus")
+    assert choose_backend(force=True) == "none"
+    assert isinstance(keyring.get_keyring(), fail.Keyring)
+    assert not keyring_usable()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -393,4 +392,9 @@ def test_make_store_builds_each_type(tmp_path: Path, memory_keyring: object) -> 
     assert folder.describe() == f"folder {tmp_path}"
     with pytest.raises(CssmError, match="no secret key in the keyring"):
         make_store(StoreConfig("s", "s3", bucket="my-bucket", access_key_id="AKIA"))
-    assert time.time() > 0
+    from cssm_desktop.config import set_secret
+
+    set_secret("s", "the-secret")
+    s3 = make_store(StoreConfig("s", "s3", bucket="my-bucket", access_key_id="AKIA",
+                                endpoint_url="http://127.0.0.1:9", prefix="/p/"))
+    assert s3.describe() == "s3://my-bucket/p at http://127.0.0.1:9"

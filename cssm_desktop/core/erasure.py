@@ -48,7 +48,9 @@ def _choose(name: str | None) -> None:
 
 _choose(os.environ.get("CSSM_ERASURE_KERNEL"))
 NATIVE = _gf256 is not None
-WORKERS = 2  # coding releases the GIL: two stripes at once use both cores
+# Coding releases the GIL: a stripe per core at once, two at least (coding then overlaps
+# the hashing and sealing stages), four at most (past that, the disk or network leads).
+WORKERS = max(2, min(4, os.cpu_count() or 2))
 _local = threading.local()
 
 

@@ -24,6 +24,14 @@ class VaultError(CssmError):
     """The stores do not hold one consistent vault (none, or two different ones)."""
 
 
+class NoVault(VaultError):
+    """No configured store holds a vault: none was created yet (or the wrong stores)."""
+
+
+class CatalogError(CssmError):
+    """The local catalog cannot be opened; it is a cache the stores can rebuild."""
+
+
 class StoreError(CssmError):
     """A store could not be reached or refused an operation."""
 
@@ -31,6 +39,13 @@ class StoreError(CssmError):
         super().__init__(f"store {store!r}: {message}")
         self.store = store
         self.reason = message
+
+
+class MissingSecret(StoreError):
+    """An S3 store names an access key whose secret is not in the OS keyring."""
+
+    def __init__(self, store: str) -> None:
+        super().__init__(store, "no secret key in the keyring for this store")
 
 
 class ObjectNotFound(StoreError):
@@ -70,7 +85,7 @@ class IntegrityError(CssmError):
 
 class DestinationExists(CssmError):
     def __init__(self, path: str) -> None:
-        super().__init__(f"{path} exists; use --force to overwrite")
+        super().__init__(f"{path} exists")
         self.path = path
 
 

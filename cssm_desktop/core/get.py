@@ -49,6 +49,7 @@ from .progress import (
     StoreDamaged,
     ignore,
 )
+from .status import PieceState
 from .streams import Aborted, Channel, Pipeline
 from .vault import Vault
 
@@ -66,6 +67,8 @@ class OpenedFile:
     meta_ok: set[int] = field(default_factory=set)          # vault indexes with good metadata
     shares: dict[int, bytes] = field(default_factory=dict)  # vault index -> share that fits
     meta: MetaObject | None = None                          # a good copy, for its key box
+    # vault index -> what is wrong with that store's metadata object (reachable stores)
+    meta_problems: dict[int, tuple[PieceState, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -116,16 +119,24 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
         return meta, share
 
     damaged: dict[str, str] = dict(vault.unavailable)
+    problems: dict[int, tuple[PieceState, str]] = {}
+
+    def bad(index: int, state: PieceState, reason: str) -> None:
+        problems[index] = (state, reason)
+        damaged[vault.store_name(index)] = f"metadata {reason}"
+
     good: dict[int, tuple[MetaObject, bytes]] = {}
     missing = 0
     for index, res in zip(indexes, parallel.each(fetch, indexes), strict=True):
         if isinstance(res, ObjectNotFound):
             missing += 1
-            damaged[vault.store_name(index)] = "metadata missing"
+            bad(index, PieceState.MISSING, "missing")
         elif isinstance(res, FormatError):
-            damaged[vault.store_name(index)] = f"metadata unreadable: {res}"
-        elif isinstance(res, StoreError | DamagedPart):
-            damaged[vault.store_name(index)] = _reason(res)
+            bad(index, PieceState.DAMAGED, f"unreadable: {res}")
+        elif isinstance(res, DamagedPart):
+            bad(index, PieceState.DAMAGED, res.reason.removeprefix("metadata "))
+        elif isinstance(res, StoreError):
+            bad(index, PieceState.UNREACHABLE, f"unreadable: {res.reason}")
         elif isinstance(res, BaseException):
             raise res
         else:
@@ -141,18 +152,18 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
         if index in fitting:
             continue
         if m.header.common() != header.common():
-            damaged[vault.store_name(index)] = "metadata disagrees with the other stores"
+            bad(index, PieceState.DAMAGED, "disagrees with the other stores")
         else:
-            damaged[vault.store_name(index)] = "its key share does not fit the others"
+            bad(index, PieceState.DAMAGED, "holds a key share that does not fit the others")
     meta_ok = {i for i in fitting if good[i][0].sealed_box == meta.sealed_box
                and good[i][0].box_nonce == meta.box_nonce}
     for index in fitting - meta_ok:
-        damaged[vault.store_name(index)] = "key box failed authentication"
+        bad(index, PieceState.DAMAGED, "key box failed authentication")
     for store, reason in damaged.items():
         listener(StoreDamaged(store, file_id.hex(), reason))
         log.warning("file %s: store %s: %s", file_id.hex(), store, reason)
     return OpenedFile(file_id, header, box, damaged, meta_ok,
-                      {i: good[i][1] for i in fitting}, meta)
+                      {i: good[i][1] for i in fitting}, meta, problems)
 
 
 def _usable(good: dict[int, tuple[MetaObject, bytes]]) -> int:

@@ -14,9 +14,10 @@ from .get import OpenedFile, decode_stripes, hash_stripes
 from .layout import data_key, meta_key
 from .progress import CancelToken, FileProgress, Listener, ignore
 from .put import PartProgress, commit_all, encode_stripe, seal_and_write
+from .status import PieceState
 from .streams import Aborted, Channel, Pipeline
 from .vault import Vault
-from .verify import OK, FileReport, verify_file
+from .verify import FileReport, verify_file
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ def repair_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
         raise NotEnoughStores(before.good, k, {c.store: c.problem for c in before.checks
                                                if not c.ok}, what="repair")
     bad = [c for c in before.checks if not c.ok and c.index in vault.stores]
-    data_bad = [c.index for c in bad if c.data != OK]
+    data_bad = [c.index for c in bad if c.data_state is not PieceState.OK]
     if data_bad:
         _rebuild_parts(vault, opened, data_bad, listener, cancel)
     cancel.check()
-    meta_bad = [c.index for c in bad if c.meta != OK]
+    meta_bad = [c.index for c in bad if c.meta_state is not PieceState.OK]
     if meta_bad:
         _rebuild_metadata(vault, opened, meta_bad)
     rebuilt = tuple(vault.store_name(i) for i in sorted(set(data_bad) | set(meta_bad)))

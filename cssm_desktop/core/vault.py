@@ -20,6 +20,7 @@ from .errors import (
     CssmError,
     FormatError,
     NotEnoughStores,
+    NoVault,
     ObjectNotFound,
     StoreError,
     VaultError,
@@ -28,6 +29,7 @@ from .errors import (
 from .format import VAULT_HEADER_LEN, VaultHeader, check_geometry
 from .keys import KEY_LEN, MAX_DERIVATIONS, KdfParams, normalize_password, password_key
 from .layout import id_from_key, new_id, vault_key
+from .status import StoreState, StoreStatus
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,8 @@ class Vault:
     k: int
     stores: dict[int, Store]               # vault index -> Store (authenticated after unlock)
     headers: dict[int, VaultHeader]
-    unavailable: dict[str, str] = field(default_factory=dict)  # store name -> reason
+    # Every configured store not in `stores`, with why: unreachable, damaged, foreign, empty.
+    status: dict[str, StoreStatus] = field(default_factory=dict)
     vmk: bytes | None = None
     # store name -> index: the binding (from the config, or made at unlock on first use)
     bound: dict[str, int] = field(default_factory=dict)
@@ -123,6 +126,15 @@ class Vault:
     @property
     def id_hex(self) -> str:
         return self.vault_id.hex()
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Store name -> why it is not in use, for messages."""
+        return {name: st.reason for name, st in self.status.items()}
+
+    def mark(self, name: str, state: StoreState, reason: str) -> None:
+        self.status[name] = StoreStatus(state, reason)
+        log.warning("store %s %s: %s", name, state.value, reason)
 
     @property
     def binding(self) -> Binding:
@@ -146,16 +158,17 @@ class Vault:
         connection, or a config from the first release) the vault most stores hold is
         chosen, and indexes are settled at unlock."""
         results = parallel.each(lambda s: _read_all(s, binding), stores)
-        unavailable: dict[str, str] = {}
+        status: dict[str, StoreStatus] = {}
         found: dict[str, dict[bytes, VaultHeader | Exception]] = {}
         for store, res in zip(stores, results, strict=True):
             if isinstance(res, StoreError):
-                unavailable[store.name] = res.reason
-                log.warning("store %s unavailable: %s", store.name, res.reason)
+                status[store.name] = StoreStatus(StoreState.UNREACHABLE, res.reason)
+                log.warning("store %s unreachable: %s", store.name, res.reason)
             elif isinstance(res, BaseException):
                 raise res
             else:
                 found[store.name] = res
+        unavailable = {name: st.reason for name, st in status.items()}
         if binding is not None:
             vault_id = binding.vault_id
         else:
@@ -163,8 +176,7 @@ class Vault:
                             if isinstance(h, VaultHeader))
             if not votes:
                 detail = "; ".join(f"{s}: {r}" for s, r in unavailable.items())
-                raise VaultError("no vault found on any store"
-                                 + (f" ({detail})" if detail else "") + "; run `cssm init` first")
+                raise NoVault("no vault found on any store" + (f" ({detail})" if detail else ""))
             ranked = votes.most_common()
             if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
                 groups = "; ".join(
@@ -175,7 +187,7 @@ class Vault:
                                  "vault its own folders or buckets")
             vault_id = ranked[0][0]
         bound = dict(binding.indexes) if binding else {}
-        vault = cls(vault_id, 0, 0, {}, {}, unavailable, bound=bound,
+        vault = cls(vault_id, 0, 0, {}, {}, status, bound=bound,
                     members={s.name: s for s in stores}, legacy=binding is None)
         for store in stores:
             if store.name not in found:
@@ -184,7 +196,7 @@ class Vault:
             if res is None:
                 vault._no_header(store)
             elif isinstance(res, Exception):
-                vault._damaged(store.name, f"vault header unreadable: {res}")
+                vault.mark(store.name, StoreState.DAMAGED, f"vault header unreadable: {res}")
                 if store.name in bound:   # repair writes it a good one
                     vault.reseal[store.name] = store
             elif store.name in bound and res.index != bound[store.name]:
@@ -201,21 +213,22 @@ class Vault:
     def _no_header(self, store: Store) -> None:
         if store.name in self.bound:
             self.spare[store.name] = store
-            self.unavailable[store.name] = "holds no vault (an empty replacement? " \
-                                           "repair writes what belongs there)"
+            self.mark(store.name, StoreState.EMPTY, "holds no vault (an empty replacement? "
+                                                    "repair writes what belongs there)")
         else:
-            self.unavailable[store.name] = "holds no vault and is not part of this one"
+            self.mark(store.name, StoreState.EMPTY,
+                      "holds no vault and is not part of this one")
 
     def _damaged(self, name: str, reason: str) -> None:
-        self.unavailable[name] = reason
-        log.warning("store %s: %s", name, reason)
+        self.mark(name, StoreState.DAMAGED, reason)
 
     def _foreign(self, name: str, claimed: int) -> None:
         self.foreign.add(name)
         bound = self.bound.get(name)
         where = f"store #{bound + 1}" if bound is not None else "a store of this vault"
-        self._damaged(name, f"foreign: it is {where} here but its header claims "
-                            f"store #{claimed + 1}; it is neither read nor written")
+        self.mark(name, StoreState.FOREIGN, f"it is {where} here but its header claims "
+                                            f"store #{claimed + 1}; it is neither read nor "
+                                            "written")
 
     def _settle_provisionally(self) -> None:
         """Before unlock: n and k as most headers say; stores at their bound index, or at
@@ -262,13 +275,17 @@ class Vault:
             if group in over or len(keys) >= MAX_DERIVATIONS:
                 continue
             keys[group] = password_key(password, *group)
-            header = self.seen[groups[group][0]]
-            try:
-                vmk = header.open_with_key(keys[group])
-            except WrongPassword:
-                continue
-            unlocked = header
-            break
+            # Every header of the group with that one key: a store that edited its own
+            # header (n, k, index) must not be the one whose failure decides.
+            for name in groups[group]:
+                try:
+                    vmk = self.seen[name].open_with_key(keys[group])
+                except WrongPassword:
+                    continue
+                unlocked = self.seen[name]
+                break
+            if unlocked is not None:
+                break
         if vmk is None or unlocked is None:
             if not keys and over:
                 worst = max(over, key=lambda g: g[1].cost)[1]
@@ -347,7 +364,7 @@ class Vault:
                 continue
             self.stores[index] = self.members[name]
             self.headers[index] = header
-            self.unavailable.pop(name, None)
+            self.status.pop(name, None)
             if header.kdf_group != base.kdf_group or header.version != base.version:
                 self.reseal[name] = self.members[name]
         for name in self.bound:
@@ -360,7 +377,8 @@ class Vault:
         the index, and an empty store at a free position was adopted by repair. Kept for
         those configs only: the order is the user's, not a store's word."""
         for position, (name, store) in enumerate(self.members.items()):
-            holds_nothing = self.unavailable.get(name, "").startswith("holds no vault")
+            status = self.status.get(name)
+            holds_nothing = status is not None and status.state is StoreState.EMPTY
             if holds_nothing and position < self.n and position not in taken:
                 self.bound[name] = position
                 taken[position] = name
@@ -395,7 +413,7 @@ class Vault:
             self.seen[name] = header
             self.spare.pop(name, None)
             self.reseal.pop(name, None)
-            self.unavailable.pop(name, None)
+            self.status.pop(name, None)
             log.info("store %s: vault header written as store #%d of vault %s", name,
                      index + 1, self.id_hex)
             healed.append(name)
@@ -418,7 +436,7 @@ class Vault:
             raise VaultError(f"store {new.name!r} already holds a header of this vault; "
                              "replace a store only with an empty one")
         index = self.bound.pop(old)
-        for table in (self.spare, self.reseal, self.unavailable):
+        for table in (self.spare, self.reseal, self.status):
             table.pop(old, None)  # type: ignore[attr-defined]
         self.foreign.discard(old)
         self.members.pop(old, None)
@@ -524,6 +542,6 @@ def change_password(vault: Vault, new: str, kdf: KdfParams | None = None) -> Non
     for i, store in enumerate(stores):
         assert store is not None
         vault.seen[store.name] = headers[i]
-        for table in (vault.spare, vault.reseal, vault.unavailable):
+        for table in (vault.spare, vault.reseal, vault.status):
             table.pop(store.name, None)  # type: ignore[attr-defined]
     vault.pk, vault.unlocked_with = pk, headers[0]

@@ -9,6 +9,7 @@ from . import parallel
 from .errors import CssmError, DamagedPart, ObjectNotFound, StoreError
 from .get import BadBlock, OpenedFile, open_file, part_blocks
 from .progress import CancelToken, Listener, ignore
+from .status import PieceState, piece_state_of
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -20,22 +21,29 @@ OK = "ok"
 class StoreCheck:
     index: int
     store: str
-    meta: str    # "ok" or what is wrong with this store's metadata object
-    data: str    # "ok" or what is wrong with this store's data part
+    meta_state: PieceState    # this store's metadata object
+    data_state: PieceState    # this store's data part
+    meta: str = OK            # what is wrong with it, in words ("ok" when nothing)
+    data: str = OK
     # Stripes whose block of this part failed; None when no block of it can be used.
     bad_stripes: frozenset[int] | None = frozenset()
 
     @property
     def ok(self) -> bool:
-        return self.meta == OK and self.data == OK
+        return self.meta_state is PieceState.OK and self.data_state is PieceState.OK
 
     @property
     def problem(self) -> str:
         if self.meta == self.data:
             return self.meta
-        parts = [f"metadata {self.meta}" if self.meta != OK else "",
-                 self.data if self.data != OK else ""]
+        parts = [f"metadata {self.meta}" if self.meta_state is not PieceState.OK else "",
+                 self.data if self.data_state is not PieceState.OK else ""]
         return "; ".join(p for p in parts if p) or OK
+
+    @property
+    def state(self) -> PieceState:
+        """The worse of the two, for a one-word summary (the data part's when both fail)."""
+        return self.data_state if self.data_state is not PieceState.OK else self.meta_state
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,10 @@ class FileReport:
 
 
 def check_part(vault: Vault, opened: OpenedFile, index: int, cancel: CancelToken | None = None
-               ) -> tuple[str, frozenset[int] | None]:
-    """("ok" or one line saying what is wrong with the part on this store, bad stripes)."""
+               ) -> tuple[PieceState, str, frozenset[int] | None]:
+    """(state, what is wrong in words or "ok", bad stripes) of the part on this store."""
     if index not in vault.stores:
-        return "store unreachable or not configured", None
+        return PieceState.UNREACHABLE, "store unreachable or not configured", None
     bad: list[int] = []
     seen = 0
     try:
@@ -85,19 +93,20 @@ def check_part(vault: Vault, opened: OpenedFile, index: int, cancel: CancelToken
             if isinstance(item, BadBlock):
                 bad.append(stripe)
     except ObjectNotFound:
-        return "part missing", None
+        return PieceState.MISSING, "part missing", None
     except DamagedPart as exc:
         if seen == 0:
-            return exc.reason, None
-        return exc.reason, frozenset(bad) | frozenset(range(seen, opened.stripes))
+            return PieceState.DAMAGED, exc.reason, None
+        return (PieceState.DAMAGED, exc.reason,
+                frozenset(bad) | frozenset(range(seen, opened.stripes)))
     except StoreError as exc:
-        return f"unreadable: {exc.reason}", None
+        return PieceState.UNREACHABLE, f"unreadable: {exc.reason}", None
     if len(bad) == 1:
-        return f"block {bad[0]} failed authentication", frozenset(bad)
+        return PieceState.DAMAGED, f"block {bad[0]} failed authentication", frozenset(bad)
     if bad:
-        return (f"{len(bad)} of {opened.stripes} blocks failed authentication (first: block "
-                f"{bad[0]})"), frozenset(bad)
-    return OK, frozenset()
+        return (PieceState.DAMAGED, f"{len(bad)} of {opened.stripes} blocks failed "
+                f"authentication (first: block {bad[0]})", frozenset(bad))
+    return PieceState.OK, OK, frozenset()
 
 
 def verify_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
@@ -111,19 +120,19 @@ def verify_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
     for index, res in enumerate(parts):
         name = vault.store_name(index)
         if isinstance(res, CssmError):
-            data, bad = f"unreadable: {res}", None
+            res = (PieceState.UNREACHABLE, f"unreadable: {res}", None)
         elif isinstance(res, BaseException):
             raise res
-        else:
-            data, bad = res
-        if index not in vault.stores:  # one reason covers both objects
-            data = vault.unavailable.get(name, "store unreachable or not configured")
-        meta = OK if index in opened.meta_ok else opened.damaged.get(name, "missing")
-        if index not in vault.stores:
-            meta = data
-        if meta.startswith("metadata "):
-            meta = meta[len("metadata "):]
-        check = StoreCheck(index, name, meta, data, bad)
+        data_state, data, bad = res
+        if index in vault.stores:
+            meta_state, meta = opened.meta_problems.get(index, (PieceState.OK, OK))
+        else:   # one reason covers both objects: the store is not in use
+            status = vault.status.get(name)
+            state = piece_state_of(status.state) if status else PieceState.UNREACHABLE
+            reason = status.reason if status else "store unreachable or not configured"
+            meta_state = data_state = state
+            meta = data = reason
+        check = StoreCheck(index, name, meta_state, data_state, meta, data, bad)
         if not check.ok:
             log.warning("verify %s: store %s: %s", file_id.hex(), name, check.problem)
         checks.append(check)

@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from ..core.errors import CssmError
+from ..core.errors import CssmError, MissingSecret
 from ..core.progress import CancelToken, Event, FileProgress, Step, StoreDamaged
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,8 @@ class _Relay(QObject):
 
 def message(error: BaseException) -> str:
     """What a window says of a failure: our errors as they are, anything else as a bug."""
+    if isinstance(error, MissingSecret):
+        return f"{error}: enter it in Settings"
     if isinstance(error, CssmError):
         return str(error)
     return f"unexpected error ({type(error).__name__}: {error}); the log has the details"

@@ -15,7 +15,7 @@ import botocore.config
 import botocore.exceptions
 import urllib3.exceptions
 
-from ..core.errors import ObjectNotFound, StoreError
+from ..core.errors import MissingSecret, ObjectNotFound, StoreError
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
 
 log = logging.getLogger(__name__)
@@ -205,8 +205,7 @@ class S3Store(Store):
         creds: dict[str, str] = {}
         if access_key_id:
             if not secret_access_key:
-                raise StoreError(name, "no secret key in the keyring for this store (add it "
-                                       f"in Settings, or run `cssm stores secret {name}`)")
+                raise MissingSecret(name)
             creds = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
         self._client = session.client("s3", endpoint_url=endpoint_url, config=config, **creds)
         self._client.meta.events.register("needs-retry.s3", self._log_attempt)
