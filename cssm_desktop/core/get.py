@@ -1,4 +1,5 @@
-"""Restore one file from any k healthy stores, block by block, to a temp file then rename."""
+"""Open a file's metadata (any k stores), and restore it block by block to a temp file
+that is renamed into place only when its hash matches (the stages are in stages.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,12 @@ import hashlib
 import hmac
 import itertools
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from ..stores.base import read_exact
-from . import erasure, parallel, shamir
+from . import parallel, shamir
 from .durable import PendingFile
 from .errors import (
-    Cancelled,
     DamagedPart,
     DestinationExists,
     FormatError,
@@ -27,30 +22,12 @@ from .errors import (
     ObjectNotFound,
     StoreError,
 )
-from .format import (
-    HEADER_LEN,
-    MAX_META_LEN,
-    TAG_LEN,
-    FileHeader,
-    KeyBox,
-    MetaObject,
-    block_len,
-    block_nonce,
-    stripe_count,
-    stripe_offset,
-)
-from .layout import data_key, meta_key
-from .progress import (
-    CancelToken,
-    FileDone,
-    FileProgress,
-    FileStarted,
-    Listener,
-    StoreDamaged,
-    ignore,
-)
+from .format import MAX_META_LEN, FileHeader, KeyBox, MetaObject, stripe_count
+from .layout import meta_key
+from .progress import CancelToken, FileDone, FileStarted, Listener, StoreDamaged, ignore
+from .stages import decode_stripes, hash_stripes, undo_on_failure, write_plain
 from .status import PieceState
-from .streams import Aborted, Channel, Pipeline
+from .streams import Pipeline
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -77,16 +54,6 @@ class OpenedFile:
     @property
     def stripes(self) -> int:
         return stripe_count(self.box.data_len, self.header.k, self.header.block_size)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ObjectNotFound):
-        return "missing"
-    if isinstance(exc, StoreError):
-        return exc.reason
-    if isinstance(exc, DamagedPart):
-        return exc.reason
-    return str(exc)
 
 
 # Bounds the Lagrange work when stores hand in bad shares: C(5,3) = 10, C(16,8) = 12,870.
@@ -209,182 +176,6 @@ def _open_box(good: dict[int, tuple[MetaObject, bytes]]
     return None
 
 
-class BadBlock:
-    """A block that failed its tag: that stripe needs another part; the part goes on."""
-
-    def __init__(self, error: DamagedPart) -> None:
-        self.error = error
-
-
-def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
-                to_end: bool = False) -> Iterator[tuple[int, bytes | BadBlock]]:
-    """Open the sealed blocks of part `index` from stripe `start` on, in order.
-
-    A block whose tag fails comes out as a BadBlock and reading goes on. Raises
-    DamagedPart when the rest of the part is unusable (bad header, short part, and with
-    `to_end` trailing bytes), ObjectNotFound or StoreError.
-    """
-    store = vault.stores[index]
-    key = data_key(vault.vault_id, opened.file_id)
-    h = opened.header
-    ad = h.as_part(index).to_bytes()
-    aead = AESGCM(opened.box.part_keys[index])
-    data_len, k, bsize = opened.box.data_len, h.k, h.block_size
-    stripes = opened.stripes
-
-    def damaged(reason: str) -> DamagedPart:
-        return DamagedPart(store.name, opened.file_id.hex(), reason)
-
-    offset = 0 if start == 0 else stripe_offset(start, bsize)
-    with store.open_read(key, offset) as reader:
-        if start == 0 and not hmac.compare_digest(read_exact(reader, HEADER_LEN), ad):
-            raise damaged("part header does not match the metadata")
-        for stripe in range(start, stripes):
-            final = stripe == stripes - 1
-            want = block_len(stripe, data_len, k, bsize) + TAG_LEN
-            sealed = read_exact(reader, want)
-            if len(sealed) != want:
-                raise damaged(f"part truncated at block {stripe}")
-            try:
-                yield stripe, aead.decrypt(block_nonce(stripe, final), sealed, ad)
-            except InvalidTag:
-                yield stripe, BadBlock(damaged(f"block {stripe} failed authentication"))
-        if to_end and reader.read(1):
-            raise damaged("part is longer than its file needs")
-
-
-class _PartEnded:
-    """The rest of a part is unusable (missing, truncated, unreachable)."""
-
-    def __init__(self, error: StoreError | DamagedPart) -> None:
-        self.error = error
-
-
-class _PartStream:
-    """Feeds one part's opened blocks into a channel from its own thread."""
-
-    def __init__(self, pipe: Pipeline, vault: Vault, opened: OpenedFile, index: int,
-                 start: int) -> None:
-        self.index = index
-        self.store = vault.stores[index]
-        # Deep enough that a part read from a slower disk or link runs ahead (measured:
-        # ~8% faster parity restores than depth 3 on 2 cores).
-        self.out: Channel = pipe.channel(depth=8)
-        self._args = (vault, opened, index, start)
-        pipe.spawn(self._run, name=f"cssm-part-{index}")
-
-    def _run(self) -> None:
-        vault, opened, index, stripe = self._args
-        try:
-            for done, item in part_blocks(vault, opened, index, stripe):
-                self.out.put((done, item))
-                stripe = done + 1
-        except (StoreError, DamagedPart) as exc:
-            self.out.put((stripe, _PartEnded(exc)))
-
-
-def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: Listener,
-                   out: Channel) -> None:
-    """Per stripe, in order, a future of its file bytes (padding cut off).
-
-    Failover is per block: a block that fails brings in one more part from that stripe on,
-    while the part it came from stays in use for the stripes after it.
-    """
-    h = opened.header
-    k, n, bsize = h.k, h.n, h.block_size
-    size, data_len = opened.box.size, opened.box.data_len
-    # Systematic parts first: with parts 0..k-1 the stripe is a plain concatenation.
-    candidates = [i for i in range(n) if i in vault.stores]
-    active: dict[int, _PartStream] = {}
-    reported: set[str] = set()
-
-    def start_next(stripe: int) -> int | None:
-        if not candidates:
-            return None
-        index = candidates.pop(0)
-        active[index] = _PartStream(pipe, vault, opened, index, stripe)
-        return index
-
-    def take(index: int, blocks: dict[int, bytes]) -> None:
-        stream = active[index]
-        _, item = stream.out.get()
-        if isinstance(item, bytes):
-            blocks[index] = item
-            return
-        error = item.error
-        if isinstance(item, _PartEnded):
-            del active[index]
-        reason = _reason(error)
-        name = stream.store.name
-        if name not in reported:   # one report per store, not one per bad block
-            reported.add(name)
-            log.warning("file %s: store %s: %s", opened.file_id.hex(), name, reason)
-            listener(StoreDamaged(name, opened.file_id.hex(), reason))
-        opened.damaged[name] = reason
-
-    for _ in range(k):
-        start_next(0)
-    with erasure.executor() as pool:
-        for stripe in range(opened.stripes):
-            blocks: dict[int, bytes] = {}
-            for index in sorted(active):
-                take(index, blocks)
-            while len(blocks) < k:
-                index = start_next(stripe)
-                if index is None:
-                    raise NotEnoughStores(len(blocks), k, opened.damaged)
-                take(index, blocks)
-            begin = stripe * k * bsize
-            keep = max(0, min(k * bsize, data_len - begin, size - begin))
-            chosen = {i: blocks[i] for i in sorted(blocks)[:k]}
-            out.put(pool.submit(_join_stripe, k, n, chosen, keep))
-
-
-def _join_stripe(k: int, n: int, blocks: dict[int, bytes], keep: int
-                 ) -> list[bytes | memoryview]:
-    """The data blocks of a stripe in order (decoded if parity stands in), cut to `keep`.
-
-    Left as a list: the writer hashes and writes the pieces as they are, saving a copy.
-    """
-    if keep <= 0:
-        return []
-    order = sorted(blocks)
-    if order == list(range(k)):
-        pieces: list[bytes | memoryview] = [blocks[i] for i in order]
-    else:
-        pieces = erasure.decode(k, n, [blocks[i] for i in order], order)
-    out: list[bytes | memoryview] = []
-    for piece in pieces:
-        if keep <= 0:
-            break
-        out.append(piece if len(piece) <= keep else memoryview(piece)[:keep])
-        keep -= len(out[-1])
-    return out
-
-
-def _write_plain(pipe: Pipeline, fh: PendingFile, name: str, total: int, stripes: int,
-                 listener: Listener, inp: Channel, to_hash: Channel) -> None:
-    done = 0
-    for _ in range(stripes):
-        pieces = inp.get().result()
-        for piece in pieces:
-            fh.write(piece)
-            done += len(piece)
-        to_hash.put(pieces)
-        if pieces:
-            listener(FileProgress(name, done, total))
-
-
-def hash_stripes(pipe: Pipeline, hasher: hashlib._Hash, stripes: int, inp: Channel,
-                 resolve: bool = False) -> None:
-    """SHA-256 on its own thread: beside the writer, not in series with it (~0.7 s/GiB).
-    With `resolve`, items are the decoder's futures themselves (nothing is written)."""
-    for _ in range(stripes):
-        pieces = inp.get()
-        for piece in pieces.result() if resolve else pieces:
-            hasher.update(piece)
-
-
 def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: bool = False,
                  listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:
     """Write the file to `dest` via a temp file beside it; publish only if SHA-256 matches."""
@@ -397,11 +188,11 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
     pipe = Pipeline(cancel)
     hasher = hashlib.sha256()
     listener(FileStarted(box.name, box.size))
-    try:
+    with undo_on_failure(pipe, out.discard):
         to_writer = pipe.channel(depth=6)
         to_hash = pipe.channel(depth=8)
         pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, name="cssm-decode")
-        pipe.spawn(_write_plain, pipe, out, box.name, box.size, opened.stripes, listener,
+        pipe.spawn(write_plain, pipe, out, box.name, box.size, opened.stripes, listener,
                    to_writer, to_hash, name="cssm-write")
         pipe.spawn(hash_stripes, pipe, hasher, opened.stripes, to_hash, name="cssm-hash")
         pipe.join()
@@ -413,10 +204,5 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
             out.publish(overwrite, box.mtime_ns)
         except FileExistsError:
             raise DestinationExists(str(dest)) from None
-    except BaseException as exc:
-        out.discard()
-        if isinstance(exc, Aborted):
-            raise pipe.first_error() or Cancelled() from None
-        raise
     listener(FileDone(box.name, opened.file_id.hex(), box.size))
     return dest

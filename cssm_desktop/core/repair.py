@@ -7,15 +7,25 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from . import erasure, parallel, shamir
-from .errors import Cancelled, IntegrityError, NotEnoughStores
-from .format import MetaObject
-from .get import OpenedFile, decode_stripes, hash_stripes
-from .layout import data_key, meta_key
+from ..stores.base import ObjectWriter
+from . import shamir
+from .errors import IntegrityError, NotEnoughStores
+from .get import OpenedFile
+from .layout import data_key
 from .progress import CancelToken, FileProgress, Listener, ignore
-from .put import PartProgress, commit_all, encode_stripe, seal_and_write
+from .stages import (
+    PartProgress,
+    abort_all,
+    commit_all,
+    decode_stripes,
+    encode_stripes,
+    hash_stripes,
+    seal_and_write,
+    undo_on_failure,
+    write_metadata,
+)
 from .status import PieceState
-from .streams import Aborted, Channel, Pipeline
+from .streams import Channel, Pipeline
 from .vault import Vault
 from .verify import FileReport, verify_file
 
@@ -65,20 +75,11 @@ def repair_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
 
 def _rebuild_metadata(vault: Vault, opened: OpenedFile, indexes: list[int]) -> None:
     """A lost share is recomputed from k that fit, so it agrees with the others."""
-    vmk = vault.require_key()
     assert opened.meta is not None
-    h = opened.header
-    known = {i + 1: share for i, share in sorted(opened.shares.items())[:h.k]}
-    key = meta_key(vault.vault_id, opened.file_id)
-
-    def write(index: int) -> None:
-        share = shamir.interpolate(known, index + 1)
-        meta = MetaObject.seal(h.with_index(index), vmk, share, opened.meta.box_nonce,
-                               opened.meta.sealed_box)
-        vault.stores[index].put_bytes(key, meta.to_bytes())
-
-    parallel.each_or_raise(write, indexes, [vault.store_name(i) for i in indexes],
-                           "writing metadata")
+    known = {i + 1: share for i, share in sorted(opened.shares.items())[:opened.header.k]}
+    write_metadata(vault, vault.require_key(), opened.header,
+                   {i: shamir.interpolate(known, i + 1) for i in indexes},
+                   opened.meta.box_nonce, opened.meta.sealed_box)
 
 
 def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int],
@@ -92,60 +93,53 @@ def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int],
     box = opened.box
     stripes = opened.stripes
     pipe = Pipeline(cancel)
-    try:
+    hasher = hashlib.sha256()
+    with undo_on_failure(pipe):
         decoded = pipe.channel(depth=6)
-        hasher = hashlib.sha256()
         pipe.spawn(decode_stripes, pipe, vault, opened, ignore, decoded, name="cssm-decode")
         pipe.spawn(hash_stripes, pipe, hasher, stripes, decoded, True, name="cssm-hash")
         pipe.join()
-    except Aborted:
-        raise pipe.first_error() or Cancelled() from None
     cancel.check()
     if not hmac.compare_digest(hasher.digest(), box.sha256):
         raise IntegrityError(f"{box.name}: decoded bytes do not match the recorded SHA-256; "
                              "nothing was rewritten")
 
+    h = opened.header
     key = data_key(vault.vault_id, opened.file_id)
     pipe = Pipeline(cancel)
-    writers = []
-    try:
+    writers: list[ObjectWriter] = []
+    with undo_on_failure(pipe, abort_all(writers)):
         for index in targets:
             writers.append(vault.stores[index].open_write(key))
         decoded = pipe.channel(depth=3)
+        padded = pipe.channel(depth=3)
         to_parts = [pipe.channel() for _ in targets]
         progress = PartProgress(box.name, box.size, len(targets), listener)
         pipe.spawn(decode_stripes, pipe, vault, opened, ignore, decoded, name="cssm-decode")
-        pipe.spawn(_reencode, pipe, opened, decoded, to_parts, name="cssm-reencode")
+        pipe.spawn(_as_read, pipe, opened, decoded, padded, name="cssm-pad")
+        pipe.spawn(encode_stripes, pipe, h.k, h.n, h.block_size, None, padded, to_parts,
+                   name="cssm-reencode")
         for slot, index in enumerate(targets):
             pipe.spawn(seal_and_write, pipe, index, slot, vault.store_name(index),
-                       box.part_keys[index], opened.header.as_part(index).to_bytes(),
+                       box.part_keys[index], h.as_part(index).to_bytes(),
                        to_parts[slot], writers[slot], progress, name=f"cssm-repair-{index}")
         pipe.join()
         cancel.check()
         commit_all(writers, [vault.store_name(i) for i in targets])
         listener(FileProgress(box.name, box.size, box.size))
-    except BaseException as exc:
-        for writer in writers:
-            writer.abort()
-        if isinstance(exc, Aborted):
-            raise pipe.first_error() or Cancelled() from None
-        raise
 
 
-def _reencode(pipe: Pipeline, opened: OpenedFile, inp: Channel, outs: list[Channel]) -> None:
-    """The decoder hands on file bytes only; the size padding (zeros) is put back."""
+def _as_read(pipe: Pipeline, opened: OpenedFile, inp: Channel, out: Channel) -> None:
+    """The decoder hands on file bytes only; put the size padding (zeros) back, so the
+    stripes are those read_stripes gave when the file was stored."""
     h = opened.header
     stripe_len = h.k * h.block_size
     data_len = opened.box.data_len
     stripes = opened.stripes
-    with erasure.executor() as pool:
-        for stripe in range(stripes):
-            data = b"".join(inp.get().result())
-            real = len(data)
-            want = min(stripe_len, data_len - stripe * stripe_len)
-            if real < want:
-                data += bytes(want - real)
-            final = stripe == stripes - 1
-            job = pool.submit(encode_stripe, h.k, h.n, h.block_size, final, data)
-            for out in outs:
-                out.put((stripe, final, job, real))
+    for stripe in range(stripes):
+        data = b"".join(inp.get().result())
+        real = len(data)
+        want = min(stripe_len, data_len - stripe * stripe_len)
+        if real < want:
+            data += bytes(want - real)
+        out.put((stripe, stripe == stripes - 1, data, real))

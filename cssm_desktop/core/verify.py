@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from . import parallel
 from .errors import CssmError, DamagedPart, ObjectNotFound, StoreError
-from .get import BadBlock, OpenedFile, open_file, part_blocks
+from .get import OpenedFile, open_file
 from .progress import CancelToken, Listener, ignore
+from .stages import BadBlock, part_blocks
 from .status import PieceState, piece_state_of
 from .vault import Vault
 
