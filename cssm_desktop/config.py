@@ -12,7 +12,6 @@ import platformdirs
 
 from .core.errors import ConfigError, StoreError
 from .core.vault import Binding
-from .stores.base import Store
 
 APP_NAME = "cssm-desktop"
 KEYRING_SERVICE = "cssm-desktop"
@@ -255,18 +254,3 @@ def set_secret(store_name: str, secret: str) -> None:
     except keyring.errors.KeyringError as exc:
         raise StoreError(store_name, f"the OS keyring is not available: {exc}") from exc
     _session_secrets.pop(store_name, None)
-
-
-def make_store(cfg: StoreConfig) -> Store:
-    if cfg.type == "folder":
-        from .stores.folder import FolderStore
-
-        assert cfg.path is not None
-        return FolderStore(cfg.name, cfg.path)
-    from .stores.s3 import S3Store
-
-    assert cfg.bucket is not None
-    secret = get_secret(cfg.name) if cfg.access_key_id else None
-    return S3Store(cfg.name, cfg.bucket, endpoint_url=cfg.endpoint_url, region=cfg.region,
-                   prefix=cfg.prefix or "", access_key_id=cfg.access_key_id,
-                   secret_access_key=secret, profile=cfg.profile)

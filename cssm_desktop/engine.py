@@ -39,6 +39,7 @@ from .core.status import StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
 from .stores.base import Store
+from .stores.factory import make_store
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Engine:
                 made = []
                 for sc in self.config.stores:
                     try:
-                        made.append(cfgmod.make_store(sc))
+                        made.append(make_store(sc))
                     except StoreError as exc:
                         self._broken[sc.name] = exc.reason
                 self._stores = made

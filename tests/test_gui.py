@@ -583,3 +583,21 @@ def test_cancel_reaches_every_long_vault_job(qtbot, window: MainWindow, action: 
     qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "Stopped.", timeout=5_000)
     assert warned == []
     workers.wait_all()
+
+
+def test_quitting_stops_every_job_within_one_bound(qapp) -> None:
+    """At exit every running job is told to stop first, then all are waited for with one
+    overall bound (it used to wait up to 30 s per thread, one after the other)."""
+    import time as _time
+
+    def job(listener, cancel):
+        if not cancel._event.wait(60):
+            raise AssertionError("never cancelled")
+        cancel.check()
+
+    threads = [workers.start(workers.Job(job)) for _ in range(3)]
+    started = _time.monotonic()
+    workers.cancel_all()
+    workers.wait_all(10_000)
+    assert all(not t.isRunning() for t in threads)
+    assert _time.monotonic() - started < 5

@@ -500,6 +500,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.queue.shut()
+        workers.cancel_all()   # a verify or repair still running: stop it too
         workers.wait_all()
         settings = QSettings()
         settings.setValue("geometry", self.saveGeometry())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -27,8 +26,7 @@ from PySide6.QtWidgets import (
 from ..config import Config, StoreConfig, get_secret, keep_secret_for_session, set_secret
 from ..core.errors import ConfigError, StoreError
 from ..keyring_setup import keyring_usable
-from ..stores.folder import FolderStore
-from ..stores.s3 import S3Store
+from ..stores.factory import make_store
 from . import workers
 
 S3_FIELDS = (("name", "&Name:"), ("endpoint_url", "&Endpoint URL:"), ("region", "Re&gion:"),
@@ -324,15 +322,8 @@ class SettingsDialog(QDialog):
             return
         try:
             store.validate()
-            target: Any
-            if store.type == "folder":
-                target = FolderStore(store.name, store.path or "")
-            else:
-                target = S3Store(store.name, store.bucket or "", endpoint_url=store.endpoint_url,
-                                 region=store.region, prefix=store.prefix or "",
-                                 access_key_id=store.access_key_id,
-                                 secret_access_key=self.secret_for(row), profile=store.profile,
-                                 max_attempts=2, connect_timeout=5, read_timeout=15)
+            target = make_store(store, secret=self.secret_for(row) if store.type == "s3"
+                                else None, quick=True)
         except (ConfigError, StoreError) as exc:
             self._tested(row, exc)
             return

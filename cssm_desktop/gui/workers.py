@@ -170,11 +170,19 @@ def running() -> int:
     return len(_running)
 
 
+def cancel_all() -> None:
+    """At exit: ask every running job to stop, all at once, before waiting for any."""
+    for worker, _relay in list(_running.values()):
+        worker.cancel()
+
+
 def wait_all(timeout_ms: int = 30_000) -> None:
-    """At exit: let running threads end (their jobs were cancelled first)."""
+    """Let running threads end, within one overall bound (not one per thread)."""
+    deadline = time.monotonic() + timeout_ms / 1000
     for thread in list(_running):
+        left = int(max(0.0, deadline - time.monotonic()) * 1000)
         with contextlib.suppress(RuntimeError):  # already deleted by Qt
-            thread.wait(timeout_ms)
+            thread.wait(left)
 
 
 

@@ -1,0 +1,27 @@
+"""The one place a configured store becomes a Store object (the engine and Settings' Test
+connection both build them here)."""
+
+from __future__ import annotations
+
+from ..config import StoreConfig, get_secret
+from .base import Store
+
+
+def make_store(cfg: StoreConfig, *, secret: str | None = None, quick: bool = False) -> Store:
+    """`secret`: one typed but not saved yet (else the keyring's). `quick`: few retries
+    and short timeouts, for a connection test a person waits for."""
+    if cfg.type == "folder":
+        from .folder import FolderStore
+
+        assert cfg.path is not None
+        return FolderStore(cfg.name, cfg.path)
+    from .s3 import S3Store
+
+    assert cfg.bucket is not None
+    if cfg.access_key_id and secret is None:
+        secret = get_secret(cfg.name)
+    timeouts = {"max_attempts": 2, "connect_timeout": 5, "read_timeout": 15} if quick else {}
+    return S3Store(cfg.name, cfg.bucket, endpoint_url=cfg.endpoint_url, region=cfg.region,
+                   prefix=cfg.prefix or "", access_key_id=cfg.access_key_id,
+                   secret_access_key=secret if cfg.access_key_id else None,
+                   profile=cfg.profile, **timeouts)
