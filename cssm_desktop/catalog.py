@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import prepare_dir
-from .core.durable import private_file
-from .core.errors import CatalogError
+from .durable import private_file
+from .errors import CatalogError
 
 SCHEMA_VERSION = 2
 

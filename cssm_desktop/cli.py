@@ -18,7 +18,10 @@ from .catalog import HEALTHY
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, set_secret
 from .core import erasure
-from .core.errors import (
+from .core.status import PieceState
+from .core.verify import FileReport, StoreCheck
+from .engine import Engine
+from .errors import (
     CatalogError,
     CssmError,
     DestinationExists,
@@ -27,9 +30,6 @@ from .core.errors import (
     NoVault,
     log_text,
 )
-from .core.status import PieceState
-from .core.verify import FileReport, StoreCheck
-from .engine import Engine
 from .units import age, human
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import platformdirs
 
-from .core.errors import ConfigError, StoreError
 from .core.vault import Binding
+from .errors import ConfigError, StoreError
 
 APP_NAME = "cssm-desktop"
 KEYRING_SERVICE = "cssm-desktop"
@@ -50,7 +50,7 @@ def own_dirs() -> set[Path]:
 def prepare_dir(path: Path) -> None:
     """Create a folder for our files owner-only, tightening it (and its app folder) when it
     is one of ours."""
-    from .core.durable import private_dir
+    from .durable import private_dir
 
     own = own_dirs()
     for folder in (path.parent, path):
@@ -215,7 +215,7 @@ def dump_config(cfg: Config) -> str:
 
 def save_config(cfg: Config, path: Path) -> None:
     """Validate, then write atomically (a crash leaves the old file or the new one)."""
-    from .core.durable import atomic_write_bytes
+    from .durable import atomic_write_bytes
 
     cfg.validate()
     text = dump_config(cfg)

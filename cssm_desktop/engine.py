@@ -15,18 +15,6 @@ from . import config as cfgmod
 from .catalog import DEGRADED, HEALTHY, LOST, Catalog, Entry, health_of
 from .config import Config
 from .core import parallel
-from .core.errors import (
-    Cancelled,
-    ConfigError,
-    CssmError,
-    FormatError,
-    InputError,
-    IntegrityError,
-    NotEnoughStores,
-    NotFound,
-    StoreError,
-    log_text,
-)
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
 from .core.keys import KdfParams, content_tag
@@ -38,6 +26,18 @@ from .core.scan import scan
 from .core.status import StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
+from .errors import (
+    Cancelled,
+    ConfigError,
+    CssmError,
+    FormatError,
+    InputError,
+    IntegrityError,
+    NotEnoughStores,
+    NotFound,
+    StoreError,
+    log_text,
+)
 from .stores.base import Store
 from .stores.factory import make_store
 

@@ -118,7 +118,7 @@ class _CancelOn:
 def _cancelled_within_a_second(run, listener: _CancelOn) -> None:
     import time
 
-    from cssm_desktop.core.errors import Cancelled
+    from cssm_desktop.errors import Cancelled
 
     with pytest.raises(Cancelled):
         run(listener=listener, cancel=listener.token)

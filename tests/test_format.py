@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cssm_desktop.core.errors import FormatError, WrongPassword
 from cssm_desktop.core.format import (
     HEADER_LEN,
     META_MAGIC,
@@ -27,6 +26,7 @@ from cssm_desktop.core.format import (
     stripe_count,
 )
 from cssm_desktop.core.keys import password_key
+from cssm_desktop.errors import FormatError, WrongPassword
 
 from .conftest import FAST_KDF
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cssm_desktop.config import Config, parse_config
-from cssm_desktop.core.errors import ConfigError, CssmError
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import ConfigError, CssmError
 
 from .conftest import FAST_KDF, PASSWORD, folder_stores
 

@@ -26,7 +26,6 @@ import pytest
 
 from cssm_desktop.config import Config, load_config, save_config
 from cssm_desktop.core import erasure
-from cssm_desktop.core.errors import ObjectNotFound, StoreError
 from cssm_desktop.core.format import (
     META_MAGIC,
     FileHeader,
@@ -37,6 +36,7 @@ from cssm_desktop.core.format import (
 from cssm_desktop.core.keys import KdfParams, password_key
 from cssm_desktop.core.layout import data_key, meta_key, vault_key
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import ObjectNotFound, StoreError
 from cssm_desktop.stores.base import Store
 from cssm_desktop.stores.factory import make_store
 from cssm_desktop.stores.s3 import S3Store

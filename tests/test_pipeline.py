@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from cssm_desktop.catalog import DEGRADED, HEALTHY
-from cssm_desktop.core.errors import Cancelled, DestinationExists, NotEnoughStores, WrongPassword
 from cssm_desktop.core.progress import CancelToken, Event, FileDone, FileProgress, StoreDamaged
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import Cancelled, DestinationExists, NotEnoughStores, WrongPassword
 
 from .conftest import FAST_KDF, PASSWORD
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from cssm_desktop import durable
 from cssm_desktop.catalog import DEGRADED, HEALTHY
 from cssm_desktop.config import StoreConfig
-from cssm_desktop.core import durable
-from cssm_desktop.core.errors import CssmError, NotEnoughStores, NotFound, StoreError
 from cssm_desktop.core.layout import data_key, meta_key
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import CssmError, NotEnoughStores, NotFound, StoreError
 from cssm_desktop.stores.factory import make_store
 from cssm_desktop.stores.s3 import S3Store
 

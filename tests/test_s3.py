@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from cssm_desktop.config import Config, StoreConfig, set_secret
-from cssm_desktop.core.errors import NotEnoughStores
 from cssm_desktop.core.progress import Event, StoreDamaged
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import NotEnoughStores
 from cssm_desktop.stores.s3 import MAX_PARTS, PART_SIZE, S3Store, part_size
 
 from .conftest import FAST_KDF, PASSWORD, S3Server, free_port

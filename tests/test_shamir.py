@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cssm_desktop.core import shamir
-from cssm_desktop.core.errors import FormatError
+from cssm_desktop.errors import FormatError
 
 
 def test_gf_mul_matches_fips197_example() -> None:

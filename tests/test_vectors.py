@@ -289,7 +289,7 @@ def test_version_2_parity_only_decode(tmp_path: Path) -> None:
 
 
 def test_version_2_headers_after_a_password_change(tmp_path: Path) -> None:
-    from cssm_desktop.core.errors import WrongPassword
+    from cssm_desktop.errors import WrongPassword
 
     cfg = Config(stores=folder_stores(tmp_path / "stores", 5), threshold=3)
     _write(cfg, {**build_v2(THREE_OF_FIVE),

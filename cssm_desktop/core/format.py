@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import FormatError, WrongPassword
+from ..errors import FormatError, WrongPassword
 from .keys import KEY_LEN, KdfParams, password_key, share_key
 
 VERSION = 2                 # what this version writes

@@ -14,9 +14,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from ..errors import CssmError, FormatError, StoreError
 from ..stores.base import ObjectInfo, Store
 from . import parallel
-from .errors import CssmError, FormatError, StoreError
 from .format import MAX_META_LEN, MetaObject
 from .layout import data_prefix, id_from_key, meta_key, meta_prefix
 from .progress import CancelToken, Listener, Step, ignore

@@ -10,9 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import parallel, shamir
-from .durable import PendingFile
-from .errors import (
+from ..durable import PendingFile
+from ..errors import (
     DamagedPart,
     DestinationExists,
     FormatError,
@@ -22,6 +21,7 @@ from .errors import (
     ObjectNotFound,
     StoreError,
 )
+from . import parallel, shamir
 from .format import MAX_META_LEN, FileHeader, KeyBox, MetaObject, stripe_count
 from .layout import meta_key
 from .progress import CancelToken, FileDone, FileStarted, Listener, StoreDamaged, ignore

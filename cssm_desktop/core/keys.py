@@ -48,7 +48,7 @@ class KdfParams:
         return raised if raised.within_ceiling() else floor
 
     def check(self) -> None:
-        from .errors import FormatError
+        from ..errors import FormatError
 
         if self.algorithm != KDF_ARGON2ID:
             raise FormatError(f"unknown key derivation algorithm {self.algorithm}")

@@ -31,7 +31,7 @@ def each_or_raise(fn: Callable[[T], R], items: Iterable[T], names: Iterable[str]
     """each(), then raise the first failure: our own errors as they are, an OSError as a
     StoreError naming the store (`names` go with `items`, one by one). Anything else is a
     bug and is raised as it is, never dressed up as a store's failure."""
-    from .errors import CssmError, StoreError
+    from ..errors import CssmError, StoreError
 
     items = list(items)
     results = each(fn, items)
@@ -48,7 +48,7 @@ def each_or_raise(fn: Callable[[T], R], items: Iterable[T], names: Iterable[str]
 def reasons(names: Iterable[str], results: Iterable[object]) -> dict[str, str]:
     """Store name -> reason for each result that is a store's failure. Any other exception
     is a bug: raised, not counted as a store that failed."""
-    from .errors import StoreError
+    from ..errors import StoreError
 
     out = {}
     for name, res in zip(names, results, strict=True):

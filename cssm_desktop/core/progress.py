@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import Cancelled
+from ..errors import Cancelled
 
 
 @dataclass(frozen=True)

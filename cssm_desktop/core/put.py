@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import InputError
 from ..stores.base import ObjectWriter
 from . import shamir
-from .errors import InputError
 from .format import (
     META_MAGIC,
     PART_MAGIC,

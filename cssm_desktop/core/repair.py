@@ -7,9 +7,9 @@ import hmac
 import logging
 from dataclasses import dataclass
 
+from ..errors import IntegrityError, NotEnoughStores
 from ..stores.base import ObjectWriter
 from . import shamir
-from .errors import IntegrityError, NotEnoughStores
 from .get import OpenedFile
 from .layout import data_key
 from .progress import CancelToken, FileProgress, Listener, ignore

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from ..errors import CssmError, NotEnoughStores, StoreError
 from . import parallel
-from .errors import CssmError, NotEnoughStores, StoreError
 from .format import part_size
 from .get import OpenedFile, open_file
 from .layout import data_prefix, id_from_key, meta_prefix

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
-from .errors import FormatError
+from ..errors import FormatError
 
 
 def gf_mul(a: int, b: int) -> int:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..durable import PendingFile
+from ..errors import Cancelled, DamagedPart, InputError, NotEnoughStores, ObjectNotFound, StoreError
 from ..stores.base import ObjectWriter, read_exact
 from . import erasure, parallel
-from .durable import PendingFile
-from .errors import Cancelled, DamagedPart, InputError, NotEnoughStores, ObjectNotFound, StoreError
 from .format import (
     HEADER_LEN,
     TAG_LEN,

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import Cancelled
+from ..errors import Cancelled
 from .progress import CancelToken
 
 _POLL = 0.05  # seconds between looks at the abort flag while a queue is full or empty

@@ -14,9 +14,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..stores.base import Store
-from . import parallel
-from .errors import (
+from ..errors import (
     CssmError,
     FormatError,
     NotEnoughStores,
@@ -26,6 +24,8 @@ from .errors import (
     VaultError,
     WrongPassword,
 )
+from ..stores.base import Store
+from . import parallel
 from .format import VAULT_HEADER_LEN, VaultHeader, check_geometry
 from .keys import KEY_LEN, MAX_DERIVATIONS, KdfParams, normalize_password, password_key
 from .layout import id_from_key, new_id, vault_key

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from ..errors import CssmError, DamagedPart, ObjectNotFound, StoreError
 from . import parallel
-from .errors import CssmError, DamagedPart, ObjectNotFound, StoreError
 from .get import OpenedFile, open_file
 from .progress import CancelToken, Listener, ignore
 from .stages import BadBlock, part_blocks

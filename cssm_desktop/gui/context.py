@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config, config_path, data_dir, load_config, save_config
-from ..core.errors import ConfigError
 from ..engine import Engine
+from ..errors import ConfigError
 
 
 class AppContext:

@@ -22,7 +22,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from ..core.errors import Cancelled
+from ..errors import Cancelled
 from ..units import human
 from . import workers
 

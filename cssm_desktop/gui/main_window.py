@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..config import Config, StoreConfig, data_dir
-from ..core.errors import Cancelled
 from ..engine import expand_paths
+from ..errors import Cancelled
 from . import workers
 from .context import AppContext
 from .dropzone import DropZone

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..config import Config, StoreConfig, get_secret, keep_secret_for_session, set_secret
-from ..core.errors import ConfigError, StoreError
+from ..errors import ConfigError, StoreError
 from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
 from . import workers

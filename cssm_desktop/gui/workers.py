@@ -18,8 +18,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from ..core.errors import CssmError, MissingSecret
 from ..core.progress import CancelToken, Event, FileProgress, Step, StoreDamaged
+from ..errors import CssmError, MissingSecret
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ class Store(ABC):
         with self.open_read(key) as reader:
             data = reader.read(limit + 1)
         if len(data) > limit:
-            from ..core.errors import StoreError
+            from ..errors import StoreError
 
             raise StoreError(self.name, f"object {key} is larger than {limit} bytes")
         return data

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..core.durable import TEMP_PREFIX, StreamingFile, fsync_dir, temp_name
-from ..core.errors import ObjectNotFound, StoreError
+from ..durable import TEMP_PREFIX, StreamingFile, fsync_dir, temp_name
+from ..errors import ObjectNotFound, StoreError
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
 
 # Reads never follow a link in the last step nor block on a FIFO or device a store put

@@ -15,7 +15,7 @@ import botocore.config
 import botocore.exceptions
 import urllib3.exceptions
 
-from ..core.errors import MissingSecret, ObjectNotFound, StoreError
+from ..errors import MissingSecret, ObjectNotFound, StoreError
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
 
 log = logging.getLogger(__name__)
