@@ -35,10 +35,11 @@ class CatalogError(CssmError):
 class StoreError(CssmError):
     """A store could not be reached or refused an operation."""
 
-    def __init__(self, store: str, message: str) -> None:
+    def __init__(self, store: str, message: str, code: str | None = None) -> None:
         super().__init__(f"store {store!r}: {message}")
         self.store = store
         self.reason = message
+        self.code = code   # the store's own error code (S3's), for decisions; never text
 
 
 class MissingSecret(StoreError):

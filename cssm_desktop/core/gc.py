@@ -34,8 +34,9 @@ class Garbage:
     store: str
     key: str
     size: int
-    reason: str
+    reason: str                # in words, for people
     age: float = 0.0           # seconds since the object was written
+    upload: ObjectInfo | None = None   # set for an interrupted upload: discard it, not delete
 
 
 @dataclass
@@ -112,13 +113,11 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
     for index, (_, _, uploads) in listing.items():
         for up in uploads:
             item = Garbage(vault.store_name(index), up.key, up.size, INTERRUPTED,
-                           max(0.0, now - up.modified))
+                           max(0.0, now - up.modified), up)
             (report.found if up.modified <= cutoff else report.young).append(item)
     if dry_run:
         return report
     by_store = {vault.store_name(i): s for i, s in stores.items()}
-    uploads = {(vault.store_name(i), u.key): u for i, (_, _, ups) in listing.items()
-               for u in ups}
     # Metadata first, as `rm` does: a crash half-way leaves data that gc finds again.
     for done, item in enumerate(sorted(report.found, key=lambda g: "/meta/" not in g.key)):
         listener(Step("remove garbage", done, len(report.found)))
@@ -126,9 +125,8 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
             cancel.check()
         store = by_store[item.store]
         try:
-            upload = uploads.get((item.store, item.key))
-            if item.reason == INTERRUPTED and upload is not None:
-                store.discard_upload(upload)
+            if item.upload is not None:
+                store.discard_upload(item.upload)
             else:
                 store.delete(item.key)
             report.removed += 1

@@ -242,7 +242,8 @@ class S3Store(Store):
             code = exc.response.get("Error", {}).get("Code")
             if code in ("NoSuchKey", "404", "NoSuchUpload") and "Key" in kw:
                 raise ObjectNotFound(self.name, kw["Key"]) from None
-            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
+            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url),
+                             str(code) if code else None) from exc
         except botocore.exceptions.BotoCoreError as exc:
             raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
 
@@ -256,7 +257,7 @@ class S3Store(Store):
         try:
             return self._call("get_object", **kw)["Body"]
         except StoreError as exc:
-            if "InvalidRange" in exc.reason:  # offset at or past the end: nothing to read
+            if exc.code == "InvalidRange":  # offset at or past the end: nothing to read
                 return _Empty()
             raise
 
