@@ -71,6 +71,25 @@ def shamir_split(secret: bytes) -> dict[int, bytes]:
             for xx in range(1, N + 1)}
 
 
+def seal_parts(data: bytes, k: int, n: int, b_size: int, part_keys: list[bytes],
+               headers: list[bytes]) -> list[bytes]:
+    """FORMAT.md section 6: stripes, zfec blocks, each sealed with its part's key (both
+    versions: version 2 passes the data already padded to data_len)."""
+    stripes = max(1, -(-len(data) // (k * b_size)))
+    parts = list(headers)
+    encoder = zfec.Encoder(k, n)
+    for s in range(stripes):
+        chunk = data[s * k * b_size:(s + 1) * k * b_size]
+        last = s == stripes - 1
+        b = -(-len(chunk) // k) if last else b_size
+        chunk = chunk.ljust(k * b, b"\0")
+        blocks = encoder.encode([chunk[j * b:(j + 1) * b] for j in range(k)])
+        nonce_s = s.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+        for i in range(n):
+            parts[i] += AESGCM(part_keys[i]).encrypt(nonce_s, bytes(blocks[i]), headers[i])
+    return parts
+
+
 def build() -> dict[str, bytes]:
     """All objects of the vault, keyed `<store index>:<key>`."""
     objects: dict[str, bytes] = {}
@@ -101,18 +120,7 @@ def build() -> dict[str, bytes]:
             h + nonce(0x30 + i) + AESGCM(sk).encrypt(nonce(0x30 + i), shares[i + 1], h)
             + nonce(0x20) + struct.pack(">I", len(sealed_box)) + sealed_box)
 
-    stripes = max(1, -(-len(PLAIN) // (K * B)))
-    parts = [header(b"CSDP", i) for i in range(N)]
-    encoder = zfec.Encoder(K, N)
-    for s in range(stripes):
-        chunk = PLAIN[s * K * B:(s + 1) * K * B]
-        last = s == stripes - 1
-        b = -(-len(chunk) // K) if last else B
-        chunk = chunk.ljust(K * b, b"\0")
-        blocks = encoder.encode([chunk[j * b:(j + 1) * b] for j in range(K)])
-        for i in range(N):
-            nonce_s = s.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
-            parts[i] += AESGCM(part_keys[i]).encrypt(nonce_s, bytes(blocks[i]), header(b"CSDP", i))
+    parts = seal_parts(PLAIN, K, N, B, part_keys, [header(b"CSDP", i) for i in range(N)])
     for i in range(N):
         objects[f"{i}:{VAULT_ID.hex()}/data/{FILE_ID.hex()}"] = parts[i]
     return objects
@@ -225,20 +233,9 @@ def build_v2(spec: Spec) -> dict[str, bytes]:
             objects[f"{i}:{vid.hex()}/meta/{fid.hex()}"] = (
                 h + nonce(0x30 + i) + AESGCM(sk).encrypt(nonce(0x30 + i), shares[i + 1], h)
                 + nonce(0x20) + struct.pack(">I", len(sealed_box)) + sealed_box)
-        data = plain + bytes(data_len - len(plain))
-        stripes = max(1, -(-data_len // (k * b_size)))
-        parts = [header(b"CSDP", i) for i in range(n)]
-        encoder = zfec.Encoder(k, n)
-        for s in range(stripes):
-            chunk = data[s * k * b_size:(s + 1) * k * b_size]
-            last = s == stripes - 1
-            b = -(-len(chunk) // k) if last else b_size
-            chunk = chunk.ljust(k * b, b"\0")
-            blocks = encoder.encode([chunk[j * b:(j + 1) * b] for j in range(k)])
-            nonce_s = s.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
-            for i in range(n):
-                parts[i] += AESGCM(part_keys[i]).encrypt(nonce_s, bytes(blocks[i]),
-                                                         header(b"CSDP", i))
+        data = plain + bytes(data_len - len(plain))   # version 2: zeros to data_len
+        parts = seal_parts(data, k, n, b_size, part_keys,
+                           [header(b"CSDP", i) for i in range(n)])
         for i in range(n):
             objects[f"{i}:{vid.hex()}/data/{fid.hex()}"] = parts[i]
     return objects
