@@ -223,3 +223,20 @@ def test_verify_says_down_empty_missing_and_damaged_by_type(folder_engine: Engin
     engine = Engine(folder_engine.config, catalog_path=folder_engine.catalog.path)
     assert engine.vault().status["store2"].state is StoreState.EMPTY
     assert report_of()[1] == (PieceState.EMPTY, PieceState.EMPTY)
+
+
+def test_no_code_decides_on_message_text() -> None:
+    """The check anyone can run, kept: meaning travels as types and fields (StoreState,
+    PieceState, exception classes, StoreError.code), never read back out of a message."""
+    import re
+
+    patterns = [r"\bin\s+(exc|err|error|e|res)\.reason\b", r"\bin\s+str\((exc|err|error|e)\)",
+                r"(==|!=)\s*[\"']cancelled[\"']", r"\.reason\.(startswith|endswith)\(",
+                r"\.reason\s*(==|!=)", r"str\((exc|err|error|e)\)\s*(==|!=|\.startswith)",
+                r"\b(text|message|err|error)\s*(==|!=)\s*[\"']"]
+    root = Path(__file__).resolve().parent.parent / "cssm_desktop"
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+             for path in sorted(root.rglob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if any(re.search(p, line) for p in patterns)]
+    assert found == []
