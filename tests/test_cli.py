@@ -271,3 +271,39 @@ def test_stores_secret_goes_to_the_keyring_not_the_config(
     monkeypatch.setattr(sys, "stdin", io.StringIO("x\n"))
     assert main(["--config", str(cfg), "stores", "secret", "usb"]) == 1
     assert "no S3 store named 'usb'" in capsys.readouterr().err
+
+
+def test_stores_replace_binds_an_empty_store_and_repair_fills_it(
+        cli: Cli, tmp_path: Path) -> None:
+    from cssm_desktop.config import StoreConfig, load_config, save_config
+
+    src = tmp_path / "doc.bin"
+    src.write_bytes(os.urandom(120_000))
+    code, out, _ = cli("put", str(src))
+    fid = out.split()[0]
+    shutil.rmtree(tmp_path / "stores" / "store3")                # a disk died
+    cfg = load_config(cli.config)
+    cfg.stores.append(StoreConfig("usb-new", "folder", path=str(tmp_path / "usb-new")))
+    save_config(cfg, cli.config)
+    # A store that already holds part of the vault cannot stand in for another.
+    before = cli.config.read_bytes()
+    code, _, err = cli("stores", "replace", "store3", "store2")
+    assert code == 1 and err.count("\n") == 1 and "already holds store #2" in err
+    assert cli.config.read_bytes() == before
+    code, out, err = cli("stores", "replace", "store3", "usb-new")
+    assert code == 0, err
+    assert "holds store #3" in out and "cssm repair" in out
+    stores = {s.name: s.index for s in load_config(cli.config).stores}
+    assert "store3" not in stores and stores["usb-new"] == 2
+    code, out, _ = cli("stores", "list")
+    assert any(line.split()[:2] == ["usb-new", "#3"] for line in out.splitlines())
+    code, _, err = cli("repair")
+    assert code == 0, err
+    code, out, _ = cli("verify")
+    assert code == 0 and "1 healthy" in out
+    # The new store holds index 2's share and part: with two originals gone, it restores.
+    for name in ("store1", "store2"):
+        shutil.rmtree(tmp_path / "stores" / name)
+    code, _, err = cli("get", fid, "-o", str(tmp_path / "back.bin"))
+    assert code == 0, err
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
