@@ -384,6 +384,9 @@ class Vault:
                 taken[position] = name
                 self.spare[name] = store
                 self.binding_changed = True
+                self.mark(name, StoreState.EMPTY, f"holds no vault yet: store #{position + 1} "
+                                                  "by its place in the config; repair writes "
+                                                  "what belongs there")
 
     # ---------------------------------------------------------------- writes
 
