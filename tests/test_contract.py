@@ -240,3 +240,45 @@ def test_no_code_decides_on_message_text() -> None:
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if any(re.search(p, line) for p in patterns)]
     assert found == []
+
+
+@pytest.mark.parametrize("stop", ["cancel", "a stage fails"])
+def test_a_stage_waiting_on_a_channel_is_woken(stop: str) -> None:
+    """Stages sleep on their channels (no polling); a cancel or another stage's failure
+    must still wake them, or join() would hang."""
+    import threading
+    import time
+
+    from cssm_desktop.core.progress import CancelToken
+    from cssm_desktop.core.streams import Pipeline
+    from cssm_desktop.errors import Cancelled
+
+    token = CancelToken()
+    pipe = Pipeline(token)
+    empty, full = pipe.channel(1), pipe.channel(1)
+    full.put("x")
+    waiting = threading.Barrier(3)
+
+    def reader() -> None:
+        waiting.wait()
+        empty.get()          # nothing ever comes
+
+    def writer() -> None:
+        waiting.wait()
+        full.put("y")        # never room
+
+    pipe.spawn(reader)
+    pipe.spawn(writer)
+    waiting.wait()
+    started = time.monotonic()
+    if stop == "cancel":
+        token.cancel()
+        expected: type[BaseException] = Cancelled
+    else:
+        def broken() -> None:
+            raise OSError("disk gone")
+        pipe.spawn(broken)
+        expected = OSError
+    with pytest.raises(expected):
+        pipe.join()
+    assert time.monotonic() - started < 1.0

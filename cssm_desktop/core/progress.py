@@ -91,13 +91,33 @@ def ignore(_event: Event) -> None:
 
 
 class CancelToken:
-    """Set from any thread; the pipelines check it between stripes."""
+    """Set from any thread; the pipelines check it between stripes, and stages waiting on
+    a channel are woken by it (on_cancel)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
 
     def cancel(self) -> None:
         self._event.set()
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when cancelled (now, if already); returns what unregisters it."""
+        with self._lock:
+            self._callbacks.append(callback)
+        if self._event.is_set():
+            callback()
+
+        def forget() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+        return forget
 
     @property
     def cancelled(self) -> bool:
