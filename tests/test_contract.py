@@ -282,3 +282,23 @@ def test_a_stage_waiting_on_a_channel_is_woken(stop: str) -> None:
     with pytest.raises(expected):
         pipe.join()
     assert time.monotonic() - started < 1.0
+
+
+def test_store_calls_share_one_pool_and_nest_without_waiting_forever() -> None:
+    """parallel.each reuses one pool (a pool per call cost ~1.2 ms, several times per
+    stored file); a call made from inside a pool worker runs inline instead of queueing
+    behind itself."""
+    import threading
+
+    from cssm_desktop.core import parallel
+
+    names: set[str] = set()
+
+    def inner(x: int) -> list[int | BaseException]:
+        names.add(threading.current_thread().name)
+        return parallel.each(lambda y: x * y, range(4))
+
+    assert parallel.each(inner, range(3)) == [[0, 0, 0, 0], [0, 1, 2, 3], [0, 2, 4, 6]]
+    assert all(name.startswith("cssm-store") for name in names)
+    failures = parallel.each(lambda x: 1 // x, [1, 0])
+    assert failures[0] == 1 and isinstance(failures[1], ZeroDivisionError)
