@@ -123,8 +123,8 @@ def read_stripes(pipe: Pipeline, fh: BinaryIO, source: Path, size: int, data_len
 
 
 def encode_stripe(k: int, n: int, block_size: int, final: bool, data: bytes
-                ) -> tuple[list[bytes | memoryview], int]:
-    """All n blocks of one stripe, and how many plaintext bytes it carries."""
+                  ) -> list[bytes | memoryview]:
+    """All n blocks of one stripe (the last one zero-padded to k equal blocks)."""
     plain = len(data)
     blen = -(-plain // k) if final else block_size
     if plain < k * blen:
@@ -133,7 +133,7 @@ def encode_stripe(k: int, n: int, block_size: int, final: bool, data: bytes
     blocks: list[bytes | memoryview] = [view[j * blen:(j + 1) * blen] for j in range(k)]
     if n > k:
         blocks += erasure.encode(k, n, blocks)
-    return blocks, plain
+    return blocks
 
 
 def encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int,
@@ -164,8 +164,7 @@ def seal_and_write(pipe: Pipeline, index: int, slot: int, store: str, key: bytes
     plain_done = 0
     while True:
         stripe, final, job, real = inp.get()
-        blocks, _ = job.result()
-        sealed = aead.encrypt(block_nonce(stripe, final), blocks[index], header)
+        sealed = aead.encrypt(block_nonce(stripe, final), job.result()[index], header)
         writer.write(sealed)
         written += len(sealed)
         plain_done += real

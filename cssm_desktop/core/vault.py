@@ -136,6 +136,17 @@ class Vault:
         self.status[name] = StoreStatus(state, reason)
         log.warning("store %s %s: %s", name, state.value, reason)
 
+    def _use(self, index: int, store: Store, header: VaultHeader) -> None:
+        """`store` holds `index` with this good header: in use, nothing pending for it."""
+        self.stores[index] = store
+        self.headers[index] = header
+        self.seen[store.name] = header
+        self._forget(store.name)
+
+    def _forget(self, name: str) -> None:
+        for table in (self.spare, self.reseal, self.status):
+            table.pop(name, None)  # type: ignore[attr-defined]
+
     @property
     def binding(self) -> Binding:
         return Binding(self.vault_id, dict(self.bound))
@@ -362,9 +373,7 @@ class Vault:
             index = self.bound.get(name)
             if index is None or index != header.index:
                 continue
-            self.stores[index] = self.members[name]
-            self.headers[index] = header
-            self.status.pop(name, None)
+            self._use(index, self.members[name], header)
             if header.kdf_group != base.kdf_group or header.version != base.version:
                 self.reseal[name] = self.members[name]
         for name in self.bound:
@@ -411,12 +420,7 @@ class Vault:
                                       base.kdf, base.salt, base.version)
             store.prepare()
             store.put_bytes(vault_key(self.vault_id), header.to_bytes())
-            self.stores[index] = store
-            self.headers[index] = header
-            self.seen[name] = header
-            self.spare.pop(name, None)
-            self.reseal.pop(name, None)
-            self.status.pop(name, None)
+            self._use(index, store, header)
             log.info("store %s: vault header written as store #%d of vault %s", name,
                      index + 1, self.id_hex)
             healed.append(name)
@@ -439,8 +443,7 @@ class Vault:
             raise VaultError(f"store {new.name!r} already holds a header of this vault; "
                              "replace a store only with an empty one")
         index = self.bound.pop(old)
-        for table in (self.spare, self.reseal, self.status):
-            table.pop(old, None)  # type: ignore[attr-defined]
+        self._forget(old)
         self.foreign.discard(old)
         self.members.pop(old, None)
         self.stores.pop(index, None)
@@ -540,11 +543,7 @@ def change_password(vault: Vault, new: str, kdf: KdfParams | None = None) -> Non
                for i in range(vault.n)}
     stores = [targets[i] for i in range(vault.n)]
     _write_headers(stores, headers)   # type: ignore[arg-type]
-    vault.headers = headers
-    vault.stores = dict(enumerate(stores))   # type: ignore[arg-type]
     for i, store in enumerate(stores):
         assert store is not None
-        vault.seen[store.name] = headers[i]
-        for table in (vault.spare, vault.reseal, vault.status):
-            table.pop(store.name, None)  # type: ignore[attr-defined]
+        vault._use(i, store, headers[i])
     vault.pk, vault.unlocked_with = pk, headers[0]
