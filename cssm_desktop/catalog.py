@@ -12,18 +12,26 @@ from .config import prepare_dir
 from .durable import private_file
 from .errors import CatalogError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-HEALTHY = "healthy"
-DEGRADED = "degraded"   # still >= k good stores, but some part is missing or damaged
+# A file's health in the words both faces show (the window and `cssm` say the same).
+SAFE = "safe"           # every store holds a good part
+AT_RISK = "at risk"     # still >= k good stores, but some part is missing, damaged or
+                        # on a store that is down: restorable, repair recommended
 LOST = "lost"           # fewer than k good stores were found at the last check
+MIN_ID_PREFIX = 6       # hex digits of a file id that name it (as `git` takes short ids)
+_SEVERITY = {SAFE: 0, AT_RISK: 1, LOST: 2}
 
 
 def health_of(damaged: int, n: int, k: int) -> str:
-    """Healthy with no damaged store; degraded while k of n are still good; else lost."""
+    """Safe with no bad store; at risk while k of n are still good; else lost."""
     if not damaged:
-        return HEALTHY
-    return DEGRADED if n - damaged >= k else LOST
+        return SAFE
+    return AT_RISK if n - damaged >= k else LOST
+
+
+def worst(*healths: str) -> str:
+    return max(healths, key=lambda h: _SEVERITY.get(h, 2))
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Entry:
     tag: str        # content_tag() of the file (keyed); '' until known
     n: int
     k: int
-    health: str = HEALTHY
+    health: str = SAFE
     damaged: str = ""   # comma-separated store names
 
     def as_json(self) -> dict[str, object]:
@@ -107,6 +115,15 @@ class Catalog:
                 COMMIT;""")
             self._db.execute("VACUUM")   # no old hash left in free pages
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            version = 2
+        if version < 3:
+            # Health in the words the faces use ("healthy"/"degraded" said too little).
+            self._db.executescript("""
+                BEGIN;
+                UPDATE files SET health = 'safe' WHERE health = 'healthy';
+                UPDATE files SET health = 'at risk' WHERE health = 'degraded';
+                PRAGMA user_version = 3;
+                COMMIT;""")
 
     def close(self) -> None:
         self._db.close()
@@ -140,7 +157,7 @@ class Catalog:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND (id = ? OR name = ? "
-                "OR (length(?) >= 6 AND substr(id, 1, length(?)) = lower(?))) "
+                f"OR (length(?) >= {MIN_ID_PREFIX} AND substr(id, 1, length(?)) = lower(?))) "
                 "ORDER BY stored_at_ns", (vault_id, ref.lower(), ref, ref, ref, ref)).fetchall()
         return [Entry(*row) for row in rows]
 

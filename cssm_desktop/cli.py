@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .catalog import HEALTHY
+from .catalog import SAFE
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, set_secret
 from .core import erasure
-from .core.status import PieceState
+from .core.status import PieceState, StoreState, risk_text
 from .core.verify import FileReport, StoreCheck
-from .engine import Engine
+from .engine import Duplicate, Engine
 from .errors import (
     CatalogError,
     CssmError,
@@ -30,6 +30,7 @@ from .errors import (
     NoVault,
     log_text,
 )
+from .paths import printable
 from .units import age, human
 
 log = logging.getLogger(__name__)
@@ -96,20 +97,34 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_put(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    missing = [p for p in args.paths if not p.exists() and not p.is_symlink()]
-    for p in missing:
-        print(f"cssm: error: {p}: no such file or folder", file=sys.stderr)
     _unlock(engine, args)
     bar = ProgressBar(enabled=None if not args.json else False)
-    results = engine.put([p for p in args.paths if p not in missing], listener=bar)
-    failed = len(missing)
+    mode = Duplicate.REPLACE if args.replace else Duplicate.AGAIN if args.again \
+        else Duplicate.SKIP
+    results = engine.put(args.paths, listener=bar, duplicates=mode)
+    failed = 0
+    twins = 0
     for r in results:
         if r.error is not None:
             failed += 1
-            print(f"cssm: error: {r.source}: {r.error}", file=sys.stderr)
+            msg = str(r.error)
+            if str(r.source) not in msg:
+                msg = f"{r.source}: {msg}"
+            print(f"cssm: error: {printable(msg)}", file=sys.stderr)
+        elif r.duplicate_of is not None:
+            twins += 1
+            print(f"skipped  {printable(str(r.source))}: already stored as "
+                  f"{r.duplicate_of.id[:12]} (same name and content)", file=sys.stderr)
+        elif r.skipped:
+            print(f"skipped  {printable(str(r.source))}: {r.skipped}", file=sys.stderr)
         elif not args.json:
             assert r.stored is not None
-            print(f"{r.stored.id_hex}  {r.source}")
+            print(f"{r.stored.id_hex}  {printable(str(r.source))}")
+            for old in r.replaced:
+                print(f"removed  {old}  (older copy of {printable(r.name)})")
+    if twins:
+        print(f"{twins} file(s) were already stored; --again stores a second copy, --replace "
+              "stores anew and removes the old one", file=sys.stderr)
     if args.json:
         print(json.dumps([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
                           for r in results if r.stored], ensure_ascii=False))
@@ -128,9 +143,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
     print(f"{'ID':<12}  {'SIZE':>10}  {'STORED AT':<20}  {'HEALTH':<9}  NAME")
     for e in entries:
         j = e.as_json()
-        health = e.health if e.health == HEALTHY else f"{e.health}*"
         print(f"{e.id[:12]}  {human(e.size):>10}  {str(j['stored_at'])[:19]:<20}  "
-              f"{health:<9}  {e.name}")
+              f"{e.health:<9}  {printable(e.name)}")
+    at_risk = sum(e.health != SAFE for e in entries)
+    if at_risk:
+        print(f"{at_risk} of {len(entries)} files not safe: `cssm stores status` shows the "
+              "stores, `cssm repair` mends what it can", file=sys.stderr)
     return 0
 
 
@@ -139,11 +157,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     entry = engine.resolve(args.ref)
     dest = args.output
     target = engine.destination(entry.name, dest)
-    if target.exists() and not args.force:
+    if target.is_dir():
+        raise DestinationExists(str(target), folder=True)
+    if (target.exists() or target.is_symlink()) and not args.force:
         raise DestinationExists(str(target))
     _unlock(engine, args)
     path = engine.get(entry, dest, force=args.force, listener=ProgressBar())
-    print(f"restored {entry.name} -> {path}")
+    print(f"restored {printable(entry.name)} -> {printable(str(path))}")
     return 0
 
 
@@ -156,10 +176,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
         where = ", ".join(f"{s} ({r})" for s, r in left.items())
         if len(left) >= e.k:  # k stores may still hold metadata: it could be restored
             status = EXIT_ERROR
-            print(f"cssm: error: {e.name} could not be removed from enough stores: {where}",
-                  file=sys.stderr)
+            print(f"cssm: error: {printable(e.name)} could not be removed from enough "
+                  f"stores: {where}", file=sys.stderr)
             continue
-        print(f"removed {e.id}  {e.name}")
+        print(f"removed {e.id}  {printable(e.name)}")
         if left:
             print(f"cssm: warning: not cleaned on {where}; `cssm gc` will finish",
                   file=sys.stderr)
@@ -176,18 +196,18 @@ def _cell(check: StoreCheck) -> str:
     return _CELL[check.state]
 
 
-def _print_checks(rows: list[tuple[str, str, FileReport | str]]) -> None:
-    reports = [r for _, _, r in rows if not isinstance(r, str)]
+def _print_checks(rows: list[tuple[str, str, FileReport | CssmError]]) -> None:
+    reports = [r for _, _, r in rows if isinstance(r, FileReport)]
     names = [c.store for c in reports[0].checks] if reports else []
     width = max([7, *(len(n) for n in names)])
     print(f"{'ID':<12}  " + "  ".join(f"{n:<{width}}" for n in names) + "  NAME")
     problems = []
     for fid, name, report in rows:
-        if isinstance(report, str):
-            print(f"{fid[:12]}  {'LOST: ' + report}  {name}")
+        if not isinstance(report, FileReport):
+            print(f"{fid[:12]}  LOST: {report}  {printable(name)}")
             continue
         print(f"{fid[:12]}  " + "  ".join(f"{_cell(c):<{width}}" for c in report.checks)
-              + f"  {name}")
+              + f"  {printable(name)}")
         problems += [f"  {fid[:12]} {c.store}: {c.problem}" for c in report.checks if not c.ok]
     if problems:
         print("problems:")
@@ -199,10 +219,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _unlock(engine, args)
     results = engine.verify(args.refs or None, listener=ProgressBar(report_damage=False))
     _print_checks([(e.id, e.name, r) for e, r in results])
-    healthy = sum(1 for _, r in results if not isinstance(r, str) and r.healthy)
-    lost = sum(1 for _, r in results if isinstance(r, str) or not r.restorable)
+    healthy = sum(1 for _, r in results if isinstance(r, FileReport) and r.healthy)
+    lost = sum(1 for _, r in results if not isinstance(r, FileReport) or not r.restorable)
     degraded = len(results) - healthy - lost
-    print(f"verified {len(results)} files: {healthy} healthy, {degraded} degraded "
+    print(f"verified {len(results)} files: {healthy} safe, {degraded} at risk "
           f"(restorable; run `cssm repair`), {lost} lost")
     return 0 if healthy == len(results) else EXIT_ERROR
 
@@ -216,21 +236,21 @@ def cmd_repair(args: argparse.Namespace) -> int:
         print(f"store {name!r}: vault header written (it was empty, damaged or stale)")
     bad = 0
     for entry, res in results:
-        if isinstance(res, str):
+        if isinstance(res, CssmError):
             bad += 1
-            print(f"cssm: error: {entry.name}: {res}", file=sys.stderr)
+            print(f"cssm: error: {printable(entry.name)}: {res}", file=sys.stderr)
         elif res.after.healthy:
             if res.rebuilt:
-                print(f"repaired {entry.id[:12]}  {entry.name}: rebuilt on "
+                print(f"repaired {entry.id[:12]}  {printable(entry.name)}: rebuilt on "
                       f"{', '.join(res.rebuilt)}")
         else:
             # What was checked just now says so: unreachable or foreign stores could not
             # be written, so the file is not whole, whatever else was rebuilt.
             bad += 1
             left = "; ".join(f"{c.store}: {c.problem}" for c in res.after.checks if not c.ok)
-            print(f"cssm: error: {entry.name}: still at risk ({left})", file=sys.stderr)
+            print(f"cssm: error: {printable(entry.name)}: still at risk ({left})", file=sys.stderr)
     fine = len(results) - bad
-    print(f"{fine} of {len(results)} files healthy")
+    print(f"{fine} of {len(results)} files safe")
     return 0 if bad == 0 else EXIT_ERROR
 
 
@@ -287,6 +307,33 @@ def cmd_stores_list(args: argparse.Namespace) -> int:
     return 0
 
 
+_STATE = {StoreState.REACHABLE: "ok", StoreState.UNREACHABLE: "DOWN",
+          StoreState.DAMAGED: "DAMAGED", StoreState.FOREIGN: "FOREIGN",
+          StoreState.EMPTY: "EMPTY"}
+
+
+def cmd_stores_status(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    reports = engine.check_stores(count_bytes=True)
+    width = max(8, *(len(r.name) for r in reports))
+    print(f"{'STORE':<{width}}  {'#':<3}  {'STATE':<7}  {'HELD':>10}  WHY")
+    for r in reports:
+        slot = f"#{r.index + 1}" if r.index is not None else "-"
+        held = human(r.held) if r.held is not None else "?"
+        print(f"{r.name:<{width}}  {slot:<3}  {_STATE[r.state]:<7}  {held:>10}  {r.reason}")
+    try:
+        down = engine.down()
+        vault = engine.vault()
+    except CssmError:
+        return EXIT_ERROR
+    text = risk_text(len(down), vault.n, vault.k)
+    if down:
+        print(text, file=sys.stderr)
+        return EXIT_ERROR
+    print(text)
+    return 0
+
+
 def cmd_stores_replace(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
@@ -328,7 +375,7 @@ def cmd_stores_secret(args: argparse.Namespace) -> int:
 def _hint(exc: CssmError) -> str:
     """What to type next, in this face's words (the engine names no command or flag)."""
     if isinstance(exc, DestinationExists):
-        return "; use --force to overwrite"
+        return "" if exc.folder else "; use --force to overwrite"
     if isinstance(exc, NotFound):
         return " (try `cssm ls`, or `cssm catalog rebuild` on a new machine)"
     if isinstance(exc, NoVault):
@@ -363,12 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("put", cmd_put, "store files and folders")
     sp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     sp.add_argument("--json", action="store_true", help="print a JSON list of stored files")
+    twin = sp.add_mutually_exclusive_group()
+    twin.add_argument("--again", action="store_true",
+                      help="store a file even if the same name and content are stored "
+                           "(default: skip it and say so)")
+    twin.add_argument("--replace", action="store_true",
+                      help="store it anew and remove older copies of the same name")
     sp = add("ls", cmd_ls, "list stored files")
     sp.add_argument("--json", action="store_true")
     sp = add("get", cmd_get, "restore a stored file")
     sp.add_argument("ref", metavar="ID|NAME")
-    sp.add_argument("-o", "--output", type=Path, metavar="DEST",
-                    help="file to write, or folder to write into (default: current folder)")
+    sp.add_argument("-o", "--output", metavar="DEST",
+                    help="file to write, or folder to write into (an existing folder, or "
+                         "one written with a trailing /; default: current folder)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     sp = add("rm", cmd_rm, "delete stored files from every store")
     sp.add_argument("refs", nargs="+", metavar="ID")
@@ -388,9 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("passwd", cmd_passwd, "change the vault password (no data is rewritten)")
     sp = add("stores", None, "show or check the configured stores")  # type: ignore[arg-type]
     ssub = sp.add_subparsers(dest="sub", required=True,
-                             metavar="{list,test,secret,replace}")
+                             metavar="{list,status,test,secret,replace}")
     ssub.add_parser("list", parents=[common], help="show stores").set_defaults(
         func=cmd_stores_list)
+    ssub.add_parser("status", parents=[common],
+                    help="look at each store now: reachable, down, damaged; bytes held; "
+                         "exit 0 only if all are usable").set_defaults(func=cmd_stores_status)
     ssub.add_parser("test", parents=[common], help="check each store").set_defaults(
         func=cmd_stores_test)
     sec = ssub.add_parser("secret", parents=[common],

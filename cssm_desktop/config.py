@@ -81,7 +81,9 @@ class StoreConfig:
             if not self.path:
                 raise ConfigError(f"store {self.name!r}: a folder store needs `path`")
         elif self.type == "s3":
-            if not self.bucket or not _BUCKET_RE.match(self.bucket) or ".." in self.bucket:
+            if not self.bucket:
+                raise ConfigError(f"store {self.name!r}: an S3 store needs `bucket`")
+            if not _BUCKET_RE.match(self.bucket) or ".." in self.bucket:
                 raise ConfigError(f"store {self.name!r}: bucket {self.bucket!r} is not a valid "
                                   "bucket name (3-63 lowercase letters, digits, dots, hyphens)")
             if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
@@ -110,6 +112,22 @@ class Config:
         for store in self.stores:
             store.index = binding.indexes.get(store.name)
 
+    def folder(self, store: StoreConfig) -> Path:
+        """A folder store's path: `~` and `$VARS` expanded, and a relative path taken from
+        the config file's folder (never from wherever the command happens to run)."""
+        assert store.path is not None
+        path = Path(os.path.expandvars(os.path.expanduser(store.path)))
+        if not path.is_absolute():
+            base = self.path.parent if self.path is not None else Path.cwd()
+            path = base / path
+        return Path(os.path.normpath(path))
+
+    def location(self, store: StoreConfig) -> str:
+        """Where a store keeps its objects, to tell two stores at one place apart."""
+        if store.type == "folder":
+            return os.path.normcase(os.path.realpath(self.folder(store)))
+        return f"s3 {store.endpoint_url or 'aws'} {store.bucket} {(store.prefix or '').strip('/')}"
+
     def validate(self) -> None:
         n = len(self.stores)
         if n < 2:
@@ -134,6 +152,14 @@ class Config:
                 raise ConfigError(f"{self.where()}: stores {indexes[store.index]!r} and "
                                   f"{store.name!r} are both bound to index {store.index}")
             indexes[store.index] = store.name
+        places: dict[str, str] = {}
+        for store in self.stores:
+            place = self.location(store)
+            if place in places:
+                raise ConfigError(f"{self.where()}: stores {places[place]!r} and {store.name!r} "
+                                  "are the same place; each store must be a different folder "
+                                  "or bucket, or losing one loses both")
+            places[place] = store.name
         if self.vault is not None and not re.fullmatch(r"[0-9a-f]{32}", self.vault):
             raise ConfigError(f"{self.where()}: vault must be 32 lowercase hex digits")
         if indexes and self.vault is None:

@@ -5,31 +5,46 @@ Nothing here draws or prompts; the CLI and the GUI pass listeners and cancel tok
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from enum import Enum
+from pathlib import Path
 
 from . import config as cfgmod
-from .catalog import DEGRADED, HEALTHY, LOST, Catalog, Entry, health_of
+from .catalog import (
+    AT_RISK,
+    LOST,
+    MIN_ID_PREFIX,
+    SAFE,
+    Catalog,
+    Entry,
+    health_of,
+    worst,
+)
 from .config import Config
 from .core import parallel
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
 from .core.keys import KdfParams, content_tag
 from .core.progress import CancelToken, FileFailed, Listener, Step, ignore
-from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, put_file
+from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_file
 from .core.remove import remove_everywhere
 from .core.repair import RepairResult, repair_file
 from .core.scan import scan
-from .core.status import StoreState, StoreStatus
+from .core.status import StoreReport, StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
 from .errors import (
     Cancelled,
     ConfigError,
     CssmError,
+    DestinationExists,
     FormatError,
     InputError,
     IntegrityError,
@@ -38,10 +53,19 @@ from .errors import (
     StoreError,
     log_text,
 )
+from .paths import list_sources, printable, safe_relative
 from .stores.base import Store
 from .stores.factory import make_store
 
 log = logging.getLogger(__name__)
+
+
+class Duplicate(Enum):
+    """What a put does with a file whose name and content are already stored."""
+
+    SKIP = "skip"          # the default: nothing is uploaded
+    AGAIN = "again"        # store a second copy
+    REPLACE = "replace"    # store it, then remove the older copies of that name
 
 
 @dataclass(frozen=True)
@@ -50,31 +74,18 @@ class PutResult:
     name: str
     stored: StoredFile | None = None
     error: CssmError | None = None
+    skipped: str = ""                 # why it was left out (a link, a FIFO, a duplicate)
+    duplicate_of: Entry | None = None
+    replaced: tuple[str, ...] = ()    # ids of older copies removed (Duplicate.REPLACE)
 
 
-def expand_paths(paths: list[Path]) -> list[tuple[Path, str]]:
-    """Files keep their base name; files in folders are named relative to the folder's parent."""
-    out: list[tuple[Path, str]] = []
-    for path in paths:
-        if path.is_dir():
-            base = path.resolve().parent
-            for dirpath, dirs, files in os.walk(path):
-                dirs.sort()
-                for fname in sorted(files):
-                    full = Path(dirpath, fname)
-                    out.append((full, full.resolve().relative_to(base).as_posix()))
-        else:
-            out.append((path, path.name))
-    return out
-
-
-def safe_relative(name: str) -> Path:
-    """A stored name as a relative path that cannot climb out of the destination folder."""
-    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts
-             if p not in ("", ".", "..", "/") and "\x00" not in p and ":" not in p]
-    if not parts:
-        raise FormatError(f"stored name {name!r} is not usable as a file name")
-    return Path(*parts)
+def sha256_of(source: Path) -> bytes:
+    """The plain SHA-256 of a local file, kept in memory only (it becomes a keyed tag)."""
+    with open_source(source) as fh:
+        try:
+            return hashlib.file_digest(fh, "sha256").digest()
+        except OSError as exc:
+            raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
 
 
 class Engine:
@@ -86,6 +97,8 @@ class Engine:
         self._stores: list[Store] | None = stores
         self._broken: dict[str, str] = {}
         self._vault: Vault | None = None
+        # The last fresh look at each store (check_stores), newer than the vault's open.
+        self._checked: dict[str, StoreReport] = {}
         # The window's workers reach for the stores and the vault from several threads at
         # once; each is built once, under this lock (re-entrant: vault() needs stores).
         self._lock = threading.RLock()
@@ -99,7 +112,8 @@ class Engine:
                 made = []
                 for sc in self.config.stores:
                     try:
-                        made.append(make_store(sc))
+                        made.append(make_store(
+                            sc, folder=self.config.folder(sc) if sc.type == "folder" else None))
                     except StoreError as exc:
                         self._broken[sc.name] = exc.reason
                 self._stores = made
@@ -179,37 +193,132 @@ class Engine:
         out += [(name, "s3", reason) for name, reason in self._broken.items()]
         return out
 
+    def check_stores(self, count_bytes: bool = False) -> list[StoreReport]:
+        """A fresh look at every configured store (one small read each; `count_bytes` also
+        lists what this vault holds there). File health follows from it at once."""
+        now = time.time()
+        try:
+            vault = self.vault()
+        except CssmError as exc:   # no store could be opened: every row says why
+            return [StoreReport(s.name, s.describe(), None, StoreState.UNREACHABLE,
+                                self._broken.get(s.name, str(exc)), now)
+                    for s in self.stores] + [
+                    StoreReport(name, "s3", None, StoreState.UNREACHABLE, why, now)
+                    for name, why in self._broken.items()]
+        states = vault.probe()
+        for name, reason in self._broken.items():
+            states[name] = StoreStatus(StoreState.UNREACHABLE, reason)
+        held: dict[str, int | BaseException] = {}
+        if count_bytes:
+            reachable = [s for s in self.stores
+                         if states.get(s.name, StoreStatus(StoreState.UNREACHABLE, "")).state
+                         is StoreState.REACHABLE]
+            counted = parallel.each(
+                lambda s: sum(o.size for o in s.list(vault.id_hex + "/")), reachable)
+            held = {s.name: c for s, c in zip(reachable, counted, strict=True)}
+        reports = []
+        kinds = {s.name: s.describe() for s in self.stores}
+        for sc in self.config.stores:
+            st = states.get(sc.name, StoreStatus(StoreState.UNREACHABLE, "not configured"))
+            size = held.get(sc.name)
+            reports.append(StoreReport(sc.name, kinds.get(sc.name, sc.type),
+                                       vault.bound.get(sc.name), st.state, st.reason, now,
+                                       size if isinstance(size, int) else None))
+        with self._lock:
+            self._checked = {r.name: r for r in reports}
+        return reports
+
+    def down(self, vault: Vault | None = None) -> dict[str, str]:
+        """The vault's stores that are not usable now (name -> why), by the newest look:
+        a fresh check if there was one, else what opening the vault found."""
+        vault = vault or self.vault()
+        out = {}
+        for index in range(vault.n):
+            name = vault.store_name(index)
+            checked = self._checked.get(name)
+            if checked is not None:
+                if checked.state is not StoreState.REACHABLE:
+                    out[name] = checked.reason
+            elif index not in vault.stores:
+                status = vault.status.get(name)
+                out[name] = status.reason if status else "not reachable"
+        return out
+
     # ---------------------------------------------------------------- files
 
     def entries(self) -> list[Entry]:
-        return self.catalog.entries(self.vault().id_hex)
+        """Stored files with the health the facts give now: the last verify or restore,
+        made worse by any of the vault's stores that is down at this moment."""
+        vault = self.vault()
+        down = set(self.down(vault))
+        out = []
+        for e in self.catalog.entries(vault.id_hex):
+            bad = {s for s in e.damaged.split(",") if s} | down
+            health = worst(e.health, health_of(len(bad), e.n, e.k))
+            if health != e.health or bad != set(filter(None, e.damaged.split(","))):
+                e = dataclasses.replace(e, health=health, damaged=",".join(sorted(bad)))
+            out.append(e)
+        return out
 
     def resolve(self, ref: str) -> Entry:
         matches = self.catalog.find(self.vault().id_hex, ref)
         if not matches:
-            raise NotFound(f"no stored file matches {ref!r}")
+            short = len(ref) < MIN_ID_PREFIX and all(c in "0123456789abcdefABCDEF" for c in ref)
+            raise NotFound(f"no stored file matches {printable(ref)}" + (
+                f" (an id prefix needs at least {MIN_ID_PREFIX} hex digits)" if short else ""))
         if len({m.id for m in matches}) > 1:
             ids = ", ".join(m.id[:12] for m in matches)
             raise NotFound(f"{ref!r} matches several files ({ids}); give the id")
         return matches[0]
 
     def put(self, paths: list[Path], listener: Listener = ignore,
-            cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE
-            ) -> list[PutResult]:
-        """Each file on its own: one unreadable file fails alone, the others are stored."""
-        vault = self.vault()
+            cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+            duplicates: Duplicate = Duplicate.SKIP) -> list[PutResult]:
+        """Each file on its own: one unreadable file fails alone, the others are stored;
+        links inside folders and special files are skipped with the reason."""
         cancel = cancel or CancelToken()
         results = []
-        for source, name in expand_paths(paths):
-            if cancel.cancelled:
-                results.append(PutResult(source, name, error=Cancelled()))
-                continue
-            results.append(self.put_one(vault, source, name, listener, cancel, block_size))
+        for path in paths:
+            sources, left_out = list_sources([path])
+            for s in left_out:
+                if s.asked:
+                    log.warning("put failed: InputError (%s)", s.reason)   # no path in the log
+                    results.append(PutResult(s.path, s.path.name,
+                                             error=InputError(f"{s.path}: {s.reason}")))
+                else:
+                    results.append(PutResult(s.path, s.path.name, skipped=s.reason))
+            for src in sources:
+                if cancel.cancelled:
+                    results.append(PutResult(src.path, src.name, error=Cancelled()))
+                    continue
+                results.append(self.put_one(src.path, src.name, listener, cancel, block_size,
+                                            duplicates))
         return results
 
-    def put_one(self, vault: Vault, source: Path, name: str, listener: Listener,
-                cancel: CancelToken, block_size: int = DEFAULT_BLOCK_SIZE) -> PutResult:
+    def stored_copy(self, source: Path, name: str) -> Entry | None:
+        """An entry with this name and the same content (keyed tag), if there is one.
+
+        Only files whose name is already stored are read for this, so a put of new files
+        costs no extra pass."""
+        vault = self.vault()
+        same_name = [e for e in self.catalog.find(vault.id_hex, name)
+                     if e.name == name and e.tag]
+        if not same_name:
+            return None
+        tag = content_tag(vault.require_key(), vault.vault_id, sha256_of(source)).hex()
+        return next((e for e in same_name if hmac.compare_digest(e.tag, tag)), None)
+
+    def put_one(self, source: Path, name: str, listener: Listener = ignore,
+                cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+                duplicates: Duplicate = Duplicate.SKIP) -> PutResult:
+        vault = self.vault()
+        cancel = cancel or CancelToken()
         try:
+            if duplicates is not Duplicate.AGAIN:
+                twin = self.stored_copy(source, name)
+                if twin is not None and duplicates is Duplicate.SKIP:
+                    return PutResult(source, name, skipped="already stored with the same "
+                                     "content", duplicate_of=twin)
             stored = put_file(vault, source, name, k=self.config.threshold,
                               block_size=block_size, listener=listener, cancel=cancel)
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
@@ -223,13 +332,28 @@ class Engine:
         self.catalog.add(vault.id_hex, Entry(stored.id_hex, stored.name, stored.size,
                                              stored.mtime_ns, stored.stored_at_ns, tag,
                                              stored.n, stored.k))
-        return PutResult(source, name, stored=stored)
+        replaced: tuple[str, ...] = ()
+        if duplicates is Duplicate.REPLACE:
+            older = [e.id for e in self.catalog.find(vault.id_hex, name)
+                     if e.name == name and e.id != stored.id_hex]
+            for old in older:
+                self.remove(old)
+            replaced = tuple(older)
+        return PutResult(source, name, stored=stored, replaced=replaced)
 
-    def get(self, entry: Entry, dest: Path | None = None, force: bool = False,
+    def get(self, entry: Entry, dest: str | Path | None = None, force: bool = False,
             listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:
         vault = self.vault()
         target = self.destination(entry.name, dest)
-        opened = open_file(vault, bytes.fromhex(entry.id), listener)
+        if target.is_dir():
+            raise DestinationExists(str(target), folder=True)
+        try:
+            opened = open_file(vault, bytes.fromhex(entry.id), listener)
+        except NotEnoughStores as exc:
+            # What a restore just found is a fact: the list must not keep saying "safe".
+            self.catalog.set_health(vault.id_hex, entry.id, LOST,
+                                    set(exc.failures) | set(self.down(vault)))
+            raise
         try:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
                                 cancel=cancel)
@@ -241,53 +365,60 @@ class Engine:
         return path
 
     @staticmethod
-    def destination(name: str, dest: Path | None) -> Path:
+    def destination(name: str, dest: str | Path | None) -> Path:
+        """Where a stored file goes: into `dest` if it is a folder (or is written as one,
+        with a trailing slash, and created), else to `dest` itself."""
         rel = safe_relative(name)
         if dest is None:
             return Path.cwd() / rel
-        if dest.is_dir():
+        as_folder = str(dest).endswith(("/", os.sep))
+        dest = Path(dest)
+        if as_folder or dest.is_dir():
             return dest / rel
         return dest
 
     def verify(self, ids: list[str] | None = None, listener: Listener = ignore,
-               cancel: CancelToken | None = None) -> list[tuple[Entry, FileReport | str]]:
+               cancel: CancelToken | None = None) -> list[tuple[Entry, FileReport | CssmError]]:
         """Each file's report, or why it could not be checked; health goes to the catalog."""
         vault = self.vault()
-        out: list[tuple[Entry, FileReport | str]] = []
+        out: list[tuple[Entry, FileReport | CssmError]] = []
         selection = self._selection(ids)
         for done, entry in enumerate(selection):
             if cancel:
                 cancel.check()
-            listener(Step("verify", done, len(selection)))
+            listener(Step("verify", done, len(selection), entry.name))
             try:
                 report = verify_file(vault, bytes.fromhex(entry.id), listener, cancel)
             except (NotEnoughStores, FormatError) as exc:
-                self.catalog.set_health(vault.id_hex, entry.id, LOST, [])
-                out.append((entry, str(exc)))
+                self.catalog.set_health(vault.id_hex, entry.id, LOST,
+                                        getattr(exc, "failures", {}))
+                out.append((entry, exc))
                 continue
             self._record_report(vault, entry, report)
             out.append((entry, report))
+        listener(Step("verify", len(selection), len(selection)))
         return out
 
     def repair(self, ids: list[str] | None = None, listener: Listener = ignore,
                cancel: CancelToken | None = None
-               ) -> tuple[list[str], list[tuple[Entry, RepairResult | str]]]:
+               ) -> tuple[list[str], list[tuple[Entry, RepairResult | CssmError]]]:
         """Adopt empty replacement stores, then rebuild what is bad; (adopted, results)."""
         vault = self.vault()
         adopted = vault.heal_headers()
-        out: list[tuple[Entry, RepairResult | str]] = []
+        out: list[tuple[Entry, RepairResult | CssmError]] = []
         selection = self._selection(ids)
         for done, entry in enumerate(selection):
             if cancel:
                 cancel.check()
-            listener(Step("repair", done, len(selection)))
+            listener(Step("repair", done, len(selection), entry.name))
             try:
                 result = repair_file(vault, bytes.fromhex(entry.id), listener, cancel)
             except (NotEnoughStores, StoreError, FormatError, IntegrityError) as exc:
-                out.append((entry, str(exc)))
+                out.append((entry, exc))
                 continue
             self._record_report(vault, entry, result.after)
             out.append((entry, result))
+        listener(Step("repair", len(selection), len(selection)))
         return adopted, out
 
     def gc(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
@@ -299,7 +430,7 @@ class Engine:
         return [self.resolve(i) for i in ids] if ids else self.entries()
 
     def _record_report(self, vault: Vault, entry: Entry, report: FileReport) -> None:
-        health = HEALTHY if report.healthy else DEGRADED if report.restorable else LOST
+        health = SAFE if report.healthy else AT_RISK if report.restorable else LOST
         self.catalog.set_health(vault.id_hex, entry.id, health, report.damaged)
 
     def remove(self, file_id: str) -> dict[str, str]:

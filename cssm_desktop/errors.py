@@ -85,9 +85,11 @@ class IntegrityError(CssmError):
 
 
 class DestinationExists(CssmError):
-    def __init__(self, path: str) -> None:
-        super().__init__(f"{path} exists")
+    def __init__(self, path: str, folder: bool = False) -> None:
+        super().__init__(f"{path} is a folder; a restored file never replaces a folder"
+                         if folder else f"{path} exists")
         self.path = path
+        self.folder = folder
 
 
 class Cancelled(CssmError):

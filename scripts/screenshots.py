@@ -74,10 +74,10 @@ def main() -> None:
     # A vault with files, and a queue in progress
     ctx = AppContext(config_file=tmp / "config.toml", catalog_file=tmp / "catalog.sqlite")
     window = MainWindow(ctx)
-    window.resize(980, 700)
+    window.resize(1000, 860)
     window.show()
     window.create_local_vault("screenshot password", root=tmp / "stores")
-    wait_for(window.vault_ready, 60, "vault")
+    wait_for(window.stores_checked, 60, "vault and stores")
     src = tmp / "Documents"
     (src / "Taxes 2026").mkdir(parents=True)
     for name, size in (("Taxes 2026/return.pdf", 412_000), ("Taxes 2026/receipts.zip", 3_100_000),
@@ -87,7 +87,32 @@ def main() -> None:
     window.add_paths([src])
     wait_for(window.queue.all_finished, 120, "uploads")
     wait_for(window.files_loaded, 30, "files")
+    window.check_stores()
+    wait_for(window.stores_checked, 30, "stores")
     window.queue.clear_finished()
+
+    # The stores panel in each state: all reachable, one disk away, two away.
+    docs["stores-ok.png"] = window.grab()
+    stores = tmp / "stores"
+    for shot, away in (("stores-one-down.png", ["store-4"]),
+                       ("stores-two-down.png", ["store-4", "store-2"])):
+        for name in away:
+            if (stores / name).exists():
+                (stores / name).rename(tmp / name)
+        window.check_stores()
+        wait_for(window.stores_checked, 30, "stores")
+        wait_for(window.files_loaded, 30, "files")
+        docs[shot] = window.grab()
+    dialog = window.repair_all()
+    wait_for(dialog.ended, 60, "repair")
+    app.processEvents()
+    docs["repair-result.png"] = dialog.grab()
+    dialog.close()
+    for name in ("store-4", "store-2"):
+        (tmp / name).rename(stores / name)
+    window.check_stores()
+    wait_for(window.stores_checked, 30, "stores")
+    wait_for(window.files_loaded, 30, "files")
     now = time.monotonic()
     jobs = [Job(Path("/home/ana/Videos/holiday-2026.mkv"), "holiday-2026.mkv", 2_400_000_000,
                 State.RUNNING, 1_130_000_000, started=now - 9.5),
@@ -98,9 +123,7 @@ def main() -> None:
             Job(Path("/home/ana/backup.img"), "backup.img", 16_000_000_000)]
     queue = window.queue
     queue.paused = True
-    queue.beginResetModel()
-    queue.jobs = jobs
-    queue.endResetModel()
+    queue.replace_jobs(jobs)
     app.processEvents()
     docs["main-window.png"] = window.grab()
     light = app.palette()
@@ -137,9 +160,7 @@ def main() -> None:
     app.processEvents()
     docs["settings-dialog.png"] = settings.grab()
     settings.close()
-    queue.beginResetModel()
-    queue.jobs = []
-    queue.endResetModel()
+    queue.replace_jobs([])
     window.close()
     workers.wait_all()
 

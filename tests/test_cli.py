@@ -82,7 +82,7 @@ def test_new_user_story_folder_put_lose_two_stores_restore_rebuild(
     code, out, _ = cli("ls", "--json")
     rows = json.loads(out)
     assert sorted(r["name"] for r in rows) == sorted(e["name"] for e in listed)
-    assert {r["health"] for r in rows} == {"degraded"}
+    assert {r["health"] for r in rows} == {"at risk"}
     assert all({"id", "name", "size", "stored_at", "health"} <= set(r) for r in rows)
     code, out, _ = cli("ls")
     assert "Photos/a.jpg" in out and "68.4 KiB" in out
@@ -300,7 +300,7 @@ def test_stores_replace_binds_an_empty_store_and_repair_fills_it(
     code, _, err = cli("repair")
     assert code == 0, err
     code, out, _ = cli("verify")
-    assert code == 0 and "1 healthy" in out
+    assert code == 0 and "1 safe" in out
     # The new store holds index 2's share and part: with two originals gone, it restores.
     for name in ("store1", "store2"):
         shutil.rmtree(tmp_path / "stores" / name)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import CssmError
 from cssm_desktop.stores.folder import FolderStore
 
 from .conftest import PASSWORD, folder_stores, write_config
@@ -153,7 +154,7 @@ def test_cancel_stops_repair_mid_write_and_leaves_nothing(folder_engine: Engine,
                                _CancelOn(lambda e: isinstance(e, StoreProgress)))
     assert not part.exists() and not list(store.rglob(".tmp-*"))   # nothing half-written
     _, ((_, result),) = folder_engine.repair()
-    assert not isinstance(result, str) and result.after.healthy    # and it can still run
+    assert not isinstance(result, CssmError) and result.after.healthy    # and it can still run
 
 
 def test_cancel_stops_a_catalog_rebuild_and_keeps_the_old_list(folder_engine: Engine,
@@ -210,7 +211,7 @@ def test_verify_says_down_empty_missing_and_damaged_by_type(folder_engine: Engin
         engine = Engine(folder_engine.config, catalog_path=folder_engine.catalog.path)
         engine.unlock(PASSWORD)
         ((_, report),) = engine.verify()
-        assert not isinstance(report, str) and report.restorable
+        assert not isinstance(report, CssmError) and report.restorable
         return [(c.meta_state, c.data_state) for c in report.checks]
 
     assert report_of() == [

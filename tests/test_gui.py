@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cssm_desktop.config import Config, load_config
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import CssmError
 from cssm_desktop.gui import workers
 from cssm_desktop.gui.context import AppContext
 from cssm_desktop.gui.jobs import State
@@ -96,7 +97,7 @@ def test_dropped_files_run_to_done_with_progress(qtbot, window: MainWindow, tmp_
     def seen(*_args: object) -> None:
         partial.extend(j.done for j in window.queue.jobs if 0 < j.done < j.size)
 
-    window.queue.dataChanged.connect(seen)
+    window.queue_model.dataChanged.connect(seen)
     with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
         _drop(window.drop, paths)
     assert [j.state for j in window.queue.jobs] == [State.DONE] * 3
@@ -152,7 +153,7 @@ def test_cancel_mid_upload_stores_nothing(qtbot, window: MainWindow, tmp_path: P
         if job.state is State.RUNNING and job.done > 0:
             window.queue.cancel(0)
 
-    window.queue.dataChanged.connect(cancel_when_moving)
+    window.queue_model.dataChanged.connect(cancel_when_moving)
     with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
         window.add_paths([path])
     assert window.queue.jobs[0].state is State.CANCELLED
@@ -181,7 +182,7 @@ def test_restore_with_the_right_password(qtbot, window: MainWindow, tmp_path: Pa
     with qtbot.waitSignal(dialog.restored, timeout=30_000):
         qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
     assert (dest / "report ✓.pdf").read_bytes() == data
-    assert "Restored 1 file" in dialog.status.text()
+    assert "1 restored" in dialog.status.text()
 
 
 def test_restore_with_a_wrong_password_writes_nothing(qtbot, window: MainWindow,
@@ -315,11 +316,13 @@ def test_first_run_shows_welcome_then_a_local_vault(qtbot, tmp_path: Path) -> No
     qtbot.addWidget(win)
     win.show()
     assert win.pages.currentWidget() is win.welcome
-    with qtbot.waitSignal(win.vault_ready, timeout=30_000):
+    with qtbot.waitSignals([win.vault_ready, win.stores_checked], timeout=30_000):
         win.create_local_vault(PASSWORD, root=tmp_path / "local")
     assert win.pages.currentIndex() == 1 and win.engine.unlocked
     assert len(load_config(tmp_path / "none.toml").stores) == 5
     assert "5 of 5 stores reachable" in win.stores_label.text()
+    assert [win.stores_view.item(r, 3).text() for r in range(5)] == ["✔ reachable"] * 5
+    assert win.banner.isHidden()
     workers.wait_all()
 
 
@@ -357,7 +360,7 @@ def test_closing_with_running_uploads_asks_and_cancels(qtbot, window: MainWindow
     asked: list[str] = []
     monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *_a: (
         asked.append(text), QMessageBox.StandardButton.Yes)[1])
-    with qtbot.waitSignal(window.queue.rowsInserted, timeout=10_000):
+    with qtbot.waitSignal(window.queue.added, timeout=10_000):
         window.add_paths([path])
     qtbot.waitUntil(lambda: window.queue.jobs[0].done > 0, timeout=20_000)
     window.close()
@@ -460,28 +463,45 @@ def test_lost_laptop_rebuilds_the_list_and_verify_shows_health(
     win.rebuild_catalog()
     qtbot.waitUntil(lambda: win.files.source.rowCount() == 1, timeout=30_000)
     assert [e.name for e in win.files.source.entries] == ["report ✓.pdf"]
-    # Damage one part; Vault > Verify marks the file degraded in the list.
+    # Damage one part; Vault > Verify marks the file at risk in the list and says why.
     vid = win.engine.vault().id_hex
     part = next((tmp_path / "stores" / "store5" / vid / "data").iterdir())
     part.write_bytes(b"rotten")
-    warned: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *_a: warned.append(text))
-    win.verify_all()
-    qtbot.waitUntil(lambda: win.files.source.entries[0].health == "degraded", timeout=30_000)
-    qtbot.waitUntil(lambda: bool(warned), timeout=10_000)
-    assert "1 of 1 files need repair" in warned[0]
-    win.repair_all()
-    qtbot.waitUntil(lambda: win.files.source.entries[0].health == "healthy", timeout=30_000)
-    qtbot.waitUntil(lambda: "Repair done" in win.statusBar().currentMessage(), timeout=10_000)
-    assert "all 1 files are healthy (1 rebuilt)" in win.statusBar().currentMessage()
-    # A store gone: repair cannot make the file whole, and says so instead of "finished".
+    dialog = win.verify_all()
+    assert dialog is not None
+    with qtbot.waitSignal(dialog.ended, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: win.files.source.entries[0].health == "at risk", timeout=30_000)
+    assert "0 of 1 files safe" in dialog.summary.text()
+    row = dialog.rows.topLevelItem(0)
+    assert (row.text(0), row.text(1)) == ("report ✓.pdf", "⚠ at risk") and "store5" in row.text(2)
+    dialog.close()
+    dialog = win.repair_all()
+    with qtbot.waitSignal(dialog.ended, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: win.files.source.entries[0].health == "safe", timeout=30_000)
+    assert "all 1 files are safe" in dialog.summary.text() and "1 were repaired" in \
+        dialog.summary.text()
+    assert dialog.rows.topLevelItem(0).text(1) == "✔ repaired"
+    assert "Repair done" in win.statusBar().currentMessage()
+    dialog.close()
+    # A store gone: the stores panel and the list say so at the next check, and repair
+    # cannot make the file whole and says so instead of "finished".
     import shutil
 
     shutil.rmtree(tmp_path / "stores" / "store4")
-    warned.clear()
-    win.repair_all()
-    qtbot.waitUntil(lambda: bool(warned), timeout=30_000)
-    assert "1 of 1 files are still at risk" in warned[0] and "store4" in warned[0]
+    with qtbot.waitSignal(win.stores_checked, timeout=30_000):
+        win.refresh()
+    assert "4 of 5 stores reachable" in win.stores_label.text()
+    assert win.stores_view.item(3, 3).text() == "✖ unreachable"
+    assert win.banner.isVisible() and "1 of 5 stores not usable" in win.banner.text.text()
+    qtbot.waitUntil(lambda: win.files.source.entries[0].health == "at risk", timeout=30_000)
+    dialog = win.repair_all()
+    with qtbot.waitSignal(dialog.ended, timeout=30_000):
+        pass
+    assert "1 at risk" in dialog.summary.text()
+    assert "store4" in dialog.rows.topLevelItem(0).text(2)
+    dialog.close()
     workers.wait_all()
 
 
@@ -523,7 +543,7 @@ def test_replace_in_settings_lets_repair_rebuild_a_lost_store(
     engine = Engine(load_config(ctx.config_file), tmp_path / "catalog.sqlite")
     engine.unlock(PASSWORD)
     healed, ((_, result),) = engine.repair()
-    assert healed == ["store3"] and not isinstance(result, str) and result.after.healthy
+    assert healed == ["store3"] and not isinstance(result, CssmError) and result.after.healthy
     vid = engine.vault().id_hex
     assert (new_disk / vid / "vault").exists() and any((new_disk / vid / "data").iterdir())
     workers.wait_all()
@@ -542,7 +562,7 @@ def test_a_shut_queue_starts_nothing_that_arrives_late(qtbot, window: MainWindow
     window.queue.shut()
     window._update_lock()            # unlocking again must not reopen a shut queue
     (path,) = _files(tmp_path, {"late.bin": 1000})
-    window._queue_files([(path, "late.bin", 1000)])
+    window._queue_files(([(path, "late.bin", 1000)], []))
     assert [j.state for j in window.queue.jobs] == [State.WAITING]
     assert all(j.worker is None for j in window.queue.jobs)
     window.queue.cancel_all()        # nothing pending: closing the window asks nothing
@@ -551,9 +571,9 @@ def test_a_shut_queue_starts_nothing_that_arrives_late(qtbot, window: MainWindow
 @pytest.mark.parametrize("action", ["verify_all", "repair_all", "rebuild_catalog"])
 def test_cancel_reaches_every_long_vault_job(qtbot, window: MainWindow, action: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Verify, Repair and Rebuild run as jobs: their progress dialog shows steps, and its
-    Cancel reaches the engine call (it used to run without a cancel token)."""
-    from PySide6.QtWidgets import QProgressDialog, QPushButton
+    """Verify, Repair and Rebuild run as jobs: their dialog shows file N of M, and its
+    Cancel (and Esc) reaches the engine call; the dialog stays until the job has ended."""
+    from PySide6.QtWidgets import QDialogButtonBox
 
     from cssm_desktop.core.progress import Step
 
@@ -562,7 +582,7 @@ def test_cancel_reaches_every_long_vault_job(qtbot, window: MainWindow, action: 
 
     def job(listener, cancel, **_kw):
         started.append(cancel)
-        listener(Step("work", 3, 10))
+        listener(Step("work", 3, 10, "taxes.pdf"))
         if not cancel._event.wait(30):   # a long job, until told to stop
             raise AssertionError("the job was never cancelled")
         cancel.check()
@@ -570,18 +590,19 @@ def test_cancel_reaches_every_long_vault_job(qtbot, window: MainWindow, action: 
     method = {"verify_all": "verify", "repair_all": "repair",
               "rebuild_catalog": "rebuild_catalog"}[action]
     monkeypatch.setattr(window.engine, method, job)
-    warned: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda _p, _t, text, *_a: warned.append(text))
-    getattr(window, action)()
+    dialog = getattr(window, action)()
     qtbot.waitUntil(lambda: bool(started), timeout=10_000)
-    dialog = window.findChild(QProgressDialog)
-    assert dialog is not None
-    qtbot.waitUntil(lambda: (dialog.maximum(), dialog.value()) == (10, 3), timeout=10_000)
-    cancel_button = dialog.findChild(QPushButton)
-    assert cancel_button is not None and cancel_button.text() == "Cancel"
-    qtbot.mouseClick(cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "Stopped.", timeout=5_000)
-    assert warned == []
+    qtbot.waitUntil(lambda: (dialog.bar.maximum(), dialog.bar.value()) == (10, 3),
+                    timeout=10_000)
+    assert "file 4 of 10: taxes.pdf" in dialog.label.text()
+    cancel_button = dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+    assert cancel_button is not None
+    with qtbot.waitSignal(dialog.ended, timeout=5_000) as ended:
+        qtbot.keyClick(dialog, Qt.Key.Key_Escape)    # Esc: stop the job, not just hide
+        assert dialog.isVisible()
+    assert ended.args == [None] and started[0].cancelled
+    assert "Stopped" in dialog.summary.text()
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Close) is not None
     workers.wait_all()
 
 

@@ -36,7 +36,7 @@ from cssm_desktop.core.format import (
 from cssm_desktop.core.keys import KdfParams, password_key
 from cssm_desktop.core.layout import data_key, meta_key, vault_key
 from cssm_desktop.engine import Engine
-from cssm_desktop.errors import ObjectNotFound, StoreError
+from cssm_desktop.errors import CssmError, IntegrityError, ObjectNotFound, StoreError
 from cssm_desktop.stores.base import Store
 from cssm_desktop.stores.factory import make_store
 from cssm_desktop.stores.s3 import S3Store
@@ -348,7 +348,7 @@ def test_scattered_bad_blocks_restore_exactly_and_repair(world: World, tmp_path:
     code, out, err = world.cli("repair")
     assert code == 0, err
     code, out, _ = world.cli("verify")
-    assert code == 0 and "1 healthy" in out
+    assert code == 0 and "1 safe" in out
 
 
 # ---------------------------------------------------------------- 7. garbage shares
@@ -546,7 +546,7 @@ def test_repair_seals_nothing_before_the_rebuilt_file_hashes_right(
     engine.unlock(PASSWORD)
     _, results = engine.repair()
     ((_, result),) = results
-    assert isinstance(result, str) and "do not match" in result
+    assert isinstance(result, IntegrityError) and "do not match" in str(result)
     with pytest.raises(ObjectNotFound):
         world.store(0).get_bytes(key)
     if world.kind == "folder":
@@ -558,4 +558,4 @@ def test_repair_seals_nothing_before_the_rebuilt_file_hashes_right(
     engine = Engine(world.config)
     engine.unlock(PASSWORD)
     _, ((_, result),) = engine.repair()
-    assert not isinstance(result, str) and result.after.healthy
+    assert not isinstance(result, CssmError) and result.after.healthy

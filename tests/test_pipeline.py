@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cssm_desktop.catalog import DEGRADED, HEALTHY
+from cssm_desktop.catalog import AT_RISK, SAFE
 from cssm_desktop.core.progress import CancelToken, Event, FileDone, FileProgress, StoreDamaged
 from cssm_desktop.engine import Engine
 from cssm_desktop.errors import Cancelled, DestinationExists, NotEnoughStores, WrongPassword
@@ -49,7 +49,7 @@ def test_round_trip_sizes(folder_engine: Engine, tmp_path: Path, size: int) -> N
     src.write_bytes(data)
     fid = _put(folder_engine, src)
     entry = folder_engine.resolve(fid)
-    assert (entry.name, entry.size, entry.health) == ("in.bin", size, HEALTHY)
+    assert (entry.name, entry.size, entry.health) == ("in.bin", size, SAFE)
     out = folder_engine.get(entry, tmp_path / "out.bin")
     assert out.read_bytes() == data
 
@@ -130,7 +130,7 @@ def test_flipped_bytes_are_detected_and_repaired_around(folder_engine: Engine, t
     assert reported == {f"store{i + 1}" for i in damaged}
     assert all("failed authentication" in e.reason for e in events if isinstance(e, StoreDamaged))
     after = folder_engine.resolve(fid)
-    assert after.health == DEGRADED
+    assert after.health == AT_RISK
     assert set(after.damaged.split(",")) == reported
 
 
@@ -281,7 +281,7 @@ def test_catalog_rebuilds_from_the_stores_alone(folder_engine: Engine, tmp_path:
     for name in names:
         assert rebuilt[name].id == ids[name]
         assert rebuilt[name].size == (tmp_path / name).stat().st_size
-        assert rebuilt[name].health == DEGRADED and rebuilt[name].damaged == "store5"
+        assert rebuilt[name].health == AT_RISK and rebuilt[name].damaged == "store5"
 
 
 def test_password_change_rewraps_without_touching_data(folder_engine: Engine,

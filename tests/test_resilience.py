@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cssm_desktop import durable
-from cssm_desktop.catalog import DEGRADED, HEALTHY
+from cssm_desktop.catalog import AT_RISK, SAFE
 from cssm_desktop.config import StoreConfig
 from cssm_desktop.core.layout import data_key, meta_key
 from cssm_desktop.engine import Engine
@@ -53,19 +53,19 @@ def test_verify_reads_every_part_and_records_health(folder_engine: Engine,
                                                     tmp_path: Path) -> None:
     fid = _put(folder_engine, tmp_path / "f.bin", os.urandom(6 * 3 * B))
     ((_, report),) = folder_engine.verify()
-    assert not isinstance(report, str) and report.healthy
+    assert not isinstance(report, CssmError) and report.healthy
     part = _obj(folder_engine, 4, "data", fid)  # a parity part a restore would not read
     raw = bytearray(part.read_bytes())
     raw[-5] ^= 1
     part.write_bytes(bytes(raw))
     _obj(folder_engine, 2, "meta", fid).unlink()
     ((_, report),) = folder_engine.verify()
-    assert not isinstance(report, str)
+    assert not isinstance(report, CssmError)
     assert [c.ok for c in report.checks] == [True, True, False, True, False]
     assert report.checks[4].data == "block 5 failed authentication"
     assert report.checks[2].meta == "missing" and report.checks[2].data == "ok"
     entry = folder_engine.resolve(fid)
-    assert (entry.health, entry.damaged) == (DEGRADED, "store3,store5")
+    assert (entry.health, entry.damaged) == (AT_RISK, "store3,store5")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "extend", "swap-header"])
@@ -81,7 +81,7 @@ def test_verify_catches_wrong_sizes_and_foreign_parts(folder_engine: Engine, tmp
     else:
         part.write_bytes(_obj(folder_engine, 0, "data", b).read_bytes())
     (report,) = [r for e, r in folder_engine.verify() if e.id == a]
-    assert not isinstance(report, str)
+    assert not isinstance(report, CssmError)
     assert not report.checks[0].ok and all(c.ok for c in report.checks[1:])
 
 
@@ -103,9 +103,9 @@ def test_repair_rebuilds_parts_and_shares_that_restore_on_their_own(
     adopted, results = engine.repair()
     assert adopted == ["store4"]
     ((_, result),) = results
-    assert not isinstance(result, str)
+    assert not isinstance(result, CssmError)
     assert set(result.rebuilt) == {"store4", "store5"} and result.after.healthy
-    assert engine.resolve(fid).health == HEALTHY
+    assert engine.resolve(fid).health == SAFE
     # The rebuilt parts and shares must stand on their own: lose two originals.
     for i in (1, 2):
         shutil.rmtree(_dir(folder_engine, i))
@@ -136,7 +136,7 @@ def test_repair_refuses_with_fewer_than_k_good_parts(folder_engine: Engine,
         _obj(folder_engine, i, "data", fid).unlink()
     before = {i: _obj(folder_engine, i, "data", fid).read_bytes() for i in (3, 4)}
     _, ((_, result),) = folder_engine.repair()
-    assert isinstance(result, str) and "cannot repair" in result
+    assert isinstance(result, NotEnoughStores) and "cannot repair" in str(result)
     assert {i: _obj(folder_engine, i, "data", fid).read_bytes() for i in (3, 4)} == before
 
 

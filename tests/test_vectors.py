@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cssm_desktop.config import Config
 from cssm_desktop.engine import Engine
+from cssm_desktop.errors import CssmError
 
 from .conftest import folder_stores
 
@@ -354,7 +355,7 @@ def test_a_version_1_vault_repairs_in_version_1(tmp_path: Path) -> None:
     engine.unlock(PASSWORD)
     engine.rebuild_catalog()
     _, ((_, result),) = engine.repair()
-    assert not isinstance(result, str) and result.after.healthy
+    assert not isinstance(result, CssmError) and result.after.healthy
     assert cfg.vault == VAULT_ID.hex() and [s.index for s in cfg.stores] == [0, 1, 2]
     for i in range(N):
         for kind in ("data", "meta"):
@@ -364,7 +365,7 @@ def test_a_version_1_vault_repairs_in_version_1(tmp_path: Path) -> None:
     engine = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
     engine.unlock(PASSWORD)
     healed, ((_, result),) = engine.repair()
-    assert healed == ["store1"] and not isinstance(result, str) and result.after.healthy
+    assert healed == ["store1"] and not isinstance(result, CssmError) and result.after.healthy
     assert (root[0] / VAULT_ID.hex() / "vault").read_bytes()[4] == 1
     shutil.rmtree(root[1])    # the rebuilt store and one original restore the file
     fresh = Engine(cfg, catalog_path=tmp_path / "other.sqlite")

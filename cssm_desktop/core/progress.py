@@ -70,6 +70,7 @@ class Step:
     what: str
     done: int
     total: int
+    item: str = ""    # what is being worked on now (a file's name), for the faces to show
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,19 @@ class StoreStatus:
     reason: str
 
 
+@dataclass(frozen=True)
+class StoreReport:
+    """One row of the stores panel and of `cssm stores status`: what was just checked."""
+
+    name: str
+    kind: str                  # "folder /mnt/usb/cssm", "s3 https://… bucket"
+    index: int | None          # the vault index bound to it (0-based), if any
+    state: StoreState
+    reason: str
+    checked_at: float          # time.time() of the check
+    held: int | None = None    # bytes of this vault on it, when counted
+
+
 class PieceState(Enum):
     """One store's metadata object or data part of one file."""
 
@@ -39,3 +52,18 @@ def piece_state_of(store: StoreState) -> PieceState:
     return {StoreState.UNREACHABLE: PieceState.UNREACHABLE,
             StoreState.DAMAGED: PieceState.DAMAGED, StoreState.FOREIGN: PieceState.FOREIGN,
             StoreState.EMPTY: PieceState.EMPTY}.get(store, PieceState.UNREACHABLE)
+
+
+def risk_text(down: int, n: int, k: int) -> str:
+    """What `down` unusable stores of a k-of-n vault mean for the user's files: the same
+    sentence in the window's banner and in `cssm stores status`."""
+    spare = n - k - down
+    head = f"{down} of {n} stores not usable"
+    if down == 0:
+        return f"all {n} stores reachable; any {k} restore a file"
+    if spare > 0:
+        return (f"{head}: files are still restorable; {spare} more can be lost "
+                "before any file is")
+    if spare == 0:
+        return f"{head}: files are still restorable, but one more loss and files are lost"
+    return f"{head}: files cannot be restored until {-spare} of them come back"

@@ -465,6 +465,79 @@ class Vault:
                 return self.members[name]
         return None
 
+    # ---------------------------------------------------------------- a fresh look
+
+    def probe(self) -> dict[str, StoreStatus]:
+        """Each configured store as it is now: one small read of its vault header.
+
+        Cheap enough for a timer. A store in use whose header still reads back the same is
+        reachable; one that fails is unreachable; a header that vanished or changed is
+        damaged (the store was wiped, or rewritten behind our back). A store that was down
+        at open and is back with the very header it had, or (unlocked) one that
+        authenticates under the key that unlocked, is taken into use again.
+        """
+        members = list(self.members.values())
+        results = parallel.each(lambda s: _read_header(s, self.vault_id), members)
+        now: dict[str, StoreStatus] = {}
+        for store, res in zip(members, results, strict=True):
+            name = store.name
+            in_use = any(s is store for s in self.stores.values())
+            if isinstance(res, StoreError):
+                now[name] = StoreStatus(StoreState.UNREACHABLE, res.reason)
+            elif isinstance(res, FormatError):
+                now[name] = StoreStatus(StoreState.DAMAGED, f"vault header unreadable: {res}")
+            elif isinstance(res, BaseException):
+                raise res
+            elif res is None:
+                now[name] = self.status.get(name) if not in_use and name in self.status \
+                    else StoreStatus(StoreState.DAMAGED, "its vault header has gone (the "
+                                                         "store was emptied or replaced)")
+            elif in_use:
+                same = self.seen.get(name)
+                now[name] = StoreStatus(StoreState.REACHABLE, "") if same is not None and \
+                    hmac.compare_digest(same.to_bytes(), res.to_bytes()) else StoreStatus(
+                        StoreState.DAMAGED, "its vault header changed since the vault was "
+                                            "opened (a password change elsewhere? lock and "
+                                            "unlock)")
+            elif self._readmit(name, store, res):
+                now[name] = StoreStatus(StoreState.REACHABLE, "")
+            else:
+                now[name] = self.status.get(name) or StoreStatus(
+                    StoreState.DAMAGED, "its vault header is not one this vault opened with")
+        return now
+
+    def _readmit(self, name: str, store: Store, header: VaultHeader) -> bool:
+        """A store that was unreachable at open, back with a header we can trust: use it.
+
+        Trusted means: the byte-identical header seen at open (locked), or one that opens
+        to the master key under the key that unlocked, at the bound index, with the vault's
+        n and k. The stores map is replaced, never changed in place, so a job that is
+        iterating the old one carries on undisturbed.
+        """
+        status = self.status.get(name)
+        if status is None or status.state is not StoreState.UNREACHABLE \
+                or name in self.foreign:
+            return False
+        if self.vmk is None or self.pk is None or self.unlocked_with is None:
+            return False   # the next open (or unlock) takes it in properly
+        index = self.bound.get(name)
+        if index is None or index != header.index or index in self.stores \
+                or (header.n, header.k) != (self.n, self.k) \
+                or header.kdf_group != self.unlocked_with.kdf_group:
+            return False
+        try:
+            opened = header.open_with_key(self.pk)
+        except (WrongPassword, FormatError):
+            return False
+        if not hmac.compare_digest(opened, self.vmk):
+            return False
+        self.stores = {**self.stores, index: store}
+        self.headers = {**self.headers, index: header}
+        self.seen[name] = header
+        self.status = {k: v for k, v in self.status.items() if k != name}
+        log.info("store %s is reachable again; back in use as store #%d", name, index + 1)
+        return True
+
     def require_key(self) -> bytes:
         if self.vmk is None:
             raise CssmError("the vault is locked")

@@ -153,13 +153,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as exc:
                 print(f"cssm-desktop selftest FAILED: {exc}", file=sys.stderr)
                 return 1
+        from ..config import config_path
         from .context import AppContext
         from .main_window import MainWindow
+        from .single import SingleInstance
 
-        window = MainWindow(AppContext(config_file=args.config), log_file)
-        windows.append(window)
-        window.show()
-        return app.exec()
+        single = SingleInstance(config_path(args.config))
+        if not single.acquire():
+            print("CSSM Desktop is already running; its window was brought to the front.",
+                  file=sys.stderr)
+            return 0
+        try:
+            window = MainWindow(AppContext(config_file=args.config), log_file)
+            windows.append(window)
+            single.wake.connect(window.bring_to_front)
+            window.show()
+            return app.exec()
+        finally:
+            single.release()
     finally:
         shut_down(app, guard, windows)
 

@@ -14,11 +14,11 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from ..catalog import DEGRADED, HEALTHY, LOST, Entry
+from ..catalog import AT_RISK, LOST, SAFE, Entry
 from ..units import human
 
 COLUMNS = ("Name", "Size", "Stored at", "Health")
-HEALTH_TEXT = {HEALTHY: "✔ healthy", DEGRADED: "⚠ degraded", LOST: "✖ lost"}
+HEALTH_TEXT = {SAFE: "✔ safe", AT_RISK: "⚠ at risk", LOST: "✖ lost"}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -58,8 +58,11 @@ class FilesModel(QAbstractTableModel):
             return (e.name.lower(), e.size, e.stored_at_ns, e.health)[col]
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{e.name}\n{e.id}\n{e.k} of {e.n} stores needed"
+            if e.health == AT_RISK:
+                tip += "\n" + self.tr("Restorable; Repair (or bringing the stores back) makes "
+                                      "it safe again.")
             if e.damaged:
-                tip += "\n" + self.tr("Damaged or missing on: ") + e.damaged.replace(",", ", ")
+                tip += "\n" + self.tr("Not usable on: ") + e.damaged.replace(",", ", ")
             return tip
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 1:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -81,6 +84,7 @@ class FilesView(QTableView):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setTabKeyNavigation(False)   # Tab leaves the table, arrows move inside it
         self.verticalHeader().hide()
         self.setAlternatingRowColors(True)
         header = self.horizontalHeader()

@@ -1,4 +1,4 @@
-"""The upload queue: jobs, their states, and a table model the queue view shows.
+"""The upload queue: jobs, their states, and the scheduler that runs them.
 
 Cancel contract (as in Vorta's job manager): a job that has not started is simply
 marked cancelled and never runs; a running job is asked to stop through its cancel
@@ -13,17 +13,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    Signal,
-)
+from PySide6.QtCore import QObject, Signal
 
 from ..errors import Cancelled
-from ..units import human
 from . import workers
 
 
@@ -33,9 +25,10 @@ class State(Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "already stored"   # same name and content: nothing uploaded
 
 
-FINAL = {State.DONE, State.FAILED, State.CANCELLED}
+FINAL = {State.DONE, State.FAILED, State.CANCELLED, State.SKIPPED}
 
 
 @dataclass
@@ -49,6 +42,8 @@ class Job:
     started: float = 0.0
     ended: float = 0.0
     worker: Any = field(default=None, repr=False)
+    duplicates: Any = None     # engine.Duplicate; None: the engine's default (skip)
+    result: Any = field(default=None, repr=False)   # the engine's PutResult when done
 
     @property
     def speed(self) -> float:
@@ -61,16 +56,17 @@ class Job:
         return (self.size - self.done) / s if s > 0 and self.state is State.RUNNING else None
 
 
-COLUMNS = ("Name", "Size", "Progress", "Speed", "Status", "")
-PROGRESS_COLUMN = 2
-CANCEL_COLUMN = 5  # holds the per-row cancel button
-
-
-class JobQueue(QAbstractTableModel):
+class JobQueue(QObject):
     """Runs at most `parallel` uploads at once; small files overtake nothing, they just
-    flow through the free slots."""
+    flow through the free slots. The table the window shows is QueueModel (queue_model.py),
+    which follows these signals: scheduling knows nothing of rows and columns."""
 
-    job_finished = Signal(object)   # Job
+    about_to_add = Signal(int, int)  # first row, count: before the jobs are appended
+    added = Signal()
+    changed = Signal(int)            # a job's row: state or progress moved
+    about_to_reset = Signal()        # finished jobs are about to be cleared
+    reset = Signal()
+    job_finished = Signal(object)    # Job
     all_finished = Signal()
 
     def __init__(self, parallel: int = 3, parent: QObject | None = None) -> None:
@@ -81,56 +77,12 @@ class JobQueue(QAbstractTableModel):
         self.paused = True  # until the vault is unlocked
         self.closed = False  # at quit: nothing starts any more, whatever arrives late
 
-    # -- model
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.jobs)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.tr(COLUMNS[section]) if COLUMNS[section] else ""
-        return None
-
-    def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        job = self.jobs[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                return job.name
-            if col == 1:
-                return human(job.size)
-            if col == PROGRESS_COLUMN:
-                return f"{human(job.done)} / {human(job.size)}"
-            if col == 3:
-                return f"{human(job.speed)}/s" if job.state is State.RUNNING else ""
-            if col == 4:
-                return self._status(job)
-        if role == Qt.ItemDataRole.UserRole and col == PROGRESS_COLUMN:
-            return 100 if job.state is State.DONE else (
-                int(100 * job.done / job.size) if job.size else 0)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return job.error or str(job.source)
-        return None
-
-    def _status(self, job: Job) -> str:
-        if job.state is State.RUNNING and job.eta is not None:
-            return self.tr("uploading, %n s left", "", max(1, round(job.eta)))
-        if job.state is State.FAILED:
-            return self.tr("failed: ") + job.error
-        return self.tr(job.state.value)
-
-    # -- queue
-    def add(self, items: list[tuple[Path, str, int]]) -> None:
-        first = len(self.jobs)
-        self.beginInsertRows(QModelIndex(), first, first + len(items) - 1)
-        self.jobs += [Job(src, name, size) for src, name, size in items]
-        self.endInsertRows()
+    def add(self, items: list[tuple[Path, str, int]], duplicates: Any = None) -> None:
+        if not items:
+            return
+        self.about_to_add.emit(len(self.jobs), len(items))
+        self.jobs += [Job(src, name, size, duplicates=duplicates) for src, name, size in items]
+        self.added.emit()
         self.pump()
 
     def active(self) -> list[Job]:
@@ -150,16 +102,20 @@ class JobQueue(QAbstractTableModel):
 
     def _start(self, job: Job) -> None:
         job.state, job.started = State.RUNNING, time.monotonic()
-        worker = workers.PutWorker(self.engine, job.source, job.name)
+        worker = workers.PutWorker(self.engine, job.source, job.name, job.duplicates)
         job.worker = worker
         workers.start(
             worker,
             progress=lambda done, _total, j=job: self._progress(j, done),
-            succeeded=lambda _r, j=job: self._end(j, State.DONE),
+            succeeded=lambda r, j=job: self._stored(j, r),
             failed=lambda err, j=job: self._end(
                 j, State.CANCELLED if isinstance(err, Cancelled) else State.FAILED,
                 workers.message(err)))
         self._changed(job)
+
+    def _stored(self, job: Job, result: Any) -> None:
+        job.result = result
+        self._end(job, State.SKIPPED if result.duplicate_of is not None else State.DONE)
 
     def _progress(self, job: Job, done: int) -> None:
         job.done = done
@@ -167,7 +123,7 @@ class JobQueue(QAbstractTableModel):
 
     def _end(self, job: Job, state: State, error: str = "") -> None:
         job.state, job.error, job.ended, job.worker = state, error, time.monotonic(), None
-        if state is State.DONE:
+        if state in (State.DONE, State.SKIPPED):
             job.done = job.size
         self._changed(job)
         self.job_finished.emit(job)
@@ -196,11 +152,12 @@ class JobQueue(QAbstractTableModel):
         self.cancel_all()
 
     def clear_finished(self) -> None:
-        keep = [j for j in self.jobs if j.state not in FINAL]
-        self.beginResetModel()
-        self.jobs = keep
-        self.endResetModel()
+        self.replace_jobs([j for j in self.jobs if j.state not in FINAL])
+
+    def replace_jobs(self, jobs: list[Job]) -> None:
+        self.about_to_reset.emit()
+        self.jobs = jobs
+        self.reset.emit()
 
     def _changed(self, job: Job) -> None:
-        row = self.jobs.index(job)
-        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        self.changed.emit(self.jobs.index(job))

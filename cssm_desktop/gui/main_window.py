@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMessageBox,
-    QProgressDialog,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -26,11 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
-from ..config import Config, StoreConfig, data_dir
-from ..engine import expand_paths
-from ..errors import Cancelled
+from ..engine import Duplicate
+from ..paths import list_sources
 from . import workers
 from .context import AppContext
+from .controller import StoresChecked, VaultController
 from .dropzone import DropZone
 from .files_view import FilesView
 from .jobs import JobQueue, State
@@ -38,6 +37,8 @@ from .logview import LogDialog
 from .queue_view import QueueView
 from .restore_dialog import RestoreDialog
 from .settings_dialog import SettingsDialog
+from .stores_view import RiskBanner, StoresView
+from .task_dialog import TaskDialog
 from .unlock_dialog import UnlockDialog
 from .welcome import NewPasswordDialog, WelcomePage
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 class MainWindow(QMainWindow):
     files_loaded = Signal()
     vault_ready = Signal()
+    stores_checked = Signal()
 
     def __init__(self, ctx: AppContext, log_file: Path | None = None) -> None:
         super().__init__()
@@ -58,6 +60,15 @@ class MainWindow(QMainWindow):
         self.queue.job_finished.connect(self._job_finished)
         self.queue.all_finished.connect(self._all_finished)
         self._finished_batch: list[Any] = []
+        self.controller = VaultController(ctx, self)
+        self.controller.opened.connect(self._vault_opened)
+        self.controller.open_failed.connect(self._vault_failed)
+        self.controller.stores_checked.connect(self._show_stores)
+        self.controller.files_loaded.connect(self._files_loaded)
+        self.controller.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.controller.failed.connect(lambda title, text: QMessageBox.warning(self, title,
+                                                                               text))
+        self.controller.vault_created.connect(self.show_current_page)
 
         self.pages = QStackedWidget()
         self.welcome = WelcomePage()
@@ -76,6 +87,7 @@ class MainWindow(QMainWindow):
             if QSystemTrayIcon.isSystemTrayAvailable() else None
         self._refresh_timer = QTimer(self, singleShot=True, interval=300)
         self._refresh_timer.timeout.connect(self.refresh_files)
+        self.vault_n = self.vault_k = 0
         settings = QSettings()
         if settings.value("geometry"):
             self.restoreGeometry(settings.value("geometry"))
@@ -90,6 +102,7 @@ class MainWindow(QMainWindow):
         self.drop.dropped.connect(self.add_paths)
         self.drop.browse_requested.connect(self.add_files)
         self.queue_view = QueueView(self.queue)
+        self.queue_model = self.queue_view.table
         clear = QPushButton(self.tr("C&lear finished"))
         clear.clicked.connect(self.queue.clear_finished)
         queue_box = QWidget()
@@ -103,7 +116,8 @@ class MainWindow(QMainWindow):
         qlay.addWidget(self.queue_view)
 
         self.files = FilesView()
-        self.files.doubleClicked.connect(lambda _i: self.restore_selected())
+        # activated: a double click, and Enter on the selected row
+        self.files.activated.connect(lambda _i: self.restore_selected())
         self.filter = QLineEdit()
         self.filter.setPlaceholderText(self.tr("Filter by name"))
         self.filter.setClearButtonEnabled(True)
@@ -123,12 +137,33 @@ class MainWindow(QMainWindow):
         flay.addLayout(fhead)
         flay.addWidget(self.files)
 
+        self.stores_view = StoresView()
+        check = QPushButton(self.tr("Chec&k stores"))
+        check.clicked.connect(self.check_stores)
+        stores_box = QWidget()
+        slay = QVBoxLayout(stores_box)
+        slay.setContentsMargins(0, 0, 0, 0)
+        shead = QHBoxLayout()
+        shead.addWidget(QLabel("<b>" + self.tr("Stores") + "</b>"))
+        self.stores_summary = QLabel()
+        shead.addWidget(self.stores_summary, 1)
+        shead.addWidget(check)
+        slay.addLayout(shead)
+        slay.addWidget(self.stores_view)
+
+        self.banner = RiskBanner()
+        self.banner.check_requested.connect(self.check_stores)
+        self.banner.repair_requested.connect(self.repair_all)
+        self.banner.replace_requested.connect(self.open_settings)
+
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(queue_box)
         self.splitter.addWidget(files_box)
-        self.splitter.setSizes([220, 380])
+        self.splitter.addWidget(stores_box)
+        self.splitter.setSizes([180, 320, 170])
         layout = QVBoxLayout(page)
         layout.addWidget(self.drop)
+        layout.addWidget(self.banner)
         layout.addWidget(self.splitter, 1)
         return page
 
@@ -155,10 +190,14 @@ class MainWindow(QMainWindow):
         action(m, self.tr("&Verify all files"), self.verify_all)
         action(m, self.tr("Re&pair all files"), self.repair_all)
         action(m, self.tr("Re&build file list from the stores"), self.rebuild_catalog)
+        action(m, self.tr("&Check stores now"), self.check_stores)
         m.addSeparator()
-        action(m, self.tr("&Settings…"), self.open_settings, QKeySequence.StandardKey.Preferences)
+        settings = action(m, self.tr("&Settings…"), self.open_settings)
+        # Ctrl+, everywhere: Linux desktops define no standard Preferences key.
+        settings.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences),
+                               QKeySequence("Ctrl+,")])
         m = bar.addMenu(self.tr("V&iew"))
-        action(m, self.tr("&Refresh"), self.refresh_files, QKeySequence.StandardKey.Refresh)
+        action(m, self.tr("&Refresh"), self.refresh, QKeySequence.StandardKey.Refresh)
         action(m, self.tr("&Log…"), self.show_log)
         m = bar.addMenu(self.tr("&Help"))
         action(m, self.tr("&About CSSM Desktop"), self.about)
@@ -179,30 +218,37 @@ class MainWindow(QMainWindow):
             return
         self.pages.setCurrentIndex(1)
         self.queue.engine = self.engine
-        cfg = self.engine.config
-        self.drop.set_threshold(cfg.threshold, len(cfg.stores))
         self._update_lock()
         self.stores_label.setText(self.tr("Checking stores…"))
-        workers.start(workers.Call(self.engine.vault), succeeded=self._vault_opened,
-                      failed=self._vault_failed)
+        self.controller.open_vault()
 
     def _vault_opened(self, vault: Any) -> None:
-        self._show_stores(vault)
-        self.refresh_files()
+        # The vault's own n and k (its headers say them), not the settings' wish.
+        self.vault_n, self.vault_k = vault.n, vault.k
+        self.drop.set_threshold(vault.k, vault.n)
         self.vault_ready.emit()
 
-    def _show_stores(self, vault: Any) -> None:
-        reachable = len(vault.stores)
-        self.stores_label.setText(self.tr("%1 of %2 stores reachable")
-                                  .replace("%1", str(reachable)).replace("%2", str(vault.n)))
-        self.stores_label.setToolTip("\n".join(f"{s}: {r}" for s, r in
-                                               vault.unavailable.items()))
+    def _show_stores(self, checked: StoresChecked) -> None:
+        """Every word here follows from the check that just ran."""
+        self.stores_view.set_reports(checked.reports)
+        if checked.n:
+            self.vault_n, self.vault_k = checked.n, checked.k
+            self.drop.set_threshold(checked.k, checked.n)
+        n = checked.n or len(checked.reports)
+        text = self.tr("%1 of %2 stores reachable").replace(
+            "%1", str(n - len(checked.down))).replace("%2", str(n))
+        self.stores_label.setText(text)
+        self.stores_summary.setText(text)
+        self.stores_label.setToolTip("\n".join(f"{s}: {r}" for s, r in checked.down.items()))
+        self.banner.show_risk(checked.down, n, checked.k or n)
+        self.stores_checked.emit()
 
     def _vault_failed(self, error: BaseException) -> None:
         text = workers.message(error)
         self.stores_label.setText(self.tr("Stores unavailable"))
         self.stores_label.setToolTip(text)
         self.statusBar().showMessage(text, 15000)
+        self.controller.check_stores(count_bytes=False)   # each store's row says why
 
     def _update_lock(self) -> None:
         unlocked = bool(self.engine and self.engine.unlocked)
@@ -214,11 +260,15 @@ class MainWindow(QMainWindow):
             self.queue.pump()
 
     def refresh_files(self) -> None:
-        if self.engine is None:
-            return
-        workers.start(workers.Call(self.engine.entries), succeeded=self._files_loaded,
-                      failed=lambda err: self.statusBar().showMessage(
-                          workers.message(err), 10000))
+        self.controller.refresh_files()
+
+    def refresh(self) -> None:
+        """F5: look at the stores again; the file list follows from what is found."""
+        self.check_stores()
+
+    def check_stores(self) -> None:
+        self.stores_label.setText(self.tr("Checking stores…"))
+        self.controller.check_stores(count_bytes=True)
 
     def _files_loaded(self, entries: list[Any]) -> None:
         self.files.source.set_entries(entries)
@@ -264,21 +314,21 @@ class MainWindow(QMainWindow):
                                     self.tr("Set up your stores first."))
             return
 
-        def listing() -> list[tuple[Path, str, int]]:
-            out = []
-            for src, name in expand_paths(paths):
-                try:
-                    size = src.stat().st_size
-                except OSError:
-                    size = 0  # the upload will fail with the reason
-                out.append((src, name, size))
-            return out
+        def listing() -> tuple[list[tuple[Path, str, int]], list[Any]]:
+            files, skipped = list_sources(paths)
+            return [(f.path, f.name, f.size) for f in files], skipped
 
         workers.start(workers.Call(listing), succeeded=self._queue_files,
                       failed=lambda err: QMessageBox.warning(
                           self, self.tr("Add files"), workers.message(err)))
 
-    def _queue_files(self, items: list[tuple[Path, str, int]]) -> None:
+    def _queue_files(self, listed: tuple[list[tuple[Path, str, int]], list[Any]]) -> None:
+        items, skipped = listed
+        if skipped:
+            self.statusBar().showMessage(
+                self.tr("%n item(s) left out (links, special files, unreadable): ", "",
+                        len(skipped))
+                + "; ".join(f"{s.path.name}: {s.reason}" for s in skipped[:3]), 15000)
         if not items:
             return
         self.queue.add(items)
@@ -299,13 +349,43 @@ class MainWindow(QMainWindow):
         batch, self._finished_batch = self._finished_batch, []
         done = sum(j.state is State.DONE for j in batch)
         failed = sum(j.state is State.FAILED for j in batch)
+        twins = [j for j in batch if j.state is State.SKIPPED]
         text = self.tr("%1 file(s) stored").replace("%1", str(done))
+        if twins:
+            text += self.tr(", %1 already stored").replace("%1", str(len(twins)))
         if failed:
             text += self.tr(", %1 failed").replace("%1", str(failed))
         self.statusBar().showMessage(text, 10000)
         if self.tray is not None and not self.isActiveWindow():
             self.tray.show()
             self.tray.showMessage(self.tr("CSSM Desktop"), text)
+        if twins:
+            self.ask_about_duplicates(twins)
+
+    def ask_about_duplicates(self, jobs: list[Any]) -> QMessageBox:
+        """Same name, same content (keyed tag): nothing was uploaded; the user decides."""
+        names = "\n".join(j.name for j in jobs[:10]) + ("\n…" if len(jobs) > 10 else "")
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Already stored"),
+                          self.tr("%n file(s) are already stored with the same name and "
+                                  "content, so nothing was uploaded for them:", "", len(jobs))
+                          + "\n\n" + names, parent=self)
+        skip = box.addButton(self.tr("&Skip"), QMessageBox.ButtonRole.RejectRole)
+        again = box.addButton(self.tr("Store &again"), QMessageBox.ButtonRole.AcceptRole)
+        again.setToolTip(self.tr("Keep the stored copy and store a second one"))
+        replace = box.addButton(self.tr("&Replace"), QMessageBox.ButtonRole.AcceptRole)
+        replace.setToolTip(self.tr("Store it anew, then delete the older copies"))
+        box.setDefaultButton(skip)
+        box.setEscapeButton(skip)
+
+        def chosen(button: Any) -> None:
+            mode = {again: Duplicate.AGAIN, replace: Duplicate.REPLACE}.get(button)
+            if mode is not None:
+                self.queue.add([(j.source, j.name, j.size) for j in jobs], duplicates=mode)
+
+        box.buttonClicked.connect(chosen)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
 
     # ---------------------------------------------------------------- files
     def restore_selected(self) -> RestoreDialog | None:
@@ -317,14 +397,21 @@ class MainWindow(QMainWindow):
 
     def open_restore(self, entries: list[Any], destination: Path | None = None) -> RestoreDialog:
         dialog = RestoreDialog(self.engine, entries, self, destination)
-        dialog.restored.connect(lambda _p: (self._update_lock(), self.refresh_files()))
+        # A restore that found damage (or failed) changes what the list must say.
+        dialog.finished.connect(lambda _r: (self._update_lock(), self.refresh_files()))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
 
     def delete_selected(self) -> None:
+        """Delete acts where the focus is: on uploads it cancels them, on stored files it
+        asks before deleting them from every store."""
+        if self.queue_view.hasFocus():
+            self.cancel_selected_uploads()
+            return
         entries = self.files.selected_entries()
         if not entries or self.engine is None:
+            self.statusBar().showMessage(self.tr("Select the stored files to delete."), 5000)
             return
         names = "\n".join(e.name for e in entries[:10]) + ("\n…" if len(entries) > 10 else "")
         answer = QMessageBox.question(
@@ -332,110 +419,30 @@ class MainWindow(QMainWindow):
             self.tr("Delete these files from every store? This cannot be undone.\n\n") + names,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No)
-        if answer != QMessageBox.StandardButton.Yes:
-            return
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.delete(entries)
 
-        def remove() -> list[str]:
-            return [f"{e.name}: {', '.join(left)}" for e in entries
-                    if (left := self.engine.remove(e.id))]
+    def cancel_selected_uploads(self) -> None:
+        rows = sorted({i.row() for i in self.queue_view.selectionModel().selectedRows()})
+        for row in rows:
+            self.queue.cancel(row)
+        if rows:
+            self.statusBar().showMessage(self.tr("%n upload(s) cancelled.", "", len(rows)), 5000)
 
-        workers.start(workers.Call(remove), succeeded=self._removed,
-                      failed=lambda err: QMessageBox.warning(
-                          self, self.tr("Delete"), workers.message(err)))
-
-    def _removed(self, leftovers: list[str]) -> None:
-        self.refresh_files()
-        if leftovers:
-            self.statusBar().showMessage(self.tr("Some stores were down; the rest is cleaned "
-                                                 "by a later garbage collection."), 10000)
-
-    def verify_all(self) -> None:
+    def verify_all(self) -> TaskDialog | None:
         if not self.ensure_unlocked():
-            return
-        self._long_task(self.tr("Verifying every part on every store…"),
-                        workers.Job(self.engine.verify), self._verified)
+            return None
+        return self.controller.verify(self)
 
-    def _verified(self, results: list[Any]) -> None:
-        bad = [e.name for e, r in results if isinstance(r, str) or not r.healthy]
-        self.refresh_files()
-        if bad:
-            QMessageBox.warning(self, self.tr("Verify"), self.tr("%1 of %2 files need repair:\n\n")
-                                .replace("%1", str(len(bad))).replace("%2", str(len(results)))
-                                + "\n".join(bad[:20]))
-        else:
-            self.statusBar().showMessage(self.tr("All %1 files are healthy.")
-                                         .replace("%1", str(len(results))), 10000)
-
-    def repair_all(self) -> None:
+    def repair_all(self) -> TaskDialog | None:
         if not self.ensure_unlocked():
-            return
-        self._long_task(self.tr("Repairing…"), workers.Job(self.engine.repair),
-                        self._repaired)
+            return None
+        return self.controller.repair(self)
 
-    def _repaired(self, result: tuple[list[str], list[Any]]) -> None:
-        """Say what the repair's own final check found, never just "finished"."""
-        _healed, results = result
-        self.refresh_files()
-        if self.engine is not None:   # repair may have written headers to new stores
-            self._show_stores(self.engine.vault())
-        at_risk = []
-        for entry, res in results:
-            if isinstance(res, str):
-                at_risk.append(f"{entry.name}: {res}")
-            elif not res.after.healthy:
-                left = "; ".join(f"{c.store}: {c.problem}" for c in res.after.checks if not c.ok)
-                at_risk.append(f"{entry.name}: {left}")
-        if at_risk:
-            QMessageBox.warning(self, self.tr("Repair"),
-                                self.tr("%1 of %2 files are still at risk:\n\n")
-                                .replace("%1", str(len(at_risk)))
-                                .replace("%2", str(len(results))) + "\n".join(at_risk[:20]))
-            return
-        rebuilt = sum(1 for _, res in results if res.rebuilt)
-        self.statusBar().showMessage(self.tr("Repair done: all %1 files are healthy (%2 "
-                                             "rebuilt).").replace("%1", str(len(results)))
-                                     .replace("%2", str(rebuilt)), 10000)
-
-    def rebuild_catalog(self) -> None:
+    def rebuild_catalog(self) -> TaskDialog | None:
         if not self.ensure_unlocked():
-            return
-        self._long_task(self.tr("Reading the file list from the stores…"),
-                        workers.Job(self.engine.rebuild_catalog), self._rebuilt)
-
-    def _rebuilt(self, result: tuple[int, dict[str, str]]) -> None:
-        count, unreadable = result
-        self.refresh_files()
-        msg = self.tr("%1 files found in the stores.").replace("%1", str(count))
-        if unreadable:
-            msg += " " + self.tr("%1 could not be read.").replace("%1", str(len(unreadable)))
-        self.statusBar().showMessage(msg, 15000)
-
-    def _long_task(self, label: str, worker: workers.Worker, on_done: Any) -> QProgressDialog:
-        dialog = QProgressDialog(label, self.tr("Cancel"), 0, 0, self)
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)
-        # Direct: the worker's thread is busy in the job and runs no event loop, so a
-        # queued call would never arrive; cancel() only sets a thread-safe flag.
-        dialog.canceled.connect(worker.cancel, Qt.ConnectionType.DirectConnection)
-
-        def progress(done: int, total: int) -> None:
-            dialog.setMaximum(total)
-            dialog.setValue(done)
-
-        def finished() -> None:
-            dialog.reset()
-            dialog.deleteLater()
-
-        def failed(error: BaseException) -> None:
-            if isinstance(error, Cancelled):   # what was done before Cancel stays done
-                self.refresh_files()
-                self.statusBar().showMessage(self.tr("Stopped."), 10000)
-            else:
-                QMessageBox.warning(self, self.tr("CSSM Desktop"), workers.message(error))
-
-        workers.start(worker, step=progress, succeeded=on_done, finished=finished,
-                      failed=failed)
-        return dialog
+            return None
+        return self.controller.rebuild(self)
 
     # ---------------------------------------------------------------- settings, first run
     def open_settings(self) -> bool:
@@ -460,23 +467,21 @@ class MainWindow(QMainWindow):
             self.create_local_vault(dialog.password())
 
     def create_local_vault(self, password: str, root: Path | None = None) -> None:
-        """Five folder stores under the user data dir, 3 needed: a vault in seconds."""
-        root = root or data_dir() / "local-vault"
-        stores = [StoreConfig(name=f"local-{i}", type="folder", path=str(root / f"store-{i}"))
-                  for i in range(1, 6)]
-        self.ctx.save(Config(stores=stores, threshold=3))
-        self.statusBar().showMessage(self.tr("Creating the vault…"))
-        engine = self.engine
-        workers.start(workers.Call(lambda: engine.init(password)),
-                      succeeded=lambda _v: self.show_current_page(),
-                      failed=lambda err: QMessageBox.warning(
-                          self, self.tr("New vault"), workers.message(err)))
+        self.controller.create_local_vault(password, root)
 
     def _connect_existing(self) -> None:
         if self.open_settings() and self.ensure_unlocked():
             self.rebuild_catalog()
 
     # ---------------------------------------------------------------- misc
+    def bring_to_front(self) -> None:
+        """Another start of the app asked for this window."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
     def show_log(self) -> None:
         LogDialog(self.log_file, self).exec()
 

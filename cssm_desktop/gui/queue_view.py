@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .jobs import CANCEL_COLUMN, FINAL, PROGRESS_COLUMN, JobQueue
+from .jobs import FINAL, JobQueue
+from .queue_model import CANCEL_COLUMN, PROGRESS_COLUMN, QueueModel
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -41,10 +42,12 @@ class QueueView(QTableView):
     def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.queue = queue
-        self.setModel(queue)
+        self.table = model = QueueModel(queue, self)
+        self.setModel(model)
         self.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self))
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setTabKeyNavigation(False)   # Tab leaves the table, arrows move inside it
         self.verticalHeader().hide()
         header = self.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -52,10 +55,10 @@ class QueueView(QTableView):
         self.setColumnWidth(PROGRESS_COLUMN, 220)
         for col in (1, 3, 4, CANCEL_COLUMN):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        queue.rowsInserted.connect(self._add_buttons)
-        queue.modelReset.connect(lambda: self._add_buttons(QModelIndex(), 0,
-                                                           queue.rowCount() - 1))
-        queue.dataChanged.connect(self._refresh_button)
+        model.rowsInserted.connect(self._add_buttons)
+        model.modelReset.connect(lambda: self._add_buttons(QModelIndex(), 0,
+                                                           model.rowCount() - 1))
+        model.dataChanged.connect(self._refresh_button)
 
     def _add_buttons(self, _parent: QModelIndex, first: int, last: int) -> None:
         for row in range(first, last + 1):
@@ -70,7 +73,7 @@ class QueueView(QTableView):
             self.setIndexWidget(self._cancel_index(row), button)
 
     def _cancel_index(self, row: int) -> QModelIndex:
-        return self.queue.index(row, CANCEL_COLUMN)
+        return self.table.index(row, CANCEL_COLUMN)
 
     def _refresh_button(self, top_left: QModelIndex, *_args: object) -> None:
         """A finished job has nothing left to cancel: its button goes."""

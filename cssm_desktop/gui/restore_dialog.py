@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QStandardPaths, Signal
+from PySide6.QtCore import QSettings, QStandardPaths, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..catalog import Entry
+from ..errors import Cancelled
 from ..units import human
 from . import workers
 
@@ -40,6 +42,8 @@ class RestoreDialog(QDialog):
         self.entries = entries
         self.worker: workers.RestoreWorker | None = None
         self.results: list[Path] = []
+        self.skipped = 0       # files the user chose not to replace
+        self.folder: Path | None = None
         self.setWindowTitle(self.tr("Restore files"))
         self.setMinimumWidth(520)
 
@@ -47,8 +51,11 @@ class RestoreDialog(QDialog):
         for e in entries:
             self.files.addItem(f"{e.name}    ({human(e.size)})")
         self.files.setMaximumHeight(120)
-        default = destination or Path(QStandardPaths.writableLocation(
-            QStandardPaths.StandardLocation.DownloadLocation) or Path.home())
+        last = QSettings().value("restore/folder")
+        default = destination or (Path(str(last)) if last and Path(str(last)).is_dir() else
+                                  Path(QStandardPaths.writableLocation(
+                                      QStandardPaths.StandardLocation.DownloadLocation)
+                                      or Path.home()))
         self.dest = QLineEdit(str(default))
         browse = QPushButton(self.tr("&Browse…"))
         browse.clicked.connect(self._browse)
@@ -88,6 +95,8 @@ class RestoreDialog(QDialog):
         layout.addWidget(self.bar)
         layout.addWidget(self.report)
         layout.addWidget(self.buttons)
+        # Locked: the password is what the user types first.
+        (self.password if not engine.unlocked else self.ok).setFocus()
 
     def _show_password(self, visible: bool) -> None:
         self.password.setVisible(visible)
@@ -108,6 +117,8 @@ class RestoreDialog(QDialog):
             self._say("⚠ " + self.tr("Choose an existing folder to restore into."))
             return
         self.ok.setEnabled(False)
+        self.folder = folder
+        QSettings().setValue("restore/folder", str(folder))
         if not self.engine.unlocked:
             password = self.password.text()
             if not password:
@@ -130,6 +141,7 @@ class RestoreDialog(QDialog):
     def _unlocked(self, folder: Path) -> None:
         self._show_password(False)
         jobs = []
+        self.skipped = 0
         for entry in self.entries:
             target = self.engine.destination(entry.name, folder)
             force = False
@@ -145,6 +157,7 @@ class RestoreDialog(QDialog):
                     self.ok.setEnabled(True)
                     return
                 if answer == QMessageBox.StandardButton.No:
+                    self.skipped += 1
                     continue
                 force = True
             jobs.append((entry, target, force))
@@ -174,20 +187,49 @@ class RestoreDialog(QDialog):
         self.worker = None
         self.results = paths
         self.bar.setValue(100)
-        self._say("✔ " + self.tr("Restored %n file(s).", "", len(paths)))
+        text = self.tr("%n restored", "", len(paths))
+        if self.skipped:
+            text += ", " + self.tr("%n skipped (kept as they were)", "", self.skipped)
+        self._say("✔ " + text + ".")
         self.buttons.clear()
-        self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        open_folder = self.buttons.addButton(self.tr("&Open folder"),
+                                             QDialogButtonBox.ButtonRole.ActionRole)
+        open_folder.clicked.connect(self.open_folder)
+        close = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        close.setDefault(True)
+        close.setFocus()
         self.restored.emit(paths)
+
+    def open_folder(self) -> None:
+        if self.folder is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder)))
 
     def _failed(self, error: BaseException) -> None:
         self.worker = None
         self.bar.hide()
-        self._say("⚠ " + workers.message(error))
+        if isinstance(error, Cancelled):
+            self._say(self.tr("Stopped. The file being restored was not written; files "
+                              "restored before it are kept."))
+        else:
+            self._say("⚠ " + workers.message(error))
         self.ok.setEnabled(True)
+        self.buttons.setEnabled(True)
 
     def _cancel_or_close(self) -> None:
+        self.reject()
+
+    def reject(self) -> None:
+        """Esc, Cancel, the close button: a running restore is stopped first (the engine
+        removes its partial output); the dialog closes only once nothing runs."""
         if self.worker is not None:
             self.worker.cancel()
-            self._say(self.tr("Cancelling…"))
+            self._say(self.tr("Stopping…"))
             return
-        self.reject()
+        super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.worker is not None:
+            event.ignore()
+            self.reject()
+            return
+        super().closeEvent(event)

@@ -29,8 +29,10 @@ from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
 from . import workers
 
+# Mnemonics are unique within the dialog: Alt+B is "Add S3 bucket", Alt+R "restore",
+# Alt+S the Save button.
 S3_FIELDS = (("name", "&Name:"), ("endpoint_url", "&Endpoint URL:"), ("region", "Re&gion:"),
-             ("bucket", "&Bucket:"), ("prefix", "&Prefix:"),
+             ("bucket", "B&ucket:"), ("prefix", "&Prefix:"),
              ("access_key_id", "&Access key ID:"))
 
 
@@ -46,6 +48,7 @@ class SettingsDialog(QDialog):
         self.secrets: dict[int, str] = {}   # row -> secret typed in this dialog
         self.saved_config: Config | None = None
         self._loading = False
+        self._testing: object | None = None   # the test running now, if any
 
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._select)
@@ -53,7 +56,7 @@ class SettingsDialog(QDialog):
         add_s3.clicked.connect(lambda: self._add("s3"))
         self.add_folder_button = add_folder = QPushButton(self.tr("Add &folder"))
         add_folder.clicked.connect(lambda: self._add("folder"))
-        self.remove_button = QPushButton(self.tr("&Remove"))
+        self.remove_button = QPushButton(self.tr("Re&move"))
         self.remove_button.clicked.connect(self._remove)
         self.replace_button = QPushButton(self.tr("Rep&lace…"))
         self.replace_button.setToolTip(self.tr(
@@ -83,13 +86,17 @@ class SettingsDialog(QDialog):
             edit = QLineEdit()
             edit.textEdited.connect(lambda text, k=key: self._edited(k, text))
             self.s3_fields[key] = edit
-            s3_form.addRow(self.tr(label), edit)
+            buddy = QLabel(self.tr(label))
+            buddy.setBuddy(edit)
+            s3_form.addRow(buddy, edit)
         self.s3_fields["endpoint_url"].setPlaceholderText(self.tr("empty for AWS S3"))
         self.s3_fields["prefix"].setPlaceholderText(self.tr("optional"))
         self.secret = QLineEdit()
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.textEdited.connect(self._secret_edited)
-        s3_form.addRow(self.tr("&Secret key:"), self.secret)
+        secret_label = QLabel(self.tr("Secret &key:"))
+        secret_label.setBuddy(self.secret)
+        s3_form.addRow(secret_label, self.secret)
         note = QLabel(self.tr("The secret key is kept in the system keyring, not in the "
                               "settings file."))
         note.setWordWrap(True)
@@ -106,8 +113,12 @@ class SettingsDialog(QDialog):
         path_row = QHBoxLayout()
         path_row.addWidget(self.folder_path, 1)
         path_row.addWidget(pick)
-        folder_form.addRow(self.tr("&Name:"), self.folder_name)
-        folder_form.addRow(self.tr("F&older:"), path_row)
+        # A label gets its mnemonic (and loses the literal "&") only with a buddy.
+        for text, field_, row_ in ((self.tr("&Name:"), self.folder_name, self.folder_name),
+                                   (self.tr("F&older:"), self.folder_path, path_row)):
+            label = QLabel(text)
+            label.setBuddy(field_)
+            folder_form.addRow(label, row_)
         self.stack.addWidget(folder_page)
 
         self.test_button = QPushButton(self.tr("&Test connection"))
@@ -133,6 +144,12 @@ class SettingsDialog(QDialog):
         self._wanted_k = base.threshold
         self.threshold.valueChanged.connect(self._k_changed)
         self.of_n = QLabel()
+        if self._vault is not None:
+            # k and n are the vault's, sealed in its headers when it was created; every file
+            # is cut for them. Changing them is not a setting but a new vault.
+            self.threshold.setEnabled(False)
+            self.threshold.setToolTip(self.tr("Set when the vault was created; every stored "
+                                              "file is cut for it."))
         k_row = QHBoxLayout()
         k_label = QLabel(self.tr("Stores needed to &restore a file:"))
         k_label.setBuddy(self.threshold)
@@ -144,9 +161,10 @@ class SettingsDialog(QDialog):
         self.error = QLabel()
         self.error.setWordWrap(True)
         if not keyring_usable():
-            self.error.setText("⚠ " + self.tr("No system keyring is available here: secret "
-                                              "keys can only be kept for this session, and "
-                                              "will be asked again after a restart."))
+            self.error.setText("⚠ " + self.tr("This computer's password store (keyring) is not "
+                                              "available: secret keys can be kept for this "
+                                              "session only, and are asked again after a "
+                                              "restart."))
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                         | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.save)
@@ -181,7 +199,8 @@ class SettingsDialog(QDialog):
         self.threshold.setMaximum(max(1, n))
         self.threshold.setValue(min(self._wanted_k, max(1, n)))
         self._loading = False
-        self.of_n.setText(self.tr("of %1 stores").replace("%1", str(n)))
+        self.of_n.setText(self.tr("of %1 stores").replace("%1", str(n)) + (
+            self.tr(" (fixed when the vault was created)") if self._vault is not None else ""))
         self.remove_button.setEnabled(n > 0)
 
     def _k_changed(self, value: int) -> None:
@@ -194,6 +213,9 @@ class SettingsDialog(QDialog):
 
     def _select(self, row: int) -> None:
         self.test_result.clear()
+        if self._testing is not None:   # a test of the store left behind: not this one's
+            self._testing = None
+            self._test_idle()
         store = self.current()
         self.test_button.setEnabled(store is not None)
         # Only a store that holds a part of the vault can be replaced.
@@ -257,6 +279,16 @@ class SettingsDialog(QDialog):
         row = self.list.currentRow()
         if row < 0:
             return
+        store = self.stores[row]
+        if store.index is not None and QMessageBox.question(
+                self, self.tr("Remove store"),
+                self.tr("“%1” holds part %2 of every stored file. Without it every file is at "
+                        "risk: one store fewer can be lost before files are.\n\nTo move it "
+                        "to a new disk or bucket, use Replace… instead.\n\nRemove it anyway?")
+                .replace("%1", store.name).replace("%2", str(store.index + 1)),
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+            return
         del self.stores[row]
         if row < len(self.original_names):
             del self.original_names[row]
@@ -316,24 +348,45 @@ class SettingsDialog(QDialog):
         return self._saved_secret(self.stores[row])
 
     def _test(self) -> None:
+        if self._testing is not None:   # the button reads "Stop test" meanwhile
+            self._testing = None
+            self._test_idle()
+            self.test_result.setText(self.tr("Test stopped."))
+            return
         row = self.list.currentRow()
         store = self.current()
         if store is None:
             return
         try:
             store.validate()
+            cfg = Config(stores=[store])
             target = make_store(store, secret=self.secret_for(row) if store.type == "s3"
-                                else None, quick=True)
+                                else None, quick=True,
+                                folder=cfg.folder(store) if store.type == "folder" else None)
         except (ConfigError, StoreError) as exc:
             self._tested(row, exc)
             return
-        self.test_button.setEnabled(False)
-        self.test_result.setText(self.tr("Testing…"))
-        workers.start(workers.Call(target.check), succeeded=lambda _r: self._tested(row, None),
-                      failed=lambda err: self._tested(row, err))
+        # A server that accepts and never answers must not hold the user: the button
+        # stops the wait at once (the probe's thread ends at its own short timeout).
+        token = object()
+        self._testing = token
+        self.test_button.setText(self.tr("S&top test"))
+        self.test_result.setText(self.tr("Testing… (at most about 15 seconds)"))
+
+        def answered(error: BaseException | None) -> None:
+            if self._testing is token:
+                self._testing = None
+                self._test_idle()
+                self._tested(row, error)
+
+        workers.start(workers.Call(target.check), succeeded=lambda _r: answered(None),
+                      failed=answered)
+
+    def _test_idle(self) -> None:
+        self.test_button.setText(self.tr("&Test connection"))
+        self.test_button.setEnabled(self.current() is not None)
 
     def _tested(self, row: int, error: BaseException | None) -> None:
-        self.test_button.setEnabled(True)
         if row != self.list.currentRow():
             return
         if error is None:
@@ -343,12 +396,24 @@ class SettingsDialog(QDialog):
             text = error.reason if isinstance(error, StoreError) else workers.message(error)
             self.test_result.setText("✖ " + text)
 
+    def done(self, result: int) -> None:
+        self._testing = None   # a test still waiting answers no one
+        super().done(result)
+
     # -- save
     def save(self) -> None:
         cfg = Config(stores=copy.deepcopy(self.stores), threshold=self.threshold.value(),
                      vault=self._vault)
         try:
             cfg.validate()
+            newcomers = [s.name for s in cfg.stores if s.index is None]
+            if self._vault is not None and newcomers:
+                bound = len([s for s in cfg.stores if s.index is not None])
+                raise ConfigError(
+                    f"{', '.join(newcomers)} cannot join this vault: its files are cut into "
+                    "a fixed number of parts when stored, one per store it was created with, "
+                    "so a new store would hold nothing. Use Replace… to move a store to a "
+                    f"new place ({bound} of the vault's stores are configured).")
             for row, store in enumerate(cfg.stores):
                 if store.type == "s3" and store.access_key_id and not self.secret_for(row):
                     raise ConfigError(f"store {store.name!r}: enter its secret key")
@@ -369,12 +434,15 @@ class SettingsDialog(QDialog):
         try:
             set_secret(name, secret)
         except StoreError as exc:
-            answer = QMessageBox.warning(
-                self, self.tr("No keyring"),
-                self.tr("The system keyring could not save the secret for %1 (%2).\n\n"
-                        "Keep it for this session only? You will have to enter it again "
-                        "after a restart. It is never written to a file.")
-                .replace("%1", name).replace("%2", exc.reason),
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
-            if answer == QMessageBox.StandardButton.Yes:
+            box = QMessageBox(
+                QMessageBox.Icon.Warning, self.tr("Secret key not saved"),
+                self.tr("This computer's password store (the keyring) is not available, so "
+                        "the secret key of “%1” cannot be saved.\n\nOn Linux the keyring "
+                        "comes with the desktop (GNOME Keyring, KWallet); it may be locked or "
+                        "missing.\n\nKeep the key for this session only? It is never written "
+                        "to a file; you will be asked for it again after a restart.")
+                .replace("%1", name),
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            box.setDetailedText(exc.reason)   # what the keyring library said, for support
+            if box.exec() == QMessageBox.StandardButton.Yes:
                 keep_secret_for_session(name, secret)

@@ -28,6 +28,14 @@ def strength(password: str) -> tuple[int, str]:
     return score, ("too weak", "weak", "fair", "strong")[score]
 
 
+ADVICE = (
+    "needs at least 8 characters",
+    "accepted; 12 or more characters (or four unrelated words) are much harder to guess",
+    "good; 16 or more characters would be better still",
+    "",
+)
+
+
 class NewPasswordDialog(QDialog):
     """Asks for a new password twice and shows a strength hint."""
 
@@ -61,6 +69,10 @@ class NewPasswordDialog(QDialog):
         pw = self.first.text()
         score, word = strength(pw)
         text = self.tr("Strength: ") + self.tr(word)
+        if ADVICE[score] and pw:
+            text += " — " + self.tr(ADVICE[score])
+        elif not pw:
+            text = self.tr("At least 8 characters; a few unrelated words make a strong one.")
         if self.second.text() and self.second.text() != pw:
             text = "⚠ " + self.tr("The passwords differ.")
         self.hint.setText(text)

@@ -33,7 +33,7 @@ class Worker(QObject):
 
     # object, not int: Qt's int is 32 bits, and files pass 2 GiB.
     progress = Signal(object, object)    # bytes done, bytes total (current file)
-    step = Signal(object, object)        # items done, items total (a job over many files)
+    step = Signal(object, object, str)   # items done, items total, the item now (a name)
     damaged = Signal(str, str)           # store, reason
     succeeded = Signal(object)
     failed = Signal(object)              # the exception itself; faces render it
@@ -74,7 +74,7 @@ class Worker(QObject):
         if isinstance(event, StoreDamaged):
             self.damaged.emit(event.store, event.reason)
         elif isinstance(event, Step):
-            self.step.emit(event.done, event.total)
+            self.step.emit(event.done, event.total, event.item)
         elif isinstance(event, FileProgress):
             now = time.monotonic()
             with self._lock:
@@ -107,9 +107,9 @@ class _Relay(QObject):
     def progress(self, done: int, total: int) -> None:
         self._call("progress", done, total)
 
-    @Slot(object, object)
-    def step(self, done: int, total: int) -> None:
-        self._call("step", done, total)
+    @Slot(object, object, str)
+    def step(self, done: int, total: int, item: str) -> None:
+        self._call("step", done, total, item)
 
     @Slot(str, str)
     def damaged(self, store: str, reason: str) -> None:
@@ -210,13 +210,14 @@ class Job(Worker):
 
 
 class PutWorker(Worker):
-    def __init__(self, engine: Any, source: Path, name: str) -> None:
+    def __init__(self, engine: Any, source: Path, name: str, duplicates: Any = None) -> None:
         super().__init__()
         self.engine, self.source, self.name = engine, source, name
+        self.duplicates = duplicates
 
     def work(self) -> Any:
-        vault = self.engine.vault()
-        result = self.engine.put_one(vault, self.source, self.name, self.listen, self.token)
+        kwargs = {"duplicates": self.duplicates} if self.duplicates is not None else {}
+        result = self.engine.put_one(self.source, self.name, self.listen, self.token, **kwargs)
         if result.error is not None:
             raise result.error
         return result

@@ -1,0 +1,229 @@
+"""The window's vault work, off the UI thread: open the vault, look at the stores, list the
+files, verify, repair, rebuild the list, delete, create a first vault.
+
+It holds no widgets but the dialogs a job shows; the main window lays things out and
+connects to its signals. Every status it emits follows from a check just made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QWidget
+
+from ..catalog import Entry
+from ..config import Config, StoreConfig, data_dir
+from ..core.repair import RepairResult
+from ..core.status import StoreReport
+from ..core.verify import FileReport
+from ..errors import CssmError, NotEnoughStores
+from . import workers
+from .context import AppContext
+from .task_dialog import Row, TaskDialog
+
+CHECK_EVERY_MS = 60_000   # a look at each store: one small read per store
+
+
+@dataclass(frozen=True)
+class StoresChecked:
+    reports: list[StoreReport]
+    down: dict[str, str]      # the vault's stores not usable now, and why
+    n: int
+    k: int
+
+
+def _problems(report: FileReport) -> str:
+    return "; ".join(f"{c.store}: {c.problem}" for c in report.checks if not c.ok)
+
+
+def verify_rows(results: list[tuple[Entry, FileReport | CssmError]]) -> tuple[str, list[Row]]:
+    rows = []
+    for entry, r in results:
+        if isinstance(r, CssmError):
+            rows.append(Row(entry.name, "lost", str(r)))
+        elif not r.healthy:
+            rows.append(Row(entry.name, "at risk" if r.restorable else "lost", _problems(r)))
+    return _summary(len(results), rows, 0), rows
+
+
+def repair_rows(results: list[tuple[Entry, RepairResult | CssmError]]
+                ) -> tuple[str, list[Row]]:
+    rows = []
+    rebuilt = 0
+    for entry, r in results:
+        if isinstance(r, CssmError):
+            rows.append(Row(entry.name, "lost" if isinstance(r, NotEnoughStores)
+                            else "at risk", str(r)))
+        elif not r.after.healthy:
+            rows.append(Row(entry.name, "at risk" if r.after.restorable else "lost",
+                            _problems(r.after)))
+        elif r.rebuilt:
+            rebuilt += 1
+            rows.append(Row(entry.name, "repaired", "rebuilt on " + ", ".join(r.rebuilt)))
+    return _summary(len(results), rows, rebuilt), rows
+
+
+def _summary(total: int, rows: list[Row], rebuilt: int) -> str:
+    at_risk = sum(r.outcome == "at risk" for r in rows)
+    lost = sum(r.outcome == "lost" for r in rows)
+    safe = total - at_risk - lost
+    if not at_risk and not lost:
+        text = f"All {total} files are safe: every part on every store was read and checked."
+        return text + (f" {rebuilt} were repaired." if rebuilt else "")
+    parts = [f"{safe} of {total} files safe"]
+    if rebuilt:
+        parts.append(f"{rebuilt} repaired")
+    if at_risk:
+        parts.append(f"{at_risk} at risk (restorable; Repair, or bring the stores back)")
+    if lost:
+        parts.append(f"{lost} lost (fewer than the needed stores hold good parts)")
+    return ", ".join(parts) + "."
+
+
+class VaultController(QObject):
+    opened = Signal(object)            # the engine's Vault: n, k, stores
+    open_failed = Signal(object)       # the exception
+    stores_checked = Signal(object)    # StoresChecked
+    files_loaded = Signal(object)      # list[Entry]
+    message = Signal(str)              # for the status bar
+    failed = Signal(str, str)          # title, text: for a warning box
+    vault_created = Signal()
+
+    def __init__(self, ctx: AppContext, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self._checking = False
+        self.timer = QTimer(self, interval=CHECK_EVERY_MS)
+        self.timer.timeout.connect(lambda: self.check_stores(count_bytes=False))
+        self.task: TaskDialog | None = None
+
+    @property
+    def engine(self) -> Any:
+        return self.ctx.engine
+
+    # -- the vault and its stores
+    def open_vault(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        workers.start(workers.Call(engine.vault), succeeded=self._opened,
+                      failed=self.open_failed.emit)
+
+    def _opened(self, vault: Any) -> None:
+        self.opened.emit(vault)
+        self.check_stores(count_bytes=True)
+        self.timer.start()
+
+    def check_stores(self, count_bytes: bool = True) -> None:
+        """A fresh look at every store; the file list is refreshed from it."""
+        engine = self.engine
+        if engine is None or self._checking:
+            return
+        self._checking = True
+
+        def look() -> StoresChecked:
+            reports = engine.check_stores(count_bytes=count_bytes)
+            try:
+                vault = engine.vault()
+            except CssmError:
+                return StoresChecked(reports, {r.name: r.reason for r in reports}, 0, 0)
+            return StoresChecked(reports, engine.down(vault), vault.n, vault.k)
+
+        def done(result: StoresChecked) -> None:
+            self.stores_checked.emit(result)
+            self.refresh_files()
+
+        workers.start(workers.Call(look), succeeded=done,
+                      failed=lambda err: self.message.emit(workers.message(err)),
+                      finished=self._checked)
+
+    def _checked(self) -> None:
+        self._checking = False
+
+    def refresh_files(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        workers.start(workers.Call(engine.entries), succeeded=self.files_loaded.emit,
+                      failed=lambda err: self.message.emit(workers.message(err)))
+
+    # -- long jobs, each in a dialog with progress, Cancel and a result list
+    def _run(self, parent: QWidget, title: str, doing: str, worker: workers.Worker,
+             render: Any) -> TaskDialog:
+        dialog = TaskDialog(title, doing, parent)
+
+        def ended(result: object) -> None:
+            self.task = None
+            if result is not None:
+                summary, rows = render(result)
+                dialog.show_result(summary, rows)
+                self.message.emit(summary)
+            self.check_stores(count_bytes=True)   # what the job found shows everywhere
+
+        dialog.ended.connect(ended)
+        self.task = dialog
+        dialog.run(worker)
+        return dialog
+
+    def verify(self, parent: QWidget) -> TaskDialog:
+        return self._run(parent, self.tr("Verify"), self.tr("Verifying"),
+                         workers.Job(self.engine.verify), verify_rows)
+
+    def repair(self, parent: QWidget) -> TaskDialog:
+        def render(result: tuple[list[str], list[Any]]) -> tuple[str, list[Row]]:
+            adopted, results = result
+            summary, rows = repair_rows(results)
+            if adopted:
+                summary += " " + self.tr("Vault header written to %1.").replace(
+                    "%1", ", ".join(adopted))
+            return "Repair done: " + summary[0].lower() + summary[1:], rows
+
+        return self._run(parent, self.tr("Repair"), self.tr("Repairing"),
+                         workers.Job(self.engine.repair), render)
+
+    def rebuild(self, parent: QWidget) -> TaskDialog:
+        def render(result: tuple[int, dict[str, str]]) -> tuple[str, list[Row]]:
+            count, unreadable = result
+            rows = [Row(fid[:12], "lost", why) for fid, why in unreadable.items()]
+            text = f"{count} files found in the stores."
+            if unreadable:
+                text += f" {len(unreadable)} could not be read."
+            return text, rows
+
+        return self._run(parent, self.tr("Rebuild the file list"), self.tr("Reading"),
+                         workers.Job(self.engine.rebuild_catalog), render)
+
+    # -- short jobs
+    def delete(self, entries: list[Entry]) -> None:
+        engine = self.engine
+
+        def remove() -> list[str]:
+            return [e.name for e in entries if engine.remove(e.id)]
+
+        def removed(leftovers: list[str]) -> None:
+            self.refresh_files()
+            text = self.tr("%n file(s) deleted.", "", len(entries))
+            if leftovers:
+                text += " " + self.tr("Some stores were down; garbage collection removes the "
+                                      "rest later.")
+            self.message.emit(text)
+
+        workers.start(workers.Call(remove), succeeded=removed,
+                      failed=lambda err: self.failed.emit(self.tr("Delete"),
+                                                          workers.message(err)))
+
+    def create_local_vault(self, password: str, root: Path | None = None) -> None:
+        """Five folder stores under the user data dir, 3 needed: a vault in seconds."""
+        root = root or data_dir() / "local-vault"
+        stores = [StoreConfig(name=f"local-{i}", type="folder", path=str(root / f"store-{i}"))
+                  for i in range(1, 6)]
+        self.ctx.save(Config(stores=stores, threshold=3))
+        self.message.emit(self.tr("Creating the vault…"))
+        engine = self.engine
+        workers.start(workers.Call(lambda: engine.init(password)),
+                      succeeded=lambda _v: self.vault_created.emit(),
+                      failed=lambda err: self.failed.emit(self.tr("New vault"),
+                                                          workers.message(err)))

@@ -1,0 +1,87 @@
+"""The upload queue as the table the window shows (the scheduler is in jobs.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+)
+
+from ..units import human
+from .jobs import Job, JobQueue, State
+
+COLUMNS = ("Name", "Size", "Progress", "Speed", "Status", "")
+PROGRESS_COLUMN = 2
+CANCEL_COLUMN = 5  # holds the per-row cancel button
+
+
+class QueueModel(QAbstractTableModel):
+    """The upload queue as a table: one row per job, kept in step with the queue."""
+
+    def __init__(self, queue: JobQueue, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.queue = queue
+        # Bound methods, not lambdas: Qt drops the connections when the model goes.
+        queue.about_to_add.connect(self._about_to_add)
+        queue.added.connect(self.endInsertRows)
+        queue.about_to_reset.connect(self.beginResetModel)
+        queue.reset.connect(self.endResetModel)
+        queue.changed.connect(self._changed)
+
+    def _about_to_add(self, first: int, count: int) -> None:
+        self.beginInsertRows(QModelIndex(), first, first + count - 1)
+
+    def _changed(self, row: int) -> None:
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    @property
+    def jobs(self) -> list[Job]:
+        return self.queue.jobs
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.jobs)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.tr(COLUMNS[section]) if COLUMNS[section] else ""
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        job = self.jobs[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return job.name
+            if col == 1:
+                return human(job.size)
+            if col == PROGRESS_COLUMN:
+                return f"{human(job.done)} / {human(job.size)}"
+            if col == 3:
+                return f"{human(job.speed)}/s" if job.state is State.RUNNING else ""
+            if col == 4:
+                return self._status(job)
+        if role == Qt.ItemDataRole.UserRole and col == PROGRESS_COLUMN:
+            return 100 if job.state is State.DONE else (
+                int(100 * job.done / job.size) if job.size else 0)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return job.error or str(job.source)
+        return None
+
+    def _status(self, job: Job) -> str:
+        if job.state is State.RUNNING and job.eta is not None:
+            return self.tr("uploading, %n s left", "", max(1, round(job.eta)))
+        if job.state is State.FAILED:
+            return self.tr("failed: ") + job.error
+        return self.tr(job.state.value)

@@ -1,0 +1,110 @@
+"""The stores panel: one row per store as the last check found it, and a banner that says
+what the losses mean for the files, with the action that helps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from ..core.status import StoreReport, StoreState, risk_text
+from ..units import human
+
+STATE_TEXT = {
+    StoreState.REACHABLE: "✔ reachable",
+    StoreState.UNREACHABLE: "✖ unreachable",
+    StoreState.DAMAGED: "⚠ damaged",
+    StoreState.FOREIGN: "✖ foreign (not used)",
+    StoreState.EMPTY: "○ empty",
+}
+COLUMNS = ("Store", "#", "Where", "State", "Why", "Checked", "Holds")
+
+
+class StoresView(QTableWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels([self.tr(c) for c in COLUMNS])
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setTabKeyNavigation(False)   # Tab leaves the table, arrows move inside it
+        self.verticalHeader().hide()
+        header = self.horizontalHeader()
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.reports: list[StoreReport] = []
+
+    def set_reports(self, reports: list[StoreReport]) -> None:
+        held_before = {r.name: r.held for r in self.reports}
+        self.reports = reports
+        self.setRowCount(len(reports))
+        for row, r in enumerate(reports):
+            held = r.held if r.held is not None else held_before.get(r.name)
+            cells = (r.name, f"{r.index + 1}" if r.index is not None else "-",
+                     r.kind, self.tr(STATE_TEXT[r.state]), r.reason,
+                     datetime.fromtimestamp(r.checked_at).strftime("%H:%M:%S"),
+                     human(held) if held is not None else "")
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(r.reason or text)
+                if col == 6:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
+                self.setItem(row, col, item)
+
+    def state_of(self, name: str) -> StoreState | None:
+        return next((r.state for r in self.reports if r.name == name), None)
+
+
+class RiskBanner(QFrame):
+    """Shown while any of the vault's stores is not usable."""
+
+    repair_requested = Signal()
+    replace_requested = Signal()
+    check_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        check = QPushButton(self.tr("Check a&gain"))
+        check.clicked.connect(self.check_requested)
+        self.replace = QPushButton(self.tr("Re&place a store…"))
+        self.replace.clicked.connect(self.replace_requested)
+        self.repair = QPushButton(self.tr("Re&pair"))
+        self.repair.clicked.connect(self.repair_requested)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.text, 1)
+        for b in (check, self.replace, self.repair):
+            layout.addWidget(b)
+        self.hide()
+
+    def show_risk(self, down: dict[str, str], n: int, k: int) -> None:
+        if not down:
+            self.hide()
+            return
+        names = ", ".join(sorted(down))
+        self.text.setText("⚠ " + risk_text(len(down), n, k).capitalize() + f" ({names}).")
+        palette = self.palette()
+        # Amber while every file is still restorable, red when one more loss costs files.
+        palette.setColor(QPalette.ColorRole.Window,
+                         QColor("#fff3cd") if n - k - len(down) > 0 else QColor("#f8d7da"))
+        palette.setColor(QPalette.ColorRole.WindowText, QColor("#212529"))
+        self.setPalette(palette)
+        self.text.setPalette(palette)
+        self.show()

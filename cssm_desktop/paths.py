@@ -1,0 +1,135 @@
+"""Local paths at the edges: which files a put takes, and where a stored name restores to.
+
+Both faces use these, so a folder dropped on the window and `cssm put` of the same folder
+store the same files under the same names, and skip the same things for the same reasons.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import FormatError
+
+LINK_SKIPPED = "symbolic link, not followed"
+SPECIAL_SKIPPED = "not a regular file (a FIFO, socket or device)"
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    name: str       # the stored name: POSIX-style, relative, the folder's own name first
+    size: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+    asked: bool = False   # the path was given by name: not storing it is an error
+
+
+def list_sources(paths: list[Path]) -> tuple[list[Source], list[Skipped]]:
+    """The regular files under `paths`, and what was left out and why.
+
+    A path given by name may be a link to a file (the user pointed at it); inside folders
+    links are never followed: a link to a file inside the folder would store it twice under
+    the target's name, a link out of it would store what the user did not choose, and a
+    loop would never end. FIFOs, sockets and devices are skipped, never opened (opening a
+    FIFO blocks until a writer comes).
+    """
+    files: list[Source] = []
+    skipped: list[Skipped] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            why = "symbolic link that leads nowhere" if path.is_symlink() else \
+                "no such file or folder"
+            skipped.append(Skipped(path, why, asked=True))
+            continue
+        except OSError as exc:
+            skipped.append(Skipped(path, (exc.strerror or "cannot be read").lower(), asked=True))
+            continue
+        if stat.S_ISREG(st.st_mode):
+            files.append(Source(path, path.name or "file", st.st_size))
+        elif stat.S_ISDIR(st.st_mode):
+            _walk(path, files, skipped)
+        else:
+            skipped.append(Skipped(path, SPECIAL_SKIPPED, asked=True))
+    return files, skipped
+
+
+def _walk(top: Path, files: list[Source], skipped: list[Skipped]) -> None:
+    top_name = top.name or Path(os.path.abspath(top)).name or "folder"
+
+    def failed(exc: OSError) -> None:
+        skipped.append(Skipped(Path(exc.filename or top), (exc.strerror or "unreadable").lower()))
+
+    for dirpath, dirs, names in os.walk(top, onerror=failed):
+        here = Path(dirpath)
+        rel = here.relative_to(top)
+        keep = []
+        for d in sorted(dirs):
+            if (here / d).is_symlink():
+                skipped.append(Skipped(here / d, LINK_SKIPPED))
+            else:
+                keep.append(d)
+        dirs[:] = keep
+        for fname in sorted(names):
+            full = here / fname
+            try:
+                st = full.lstat()
+            except OSError as exc:
+                skipped.append(Skipped(full, (exc.strerror or "unreadable").lower()))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                skipped.append(Skipped(full, LINK_SKIPPED))
+            elif not stat.S_ISREG(st.st_mode):
+                skipped.append(Skipped(full, SPECIAL_SKIPPED))
+            else:
+                files.append(Source(full, PurePosixPath(top_name, *rel.parts, fname).as_posix(),
+                                    st.st_size))
+
+
+# Characters Windows does not allow in a file name; elsewhere only "/" and NUL are barred.
+_WINDOWS_BAD = set('<>:"|?*\\') | {chr(c) for c in range(32)}
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                     *(f"LPT{i}" for i in range(1, 10))}
+
+
+def safe_relative(name: str, windows: bool = sys.platform == "win32") -> Path:
+    """A stored name as a relative path that cannot climb out of the destination folder.
+
+    Names are split on "/" only (that is how put writes them, on every system). A name
+    like `a:b` or `a\\b` is one file on Linux and macOS; on Windows those characters are
+    replaced, never taken as a drive or a separator.
+    """
+    parts = []
+    for part in name.split("/"):
+        if part in ("", ".", "..") or "\x00" in part:
+            continue
+        if windows:
+            part = "".join("_" if c in _WINDOWS_BAD else c for c in part).rstrip(" .")
+            if part.split(".")[0].upper() in _WINDOWS_RESERVED:
+                part = "_" + part
+            if not part:
+                continue
+        parts.append(part)
+    if not parts:
+        raise FormatError(f"stored name {printable(name)} is not usable as a file name")
+    return Path(*parts)
+
+
+def printable(name: str) -> str:
+    """A name for one line of terminal output: control characters (a newline in a file
+    name) are shown escaped, so one file is always one line."""
+    if all(c.isprintable() or c == " " for c in name):
+        return name
+    return "".join(c if c.isprintable() or c == " " else
+                   repr(c)[1:-1] if unicodedata.category(c) == "Cc" else f"\\u{ord(c):04x}"
+                   for c in name)

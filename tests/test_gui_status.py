@@ -1,0 +1,250 @@
+"""The window tells the truth and answers the keyboard (issue: honest status), on real
+widgets offscreen, a real vault of folders, and real uploads and restores."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
+
+from cssm_desktop.core.progress import FileProgress
+from cssm_desktop.gui import workers
+from cssm_desktop.gui.jobs import State
+from cssm_desktop.gui.main_window import MainWindow
+from cssm_desktop.gui.restore_dialog import RestoreDialog
+from cssm_desktop.gui.settings_dialog import SettingsDialog
+from cssm_desktop.gui.single import SingleInstance
+
+from .conftest import PASSWORD
+from .test_gui import _files, ctx, main_thread_gc, qt_settings, window  # noqa: F401
+
+GiB = 1 << 30
+
+
+def _upload(qtbot, win: MainWindow, paths: list[Path]) -> None:
+    with qtbot.waitSignal(win.queue.all_finished, timeout=120_000):
+        win.add_paths(paths)
+
+
+def _stored(qtbot, win: MainWindow, count: int) -> None:
+    qtbot.waitUntil(lambda: win.files.source.rowCount() == count, timeout=20_000)
+
+
+def test_banner_and_panel_say_what_two_lost_stores_mean(qtbot, window: MainWindow,  # noqa: F811
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    window.engine.unlock(PASSWORD)
+    _upload(qtbot, window, _files(tmp_path, {"a.bin": 2000}))
+    _stored(qtbot, window, 1)
+    for name in ("store2", "store5"):
+        (tmp_path / "stores" / name).rename(tmp_path / f"{name}.away")
+    refresh = next(a for a in window.findChildren(QAction) if a.text() == "&Refresh")
+    assert QKeySequence("F5") in refresh.shortcuts()
+    with qtbot.waitSignal(window.stores_checked, timeout=20_000):
+        refresh.trigger()
+    assert "3 of 5 stores reachable" in window.stores_label.text()
+    assert [window.stores_view.item(r, 3).text() for r in range(5)] == [
+        "✔ reachable", "✖ unreachable", "✔ reachable", "✔ reachable", "✖ unreachable"]
+    assert "does not exist" in window.stores_view.item(1, 4).text()
+    assert window.banner.isVisible()
+    assert "one more loss and files are lost" in window.banner.text.text()
+    assert "store2, store5" in window.banner.text.text()
+    qtbot.waitUntil(lambda: window.files.source.entries[0].health == "at risk", timeout=10_000)
+    assert window.files.source.data(window.files.source.index(0, 3)) == "⚠ at risk"
+    opened: list[bool] = []
+    monkeypatch.setattr(window, "open_settings", lambda: opened.append(True))
+    window.banner.replace_requested.disconnect()
+    window.banner.replace_requested.connect(window.open_settings)
+    qtbot.mouseClick(window.banner.replace, Qt.MouseButton.LeftButton)
+    assert opened == [True]
+    for name in ("store2", "store5"):
+        (tmp_path / f"{name}.away").rename(tmp_path / "stores" / name)
+    with qtbot.waitSignal(window.stores_checked, timeout=20_000):
+        qtbot.mouseClick(window.banner.findChild(QPushButton), Qt.MouseButton.LeftButton)
+    assert "5 of 5 stores reachable" in window.stores_label.text() and window.banner.isHidden()
+    qtbot.waitUntil(lambda: window.files.source.entries[0].health == "safe", timeout=10_000)
+
+
+def test_keyboard_settings_tab_enter_and_delete(qtbot, window: MainWindow,  # noqa: F811
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = next(a for a in window.findChildren(QAction) if a.text() == "&Settings…")
+    assert QKeySequence("Ctrl+,") in settings.shortcuts()
+    window.engine.unlock(PASSWORD)
+    _upload(qtbot, window, _files(tmp_path, {"b.bin": 1000}))
+    _stored(qtbot, window, 1)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5_000)
+    files = window.files
+    files.setFocus()
+    files.selectRow(0)
+    qtbot.keyClick(files, Qt.Key.Key_Tab)                 # Tab leaves the table
+    assert QApplication.focusWidget() is not files
+    files.setFocus()
+    qtbot.keyClick(files, Qt.Key.Key_Return)               # Enter restores the selection
+    dialog = window.findChild(RestoreDialog)
+    assert dialog is not None and dialog.isVisible() and dialog.entries[0].name == "b.bin"
+    dialog.close()
+    # Delete with a waiting upload focused cancels it, and asks nothing about stored files.
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **_k: asked.append(a[2]) or
+                        QMessageBox.StandardButton.No)
+    window.engine.lock()
+    window._update_lock()
+    (waiting,) = _files(tmp_path, {"c.bin": 10})
+    window.queue.add([(waiting, "c.bin", 10)])
+    window.queue_view.setFocus()
+    window.queue_view.selectRow(len(window.queue.jobs) - 1)
+    window.delete_selected()
+    assert window.queue.jobs[-1].state is State.CANCELLED and asked == []
+    assert window.files.source.rowCount() == 1
+
+
+def _mnemonics(widgets: list[QWidget]) -> list[str]:
+    keys = []
+    for w in widgets:
+        if not w.isVisibleTo(w.window()):
+            continue
+        text = w.text() if isinstance(w, QLabel | QAbstractButton) else ""
+        match = re.search(r"&([^&])", text.replace("&&", ""))
+        if match:
+            keys.append(match.group(1).lower())
+    return keys
+
+
+@pytest.mark.parametrize("page", ["s3", "folder"])
+def test_settings_mnemonics_are_unique_and_labels_show_no_ampersand(qtbot, ctx,  # noqa: F811
+                                                                     page: str,
+                                                                     monkeypatch) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: "")
+    dialog = SettingsDialog(ctx.config)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog._add(page)
+    widgets = dialog.findChildren(QWidget)
+    keys = _mnemonics(widgets)
+    assert len(keys) == len(set(keys)), sorted(keys)
+    for label in dialog.findChildren(QLabel):
+        if "&" in label.text() and label.isVisibleTo(dialog) and not label.text().startswith("<"):
+            assert label.buddy() is not None, label.text()   # else "&" shows literally
+
+
+def test_settings_of_a_vault_keep_its_n_and_k(qtbot, ctx, monkeypatch) -> None:  # noqa: F811
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda *_a, **_k: str(Path(ctx.config_file).parent / "sixth"))
+    dialog = SettingsDialog(ctx.config)
+    qtbot.addWidget(dialog)
+    assert not dialog.threshold.isEnabled() and "fixed" in dialog.of_n.text()
+    dialog._add("folder")
+    dialog.save()
+    assert dialog.saved_config is None
+    assert "cannot join this vault" in dialog.error.text() and "Replace" in dialog.error.text()
+
+
+def test_esc_stops_a_running_restore_and_leaves_no_file(qtbot, window: MainWindow,  # noqa: F811
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    window.engine.unlock(PASSWORD)
+    _upload(qtbot, window, _files(tmp_path, {"big.bin": 8 << 20}))
+    _stored(qtbot, window, 1)
+    real_get = window.engine.get
+
+    def held_get(entry, dest, force=False, listener=None, cancel=None):
+        def hold(event):   # at the first bytes written, wait until the user stops it
+            listener(event)
+            if isinstance(event, FileProgress) and event.done:
+                assert cancel._event.wait(30), "never cancelled"
+        return real_get(entry, dest, force=force, listener=hold, cancel=cancel)
+
+    monkeypatch.setattr(window.engine, "get", held_get)
+    out = tmp_path / "out"
+    out.mkdir()
+    dialog = window.open_restore(window.files.source.entries, destination=out)
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.bar.value() > 0 or "Restoring" in dialog.status.text(),
+                    timeout=10_000)
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    assert dialog.isVisible()                       # not destroyed while the job runs
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=20_000)
+    assert "Stopped" in dialog.status.text()
+    assert list(out.iterdir()) == []               # no partial file, no temp file
+    dialog.close()
+
+
+def test_the_same_file_again_asks_skip_again_or_replace(qtbot, window: MainWindow,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    window.engine.unlock(PASSWORD)
+    (path,) = _files(tmp_path, {"same.bin": 3000})
+    _upload(qtbot, window, [path])
+    _stored(qtbot, window, 1)
+    _upload(qtbot, window, [path])
+    assert window.queue.jobs[-1].state is State.SKIPPED
+    box = next(b for b in window.findChildren(QMessageBox) if b.windowTitle() == "Already stored")
+    assert "same.bin" in box.text()
+    again = next(b for b in box.buttons() if b.text() == "Store &again")
+    with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
+        qtbot.mouseClick(again, Qt.MouseButton.LeftButton)
+    assert window.queue.jobs[-1].state is State.DONE
+    _stored(qtbot, window, 2)
+
+
+def test_a_second_start_wakes_the_first(qtbot, tmp_path: Path) -> None:
+    first = SingleInstance(tmp_path / "config.toml")
+    assert first.acquire()
+    try:
+        second = SingleInstance(tmp_path / "config.toml")
+        with qtbot.waitSignal(first.wake, timeout=5_000):
+            assert not second.acquire()
+        other = SingleInstance(tmp_path / "other.toml")   # another settings file: its own
+        assert other.acquire()
+        other.release()
+    finally:
+        first.release()
+    again = SingleInstance(tmp_path / "config.toml")
+    assert again.acquire()
+    again.release()
+
+
+def test_three_gib_through_the_queue_progress(qtbot, window: MainWindow,  # noqa: F811
+                                              tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past 2 GiB Qt's int signals overflowed: negative sizes, a stuck bar, a crash at exit."""
+    monkeypatch.setattr(workers.Worker, "EMIT_EVERY", 0.2)
+    big = tmp_path / "input" / "three.bin"
+    big.parent.mkdir()
+    with open(big, "wb") as fh:          # sparse: reads as zeros, costs no disk
+        fh.truncate(3 * GiB + 12345)
+    window.engine.unlock(PASSWORD)
+    seen: list[tuple[int, str, int]] = []
+    queue = window.queue_model
+
+    def record(*_a: object) -> None:
+        if queue.jobs:
+            seen.append((queue.jobs[0].done, queue.data(queue.index(0, 2)),
+                         queue.data(queue.index(0, 2), Qt.ItemDataRole.UserRole)))
+
+    queue.dataChanged.connect(record)
+    _upload(qtbot, window, [big])
+    assert queue.jobs[0].state is State.DONE, queue.jobs[0].error
+    done = [d for d, _t, _p in seen]
+    assert done == sorted(done) and min(done) >= 0 and done[-1] == 3 * GiB + 12345
+    assert any(2 * GiB < d < 3 * GiB for d in done), "no progress shown past 2 GiB"
+    assert all(not t.startswith("-") for _d, t, _p in seen)
+    assert seen[-1][1] == "3.0 GiB / 3.0 GiB" and seen[-1][2] == 100
+    percents = [p for _d, _t, p in seen]
+    assert percents == sorted(percents) and min(percents) >= 0

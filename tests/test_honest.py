@@ -1,0 +1,252 @@
+"""Status that follows the facts, and edges that give one clear line (issue: honest status).
+
+Stores go away and come back for real (their folders are moved), files are restored for
+real, and each CLI case runs `cssm` as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.catalog import AT_RISK, LOST, SAFE
+from cssm_desktop.config import Config, StoreConfig, load_config
+from cssm_desktop.core.layout import vault_key
+from cssm_desktop.core.status import StoreState, risk_text
+from cssm_desktop.engine import Duplicate, Engine
+from cssm_desktop.errors import ConfigError, NotEnoughStores
+from cssm_desktop.paths import printable, safe_relative
+
+from .conftest import FAST_KDF, PASSWORD, folder_stores, write_config
+from .test_cli import Cli, cli  # noqa: F401  (the fixture)
+
+
+def _put(engine: Engine, path: Path, data: bytes = b"x" * 5000) -> str:
+    path.write_bytes(data)
+    (result,) = engine.put([path])
+    assert result.stored is not None, result
+    return result.stored.id_hex
+
+
+def _unplug(tmp_path: Path, *names: str) -> None:
+    for name in names:
+        (tmp_path / "stores" / name).rename(tmp_path / f"{name}.unplugged")
+
+
+def _plug(tmp_path: Path, *names: str) -> None:
+    for name in names:
+        (tmp_path / f"{name}.unplugged").rename(tmp_path / "stores" / name)
+
+
+# ---------------------------------------------------------------- health follows the stores
+
+
+def test_health_follows_the_stores_at_once(folder_engine: Engine, tmp_path: Path) -> None:
+    _put(folder_engine, tmp_path / "a.txt")
+    assert [e.health for e in folder_engine.entries()] == [SAFE]
+    _unplug(tmp_path, "store2", "store4")
+    states = {r.name: r.state for r in folder_engine.check_stores()}
+    assert states == {"store1": StoreState.REACHABLE, "store2": StoreState.UNREACHABLE,
+                      "store3": StoreState.REACHABLE, "store4": StoreState.UNREACHABLE,
+                      "store5": StoreState.REACHABLE}
+    (entry,) = folder_engine.entries()
+    assert (entry.health, entry.damaged) == (AT_RISK, "store2,store4")
+    _unplug(tmp_path, "store5")
+    folder_engine.check_stores()
+    assert [e.health for e in folder_engine.entries()] == [LOST]
+    _plug(tmp_path, "store2", "store4", "store5")
+    folder_engine.check_stores()
+    assert [e.health for e in folder_engine.entries()] == [SAFE]
+
+
+def test_a_store_back_from_an_outage_is_used_again(tmp_path: Path) -> None:
+    cfg = Config(stores=folder_stores(tmp_path / "stores"), threshold=3)
+    Engine(cfg, tmp_path / "c.sqlite").init(PASSWORD, kdf=FAST_KDF)
+    _unplug(tmp_path, "store3")
+    engine = Engine(cfg, tmp_path / "c.sqlite")     # opened while the disk is away
+    engine.unlock(PASSWORD)
+    assert 2 not in engine.vault().stores
+    _plug(tmp_path, "store3")
+    reports = {r.name: r for r in engine.check_stores(count_bytes=True)}
+    assert reports["store3"].state is StoreState.REACHABLE and reports["store3"].held
+    assert engine.vault().stores[2].name == "store3"
+    fid = _put(engine, tmp_path / "b.txt")           # a put needs all five again: it works
+    assert engine.resolve(fid).health == SAFE
+
+
+def test_a_store_wiped_behind_our_back_is_damaged(folder_engine: Engine,
+                                                  tmp_path: Path) -> None:
+    vault = folder_engine.vault()
+    (tmp_path / "stores" / "store1" / vault_key(vault.vault_id)).unlink()
+    report = {r.name: r for r in folder_engine.check_stores()}["store1"]
+    assert report.state is StoreState.DAMAGED and "header has gone" in report.reason
+    assert "store1" in folder_engine.down()
+
+
+def test_a_failed_restore_marks_the_file_lost(folder_engine: Engine, tmp_path: Path) -> None:
+    fid = _put(folder_engine, tmp_path / "c.txt")
+    vid = folder_engine.vault().id_hex
+    for name in ("store1", "store2", "store3"):
+        shutil.rmtree(tmp_path / "stores" / name / vid / "data")
+    with pytest.raises(NotEnoughStores):
+        folder_engine.get(folder_engine.resolve(fid), tmp_path / "out" / "c.txt")
+    assert folder_engine.resolve(fid).health == LOST
+    assert not (tmp_path / "out" / "c.txt").exists()
+
+
+def test_risk_words_are_the_same_for_both_faces() -> None:
+    assert risk_text(0, 5, 3) == "all 5 stores reachable; any 3 restore a file"
+    assert "2 more can be lost" not in risk_text(1, 5, 3) and "1 more" in risk_text(1, 5, 3)
+    assert "one more loss and files are lost" in risk_text(2, 5, 3)
+    assert "cannot be restored until 1 of them come back" in risk_text(3, 5, 3)
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def test_same_name_and_content_is_skipped_again_or_replaced(folder_engine: Engine,
+                                                            tmp_path: Path) -> None:
+    first = _put(folder_engine, tmp_path / "d.txt")
+    (twin,) = folder_engine.put([tmp_path / "d.txt"])
+    assert twin.stored is None and twin.duplicate_of is not None and \
+        twin.duplicate_of.id == first
+    (again,) = folder_engine.put([tmp_path / "d.txt"], duplicates=Duplicate.AGAIN)
+    assert again.stored is not None
+    assert len(folder_engine.entries()) == 2
+    (new,) = folder_engine.put([tmp_path / "d.txt"], duplicates=Duplicate.REPLACE)
+    assert new.stored is not None and set(new.replaced) == {first, again.stored.id_hex}
+    assert [e.id for e in folder_engine.entries()] == [new.stored.id_hex]
+    (tmp_path / "d.txt").write_bytes(b"other content")   # same name, new content: stored
+    (changed,) = folder_engine.put([tmp_path / "d.txt"])
+    assert changed.stored is not None
+
+
+# ---------------------------------------------------------------- paths
+
+
+def test_stored_names_restore_to_one_file_each() -> None:
+    assert safe_relative("a:b", windows=False) == Path("a:b")
+    assert safe_relative("back\\slash", windows=False) == Path("back\\slash")
+    assert safe_relative("../../etc/x/./y", windows=False) == Path("etc/x/y")
+    assert safe_relative("C:/x\\y:z", windows=True).parts == ("C_", "x_y_z")
+    assert safe_relative("con.txt", windows=True) == Path("_con.txt")
+    assert printable("new\nline\ttab") == "new\\nline\\ttab"
+
+
+def test_put_of_a_folder_with_links_fifos_and_odd_names(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    (tree / "we:ird").write_text("colon")
+    (tree / "back\\slash").write_text("backslash")
+    (tree / "new\nline").write_text("newline")
+    (tree / "dangling").symlink_to(tmp_path / "nowhere")
+    (tree / "loop").symlink_to(tree / "loop")
+    (tree / "outside").symlink_to("/etc/hostname")
+    (tree / "inside").symlink_to(tree / "a.txt")
+    (tree / "sub").symlink_to(tmp_path)       # a link to a folder that contains this one
+    os.mkfifo(tree / "fifo")
+    code, out, err = cli("put", str(tree))
+    assert code == 0, err
+    for name in ("dangling", "loop", "outside", "inside", "sub"):
+        assert f"{name}: symbolic link, not followed" in err
+    assert "fifo: not a regular file" in err
+    assert "Traceback" not in err
+    code, out, _ = cli("ls")
+    assert "tree/new\\nline" in out and len(out.splitlines()) == 5   # header + 4 files
+    rows = json.loads(cli("ls", "--json")[1])
+    assert sorted(r["name"] for r in rows) == ["tree/a.txt", "tree/back\\slash",
+                                               "tree/new\nline", "tree/we:ird"]
+    back = tmp_path / "back"
+    for row in rows:
+        assert cli("get", row["id"], "-o", str(back) + "/")[0] == 0
+    assert (back / "tree" / "we:ird").read_text() == "colon"
+    assert (back / "tree" / "back\\slash").read_text() == "backslash"
+    assert (back / "tree" / "new\nline").read_text() == "newline"
+
+
+def test_a_fifo_given_by_name_is_one_line_not_a_hang(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    os.mkfifo(tmp_path / "pipe")
+    code, _, err = cli("put", str(tmp_path / "pipe"))
+    assert code == 1 and err.count("\n") == 1 and "not a regular file" in err
+
+
+def test_get_into_a_folder_that_does_not_exist_yet(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "e.txt").write_text("e")
+    cli("put", str(tmp_path / "e.txt"))
+    code, _, err = cli("get", "e.txt", "-o", str(tmp_path / "new-dir") + "/")
+    assert code == 0, err
+    assert (tmp_path / "new-dir" / "e.txt").read_text() == "e"
+    (tmp_path / "dir-in-the-way" / "e.txt").mkdir(parents=True)
+    code, _, err = cli("get", "e.txt", "-o", str(tmp_path / "dir-in-the-way"), "--force")
+    assert code == 1 and err.count("\n") == 1 and "is a folder" in err
+    assert os.listdir(tmp_path / "dir-in-the-way") == ["e.txt"]     # no temp file left
+    assert os.listdir(tmp_path / "dir-in-the-way" / "e.txt") == []
+
+
+def test_cli_duplicates_are_skipped_and_said(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "f.txt").write_text("f")
+    assert cli("put", str(tmp_path / "f.txt"))[0] == 0
+    code, out, err = cli("put", str(tmp_path / "f.txt"))
+    assert code == 0 and out == "" and "already stored as" in err and "--again" in err
+    code, out, _ = cli("put", "--replace", str(tmp_path / "f.txt"))
+    assert code == 0 and "removed" in out
+    assert len(json.loads(cli("ls", "--json")[1])) == 1
+
+
+def test_short_id_prefix_says_the_minimum(cli: Cli) -> None:  # noqa: F811
+    code, _, err = cli("rm", "abc")
+    assert code == 1 and "at least 6 hex digits" in err
+
+
+def test_stores_status_tells_what_a_loss_means(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    code, out, _ = cli("stores", "status")
+    assert code == 0 and "all 5 stores reachable" in out and out.count(" ok ") == 5
+    _unplug(tmp_path, "store2", "store4")
+    code, out, err = cli("stores", "status")
+    assert code == 1 and out.count("DOWN") == 2
+    assert "one more loss and files are lost" in err
+    (tmp_path / "g.txt").write_text("g")
+    _plug(tmp_path, "store2", "store4")
+    assert cli("put", str(tmp_path / "g.txt"))[0] == 0
+    _unplug(tmp_path, "store2")
+    code, out, err = cli("ls")
+    assert "at risk" in out and "1 of 1 files not safe" in err
+
+
+# ---------------------------------------------------------------- config edges
+
+
+def test_folder_paths_expand_and_are_taken_from_the_config_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSSM_TEST_DISK", str(tmp_path / "disk"))
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    path = write_config(conf_dir / "c.toml", Config(stores=[
+        StoreConfig("rel", "folder", "stores/rel"),
+        StoreConfig("env", "folder", "$CSSM_TEST_DISK/env"),
+        StoreConfig("home", "folder", "~/h")], threshold=2))
+    monkeypatch.chdir(tmp_path)      # not the config's folder
+    cfg = load_config(path)
+    folders = [cfg.folder(s) for s in cfg.stores]
+    assert folders == [conf_dir / "stores" / "rel", tmp_path / "disk" / "env",
+                       Path(os.environ["HOME"]) / "h"]
+    engine = Engine(cfg, tmp_path / "c.sqlite")
+    assert [str(s.root) for s in engine.stores] == [str(f) for f in folders]
+
+
+@pytest.mark.parametrize("stores, message", [
+    ([StoreConfig("a", "folder", "/tmp/x"), StoreConfig("b", "folder", "/tmp/x/")],
+     "'a' and 'b' are the same place"),
+    ([StoreConfig("a", "s3", bucket="bkt"), StoreConfig("b", "s3", bucket="bkt")],
+     "'a' and 'b' are the same place"),
+    ([StoreConfig("a", "folder", "/tmp/x"), StoreConfig("e", "s3")],
+     "store 'e': an S3 store needs `bucket`"),
+])
+def test_config_mistakes_are_named(stores: list[StoreConfig], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config(stores=stores, threshold=1).validate()
