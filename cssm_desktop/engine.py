@@ -37,7 +37,7 @@ from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_file
 from .core.remove import remove_everywhere
 from .core.repair import RepairResult, repair_file
 from .core.scan import scan
-from .core.status import StoreReport, StoreState, StoreStatus
+from .core.status import PieceState, StoreReport, StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
 from .errors import (
@@ -250,18 +250,23 @@ class Engine:
         """Stored files with the health the facts give now: the last verify or restore,
         made worse by any of the vault's stores that is down at this moment."""
         vault = self.vault()
+        return self._as_now(vault, self.catalog.entries(vault.id_hex))
+
+    def _as_now(self, vault: Vault, entries: list[Entry]) -> list[Entry]:
         down = set(self.down(vault))
         out = []
-        for e in self.catalog.entries(vault.id_hex):
-            bad = {s for s in e.damaged.split(",") if s} | down
+        for e in entries:
+            recorded = set(filter(None, e.damaged.split(",")))
+            bad = recorded | down
             health = worst(e.health, health_of(len(bad), e.n, e.k))
-            if health != e.health or bad != set(filter(None, e.damaged.split(","))):
+            if health != e.health or bad != recorded:
                 e = dataclasses.replace(e, health=health, damaged=",".join(sorted(bad)))
             out.append(e)
         return out
 
     def resolve(self, ref: str) -> Entry:
-        matches = self.catalog.find(self.vault().id_hex, ref)
+        vault = self.vault()
+        matches = self._as_now(vault, self.catalog.find(vault.id_hex, ref))
         if not matches:
             short = len(ref) < MIN_ID_PREFIX and all(c in "0123456789abcdefABCDEF" for c in ref)
             raise NotFound(f"no stored file matches {printable(ref)}" + (
@@ -278,8 +283,9 @@ class Engine:
         links inside folders and special files are skipped with the reason."""
         cancel = cancel or CancelToken()
         results = []
+        own = self.own_folders()
         for path in paths:
-            sources, left_out = list_sources([path])
+            sources, left_out = list_sources([path], own)
             for s in left_out:
                 if s.asked:
                     log.warning("put failed: InputError (%s)", s.reason)   # no path in the log
@@ -294,6 +300,12 @@ class Engine:
                 results.append(self.put_one(src.path, src.name, listener, cancel, block_size,
                                             duplicates))
         return results
+
+    def own_folders(self) -> frozenset[str]:
+        """Folders a put never takes: the folder stores' roots and the app's own data."""
+        roots = [s.root for s in self.stores if isinstance(getattr(s, "root", None), Path)]
+        roots += [cfgmod.data_dir(), cfgmod.log_dir(), self.catalog.path.parent]
+        return frozenset(os.path.realpath(r) for r in roots)
 
     def stored_copy(self, source: Path, name: str) -> Entry | None:
         """An entry with this name and the same content (keyed tag), if there is one.
@@ -351,14 +363,15 @@ class Engine:
             opened = open_file(vault, bytes.fromhex(entry.id), listener)
         except NotEnoughStores as exc:
             # What a restore just found is a fact: the list must not keep saying "safe".
+            # Stores known to be down are left out: health follows them as they come back.
             self.catalog.set_health(vault.id_hex, entry.id, LOST,
-                                    set(exc.failures) | set(self.down(vault)))
+                                    set(exc.failures) - set(self.down(vault)))
             raise
         try:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
                                 cancel=cancel)
         finally:
-            members = {vault.store_name(i) for i in range(vault.n)}
+            members = {vault.store_name(i) for i in range(vault.n)} - set(self.down(vault))
             bad = sorted(s for s in opened.damaged if s in members)
             self.catalog.set_health(vault.id_hex, entry.id,
                                     health_of(len(bad), vault.n, opened.header.k), bad)
@@ -391,7 +404,8 @@ class Engine:
                 report = verify_file(vault, bytes.fromhex(entry.id), listener, cancel)
             except (NotEnoughStores, FormatError) as exc:
                 self.catalog.set_health(vault.id_hex, entry.id, LOST,
-                                        getattr(exc, "failures", {}))
+                                        set(getattr(exc, "failures", {})) -
+                                        set(self.down(vault)))
                 out.append((entry, exc))
                 continue
             self._record_report(vault, entry, report)
@@ -430,8 +444,34 @@ class Engine:
         return [self.resolve(i) for i in ids] if ids else self.entries()
 
     def _record_report(self, vault: Vault, entry: Entry, report: FileReport) -> None:
-        health = SAFE if report.healthy else AT_RISK if report.restorable else LOST
-        self.catalog.set_health(vault.id_hex, entry.id, health, report.damaged)
+        """The catalog keeps what is wrong with the file's own parts; a store that could
+        not be reached is noted as down (health follows it live, and comes back with it)."""
+        down = {c.store: c.problem for c in report.checks
+                if c.state is PieceState.UNREACHABLE}
+        self._note_down(down)
+        bad = [c.store for c in report.checks if not c.ok and c.store not in down]
+        if report.healthy or not down:
+            health = SAFE if report.healthy else AT_RISK if report.restorable else LOST
+        else:
+            health = health_of(len(bad), vault.n, report.opened.header.k)
+        self.catalog.set_health(vault.id_hex, entry.id, health, bad)
+
+    def _note_down(self, down: dict[str, str]) -> None:
+        """A store a job just failed to reach is down now, whatever the last look said."""
+        if not down:
+            return
+        now = time.time()
+        with self._lock:
+            for name, why in down.items():
+                old = self._checked.get(name)
+                if old is None:
+                    index = self._vault.bound.get(name) if self._vault else None
+                    self._checked[name] = StoreReport(name, "", index, StoreState.UNREACHABLE,
+                                                      why, now)
+                elif old.state is StoreState.REACHABLE:
+                    self._checked[name] = dataclasses.replace(
+                        old, state=StoreState.UNREACHABLE, reason=why, checked_at=now,
+                        held=None)
 
     def remove(self, file_id: str) -> dict[str, str]:
         """Delete metadata then data everywhere; returns stores that could not be cleaned."""

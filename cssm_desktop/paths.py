@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from .errors import FormatError
 
 LINK_SKIPPED = "symbolic link, not followed"
+OWN_SKIPPED = "one of this app's own folders (a store, or where the app keeps its data)"
 SPECIAL_SKIPPED = "not a regular file (a FIFO, socket or device)"
 
 
@@ -33,14 +34,16 @@ class Skipped:
     asked: bool = False   # the path was given by name: not storing it is an error
 
 
-def list_sources(paths: list[Path]) -> tuple[list[Source], list[Skipped]]:
+def list_sources(paths: list[Path], own: frozenset[str] = frozenset()
+                 ) -> tuple[list[Source], list[Skipped]]:
     """The regular files under `paths`, and what was left out and why.
 
     A path given by name may be a link to a file (the user pointed at it); inside folders
     links are never followed: a link to a file inside the folder would store it twice under
     the target's name, a link out of it would store what the user did not choose, and a
     loop would never end. FIFOs, sockets and devices are skipped, never opened (opening a
-    FIFO blocks until a writer comes).
+    FIFO blocks until a writer comes). Folders in `own` (real paths: the stores' folders,
+    the app's data) are never stored into the vault itself.
     """
     files: list[Source] = []
     skipped: list[Skipped] = []
@@ -58,13 +61,17 @@ def list_sources(paths: list[Path]) -> tuple[list[Source], list[Skipped]]:
         if stat.S_ISREG(st.st_mode):
             files.append(Source(path, path.name or "file", st.st_size))
         elif stat.S_ISDIR(st.st_mode):
-            _walk(path, files, skipped)
+            if os.path.realpath(path) in own:
+                skipped.append(Skipped(path, OWN_SKIPPED, asked=True))
+            else:
+                _walk(path, files, skipped, own)
         else:
             skipped.append(Skipped(path, SPECIAL_SKIPPED, asked=True))
     return files, skipped
 
 
-def _walk(top: Path, files: list[Source], skipped: list[Skipped]) -> None:
+def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset[str]
+          ) -> None:
     top_name = top.name or Path(os.path.abspath(top)).name or "folder"
 
     def failed(exc: OSError) -> None:
@@ -77,6 +84,8 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped]) -> None:
         for d in sorted(dirs):
             if (here / d).is_symlink():
                 skipped.append(Skipped(here / d, LINK_SKIPPED))
+            elif own and os.path.realpath(here / d) in own:
+                skipped.append(Skipped(here / d, OWN_SKIPPED))
             else:
                 keep.append(d)
         dirs[:] = keep

@@ -248,3 +248,101 @@ def test_three_gib_through_the_queue_progress(qtbot, window: MainWindow,  # noqa
     assert seen[-1][1] == "3.0 GiB / 3.0 GiB" and seen[-1][2] == 100
     percents = [p for _d, _t, p in seen]
     assert percents == sorted(percents) and min(percents) >= 0
+
+
+def test_test_connection_to_a_server_that_never_answers(qtbot, tmp_path: Path) -> None:
+    """It used to say "Testing…" for 45 s, with no way out, then a raw ReadTimeoutError."""
+    import socket
+    import threading
+
+    from cssm_desktop.config import Config, StoreConfig
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    port = listener.getsockname()[1]
+    cfg = Config(stores=[StoreConfig("silent", "s3", bucket="b-silent",
+                                     endpoint_url=f"http://127.0.0.1:{port}",
+                                     access_key_id="k")], threshold=1)
+    dialog = SettingsDialog(cfg)
+    qtbot.addWidget(dialog)
+    dialog.secrets[0] = "secret"
+    dialog.list.setCurrentRow(0)
+    try:
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+        assert dialog.test_button.text() == "S&top test" and "Testing" in \
+            dialog.test_result.text()
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)   # stop waiting
+        assert dialog.test_result.text() == "Test stopped."
+        assert dialog.test_button.text() == "&Test connection"
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)   # wait it out
+        qtbot.waitUntil(lambda: dialog.test_result.text().startswith("✖"), timeout=25_000)
+        text = dialog.test_result.text()
+        assert "did not answer in time" in text and "ReadTimeout" not in text, text
+    finally:
+        stop.set()
+        workers.wait_all()
+        for s in held:
+            s.close()
+        listener.close()
+
+
+def test_signals_leave_the_reference_count_of_true_alone(qapp) -> None:
+    """PySide6 6.12.0 dropped one reference to True on every emit: a long upload (a
+    progress signal every 50 ms) or a day of store checks ended in "Fatal Python error:
+    bool_dealloc". The dependency excludes that release; this catches the next one."""
+    import sys
+    import threading
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        sig = Signal(object, object)
+
+    emitter = Emitter()
+    before = sys.getrefcount(True)
+    for i in range(2000):
+        emitter.sig.emit(i, i)
+    worker = threading.Thread(target=lambda: [emitter.sig.emit(1, 2) for _ in range(2000)])
+    worker.start()
+    worker.join()
+    assert sys.getrefcount(True) >= before - 50, (before, sys.getrefcount(True))
+
+
+def test_a_result_arriving_after_its_window_is_gone_is_dropped(qtbot, ctx) -> None:  # noqa: F811
+    """Closing the window while a store check or file listing runs: the late result used
+    to raise "Signal source has been deleted" in the event loop."""
+    import threading
+
+    import shiboken6
+
+    win = MainWindow(ctx)
+    with qtbot.waitSignal(win.vault_ready, timeout=20_000):
+        win.show()
+    gate = threading.Event()
+    real = win.engine.entries
+
+    def slow_entries():
+        gate.wait(10)
+        return real()
+
+    win.engine.entries = slow_entries
+    win.controller.refresh_files()
+    shiboken6.delete(win)
+    gate.set()
+    workers.wait_all()
+    for _ in range(3):
+        QApplication.processEvents()     # pytest-qt fails the test on any exception here
+    qtbot.waitUntil(lambda: workers.running() == 0, timeout=10_000)

@@ -63,6 +63,27 @@ def test_health_follows_the_stores_at_once(folder_engine: Engine, tmp_path: Path
     assert [e.health for e in folder_engine.entries()] == [SAFE]
 
 
+def test_a_verify_during_an_outage_does_not_brand_files_for_good(folder_engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    """Verify finds the store down: at risk now; back again, the parts it holds were
+    never found damaged, so the file is safe again without another verify. A part that
+    really is damaged stays on record."""
+    fid = _put(folder_engine, tmp_path / "v.txt")
+    _unplug(tmp_path, "store4")
+    ((_, report),) = folder_engine.verify()
+    assert not report.healthy
+    assert folder_engine.resolve(fid).health == AT_RISK      # down now
+    _plug(tmp_path, "store4")
+    folder_engine.check_stores()
+    assert folder_engine.resolve(fid).health == SAFE
+    vid = folder_engine.vault().id_hex
+    part = next((tmp_path / "stores" / "store2" / vid / "data").iterdir())
+    part.write_bytes(b"rotten")
+    folder_engine.verify()
+    entry = folder_engine.resolve(fid)
+    assert (entry.health, entry.damaged) == (AT_RISK, "store2")
+
+
 def test_a_store_back_from_an_outage_is_used_again(tmp_path: Path) -> None:
     cfg = Config(stores=folder_stores(tmp_path / "stores"), threshold=3)
     Engine(cfg, tmp_path / "c.sqlite").init(PASSWORD, kdf=FAST_KDF)
@@ -250,3 +271,18 @@ def test_folder_paths_expand_and_are_taken_from_the_config_folder(
 def test_config_mistakes_are_named(stores: list[StoreConfig], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config(stores=stores, threshold=1).validate()
+
+
+def test_a_put_never_stores_the_vault_into_itself(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """Choosing a parent folder of the stores (easy in a file dialog) must not upload
+    the stores' own objects, nor the app's catalog and logs."""
+    (tmp_path / "mine.txt").write_text("mine")
+    code, _, err = cli("put", str(tmp_path))
+    assert code == 0, err
+    assert all(f"store{i}: one of this app's own folders" in err for i in range(1, 6))
+    assert "cssm-desktop: one of this app's own folders" in err     # data and log folders
+    names = [r["name"] for r in json.loads(cli("ls", "--json")[1])]
+    assert f"{tmp_path.name}/mine.txt" in names
+    assert not any("/stores/" in n or "cssm-desktop" in n for n in names), names
+    code, _, err = cli("put", str(tmp_path / "stores" / "store1"))
+    assert code == 1 and "own folders" in err

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 from ..catalog import Entry
 from ..config import Config, StoreConfig, data_dir
 from ..core.repair import RepairResult
-from ..core.status import StoreReport
+from ..core.status import PieceState, StoreReport
 from ..core.verify import FileReport
 from ..errors import CssmError, NotEnoughStores
 from . import workers
@@ -36,7 +36,11 @@ class StoresChecked:
 
 
 def _problems(report: FileReport) -> str:
-    return "; ".join(f"{c.store}: {c.problem}" for c in report.checks if not c.ok)
+    """Stores that are down named once, together; other problems one by one."""
+    down = [c.store for c in report.checks if c.state is PieceState.UNREACHABLE]
+    other = [f"{c.store}: {c.problem}" for c in report.checks
+             if not c.ok and c.state is not PieceState.UNREACHABLE]
+    return "; ".join(([f"store down: {', '.join(down)}"] if down else []) + other)
 
 
 def verify_rows(results: list[tuple[Entry, FileReport | CssmError]]) -> tuple[str, list[Row]]:
@@ -104,12 +108,15 @@ class VaultController(QObject):
     def engine(self) -> Any:
         return self.ctx.engine
 
+    def _start(self, worker: workers.Worker, **callbacks: Any) -> None:
+        workers.start(worker, owner=self, **callbacks)
+
     # -- the vault and its stores
     def open_vault(self) -> None:
         engine = self.engine
         if engine is None:
             return
-        workers.start(workers.Call(engine.vault), succeeded=self._opened,
+        self._start(workers.Call(engine.vault), succeeded=self._opened,
                       failed=self.open_failed.emit)
 
     def _opened(self, vault: Any) -> None:
@@ -136,7 +143,7 @@ class VaultController(QObject):
             self.stores_checked.emit(result)
             self.refresh_files()
 
-        workers.start(workers.Call(look), succeeded=done,
+        self._start(workers.Call(look), succeeded=done,
                       failed=lambda err: self.message.emit(workers.message(err)),
                       finished=self._checked)
 
@@ -147,7 +154,7 @@ class VaultController(QObject):
         engine = self.engine
         if engine is None:
             return
-        workers.start(workers.Call(engine.entries), succeeded=self.files_loaded.emit,
+        self._start(workers.Call(engine.entries), succeeded=self.files_loaded.emit,
                       failed=lambda err: self.message.emit(workers.message(err)))
 
     # -- long jobs, each in a dialog with progress, Cancel and a result list
@@ -211,7 +218,7 @@ class VaultController(QObject):
                                       "rest later.")
             self.message.emit(text)
 
-        workers.start(workers.Call(remove), succeeded=removed,
+        self._start(workers.Call(remove), succeeded=removed,
                       failed=lambda err: self.failed.emit(self.tr("Delete"),
                                                           workers.message(err)))
 
@@ -223,7 +230,11 @@ class VaultController(QObject):
         self.ctx.save(Config(stores=stores, threshold=3))
         self.message.emit(self.tr("Creating the vault…"))
         engine = self.engine
-        workers.start(workers.Call(lambda: engine.init(password)),
-                      succeeded=lambda _v: self.vault_created.emit(),
+        def created(vault: Any) -> None:
+            self.message.emit(self.tr("Vault created: %1 folders, any %2 restore a file.")
+                              .replace("%1", str(vault.n)).replace("%2", str(vault.k)))
+            self.vault_created.emit()
+
+        self._start(workers.Call(lambda: engine.init(password)), succeeded=created,
                       failed=lambda err: self.failed.emit(self.tr("New vault"),
                                                           workers.message(err)))

@@ -45,6 +45,24 @@ from .welcome import NewPasswordDialog, WelcomePage
 log = logging.getLogger(__name__)
 
 
+def _section(title: str, head: list[tuple[QWidget | None, int]], body: QWidget) -> QWidget:
+    """A titled part of the main page: a bold title, a row of controls (None: a stretch),
+    and the table below."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    row = QHBoxLayout()
+    row.addWidget(QLabel(f"<b>{title}</b>"))
+    for widget, stretch in head:
+        if widget is None:
+            row.addStretch(stretch)
+        else:
+            row.addWidget(widget, stretch)
+    layout.addLayout(row)
+    layout.addWidget(body)
+    return box
+
+
 class MainWindow(QMainWindow):
     files_loaded = Signal()
     vault_ready = Signal()
@@ -55,7 +73,7 @@ class MainWindow(QMainWindow):
         self.ctx = ctx
         self.log_file = log_file
         self.setWindowTitle(self.tr("CSSM Desktop"))
-        self.resize(980, 700)
+        self.resize(1000, 780)
         self.queue = JobQueue(parent=self)
         self.queue.job_finished.connect(self._job_finished)
         self.queue.all_finished.connect(self._all_finished)
@@ -105,15 +123,7 @@ class MainWindow(QMainWindow):
         self.queue_model = self.queue_view.table
         clear = QPushButton(self.tr("C&lear finished"))
         clear.clicked.connect(self.queue.clear_finished)
-        queue_box = QWidget()
-        qlay = QVBoxLayout(queue_box)
-        qlay.setContentsMargins(0, 0, 0, 0)
-        head = QHBoxLayout()
-        head.addWidget(QLabel("<b>" + self.tr("Uploads") + "</b>"))
-        head.addStretch(1)
-        head.addWidget(clear)
-        qlay.addLayout(head)
-        qlay.addWidget(self.queue_view)
+        queue_box = _section(self.tr("Uploads"), [(None, 1), (clear, 0)], self.queue_view)
 
         self.files = FilesView()
         # activated: a double click, and Enter on the selected row
@@ -126,30 +136,15 @@ class MainWindow(QMainWindow):
         restore.clicked.connect(self.restore_selected)
         delete = QPushButton(self.tr("&Delete…"))
         delete.clicked.connect(self.delete_selected)
-        files_box = QWidget()
-        flay = QVBoxLayout(files_box)
-        flay.setContentsMargins(0, 0, 0, 0)
-        fhead = QHBoxLayout()
-        fhead.addWidget(QLabel("<b>" + self.tr("Stored files") + "</b>"))
-        fhead.addWidget(self.filter, 1)
-        fhead.addWidget(restore)
-        fhead.addWidget(delete)
-        flay.addLayout(fhead)
-        flay.addWidget(self.files)
+        files_box = _section(self.tr("Stored files"),
+                             [(self.filter, 1), (restore, 0), (delete, 0)], self.files)
 
         self.stores_view = StoresView()
         check = QPushButton(self.tr("Chec&k stores"))
         check.clicked.connect(self.check_stores)
-        stores_box = QWidget()
-        slay = QVBoxLayout(stores_box)
-        slay.setContentsMargins(0, 0, 0, 0)
-        shead = QHBoxLayout()
-        shead.addWidget(QLabel("<b>" + self.tr("Stores") + "</b>"))
         self.stores_summary = QLabel()
-        shead.addWidget(self.stores_summary, 1)
-        shead.addWidget(check)
-        slay.addLayout(shead)
-        slay.addWidget(self.stores_view)
+        stores_box = _section(self.tr("Stores"), [(self.stores_summary, 1), (check, 0)],
+                              self.stores_view)
 
         self.banner = RiskBanner()
         self.banner.check_requested.connect(self.check_stores)
@@ -160,7 +155,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(queue_box)
         self.splitter.addWidget(files_box)
         self.splitter.addWidget(stores_box)
-        self.splitter.setSizes([180, 320, 170])
+        self.splitter.setSizes([160, 300, 200])
         layout = QVBoxLayout(page)
         layout.addWidget(self.drop)
         layout.addWidget(self.banner)
@@ -314,11 +309,13 @@ class MainWindow(QMainWindow):
                                     self.tr("Set up your stores first."))
             return
 
+        engine = self.engine
+
         def listing() -> tuple[list[tuple[Path, str, int]], list[Any]]:
-            files, skipped = list_sources(paths)
+            files, skipped = list_sources(paths, engine.own_folders())
             return [(f.path, f.name, f.size) for f in files], skipped
 
-        workers.start(workers.Call(listing), succeeded=self._queue_files,
+        workers.start(workers.Call(listing), owner=self, succeeded=self._queue_files,
                       failed=lambda err: QMessageBox.warning(
                           self, self.tr("Add files"), workers.message(err)))
 
@@ -359,6 +356,8 @@ class MainWindow(QMainWindow):
         if self.tray is not None and not self.isActiveWindow():
             self.tray.show()
             self.tray.showMessage(self.tr("CSSM Desktop"), text)
+        if done:   # what the stores hold now, for the panel's byte counts
+            self.controller.check_stores(count_bytes=True)
         if twins:
             self.ask_about_duplicates(twins)
 
@@ -397,7 +396,9 @@ class MainWindow(QMainWindow):
 
     def open_restore(self, entries: list[Any], destination: Path | None = None) -> RestoreDialog:
         dialog = RestoreDialog(self.engine, entries, self, destination)
-        # A restore that found damage (or failed) changes what the list must say.
+        # A restore unlocks the vault; one that found damage (or failed) changes what the
+        # list must say.
+        dialog.restored.connect(lambda _p: self._update_lock())
         dialog.finished.connect(lambda _r: (self._update_lock(), self.refresh_files()))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, QStandardPaths, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
@@ -28,9 +27,10 @@ from ..catalog import Entry
 from ..errors import Cancelled
 from ..units import human
 from . import workers
+from .job_dialog import JobDialog
 
 
-class RestoreDialog(QDialog):
+class RestoreDialog(JobDialog):
     """Emits restored(paths) when every chosen file is written."""
 
     restored = Signal(list)
@@ -114,8 +114,16 @@ class RestoreDialog(QDialog):
     def start(self) -> None:
         folder = Path(self.dest.text()).expanduser()
         if not folder.is_dir():
-            self._say("⚠ " + self.tr("Choose an existing folder to restore into."))
-            return
+            if folder.exists():
+                self._say("⚠ " + self.tr("%1 is a file; choose a folder to restore into.")
+                          .replace("%1", str(folder)))
+                return
+            try:   # a folder the user typed (or Downloads on a fresh account): make it
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self._say("⚠ " + self.tr("Cannot create %1: %2").replace("%1", str(folder))
+                          .replace("%2", exc.strerror or str(exc)))
+                return
         self.ok.setEnabled(False)
         self.folder = folder
         QSettings().setValue("restore/folder", str(folder))
@@ -126,7 +134,7 @@ class RestoreDialog(QDialog):
                 self.ok.setEnabled(True)
                 return
             self._say(self.tr("Unlocking…"))
-            workers.start(workers.Call(lambda: self.engine.unlock(password)),
+            workers.start(workers.Call(lambda: self.engine.unlock(password)), owner=self,
                           succeeded=lambda _r: self._unlocked(folder),
                           failed=self._unlock_failed)
         else:
@@ -168,7 +176,7 @@ class RestoreDialog(QDialog):
         self.bar.show()
         self.bar.setValue(0)
         self.worker = workers.RestoreWorker(self.engine, jobs)
-        workers.start(self.worker, current=self._current, progress=self._progress,
+        workers.start(self.worker, owner=self, current=self._current, progress=self._progress,
                       damaged=self._damaged, succeeded=self._done, failed=self._failed)
 
     def _current(self, index: int, name: str) -> None:
@@ -218,18 +226,5 @@ class RestoreDialog(QDialog):
     def _cancel_or_close(self) -> None:
         self.reject()
 
-    def reject(self) -> None:
-        """Esc, Cancel, the close button: a running restore is stopped first (the engine
-        removes its partial output); the dialog closes only once nothing runs."""
-        if self.worker is not None:
-            self.worker.cancel()
-            self._say(self.tr("Stopping…"))
-            return
-        super().reject()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        if self.worker is not None:
-            event.ignore()
-            self.reject()
-            return
-        super().closeEvent(event)
+    def stopping(self) -> None:
+        self._say(self.tr("Stopping…"))

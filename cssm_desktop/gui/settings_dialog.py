@@ -49,6 +49,7 @@ class SettingsDialog(QDialog):
         self.saved_config: Config | None = None
         self._loading = False
         self._testing: object | None = None   # the test running now, if any
+        self.finished.connect(self._forget_test)
 
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._select)
@@ -371,7 +372,7 @@ class SettingsDialog(QDialog):
         token = object()
         self._testing = token
         self.test_button.setText(self.tr("S&top test"))
-        self.test_result.setText(self.tr("Testing… (at most about 15 seconds)"))
+        self.test_result.setText(self.tr("Testing… (gives up after about 10 seconds)"))
 
         def answered(error: BaseException | None) -> None:
             if self._testing is token:
@@ -379,7 +380,7 @@ class SettingsDialog(QDialog):
                 self._test_idle()
                 self._tested(row, error)
 
-        workers.start(workers.Call(target.check), succeeded=lambda _r: answered(None),
+        workers.start(workers.Call(target.check), owner=self, succeeded=lambda _r: answered(None),
                       failed=answered)
 
     def _test_idle(self) -> None:
@@ -396,9 +397,8 @@ class SettingsDialog(QDialog):
             text = error.reason if isinstance(error, StoreError) else workers.message(error)
             self.test_result.setText("✖ " + text)
 
-    def done(self, result: int) -> None:
+    def _forget_test(self) -> None:
         self._testing = None   # a test still waiting answers no one
-        super().done(result)
 
     # -- save
     def save(self) -> None:

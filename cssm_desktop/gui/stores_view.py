@@ -40,10 +40,16 @@ class StoresView(QTableWidget):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setTabKeyNavigation(False)   # Tab leaves the table, arrows move inside it
         self.verticalHeader().hide()
+        # One line per store, so five stores fit without scrolling.
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # long paths keep both ends
+        self.setWordWrap(False)
         header = self.horizontalHeader()
         for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.setColumnWidth(2, 260)
         self.reports: list[StoreReport] = []
 
     def set_reports(self, reports: list[StoreReport]) -> None:
@@ -51,7 +57,9 @@ class StoresView(QTableWidget):
         self.reports = reports
         self.setRowCount(len(reports))
         for row, r in enumerate(reports):
-            held = r.held if r.held is not None else held_before.get(r.name)
+            # A count from an earlier look is shown only while the store is still there.
+            held = r.held if r.held is not None else (
+                held_before.get(r.name) if r.state is StoreState.REACHABLE else None)
             cells = (r.name, f"{r.index + 1}" if r.index is not None else "-",
                      r.kind, self.tr(STATE_TEXT[r.state]), r.reason,
                      datetime.fromtimestamp(r.checked_at).strftime("%H:%M:%S"),

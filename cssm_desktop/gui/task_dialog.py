@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QHeaderView,
     QLabel,
@@ -26,6 +24,7 @@ from PySide6.QtWidgets import (
 from ..errors import Cancelled
 from ..units import human
 from . import workers
+from .job_dialog import JobDialog
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Row:
 MARKS = {"safe": "✔", "repaired": "✔", "at risk": "⚠", "lost": "✖"}
 
 
-class TaskDialog(QDialog):
+class TaskDialog(JobDialog):
     """`ended(result or None)` once the job is over (None: stopped or failed)."""
 
     ended = Signal(object)
@@ -78,7 +77,7 @@ class TaskDialog(QDialog):
 
     def run(self, worker: workers.Worker) -> None:
         self.worker = worker
-        workers.start(worker, step=self._step, progress=self._bytes,
+        workers.start(worker, owner=self, step=self._step, progress=self._bytes,
                       succeeded=self._succeeded, failed=self._failed)
         self.show()
 
@@ -97,21 +96,9 @@ class TaskDialog(QDialog):
         self.bytes.setText(self.tr("%1 of %2").replace("%1", human(done))
                            .replace("%2", human(total)))
 
-    def reject(self) -> None:
-        """Esc, Cancel or the window's close button: stop the job first, close after."""
-        if self.worker is not None:
-            self.worker.cancel()
-            self.label.setText(self.tr("Stopping… (what is finished stays done)"))
-            self.buttons.setEnabled(False)
-            return
-        super().reject()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        if self.worker is not None:
-            event.ignore()
-            self.reject()
-            return
-        super().closeEvent(event)
+    def stopping(self) -> None:
+        self.label.setText(self.tr("Stopping… (what is finished stays done)"))
+        self.buttons.setEnabled(False)
 
     # -- at the end
     def _succeeded(self, result: object) -> None:

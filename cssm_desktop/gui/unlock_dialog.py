@@ -57,7 +57,7 @@ class UnlockDialog(QDialog):
             self._show_error(self.tr("Enter the password."))
             return
         self._set_busy(True)
-        workers.start(workers.Call(lambda: self.engine.unlock(password)),
+        workers.start(workers.Call(lambda: self.engine.unlock(password)), owner=self,
                       succeeded=lambda _r: self.accept(), failed=self._failed)
 
     def _failed(self, error: BaseException) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from ..core.progress import CancelToken, Event, FileProgress, Step, StoreDamaged
@@ -91,9 +92,11 @@ class _Relay(QObject):
     thread (PySide6 has no receiver to queue to); slots of a QObject are queued.
     """
 
-    def __init__(self, callbacks: dict[str, Callable[..., None]]) -> None:
+    def __init__(self, callbacks: dict[str, Callable[..., None]],
+                 owner: QObject | None = None) -> None:
         super().__init__()
         self._callbacks = callbacks
+        self._owner = owner
 
     @Slot(object)
     def succeeded(self, result: object) -> None:
@@ -132,6 +135,8 @@ class _Relay(QObject):
                 del _running[thread]
 
     def _call(self, name: str, *args: object) -> None:
+        if self._owner is not None and not shiboken6.isValid(self._owner):
+            return   # the window that asked has gone (closed while this ran): nobody to tell
         callback = self._callbacks.get(name)
         if callback is not None:
             callback(*args)
@@ -146,11 +151,13 @@ def message(error: BaseException) -> str:
     return f"unexpected error ({type(error).__name__}: {error}); the log has the details"
 
 
-def start(worker: Worker, **callbacks: Callable[..., None]) -> QThread:
+def start(worker: Worker, owner: QObject | None = None,
+          **callbacks: Callable[..., None]) -> QThread:
     """Run the worker on a new QThread. Callbacks (succeeded, failed, progress, step,
     damaged, current, finished) run on the thread that called start: the UI thread;
-    `failed` gets the exception itself."""
-    relay = _Relay(callbacks)
+    `failed` gets the exception itself. With an `owner`, they are skipped once it has
+    been deleted (a result arriving after its window closed)."""
+    relay = _Relay(callbacks, owner)
     for name in {*callbacks, "finished"}:
         getattr(worker, name).connect(getattr(relay, name))
     thread = QThread()

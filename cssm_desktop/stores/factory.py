@@ -24,8 +24,9 @@ def make_store(cfg: StoreConfig, *, secret: str | None = None, quick: bool = Fal
     assert cfg.bucket is not None
     if cfg.access_key_id and secret is None:
         secret = get_secret(cfg.name)
-    # A person waits for a connection test: one attempt, an answer within 10 s.
-    timeouts = {"max_attempts": 1, "connect_timeout": 5, "read_timeout": 10} if quick else {}
+    # A person waits for a connection test: no retry (botocore's max_attempts counts
+    # retries), an answer within 10 s.
+    timeouts = {"max_attempts": 0, "connect_timeout": 5, "read_timeout": 10} if quick else {}
     return S3Store(cfg.name, cfg.bucket, endpoint_url=cfg.endpoint_url, region=cfg.region,
                    prefix=cfg.prefix or "", access_key_id=cfg.access_key_id,
                    secret_access_key=secret if cfg.access_key_id else None,
