@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .catalog import SAFE
+from .catalog import SAFE, Entry
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, set_secret
 from .core import erasure
@@ -25,9 +25,13 @@ from .errors import (
     CatalogError,
     CssmError,
     DestinationExists,
+    FormatError,
+    IntegrityError,
     MissingSecret,
+    NotEnoughStores,
     NotFound,
     NoVault,
+    StoreError,
     log_text,
 )
 from .paths import printable
@@ -154,7 +158,41 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    entry = engine.resolve(args.ref)
+    entries, folder = engine.select(args.refs)
+    if len(entries) == 1 and not folder:
+        return _get_one(engine, args, entries[0])
+    # Several files, or a folder: DEST is a folder, names keep their folders under it;
+    # one password, one line per file, and what was left alone is said.
+    dest = (args.output or ".").rstrip("/\\") + "/"
+    plan = []
+    skipped = 0
+    for entry in entries:
+        target = engine.destination(entry.name, dest)
+        if target.is_dir() or ((target.exists() or target.is_symlink()) and not args.force):
+            skipped += 1
+            why = "a folder is there" if target.is_dir() else "exists (--force replaces it)"
+            print(f"skipped  {printable(entry.name)}: {printable(str(target))} {why}",
+                  file=sys.stderr)
+            continue
+        plan.append(entry)
+    failed = 0
+    if plan:
+        _unlock(engine, args)
+        bar = ProgressBar()
+        for entry in plan:
+            try:
+                path = engine.get(entry, dest, force=args.force, listener=bar)
+            except (DestinationExists, NotEnoughStores, IntegrityError, StoreError,
+                    FormatError) as exc:
+                failed += 1
+                print(f"cssm: error: {printable(entry.name)}: {exc}", file=sys.stderr)
+                continue
+            print(f"restored {printable(entry.name)} -> {printable(str(path))}")
+    print(f"{len(plan) - failed} restored, {skipped} skipped, {failed} failed")
+    return EXIT_ERROR if failed else 0
+
+
+def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
     dest = args.output
     target = engine.destination(entry.name, dest)
     if target.is_dir():
@@ -418,11 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="store it anew and remove older copies of the same name")
     sp = add("ls", cmd_ls, "list stored files")
     sp.add_argument("--json", action="store_true")
-    sp = add("get", cmd_get, "restore a stored file")
-    sp.add_argument("ref", metavar="ID|NAME")
+    sp = add("get", cmd_get, "restore stored files, or every file under a stored folder")
+    sp.add_argument("refs", nargs="+", metavar="ID|NAME|FOLDER")
     sp.add_argument("-o", "--output", metavar="DEST",
-                    help="file to write, or folder to write into (an existing folder, or "
-                         "one written with a trailing /; default: current folder)")
+                    help="for one file: the file to write, or a folder to write into (an "
+                         "existing one, or one written with a trailing /); for several or "
+                         "a folder: the folder they go into, names keeping their folders "
+                         "(default: current folder)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     sp = add("rm", cmd_rm, "delete stored files from every store")
     sp.add_argument("refs", nargs="+", metavar="ID")

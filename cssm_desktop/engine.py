@@ -276,6 +276,35 @@ class Engine:
             raise NotFound(f"{ref!r} matches several files ({ids}); give the id")
         return matches[0]
 
+    def select(self, refs: list[str]) -> tuple[list[Entry], bool]:
+        """The files the refs name, and whether any ref named a folder.
+
+        A ref is an id, an id prefix, a name, or a stored folder ("Photos" or "Photos/"):
+        every file under it. Where one name was stored several times, the newest copy is
+        the one a folder restore takes (they would land on one path)."""
+        vault = self.vault()
+        chosen: dict[str, Entry] = {}
+        folder = False
+        everything: list[Entry] | None = None
+        for ref in refs:
+            prefix = ref.strip("/") + "/"
+            exact = [] if ref.endswith("/") else self.catalog.find(vault.id_hex, ref)
+            if not exact:
+                if everything is None:
+                    everything = self._as_now(vault, self.catalog.entries(vault.id_hex))
+                under = [e for e in everything if e.name.startswith(prefix)]
+                if under:
+                    folder = True
+                    newest: dict[str, Entry] = {}
+                    for e in under:
+                        if e.name not in newest or e.stored_at_ns > newest[e.name].stored_at_ns:
+                            newest[e.name] = e
+                    chosen.update((e.id, e) for e in newest.values())
+                    continue
+            entry = self.resolve(ref)
+            chosen[entry.id] = entry
+        return sorted(chosen.values(), key=lambda e: e.name), folder
+
     def put(self, paths: list[Path], listener: Listener = ignore,
             cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
             duplicates: Duplicate = Duplicate.SKIP) -> list[PutResult]:

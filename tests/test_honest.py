@@ -286,3 +286,32 @@ def test_a_put_never_stores_the_vault_into_itself(cli: Cli, tmp_path: Path) -> N
     assert not any("/stores/" in n or "cssm-desktop" in n for n in names), names
     code, _, err = cli("put", str(tmp_path / "stores" / "store1"))
     assert code == 1 and "own folders" in err
+
+
+def test_get_a_whole_folder_with_one_password(cli: Cli, tmp_path: Path,  # noqa: F811
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = tmp_path / "Photos"
+    (tree / "2025").mkdir(parents=True)
+    files = {"a.jpg": b"a" * 3000, "2025/b.jpg": b"b" * 5000, "2025/c.jpg": b"c"}
+    for name, data in files.items():
+        (tree / name).write_bytes(data)
+    (tmp_path / "other.txt").write_text("not in the folder")
+    assert cli("put", str(tree), str(tmp_path / "other.txt"))[0] == 0
+    monkeypatch.delenv("CSSM_PASSWORD")
+    out = tmp_path / "back"
+    # One line on stdin: a second unlock would find no password and fail.
+    code, stdout, err = cli("get", "Photos", "-o", str(out), stdin=PASSWORD + "\n")
+    assert code == 0, err
+    assert "3 restored, 0 skipped, 0 failed" in stdout
+    assert {p.relative_to(out / "Photos").as_posix(): p.read_bytes()
+            for p in (out / "Photos").rglob("*") if p.is_file()} == files
+    assert not (out / "other.txt").exists()
+    code, stdout, err = cli("get", "Photos/", "-o", str(out), stdin=PASSWORD + "\n")
+    assert code == 0 and "0 restored, 3 skipped" in stdout and err.count("skipped") == 3
+    ids = [r["id"] for r in json.loads(cli("ls", "--json")[1]) if r["name"].endswith("c.jpg")
+           or r["name"] == "other.txt"]
+    code, stdout, err = cli("get", *ids, "-o", str(tmp_path / "two"), "--force",
+                            stdin=PASSWORD + "\n")
+    assert code == 0 and "2 restored" in stdout, err
+    assert (tmp_path / "two" / "Photos" / "2025" / "c.jpg").read_bytes() == b"c"
+    assert (tmp_path / "two" / "other.txt").read_text() == "not in the folder"
