@@ -26,6 +26,7 @@ from .errors import (
     CssmError,
     DestinationExists,
     FormatError,
+    InputError,
     IntegrityError,
     MissingSecret,
     NotEnoughStores,
@@ -129,6 +130,9 @@ def cmd_put(args: argparse.Namespace) -> int:
     if twins:
         print(f"{twins} file(s) were already stored; --again stores a second copy, --replace "
               "stores anew and removes the old one", file=sys.stderr)
+    if not results:
+        print("nothing to store: no files under " + ", ".join(
+            printable(str(p)) for p in args.paths), file=sys.stderr)
     if args.json:
         print(json.dumps([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
                           for r in results if r.stored], ensure_ascii=False))
@@ -183,7 +187,7 @@ def cmd_get(args: argparse.Namespace) -> int:
             try:
                 path = engine.get(entry, dest, force=args.force, listener=bar)
             except (DestinationExists, NotEnoughStores, IntegrityError, StoreError,
-                    FormatError) as exc:
+                    FormatError, InputError) as exc:
                 failed += 1
                 print(f"cssm: error: {printable(entry.name)}: {exc}", file=sys.stderr)
                 continue
@@ -362,7 +366,8 @@ def cmd_stores_status(args: argparse.Namespace) -> int:
     try:
         down = engine.down()
         vault = engine.vault()
-    except CssmError:
+    except CssmError as exc:
+        print(f"cssm: error: {exc}{_hint(exc)}", file=sys.stderr)
         return EXIT_ERROR
     text = risk_text(len(down), vault.n, vault.k)
     if down:

@@ -199,12 +199,10 @@ class Engine:
         now = time.time()
         try:
             vault = self.vault()
-        except CssmError as exc:   # no store could be opened: every row says why
-            return [StoreReport(s.name, s.describe(), None, StoreState.UNREACHABLE,
-                                self._broken.get(s.name, str(exc)), now)
-                    for s in self.stores] + [
-                    StoreReport(name, "s3", None, StoreState.UNREACHABLE, why, now)
-                    for name, why in self._broken.items()]
+        except CssmError:   # no vault opened: each store says what it is, on its own
+            return [self._look_without_vault(s, now) for s in self.stores] + [
+                StoreReport(name, "s3", None, StoreState.UNREACHABLE, why, now)
+                for name, why in self._broken.items()]
         states = vault.probe()
         for name, reason in self._broken.items():
             states[name] = StoreStatus(StoreState.UNREACHABLE, reason)
@@ -227,6 +225,16 @@ class Engine:
         with self._lock:
             self._checked = {r.name: r for r in reports}
         return reports
+
+    @staticmethod
+    def _look_without_vault(store: Store, now: float) -> StoreReport:
+        try:
+            store.children("")
+        except StoreError as exc:
+            return StoreReport(store.name, store.describe(), None, StoreState.UNREACHABLE,
+                               exc.reason, now)
+        return StoreReport(store.name, store.describe(), None, StoreState.EMPTY,
+                           "reachable, holds no vault", now)
 
     def down(self, vault: Vault | None = None) -> dict[str, str]:
         """The vault's stores that are not usable now (name -> why), by the newest look:

@@ -315,3 +315,35 @@ def test_get_a_whole_folder_with_one_password(cli: Cli, tmp_path: Path,  # noqa:
     assert code == 0 and "2 restored" in stdout, err
     assert (tmp_path / "two" / "Photos" / "2025" / "c.jpg").read_bytes() == b"c"
     assert (tmp_path / "two" / "other.txt").read_text() == "not in the folder"
+
+
+@pytest.mark.parametrize("where, said", [
+    ("f.txt/inner", "a file is in the way of its folder"),
+    ("/proc/no-such-dir/x", "cannot write /proc/no-such-dir/x"),
+])
+def test_get_to_a_place_that_cannot_be_written_is_one_line(cli: Cli, tmp_path: Path,  # noqa: F811
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          where: str, said: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f.txt").write_text("f")
+    assert cli("put", "f.txt")[0] == 0
+    code, _, err = cli("get", "f.txt", "-o", where)
+    assert code == 1 and err.count("\n") == 1 and said in err and "unexpected" not in err
+
+
+def test_status_and_put_say_what_there_is_before_anything_exists(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cssm_desktop.cli import main
+
+    cfg = write_config(tmp_path / "c.toml", Config(stores=folder_stores(tmp_path / "s", 3),
+                                                  threshold=2))
+    assert main(["--config", str(cfg), "stores", "status"]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("does not exist") == 3 and err.count("\n") == 1 and "cssm init" in err
+    monkeypatch.setenv("CSSM_PASSWORD", PASSWORD)
+    assert main(["--config", str(cfg), "init"]) == 0
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "put", str(tmp_path / "empty")]) == 0
+    assert "nothing to store: no files under" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from ..errors import (
     DamagedPart,
     DestinationExists,
     FormatError,
+    InputError,
     IntegrityError,
     NotEnoughStores,
     NotFound,
@@ -180,9 +181,19 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
                  listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:
     """Write the file to `dest` via a temp file beside it; publish only if SHA-256 matches."""
     cancel = cancel or CancelToken()
-    box = opened.box
     if dest.exists() and not overwrite:
         raise DestinationExists(str(dest))
+    try:
+        return _restore_into(vault, opened, dest, overwrite, listener, cancel)
+    except (FileExistsError, NotADirectoryError) as exc:   # a file where a folder must be
+        raise InputError(f"cannot write {dest}: a file is in the way of its folder") from exc
+    except OSError as exc:   # the local side: read-only place, disk full
+        raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
+                  listener: Listener, cancel: CancelToken) -> Path:
+    box = opened.box
     dest.parent.mkdir(parents=True, exist_ok=True)
     out = PendingFile(dest)
     pipe = Pipeline(cancel)
