@@ -96,6 +96,20 @@ def _read_all(store: Store, binding: Binding | None) -> dict[bytes, VaultHeader 
     return out
 
 
+def _header_problem(header: VaultHeader, key: bytes, vmk: bytes, n: int, k: int) -> str:
+    """Why a header cannot be trusted as one of this vault's ('' when it can): it must
+    open under the password key to this very master key and agree about n and k."""
+    try:
+        opened = header.open_with_key(key)
+    except WrongPassword:
+        return "vault header failed authentication"
+    if not hmac.compare_digest(opened, vmk):
+        return "vault header holds another master key"
+    if (header.n, header.k) != (n, k):
+        return "vault header disagrees about n and k"
+    return ""
+
+
 @dataclass
 class Vault:
     """Opened from the public headers; `unlock` authenticates them and adds the master key."""
@@ -133,19 +147,23 @@ class Vault:
         return {name: st.reason for name, st in self.status.items()}
 
     def mark(self, name: str, state: StoreState, reason: str) -> None:
-        self.status[name] = StoreStatus(state, reason)
+        self.status = {**self.status, name: StoreStatus(state, reason)}
         log.warning("store %s %s: %s", name, state.value, reason)
 
     def _use(self, index: int, store: Store, header: VaultHeader) -> None:
-        """`store` holds `index` with this good header: in use, nothing pending for it."""
-        self.stores[index] = store
-        self.headers[index] = header
+        """`store` holds `index` with this good header: in use, nothing pending for it.
+
+        The maps are replaced, never changed in place: a store check may take a store back
+        into use while a job on another thread is iterating them."""
+        self.stores = {**self.stores, index: store}
+        self.headers = {**self.headers, index: header}
         self.seen[store.name] = header
         self._forget(store.name)
 
     def _forget(self, name: str) -> None:
-        for table in (self.spare, self.reseal, self.status):
-            table.pop(name, None)  # type: ignore[attr-defined]
+        self.spare.pop(name, None)
+        self.reseal.pop(name, None)
+        self.status = {k: v for k, v in self.status.items() if k != name}
 
     @property
     def binding(self) -> Binding:
@@ -319,15 +337,9 @@ class Vault:
                                         "other password parameters)")
                     continue
                 keys[group] = password_key(password, *group)
-            try:
-                opened = header.open_with_key(keys[group])
-            except WrongPassword:
-                self._damaged(name, "vault header failed authentication")
-                continue
-            if not hmac.compare_digest(opened, vmk):
-                self._damaged(name, "vault header holds another master key")
-            elif (header.n, header.k) != (unlocked.n, unlocked.k):
-                self._damaged(name, "vault header disagrees about n and k")
+            problem = _header_problem(header, keys[group], vmk, unlocked.n, unlocked.k)
+            if problem:
+                self._damaged(name, problem)
             else:
                 authentic[name] = header
         self.vmk, self.pk, self.unlocked_with = vmk, keys[unlocked.kdf_group], unlocked
@@ -509,32 +521,21 @@ class Vault:
     def _readmit(self, name: str, store: Store, header: VaultHeader) -> bool:
         """A store that was unreachable at open, back with a header we can trust: use it.
 
-        Trusted means: the byte-identical header seen at open (locked), or one that opens
-        to the master key under the key that unlocked, at the bound index, with the vault's
-        n and k. The stores map is replaced, never changed in place, so a job that is
-        iterating the old one carries on undisturbed.
-        """
+        Only while unlocked (a locked vault takes it in at the next open or unlock), and
+        only a header at the bound index, sealed under the key that unlocked, that passes
+        the checks unlock makes of every header."""
         status = self.status.get(name)
         if status is None or status.state is not StoreState.UNREACHABLE \
                 or name in self.foreign:
             return False
         if self.vmk is None or self.pk is None or self.unlocked_with is None:
-            return False   # the next open (or unlock) takes it in properly
+            return False
         index = self.bound.get(name)
         if index is None or index != header.index or index in self.stores \
-                or (header.n, header.k) != (self.n, self.k) \
-                or header.kdf_group != self.unlocked_with.kdf_group:
+                or header.kdf_group != self.unlocked_with.kdf_group \
+                or _header_problem(header, self.pk, self.vmk, self.n, self.k):
             return False
-        try:
-            opened = header.open_with_key(self.pk)
-        except (WrongPassword, FormatError):
-            return False
-        if not hmac.compare_digest(opened, self.vmk):
-            return False
-        self.stores = {**self.stores, index: store}
-        self.headers = {**self.headers, index: header}
-        self.seen[name] = header
-        self.status = {k: v for k, v in self.status.items() if k != name}
+        self._use(index, store, header)
         log.info("store %s is reachable again; back in use as store #%d", name, index + 1)
         return True
 
