@@ -47,11 +47,15 @@ class Entry:
     health: str = SAFE
     damaged: str = ""   # comma-separated store names
 
+    @property
+    def damaged_stores(self) -> list[str]:
+        return [s for s in self.damaged.split(",") if s]
+
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "name": self.name, "size": self.size,
                 "stored_at": _iso(self.stored_at_ns), "mtime": _iso(self.mtime_ns),
                 "n": self.n, "k": self.k, "health": self.health,
-                "damaged_stores": [s for s in self.damaged.split(",") if s]}
+                "damaged_stores": self.damaged_stores}
 
 
 def _iso(ns: int) -> str:

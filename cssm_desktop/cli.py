@@ -356,21 +356,18 @@ _STATE = {StoreState.REACHABLE: "ok", StoreState.UNREACHABLE: "DOWN",
 
 def cmd_stores_status(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    reports = engine.check_stores(count_bytes=True)
-    width = max(8, *(len(r.name) for r in reports))
+    look = engine.check_stores(count_bytes=True)
+    width = max(8, *(len(r.name) for r in look.reports))
     print(f"{'STORE':<{width}}  {'#':<3}  {'STATE':<7}  {'HELD':>10}  WHY")
-    for r in reports:
+    for r in look.reports:
         slot = f"#{r.index + 1}" if r.index is not None else "-"
         held = human(r.held) if r.held is not None else "?"
         print(f"{r.name:<{width}}  {slot:<3}  {_STATE[r.state]:<7}  {held:>10}  {r.reason}")
-    try:
-        down = engine.down()
-        vault = engine.vault()
-    except CssmError as exc:
-        print(f"cssm: error: {exc}{_hint(exc)}", file=sys.stderr)
+    if isinstance(look.problem, CssmError):
+        print(f"cssm: error: {look.problem}{_hint(look.problem)}", file=sys.stderr)
         return EXIT_ERROR
-    text = risk_text(len(down), vault.n, vault.k)
-    if down:
+    text = risk_text(len(look.down), look.n, look.k)
+    if look.down:
         print(text, file=sys.stderr)
         return EXIT_ERROR
     print(text)

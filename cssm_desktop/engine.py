@@ -37,7 +37,7 @@ from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_file
 from .core.remove import remove_everywhere
 from .core.repair import RepairResult, repair_file
 from .core.scan import scan
-from .core.status import PieceState, StoreReport, StoreState, StoreStatus
+from .core.status import PieceState, StoreReport, StoresLook, StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
 from .errors import (
@@ -193,16 +193,17 @@ class Engine:
         out += [(name, "s3", reason) for name, reason in self._broken.items()]
         return out
 
-    def check_stores(self, count_bytes: bool = False) -> list[StoreReport]:
+    def check_stores(self, count_bytes: bool = False) -> StoresLook:
         """A fresh look at every configured store (one small read each; `count_bytes` also
         lists what this vault holds there). File health follows from it at once."""
         now = time.time()
         try:
             vault = self.vault()
-        except CssmError:   # no vault opened: each store says what it is, on its own
-            return [self._look_without_vault(s, now) for s in self.stores] + [
+        except CssmError as exc:   # no vault opened: each store says what it is, on its own
+            reports = [self._look_without_vault(s, now) for s in self.stores] + [
                 StoreReport(name, "s3", None, StoreState.UNREACHABLE, why, now)
                 for name, why in self._broken.items()]
+            return StoresLook(reports, {r.name: r.reason for r in reports}, 0, 0, exc)
         states = vault.probe()
         for name, reason in self._broken.items():
             states[name] = StoreStatus(StoreState.UNREACHABLE, reason)
@@ -224,7 +225,7 @@ class Engine:
                                        size if isinstance(size, int) else None))
         with self._lock:
             self._checked = {r.name: r for r in reports}
-        return reports
+        return StoresLook(reports, self.down(vault), vault.n, vault.k)
 
     @staticmethod
     def _look_without_vault(store: Store, now: float) -> StoreReport:
@@ -264,7 +265,7 @@ class Engine:
         down = set(self.down(vault))
         out = []
         for e in entries:
-            recorded = set(filter(None, e.damaged.split(",")))
+            recorded = set(e.damaged_stores)
             bad = recorded | down
             health = worst(e.health, health_of(len(bad), e.n, e.k))
             if health != e.health or bad != recorded:
@@ -350,12 +351,15 @@ class Engine:
         Only files whose name is already stored are read for this, so a put of new files
         costs no extra pass."""
         vault = self.vault()
-        same_name = [e for e in self.catalog.find(vault.id_hex, name)
-                     if e.name == name and e.tag]
+        same_name = [e for e in self._named(vault, name) if e.tag]
         if not same_name:
             return None
         tag = content_tag(vault.require_key(), vault.vault_id, sha256_of(source)).hex()
         return next((e for e in same_name if hmac.compare_digest(e.tag, tag)), None)
+
+    def _named(self, vault: Vault, name: str) -> list[Entry]:
+        """The stored copies of exactly this name (find() also takes id prefixes)."""
+        return [e for e in self.catalog.find(vault.id_hex, name) if e.name == name]
 
     def put_one(self, source: Path, name: str, listener: Listener = ignore,
                 cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
@@ -383,8 +387,7 @@ class Engine:
                                              stored.n, stored.k))
         replaced: tuple[str, ...] = ()
         if duplicates is Duplicate.REPLACE:
-            older = [e.id for e in self.catalog.find(vault.id_hex, name)
-                     if e.name == name and e.id != stored.id_hex]
+            older = [e.id for e in self._named(vault, name) if e.id != stored.id_hex]
             for old in older:
                 self.remove(old)
             replaced = tuple(older)

@@ -346,3 +346,53 @@ def test_a_result_arriving_after_its_window_is_gone_is_dropped(qtbot, ctx) -> No
     for _ in range(3):
         QApplication.processEvents()     # pytest-qt fails the test on any exception here
     qtbot.waitUntil(lambda: workers.running() == 0, timeout=10_000)
+
+
+def test_bytes_held_stay_shown_across_checks_that_do_not_count(qtbot) -> None:
+    """The minute timer does not count bytes; the second such check used to blank them."""
+    import time as _time
+
+    from cssm_desktop.core.status import StoreReport, StoreState
+    from cssm_desktop.gui.stores_view import StoresView
+
+    view = StoresView()
+    qtbot.addWidget(view)
+
+    def report(state: StoreState, held: int | None) -> StoreReport:
+        return StoreReport("usb", "folder /media/usb", 0, state, "", _time.time(), held)
+
+    view.set_reports([report(StoreState.REACHABLE, 2048)])
+    for _ in range(2):
+        view.set_reports([report(StoreState.REACHABLE, None)])
+    assert view.item(0, 6).text() == "2.0 KiB"
+    view.set_reports([report(StoreState.UNREACHABLE, None)])   # gone: its count is not shown
+    assert view.item(0, 6).text() == ""
+    view.set_reports([report(StoreState.REACHABLE, None)])     # back, not counted yet
+    assert view.item(0, 6).text() == ""
+
+
+def test_a_check_asked_for_while_one_runs_is_not_lost(qtbot, window: MainWindow,  # noqa: F811
+                                                      monkeypatch) -> None:
+    """After a repair the window asks for a fresh look; if the timer's look was running,
+    that request used to be dropped and the panel showed the state from before."""
+    import threading
+
+    gate = threading.Event()
+    asked: list[bool] = []
+    real = window.engine.check_stores
+
+    def slow(count_bytes: bool = False):
+        asked.append(count_bytes)
+        if len(asked) == 1:
+            gate.wait(10)
+        return real(count_bytes=count_bytes)
+
+    qtbot.waitUntil(lambda: not window.controller._checking, timeout=20_000)
+    monkeypatch.setattr(window.engine, "check_stores", slow)
+    with qtbot.waitSignals([window.stores_checked, window.stores_checked], timeout=20_000):
+        window.controller.check_stores(count_bytes=False)
+        window.controller.check_stores(count_bytes=True)     # while the first one runs
+        window.controller.check_stores(count_bytes=False)
+        gate.set()
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=10_000)
+    assert asked == [False, True]    # the later requests ran once, counting bytes

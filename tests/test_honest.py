@@ -49,7 +49,7 @@ def test_health_follows_the_stores_at_once(folder_engine: Engine, tmp_path: Path
     _put(folder_engine, tmp_path / "a.txt")
     assert [e.health for e in folder_engine.entries()] == [SAFE]
     _unplug(tmp_path, "store2", "store4")
-    states = {r.name: r.state for r in folder_engine.check_stores()}
+    states = {r.name: r.state for r in folder_engine.check_stores().reports}
     assert states == {"store1": StoreState.REACHABLE, "store2": StoreState.UNREACHABLE,
                       "store3": StoreState.REACHABLE, "store4": StoreState.UNREACHABLE,
                       "store5": StoreState.REACHABLE}
@@ -92,7 +92,7 @@ def test_a_store_back_from_an_outage_is_used_again(tmp_path: Path) -> None:
     engine.unlock(PASSWORD)
     assert 2 not in engine.vault().stores
     _plug(tmp_path, "store3")
-    reports = {r.name: r for r in engine.check_stores(count_bytes=True)}
+    reports = {r.name: r for r in engine.check_stores(count_bytes=True).reports}
     assert reports["store3"].state is StoreState.REACHABLE and reports["store3"].held
     assert engine.vault().stores[2].name == "store3"
     fid = _put(engine, tmp_path / "b.txt")           # a put needs all five again: it works
@@ -103,7 +103,7 @@ def test_a_store_wiped_behind_our_back_is_damaged(folder_engine: Engine,
                                                   tmp_path: Path) -> None:
     vault = folder_engine.vault()
     (tmp_path / "stores" / "store1" / vault_key(vault.vault_id)).unlink()
-    report = {r.name: r for r in folder_engine.check_stores()}["store1"]
+    report = {r.name: r for r in folder_engine.check_stores().reports}["store1"]
     assert report.state is StoreState.DAMAGED and "header has gone" in report.reason
     assert "store1" in folder_engine.down()
 

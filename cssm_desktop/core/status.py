@@ -36,6 +36,18 @@ class StoreReport:
     held: int | None = None    # bytes of this vault on it, when counted
 
 
+@dataclass(frozen=True)
+class StoresLook:
+    """One look at all stores, with what it means for the vault (n and k are 0 when no
+    vault could be opened, and `problem` says why)."""
+
+    reports: list[StoreReport]
+    down: dict[str, str]       # the vault's stores not usable now, and why
+    n: int
+    k: int
+    problem: Exception | None = None
+
+
 class PieceState(Enum):
     """One store's metadata object or data part of one file."""
 

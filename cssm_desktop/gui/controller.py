@@ -7,7 +7,6 @@ connects to its signals. Every status it emits follows from a check just made.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from PySide6.QtWidgets import QWidget
 from ..catalog import Entry
 from ..config import Config, StoreConfig, data_dir
 from ..core.repair import RepairResult
-from ..core.status import PieceState, StoreReport
+from ..core.status import PieceState, StoresLook
 from ..core.verify import FileReport
 from ..errors import CssmError, NotEnoughStores
 from . import workers
@@ -25,14 +24,6 @@ from .context import AppContext
 from .task_dialog import Row, TaskDialog
 
 CHECK_EVERY_MS = 60_000   # a look at each store: one small read per store
-
-
-@dataclass(frozen=True)
-class StoresChecked:
-    reports: list[StoreReport]
-    down: dict[str, str]      # the vault's stores not usable now, and why
-    n: int
-    k: int
 
 
 def _problems(report: FileReport) -> str:
@@ -90,7 +81,7 @@ def _summary(total: int, rows: list[Row], rebuilt: int) -> str:
 class VaultController(QObject):
     opened = Signal(object)            # the engine's Vault: n, k, stores
     open_failed = Signal(object)       # the exception
-    stores_checked = Signal(object)    # StoresChecked
+    stores_checked = Signal(object)    # core.status.StoresLook
     files_loaded = Signal(object)      # list[Entry]
     message = Signal(str)              # for the status bar
     failed = Signal(str, str)          # title, text: for a warning box
@@ -100,9 +91,11 @@ class VaultController(QObject):
         super().__init__(parent)
         self.ctx = ctx
         self._checking = False
+        # A check asked for while one runs (None: none): run once that one ends, so what a
+        # job just changed is never left unshown.
+        self._again: bool | None = None
         self.timer = QTimer(self, interval=CHECK_EVERY_MS)
         self.timer.timeout.connect(lambda: self.check_stores(count_bytes=False))
-        self.task: TaskDialog | None = None
 
     @property
     def engine(self) -> Any:
@@ -117,7 +110,7 @@ class VaultController(QObject):
         if engine is None:
             return
         self._start(workers.Call(engine.vault), succeeded=self._opened,
-                      failed=self.open_failed.emit)
+                    failed=self.open_failed.emit)
 
     def _opened(self, vault: Any) -> None:
         self.opened.emit(vault)
@@ -127,35 +120,33 @@ class VaultController(QObject):
     def check_stores(self, count_bytes: bool = True) -> None:
         """A fresh look at every store; the file list is refreshed from it."""
         engine = self.engine
-        if engine is None or self._checking:
+        if engine is None:
+            return
+        if self._checking:
+            self._again = bool(self._again) or count_bytes
             return
         self._checking = True
 
-        def look() -> StoresChecked:
-            reports = engine.check_stores(count_bytes=count_bytes)
-            try:
-                vault = engine.vault()
-            except CssmError:
-                return StoresChecked(reports, {r.name: r.reason for r in reports}, 0, 0)
-            return StoresChecked(reports, engine.down(vault), vault.n, vault.k)
-
-        def done(result: StoresChecked) -> None:
-            self.stores_checked.emit(result)
+        def done(look: StoresLook) -> None:
+            self.stores_checked.emit(look)
             self.refresh_files()
 
-        self._start(workers.Call(look), succeeded=done,
-                      failed=lambda err: self.message.emit(workers.message(err)),
-                      finished=self._checked)
+        self._start(workers.Call(lambda: engine.check_stores(count_bytes=count_bytes)),
+                    succeeded=done, failed=lambda err: self.message.emit(workers.message(err)),
+                    finished=self._checked)
 
     def _checked(self) -> None:
         self._checking = False
+        if self._again is not None:
+            count_bytes, self._again = self._again, None
+            self.check_stores(count_bytes)
 
     def refresh_files(self) -> None:
         engine = self.engine
         if engine is None:
             return
         self._start(workers.Call(engine.entries), succeeded=self.files_loaded.emit,
-                      failed=lambda err: self.message.emit(workers.message(err)))
+                    failed=lambda err: self.message.emit(workers.message(err)))
 
     # -- long jobs, each in a dialog with progress, Cancel and a result list
     def _run(self, parent: QWidget, title: str, doing: str, worker: workers.Worker,
@@ -163,7 +154,6 @@ class VaultController(QObject):
         dialog = TaskDialog(title, doing, parent)
 
         def ended(result: object) -> None:
-            self.task = None
             if result is not None:
                 summary, rows = render(result)
                 dialog.show_result(summary, rows)
@@ -171,7 +161,6 @@ class VaultController(QObject):
             self.check_stores(count_bytes=True)   # what the job found shows everywhere
 
         dialog.ended.connect(ended)
-        self.task = dialog
         dialog.run(worker)
         return dialog
 
@@ -219,8 +208,8 @@ class VaultController(QObject):
             self.message.emit(text)
 
         self._start(workers.Call(remove), succeeded=removed,
-                      failed=lambda err: self.failed.emit(self.tr("Delete"),
-                                                          workers.message(err)))
+                    failed=lambda err: self.failed.emit(self.tr("Delete"),
+                                                        workers.message(err)))
 
     def create_local_vault(self, password: str, root: Path | None = None) -> None:
         """Five folder stores under the user data dir, 3 needed: a vault in seconds."""
@@ -236,5 +225,5 @@ class VaultController(QObject):
             self.vault_created.emit()
 
         self._start(workers.Call(lambda: engine.init(password)), succeeded=created,
-                      failed=lambda err: self.failed.emit(self.tr("New vault"),
-                                                          workers.message(err)))
+                    failed=lambda err: self.failed.emit(self.tr("New vault"),
+                                                        workers.message(err)))

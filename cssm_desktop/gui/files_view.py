@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 
 from ..catalog import AT_RISK, LOST, SAFE, Entry
 from ..units import human
+from .tables import plain_rows
 
 COLUMNS = ("Name", "Size", "Stored at", "Health")
 HEALTH_TEXT = {SAFE: "✔ safe", AT_RISK: "⚠ at risk", LOST: "✖ lost"}
@@ -81,12 +82,8 @@ class FilesView(QTableView):
         self.setModel(self.proxy)
         self.setSortingEnabled(True)
         self.sortByColumn(2, Qt.SortOrder.DescendingOrder)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        plain_rows(self)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setTabKeyNavigation(False)   # Tab leaves the table, arrows move inside it
-        self.verticalHeader().hide()
-        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.setAlternatingRowColors(True)
         header = self.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

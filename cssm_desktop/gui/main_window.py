@@ -25,11 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core.status import StoresLook
 from ..engine import Duplicate
 from ..paths import list_sources
 from . import workers
 from .context import AppContext
-from .controller import StoresChecked, VaultController
+from .controller import VaultController
 from .dropzone import DropZone
 from .files_view import FilesView
 from .jobs import JobQueue, State
@@ -105,7 +106,6 @@ class MainWindow(QMainWindow):
             if QSystemTrayIcon.isSystemTrayAvailable() else None
         self._refresh_timer = QTimer(self, singleShot=True, interval=300)
         self._refresh_timer.timeout.connect(self.refresh_files)
-        self.vault_n = self.vault_k = 0
         settings = QSettings()
         if settings.value("geometry"):
             self.restoreGeometry(settings.value("geometry"))
@@ -219,15 +219,13 @@ class MainWindow(QMainWindow):
 
     def _vault_opened(self, vault: Any) -> None:
         # The vault's own n and k (its headers say them), not the settings' wish.
-        self.vault_n, self.vault_k = vault.n, vault.k
         self.drop.set_threshold(vault.k, vault.n)
         self.vault_ready.emit()
 
-    def _show_stores(self, checked: StoresChecked) -> None:
+    def _show_stores(self, checked: StoresLook) -> None:
         """Every word here follows from the check that just ran."""
         self.stores_view.set_reports(checked.reports)
         if checked.n:
-            self.vault_n, self.vault_k = checked.n, checked.k
             self.drop.set_threshold(checked.k, checked.n)
         n = checked.n or len(checked.reports)
         text = self.tr("%1 of %2 stores reachable").replace(
@@ -424,11 +422,10 @@ class MainWindow(QMainWindow):
             self.controller.delete(entries)
 
     def cancel_selected_uploads(self) -> None:
-        rows = sorted({i.row() for i in self.queue_view.selectionModel().selectedRows()})
-        for row in rows:
-            self.queue.cancel(row)
-        if rows:
-            self.statusBar().showMessage(self.tr("%n upload(s) cancelled.", "", len(rows)), 5000)
+        cancelled = self.queue_view.cancel_selected()
+        if cancelled:
+            self.statusBar().showMessage(self.tr("%n upload(s) cancelled.", "", cancelled),
+                                         5000)
 
     def verify_all(self) -> TaskDialog | None:
         if not self.ensure_unlocked():

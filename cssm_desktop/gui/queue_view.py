@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QKeyEvent, QPainter
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QHeaderView,
     QStyle,
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from .jobs import FINAL, JobQueue
 from .queue_model import CANCEL_COLUMN, PROGRESS_COLUMN, QueueModel
+from .tables import plain_rows
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -45,10 +45,7 @@ class QueueView(QTableView):
         self.table = model = QueueModel(queue, self)
         self.setModel(model)
         self.setItemDelegateForColumn(PROGRESS_COLUMN, ProgressDelegate(self))
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setTabKeyNavigation(False)   # Tab leaves the table, arrows move inside it
-        self.verticalHeader().hide()
+        plain_rows(self, compact=False)
         header = self.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(PROGRESS_COLUMN, QHeaderView.ResizeMode.Fixed)
@@ -82,9 +79,15 @@ class QueueView(QTableView):
                 and self.indexWidget(self._cancel_index(row)) is not None:
             self.setIndexWidget(self._cancel_index(row), None)
 
+    def cancel_selected(self) -> int:
+        """Cancel the selected uploads; how many rows were selected."""
+        rows = sorted({index.row() for index in self.selectionModel().selectedRows()})
+        for row in rows:
+            self.queue.cancel(row)
+        return len(rows)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
-            for index in self.selectionModel().selectedRows():
-                self.queue.cancel(index.row())
+            self.cancel_selected()
             return
         super().keyPressEvent(event)

@@ -36,6 +36,13 @@ S3_FIELDS = (("name", "&Name:"), ("endpoint_url", "&Endpoint URL:"), ("region", 
              ("access_key_id", "&Access key ID:"))
 
 
+def _label(text: str, buddy: QWidget) -> QLabel:
+    """A form label whose mnemonic moves to `buddy`: without a buddy Qt shows the "&"."""
+    label = QLabel(text)
+    label.setBuddy(buddy)
+    return label
+
+
 class SettingsDialog(QDialog):
     def __init__(self, config: Config | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,17 +94,13 @@ class SettingsDialog(QDialog):
             edit = QLineEdit()
             edit.textEdited.connect(lambda text, k=key: self._edited(k, text))
             self.s3_fields[key] = edit
-            buddy = QLabel(self.tr(label))
-            buddy.setBuddy(edit)
-            s3_form.addRow(buddy, edit)
+            s3_form.addRow(_label(self.tr(label), edit), edit)
         self.s3_fields["endpoint_url"].setPlaceholderText(self.tr("empty for AWS S3"))
         self.s3_fields["prefix"].setPlaceholderText(self.tr("optional"))
         self.secret = QLineEdit()
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.textEdited.connect(self._secret_edited)
-        secret_label = QLabel(self.tr("Secret &key:"))
-        secret_label.setBuddy(self.secret)
-        s3_form.addRow(secret_label, self.secret)
+        s3_form.addRow(_label(self.tr("Secret &key:"), self.secret), self.secret)
         note = QLabel(self.tr("The secret key is kept in the system keyring, not in the "
                               "settings file."))
         note.setWordWrap(True)
@@ -114,12 +117,8 @@ class SettingsDialog(QDialog):
         path_row = QHBoxLayout()
         path_row.addWidget(self.folder_path, 1)
         path_row.addWidget(pick)
-        # A label gets its mnemonic (and loses the literal "&") only with a buddy.
-        for text, field_, row_ in ((self.tr("&Name:"), self.folder_name, self.folder_name),
-                                   (self.tr("F&older:"), self.folder_path, path_row)):
-            label = QLabel(text)
-            label.setBuddy(field_)
-            folder_form.addRow(label, row_)
+        folder_form.addRow(_label(self.tr("&Name:"), self.folder_name), self.folder_name)
+        folder_form.addRow(_label(self.tr("F&older:"), self.folder_path), path_row)
         self.stack.addWidget(folder_page)
 
         self.test_button = QPushButton(self.tr("&Test connection"))

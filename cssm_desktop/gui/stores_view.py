@@ -8,7 +8,6 @@ from datetime import datetime
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFrame,
     QHBoxLayout,
     QHeaderView,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from ..core.status import StoreReport, StoreState, risk_text
 from ..units import human
+from .tables import plain_rows
 
 STATE_TEXT = {
     StoreState.REACHABLE: "✔ reachable",
@@ -36,12 +36,7 @@ class StoresView(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels([self.tr(c) for c in COLUMNS])
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setTabKeyNavigation(False)   # Tab leaves the table, arrows move inside it
-        self.verticalHeader().hide()
-        # One line per store, so five stores fit without scrolling.
-        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        plain_rows(self)   # one line per store: five fit without scrolling
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # long paths keep both ends
         self.setWordWrap(False)
         header = self.horizontalHeader()
@@ -50,16 +45,18 @@ class StoresView(QTableWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.setColumnWidth(2, 260)
-        self.reports: list[StoreReport] = []
+        # Bytes held as last counted: timer checks do not count, and a count stands only
+        # while its store is still there.
+        self._held: dict[str, int] = {}
 
     def set_reports(self, reports: list[StoreReport]) -> None:
-        held_before = {r.name: r.held for r in self.reports}
-        self.reports = reports
         self.setRowCount(len(reports))
         for row, r in enumerate(reports):
-            # A count from an earlier look is shown only while the store is still there.
-            held = r.held if r.held is not None else (
-                held_before.get(r.name) if r.state is StoreState.REACHABLE else None)
+            if r.state is not StoreState.REACHABLE:
+                self._held.pop(r.name, None)
+            elif r.held is not None:
+                self._held[r.name] = r.held
+            held = self._held.get(r.name)
             cells = (r.name, f"{r.index + 1}" if r.index is not None else "-",
                      r.kind, self.tr(STATE_TEXT[r.state]), r.reason,
                      datetime.fromtimestamp(r.checked_at).strftime("%H:%M:%S"),
@@ -71,9 +68,6 @@ class StoresView(QTableWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)
                 self.setItem(row, col, item)
-
-    def state_of(self, name: str) -> StoreState | None:
-        return next((r.state for r in self.reports if r.name == name), None)
 
 
 class RiskBanner(QFrame):
