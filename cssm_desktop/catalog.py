@@ -12,7 +12,7 @@ from .config import prepare_dir
 from .durable import private_file
 from .errors import CatalogError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # A file's health in the words both faces show (the window and `cssm` say the same).
 SAFE = "safe"           # every store holds a good part
@@ -46,6 +46,12 @@ class Entry:
     k: int
     health: str = SAFE
     damaged: str = ""   # comma-separated store names
+    pack: str = ""      # the id of the pack that holds it (a small file); '' stored alone
+
+    @property
+    def stored_as(self) -> str:
+        """The file id the stores know: its pack's, or its own."""
+        return self.pack or self.id
 
     @property
     def damaged_stores(self) -> list[str]:
@@ -64,7 +70,8 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
 
 
-_COLUMNS = "id, name, size, mtime_ns, stored_at_ns, tag, n, k, health, damaged"
+_COLUMNS = "id, name, size, mtime_ns, stored_at_ns, tag, n, k, health, damaged, pack"
+_MARKS = ",".join("?" * 12)
 
 
 class Catalog:
@@ -128,6 +135,14 @@ class Catalog:
                 UPDATE files SET health = 'at risk' WHERE health = 'degraded';
                 PRAGMA user_version = 3;
                 COMMIT;""")
+        if version < 4:
+            # Small files live in packs: the pack's id is where the stores know them.
+            self._db.executescript("""
+                BEGIN;
+                ALTER TABLE files ADD COLUMN pack TEXT NOT NULL DEFAULT '';
+                CREATE INDEX IF NOT EXISTS files_pack ON files (vault_id, pack);
+                PRAGMA user_version = 4;
+                COMMIT;""")
 
     def close(self) -> None:
         self._db.close()
@@ -135,7 +150,7 @@ class Catalog:
     def add(self, vault_id: str, entry: Entry) -> None:
         with self._lock:
             self._db.execute(f"INSERT OR REPLACE INTO files (vault_id, {_COLUMNS}) "
-                             "VALUES (?,?,?,?,?,?,?,?,?,?,?)", (vault_id, *_row(entry)))
+                             f"VALUES ({_MARKS})", (vault_id, *_row(entry)))
 
     def replace_all(self, vault_id: str, entries: Iterable[Entry]) -> None:
         with self._lock:
@@ -143,7 +158,7 @@ class Catalog:
             try:
                 self._db.execute("DELETE FROM files WHERE vault_id = ?", (vault_id,))
                 self._db.executemany(f"INSERT INTO files (vault_id, {_COLUMNS}) "
-                                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                     f"VALUES ({_MARKS})",
                                      [(vault_id, *_row(e)) for e in entries])
                 self._db.execute("COMMIT")
             except BaseException:
@@ -165,6 +180,36 @@ class Catalog:
                 "ORDER BY stored_at_ns", (vault_id, ref.lower(), ref, ref, ref, ref)).fetchall()
         return [Entry(*row) for row in rows]
 
+    def add_many(self, vault_id: str, entries: Iterable[Entry]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(f"INSERT OR REPLACE INTO files (vault_id, {_COLUMNS}) "
+                                     f"VALUES ({_MARKS})",
+                                     [(vault_id, *_row(e)) for e in entries])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def in_pack(self, vault_id: str, pack_id: str) -> list[Entry]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND "
+                                    "pack = ?", (vault_id, pack_id)).fetchall()
+        return [Entry(*row) for row in rows]
+
+    def move_to_pack(self, vault_id: str, ids: Iterable[str], pack_id: str) -> None:
+        with self._lock:
+            self._db.executemany("UPDATE files SET pack = ? WHERE vault_id = ? AND id = ?",
+                                 [(pack_id, vault_id, i) for i in ids])
+
+    def set_health_of_pack(self, vault_id: str, pack_id: str, health: str,
+                           damaged: Iterable[str]) -> None:
+        with self._lock:
+            self._db.execute("UPDATE files SET health = ?, damaged = ? WHERE vault_id = ? "
+                             "AND pack = ?", (health, ",".join(sorted(damaged)), vault_id,
+                                              pack_id))
+
     def remove(self, vault_id: str, file_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM files WHERE vault_id = ? AND id = ?",
@@ -178,4 +223,4 @@ class Catalog:
 
 def _row(e: Entry) -> tuple[object, ...]:
     return (e.id, e.name, e.size, e.mtime_ns, e.stored_at_ns, e.tag, e.n, e.k, e.health,
-            e.damaged)
+            e.damaged, e.pack)

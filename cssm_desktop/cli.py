@@ -25,14 +25,9 @@ from .errors import (
     CatalogError,
     CssmError,
     DestinationExists,
-    FormatError,
-    InputError,
-    IntegrityError,
     MissingSecret,
-    NotEnoughStores,
     NotFound,
     NoVault,
-    StoreError,
     log_text,
 )
 from .paths import printable
@@ -182,16 +177,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     failed = 0
     if plan:
         _unlock(engine, args)
-        bar = ProgressBar()
-        for entry in plan:
-            try:
-                path = engine.get(entry, dest, force=args.force, listener=bar)
-            except (DestinationExists, NotEnoughStores, IntegrityError, StoreError,
-                    FormatError, InputError) as exc:
+        for entry, got in engine.get_many(plan, dest, force=args.force,
+                                          listener=ProgressBar()):
+            if isinstance(got, Path):
+                print(f"restored {printable(entry.name)} -> {printable(str(got))}")
+            else:
                 failed += 1
-                print(f"cssm: error: {printable(entry.name)}: {exc}", file=sys.stderr)
-                continue
-            print(f"restored {printable(entry.name)} -> {printable(str(path))}")
+                print(f"cssm: error: {printable(entry.name)}: {got}", file=sys.stderr)
     print(f"{len(plan) - failed} restored, {skipped} skipped, {failed} failed")
     return EXIT_ERROR if failed else 0
 
@@ -212,6 +204,8 @@ def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
 def cmd_rm(args: argparse.Namespace) -> int:
     engine = _engine(args)
     entries = [engine.resolve(ref) for ref in args.refs]
+    if any(e.pack for e in entries):   # a small file's removal is sealed with the vault key
+        _unlock(engine, args)
     status = 0
     for e in entries:
         left = engine.remove(e.id)

@@ -12,6 +12,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -29,12 +31,36 @@ from .catalog import (
 )
 from .config import Config
 from .core import parallel
+from .core.format import KIND_PACK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
-from .core.get import open_file, restore_file
+from .core.get import open_file, restore_file, write_whole
 from .core.keys import KdfParams, content_tag
-from .core.progress import CancelToken, FileFailed, Listener, Step, ignore
+from .core.pack import (
+    PACK_TARGET,
+    SMALL_FILE,
+    PackInput,
+    PackResult,
+    open_pack,
+    put_pack,
+    read_members,
+    read_removals,
+    record_removal,
+    remove_records,
+)
+from .core.progress import (
+    CancelToken,
+    FileDone,
+    FileFailed,
+    FileProgress,
+    FileStarted,
+    Listener,
+    Step,
+    TreeProgress,
+    ignore,
+)
 from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_file
 from .core.remove import remove_everywhere
+from .core.repack import repack
 from .core.repair import RepairResult, repair_file
 from .core.scan import scan
 from .core.status import PieceState, StoreReport, StoresLook, StoreState, StoreStatus
@@ -53,11 +79,15 @@ from .errors import (
     StoreError,
     log_text,
 )
-from .paths import list_sources, printable, safe_relative
+from .paths import Source, list_sources, printable, safe_relative
 from .stores.base import Store
 from .stores.factory import make_store
 
 log = logging.getLogger(__name__)
+
+# Small restored files are written (and fsynced) by this many threads at once: measured
+# here, 2,000 files of 4 KiB take 1.3 s one by one and 0.66 s with 8.
+RESTORE_WRITERS = 8
 
 
 class Duplicate(Enum):
@@ -88,6 +118,13 @@ def sha256_of(source: Path) -> bytes:
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
 
 
+def pack_label(members: list[Entry], pack_id: str) -> str:
+    """How a pack shows in verify and repair: where its files are, and how many."""
+    folders = {m.name.rpartition("/")[0] for m in members}
+    where = os.path.commonpath(sorted(folders)) if all(folders) else ""
+    return f"{where + '/' if where else ''}… {len(members)} small files (pack {pack_id[:12]})"
+
+
 class Engine:
     def __init__(self, config: Config, catalog_path: Path | None = None,
                  stores: list[Store] | None = None) -> None:
@@ -95,6 +132,8 @@ class Engine:
         self.config = config
         self.catalog = Catalog(catalog_path or cfgmod.data_dir() / "catalog.sqlite")
         self._stores: list[Store] | None = stores
+        # Files below this size go into packs (core/pack.py); 0 stores every file alone.
+        self.small_file = SMALL_FILE
         self._broken: dict[str, str] = {}
         self._vault: Vault | None = None
         # The last fresh look at each store (check_stores), newer than the vault's open.
@@ -318,9 +357,10 @@ class Engine:
             cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
             duplicates: Duplicate = Duplicate.SKIP) -> list[PutResult]:
         """Each file on its own: one unreadable file fails alone, the others are stored;
-        links inside folders and special files are skipped with the reason."""
+        links inside folders and special files are skipped with the reason. Small files
+        go into packs (core/pack.py); results come in the order the files were listed."""
         cancel = cancel or CancelToken()
-        results = []
+        results: list[PutResult] = []
         own = self.own_folders()
         for path in paths:
             sources, left_out = list_sources([path], own)
@@ -331,13 +371,95 @@ class Engine:
                                              error=InputError(f"{s.path}: {s.reason}")))
                 else:
                     results.append(PutResult(s.path, s.path.name, skipped=s.reason))
-            for src in sources:
-                if cancel.cancelled:
-                    results.append(PutResult(src.path, src.name, error=Cancelled()))
-                    continue
-                results.append(self.put_one(src.path, src.name, listener, cancel, block_size,
-                                            duplicates))
+            results += self.put_sources(sources, listener, cancel, block_size, duplicates)
         return results
+
+    def put_sources(self, sources: list[Source], listener: Listener = ignore,
+                    cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+                    duplicates: Duplicate = Duplicate.SKIP) -> list[PutResult]:
+        """Store listed files: large ones one by one, small ones gathered into packs of
+        PACK_TARGET bytes. The result of each source, in the order given."""
+        cancel = cancel or CancelToken()
+        out: dict[int, PutResult] = {}
+        batch: list[tuple[int, Source]] = []
+
+        def flush() -> None:
+            done = self.put_small([s for _, s in batch], listener, cancel, block_size,
+                                  duplicates)
+            out.update((pos, r) for (pos, _), r in zip(batch, done, strict=True))
+            batch.clear()
+
+        for pos, src in enumerate(sources):
+            if cancel.cancelled:
+                out[pos] = PutResult(src.path, src.name, error=Cancelled())
+            elif src.size < self.small_file:
+                batch.append((pos, src))
+                if sum(s.size for _, s in batch) >= PACK_TARGET:
+                    flush()
+            else:
+                out[pos] = self.put_one(src.path, src.name, listener, cancel, block_size,
+                                        duplicates)
+        if batch:
+            flush()
+        return [out[pos] for pos in range(len(sources))]
+
+    def put_small(self, sources: list[Source], listener: Listener = ignore,
+                  cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+                  duplicates: Duplicate = Duplicate.SKIP) -> list[PutResult]:
+        """Store small files as one pack (a file that cannot be read fails alone; a pack
+        that cannot be stored fails them all and leaves nothing listed)."""
+        vault = self.vault()
+        cancel = cancel or CancelToken()
+        results: dict[int, PutResult] = {}
+        todo: list[PackInput] = []
+        place: dict[int, int] = {}   # id() of a PackInput -> its position in `sources`
+        for pos, src in enumerate(sources):
+            try:
+                twin = None if duplicates is Duplicate.AGAIN else \
+                    self.stored_copy(src.path, src.name)
+            except InputError as exc:
+                results[pos] = PutResult(src.path, src.name, error=exc)
+                continue
+            if twin is not None and duplicates is Duplicate.SKIP:
+                results[pos] = PutResult(src.path, src.name, skipped="already stored "
+                                         "with the same content", duplicate_of=twin)
+            else:
+                item = PackInput(src.path, src.name)
+                todo.append(item)
+                place[id(item)] = pos
+        try:
+            packed = put_pack(vault, todo, k=self.config.threshold, block_size=block_size,
+                              listener=listener, cancel=cancel) if todo else PackResult()
+        except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
+            log.warning("put of a pack failed: %s", log_text(exc))
+            for item in todo:
+                listener(FileFailed(item.name, str(exc)))
+                results[place[id(item)]] = PutResult(item.source, item.name, error=exc)
+            return [results[pos] for pos in range(len(sources))]
+        for item, exc in packed.failed:
+            listener(FileFailed(item.name, str(exc)))
+            results[place[id(item)]] = PutResult(item.source, item.name, error=exc)
+        if packed.stored is not None:
+            pack = packed.stored
+            vmk = vault.require_key()
+            entries = []
+            for item, m in packed.members:
+                stored = StoredFile(m.member_id, m.name, m.size, m.mtime_ns,
+                                    pack.stored_at_ns, m.sha256, pack.n, pack.k, m.size)
+                tag = content_tag(vmk, vault.vault_id, m.sha256).hex()
+                entries.append(Entry(stored.id_hex, m.name, m.size, m.mtime_ns,
+                                     pack.stored_at_ns, tag, pack.n, pack.k, pack=pack.id_hex))
+                listener(FileDone(m.name, stored.id_hex, m.size))
+                results[place[id(item)]] = PutResult(item.source, item.name, stored=stored)
+            self.catalog.add_many(vault.id_hex, entries)
+            if duplicates is Duplicate.REPLACE:
+                new = {e.id for e in entries}
+                for item, _ in packed.members:
+                    older = [e.id for e in self._named(vault, item.name) if e.id not in new]
+                    self.remove_many(older)
+                    pos = place[id(item)]
+                    results[pos] = dataclasses.replace(results[pos], replaced=tuple(older))
+        return [results[pos] for pos in range(len(sources))]
 
     def own_folders(self) -> frozenset[str]:
         """Folders a put never takes: the folder stores' roots and the app's own data."""
@@ -399,6 +521,12 @@ class Engine:
         target = self.destination(entry.name, dest)
         if target.is_dir():
             raise DestinationExists(str(target), folder=True)
+        if entry.pack:
+            ((_, got),) = self._get_members(vault, entry.pack, [(entry, target)], force,
+                                            listener, cancel, events=True)
+            if isinstance(got, BaseException):
+                raise got
+            return got
         try:
             opened = open_file(vault, bytes.fromhex(entry.id), listener)
         except NotEnoughStores as exc:
@@ -411,11 +539,118 @@ class Engine:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
                                 cancel=cancel)
         finally:
-            members = {vault.store_name(i) for i in range(vault.n)} - set(self.down(vault))
-            bad = sorted(s for s in opened.damaged if s in members)
-            self.catalog.set_health(vault.id_hex, entry.id,
-                                    health_of(len(bad), vault.n, opened.header.k), bad)
+            self._health_after_restore(vault, entry.id, opened.damaged, opened.header.k)
         return path
+
+    def _health_after_restore(self, vault: Vault, stored_id: str, damaged: dict[str, str],
+                              k: int, pack: bool = False) -> None:
+        members = {vault.store_name(i) for i in range(vault.n)} - set(self.down(vault))
+        bad = sorted(s for s in damaged if s in members)
+        health = health_of(len(bad), vault.n, k)
+        if pack:
+            self.catalog.set_health_of_pack(vault.id_hex, stored_id, health, bad)
+        else:
+            self.catalog.set_health(vault.id_hex, stored_id, health, bad)
+
+    def get_many(self, entries: list[Entry], dest: str | Path, force: bool = False,
+                 listener: Listener = ignore, cancel: CancelToken | None = None
+                 ) -> list[tuple[Entry, Path | CssmError]]:
+        """Restore many files under `dest` (a folder): one progress line for the whole
+        tree; small files come out of each pack in one read and are written in parallel.
+        Each file's own failure is in its row; a cancel stops the whole job."""
+        vault = self.vault()
+        vault.require_key()
+        cancel = cancel or CancelToken()
+        dest = str(dest).rstrip("/" + os.sep) + os.sep    # always a folder, made if missing
+        tree = TreeProgress(listener, f"{len(entries)} files", sum(e.size for e in entries))
+        out: dict[str, Path | CssmError] = {}
+        plan: list[tuple[Entry, Path]] = []
+        for e in entries:
+            target = self.destination(e.name, dest)
+            if target.is_dir():
+                out[e.id] = DestinationExists(str(target), folder=True)
+            else:
+                plan.append((e, target))
+        by_pack: dict[str, list[tuple[Entry, Path]]] = {}
+        for e, target in plan:
+            if e.pack:
+                by_pack.setdefault(e.pack, []).append((e, target))
+        for pack_id, wanted in by_pack.items():
+            cancel.check()
+            for e, got in self._get_members(vault, pack_id, wanted, force, tree, cancel):
+                out[e.id] = got
+        for e, target in plan:
+            if e.pack:
+                continue
+            cancel.check()
+            try:
+                out[e.id] = self.get(e, target, force=force, listener=tree, cancel=cancel)
+                tree.finished(e.size)
+            except (DestinationExists, NotEnoughStores, IntegrityError, StoreError,
+                    FormatError, InputError, NotFound) as exc:
+                out[e.id] = exc
+        tree.close()
+        return [(e, out[e.id]) for e in entries]
+
+    def _get_members(self, vault: Vault, pack_id: str, wanted: list[tuple[Entry, Path]],
+                     force: bool, listener: Listener, cancel: CancelToken | None,
+                     events: bool = False) -> list[tuple[Entry, Path | CssmError]]:
+        """Small files of one pack: the pack's index once, then the stripes that hold them;
+        each is checked against its SHA-256 and written atomically (several at once)."""
+        out: dict[str, Path | CssmError] = {}
+        try:
+            pack = open_pack(vault, bytes.fromhex(pack_id), listener, cancel)
+        except NotEnoughStores as exc:
+            self.catalog.set_health_of_pack(vault.id_hex, pack_id, LOST,
+                                            set(exc.failures) - set(self.down(vault)))
+            return [(e, exc) for e, _ in wanted]
+        except (StoreError, FormatError, IntegrityError, NotFound) as exc:
+            return [(e, exc) for e, _ in wanted]
+        members = {}
+        for e, target in wanted:
+            m = pack.member(bytes.fromhex(e.id))
+            if m is None:
+                out[e.id] = NotFound(f"{printable(e.name)} is no longer in its pack (removed "
+                                     "on another machine?); `cssm catalog rebuild` updates "
+                                     "the list")
+            else:
+                members[m.member_id] = (e, target)
+        finished = getattr(listener, "finished", None)
+
+        def write(e: Entry, target: Path, data: bytes, mtime_ns: int) -> Path:
+            if events:
+                listener(FileStarted(e.name, e.size))
+            path = write_whole(target, data, mtime_ns, overwrite=force)
+            if finished is not None:
+                finished(e.size)
+            if events:
+                listener(FileProgress(e.name, e.size, e.size))
+                listener(FileDone(e.name, e.id, e.size))
+            return path
+
+        try:
+            with ThreadPoolExecutor(RESTORE_WRITERS, thread_name_prefix="cssm-restore") as pool:
+                jobs = {}
+                chosen = [pack.member(mid) for mid in members]
+                for m, data in read_members(vault, pack, [c for c in chosen if c], listener,
+                                            cancel):
+                    e, target = members[m.member_id]
+                    if isinstance(data, IntegrityError):
+                        out[e.id] = data
+                    else:
+                        jobs[e.id] = pool.submit(write, e, target, data, m.mtime_ns)
+                for fid, job in jobs.items():
+                    try:
+                        out[fid] = job.result()
+                    except (DestinationExists, InputError) as exc:
+                        out[fid] = exc
+        except (NotEnoughStores, StoreError, FormatError) as exc:
+            for e, _ in wanted:
+                out.setdefault(e.id, exc)
+        finally:
+            self._health_after_restore(vault, pack_id, pack.opened.damaged,
+                                       pack.opened.header.k, pack=True)
+        return [(e, out[e.id]) for e, _ in wanted]
 
     @staticmethod
     def destination(name: str, dest: str | Path | None) -> Path:
@@ -443,9 +678,8 @@ class Engine:
             try:
                 report = verify_file(vault, bytes.fromhex(entry.id), listener, cancel)
             except (NotEnoughStores, FormatError) as exc:
-                self.catalog.set_health(vault.id_hex, entry.id, LOST,
-                                        set(getattr(exc, "failures", {})) -
-                                        set(self.down(vault)))
+                self._set_health(vault, entry, LOST, set(getattr(exc, "failures", {})) -
+                                 set(self.down(vault)))
                 out.append((entry, exc))
                 continue
             self._record_report(vault, entry, report)
@@ -477,11 +711,43 @@ class Engine:
 
     def gc(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
            listener: Listener = ignore, cancel: CancelToken | None = None) -> GcReport:
-        return collect_garbage(self.vault(), grace_seconds, dry_run, listener=listener,
-                               cancel=cancel)
+        """Orphans and interrupted uploads (core/gc.py), then packs whose removed share
+        passed the threshold are rewritten (core/repack.py) and the catalog follows."""
+        vault = self.vault()
+        report = collect_garbage(vault, grace_seconds, dry_run, listener=listener,
+                                 cancel=cancel)
+        if vault.unavailable and not dry_run:
+            return report   # a repack stores a new pack: it needs every store
+        report.repacked = repack(vault, dry_run, listener=listener, cancel=cancel)
+        for r in report.repacked:
+            if r.done and r.new is not None:
+                self.catalog.move_to_pack(vault.id_hex, [m.hex() for m in r.kept], r.new)
+        return report
 
     def _selection(self, ids: list[str] | None) -> list[Entry]:
-        return [self.resolve(i) for i in ids] if ids else self.entries()
+        """What verify and repair work on: files stored alone, and each pack once (a row
+        that stands for every file in it; its id is the pack's, and so is its `pack`)."""
+        entries = [self.resolve(i) for i in ids] if ids else self.entries()
+        out: list[Entry] = []
+        packs: dict[str, list[Entry]] = {}
+        for e in entries:
+            if e.pack:
+                packs.setdefault(e.pack, []).append(e)
+            else:
+                out.append(e)
+        for pack_id, members in packs.items():
+            members = self.catalog.in_pack(self.vault().id_hex, pack_id) or members
+            out.append(dataclasses.replace(members[0], id=pack_id, pack=pack_id,
+                                           name=pack_label(members, pack_id),
+                                           size=sum(m.size for m in members)))
+        return sorted(out, key=lambda e: e.name)
+
+    def _set_health(self, vault: Vault, entry: Entry, health: str, bad: Iterable[str]
+                    ) -> None:
+        if entry.pack and entry.pack == entry.id:   # a pack's row: every file in it
+            self.catalog.set_health_of_pack(vault.id_hex, entry.id, health, bad)
+        else:
+            self.catalog.set_health(vault.id_hex, entry.id, health, bad)
 
     def _record_report(self, vault: Vault, entry: Entry, report: FileReport) -> None:
         """The catalog keeps what is wrong with the file's own parts; a store that could
@@ -494,7 +760,7 @@ class Engine:
             health = SAFE if report.healthy else AT_RISK if report.restorable else LOST
         else:
             health = health_of(len(bad), vault.n, report.opened.header.k)
-        self.catalog.set_health(vault.id_hex, entry.id, health, bad)
+        self._set_health(vault, entry, health, bad)
 
     def _note_down(self, down: dict[str, str]) -> None:
         """A store a job just failed to reach is down now, whatever the last look said."""
@@ -514,28 +780,91 @@ class Engine:
                         held=None)
 
     def remove(self, file_id: str) -> dict[str, str]:
-        """Delete metadata then data everywhere; returns stores that could not be cleaned."""
+        """Delete metadata then data everywhere (a small file: record its removal in its
+        pack); returns stores that could not be cleaned."""
+        return self.remove_many([file_id])[file_id]
+
+    def remove_many(self, file_ids: list[str]) -> dict[str, dict[str, str]]:
+        """file id -> stores that could not be cleaned. Files of one pack share one
+        removal record; a pack none of whose files stays is deleted whole."""
         vault = self.vault()
-        failures = remove_everywhere(vault, bytes.fromhex(file_id))
-        failures.update(vault.unavailable)
-        self.catalog.remove(vault.id_hex, file_id)
-        return failures
+        out: dict[str, dict[str, str]] = {}
+        packs: dict[str, list[str]] = {}
+        for fid in file_ids:
+            entry = next((e for e in self.catalog.find(vault.id_hex, fid) if e.id == fid),
+                         None)
+            if entry is not None and entry.pack:
+                packs.setdefault(entry.pack, []).append(fid)
+                continue
+            failures = remove_everywhere(vault, bytes.fromhex(fid))
+            failures.update(vault.unavailable)
+            self.catalog.remove(vault.id_hex, fid)
+            out[fid] = failures
+        for pack_id, ids in packs.items():
+            failures = self._remove_members(vault, pack_id, ids)
+            for fid in ids:
+                self.catalog.remove(vault.id_hex, fid)
+                out[fid] = dict(failures)
+        return out
+
+    def _remove_members(self, vault: Vault, pack_id: str, ids: list[str]) -> dict[str, str]:
+        """A removal record, written before the catalog forgets them: from then on no
+        reader (a catalog rebuild on another machine included) sees these files. Only
+        when the pack's own index and records show nothing else alive is it deleted."""
+        pid = bytes.fromhex(pack_id)
+        gone = {bytes.fromhex(i) for i in ids}
+        vault.require_key()
+        try:
+            pack = open_pack(vault, pid)
+            removed = read_removals(vault, {pid}).get(pid, set())
+            whole = all(m.member_id in gone | removed for m in pack.members)
+        except NotFound:
+            return {}
+        except CssmError as exc:   # cannot see the rest of the pack: only record
+            log.warning("pack %s not readable (%s); recording the removal only", pack_id,
+                        log_text(exc))
+            whole = False
+        if whole:
+            failures = remove_everywhere(vault, pid)
+            failures.update(vault.unavailable)
+            remove_records(vault, pid)
+            return failures
+        return record_removal(vault, pid, gone)
 
     def rebuild_catalog(self, listener: Listener = ignore, cancel: CancelToken | None = None
                         ) -> tuple[int, dict[str, str]]:
-        """Recreate the catalog from the stores and the password alone (a job)."""
+        """Recreate the catalog from the stores and the password alone (a job): files from
+        their metadata, small files from their packs' indexes less the removal records."""
         vault = self.vault()
-        vault.require_key()
-        result = scan(vault, listener, cancel)
-        entries = []
         vmk = vault.require_key()
+        result = scan(vault, listener, cancel)
+        removals = read_removals(vault)
+        entries: dict[str, Entry] = {}
+        unreadable = dict(result.unreadable)
         for f in result.files:
             box = f.opened.box
+            fid = f.opened.file_id.hex()
             health = health_of(len(f.damaged), vault.n, f.opened.header.k)
-            entries.append(Entry(f.opened.file_id.hex(), box.name, box.size, box.mtime_ns,
-                                 box.stored_at_ns,
-                                 content_tag(vmk, vault.vault_id, box.sha256).hex(),
-                                 f.opened.header.n,
-                                 f.opened.header.k, health, ",".join(f.damaged)))
-        self.catalog.replace_all(vault.id_hex, entries)
-        return len(entries), result.unreadable
+            n, k = f.opened.header.n, f.opened.header.k
+            if box.kind != KIND_PACK:
+                entries[fid] = Entry(fid, box.name, box.size, box.mtime_ns, box.stored_at_ns,
+                                     content_tag(vmk, vault.vault_id, box.sha256).hex(), n, k,
+                                     health, ",".join(f.damaged))
+                continue
+            try:
+                pack = open_pack(vault, f.opened.file_id, cancel=cancel, opened=f.opened)
+            except (NotEnoughStores, StoreError, FormatError, IntegrityError) as exc:
+                unreadable[fid] = str(exc)
+                continue
+            dead = removals.get(f.opened.file_id, set())
+            for m in pack.members:
+                mid = m.member_id.hex()
+                old = entries.get(mid)
+                if m.member_id in dead or (old is not None
+                                           and old.stored_at_ns >= box.stored_at_ns):
+                    continue   # removed; or also in a newer pack (a repack cut short)
+                entries[mid] = Entry(mid, m.name, m.size, m.mtime_ns, box.stored_at_ns,
+                                     content_tag(vmk, vault.vault_id, m.sha256).hex(), n, k,
+                                     health, ",".join(f.damaged), pack=fid)
+        self.catalog.replace_all(vault.id_hex, entries.values())
+        return len(entries), unreadable

@@ -15,6 +15,14 @@ from cssm_desktop.stores.folder import FolderStore
 from .conftest import PASSWORD, folder_stores, write_config
 
 
+@pytest.fixture(autouse=True)
+def _each_file_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests look at one file's own objects in the stores: every file is stored
+    alone here (small files in packs are tested in test_packs.py)."""
+    monkeypatch.setattr("cssm_desktop.engine.SMALL_FILE", 0)
+
+
+
 class _BuggyReader(FolderStore):
     """A store whose reader has a programming error (not a store failure)."""
 

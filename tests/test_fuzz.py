@@ -17,6 +17,14 @@ from cssm_desktop.errors import ConfigError, CssmError
 
 from .conftest import FAST_KDF, PASSWORD, folder_stores
 
+
+@pytest.fixture(autouse=True)
+def _each_file_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests look at one file's own objects in the stores: every file is stored
+    alone here (small files in packs are tested in test_packs.py)."""
+    monkeypatch.setattr("cssm_desktop.engine.SMALL_FILE", 0)
+
+
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -45,6 +45,14 @@ from .conftest import PASSWORD, S3Server, folder_stores, write_config
 from .test_cli import Cli
 from .test_s3 import _s3_config
 
+
+@pytest.fixture(autouse=True)
+def _each_file_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests look at one file's own objects in the stores: every file is stored
+    alone here (small files in packs are tested in test_packs.py)."""
+    monkeypatch.setattr("cssm_desktop.engine.SMALL_FILE", 0)
+
+
 BLOCK = 256 * 1024   # the CLI's block size
 
 
@@ -394,7 +402,7 @@ def _folder_vault(tmp_path: Path) -> Path:
 
 def test_fifos_and_links_in_a_folder_store_cannot_hang_or_lead_out(tmp_path: Path) -> None:
     cfg = _folder_vault(tmp_path)
-    source = _file(tmp_path, "a.bin", 40_000)
+    source = _file(tmp_path, "a.bin", 1_100_000)   # stored alone, not in a pack
     done = _cssm(cfg, "put", str(source))
     fid = done.stdout.split()[0]
     vid = load_config(cfg).vault

@@ -16,6 +16,14 @@ from cssm_desktop.errors import Cancelled, DestinationExists, NotEnoughStores, W
 
 from .conftest import FAST_KDF, PASSWORD
 
+
+@pytest.fixture(autouse=True)
+def _each_file_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests look at one file's own objects in the stores: every file is stored
+    alone here (small files in packs are tested in test_packs.py)."""
+    monkeypatch.setattr("cssm_desktop.engine.SMALL_FILE", 0)
+
+
 B = 4096  # small blocks: many stripes from small files
 
 

@@ -22,6 +22,14 @@ from .conftest import FAST_KDF, PASSWORD, S3Server, free_port
 from .faultproxy import FaultProxy
 from .test_s3 import _s3_config
 
+
+@pytest.fixture(autouse=True)
+def _each_file_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests look at one file's own objects in the stores: every file is stored
+    alone here (small files in packs are tested in test_packs.py)."""
+    monkeypatch.setattr("cssm_desktop.engine.SMALL_FILE", 0)
+
+
 B = 4096
 
 

@@ -170,7 +170,11 @@ class FileHeader:
 # ---------------------------------------------------------------- key box
 
 
+PACK_INDEX_MIN = 8                  # magic and member count
+MAX_PACK_INDEX = 64 * 1024 * 1024   # far above any pack this version writes (~16 MiB)
 KIND_FILE = 0
+KIND_PACK = 1               # the parts carry many small files and their index (section 6a)
+KINDS = (KIND_FILE, KIND_PACK)
 KEY_BOX_BUCKET = 256        # a version 2 key box is padded to a multiple of this
 MIN_PADDED_LEN = 1024       # version 2: no file's parts look smaller than a 1 KiB file's
 
@@ -203,9 +207,11 @@ class KeyBox:
     name: str
     data_len: int = -1
     kind: int = KIND_FILE
+    index_offset: int = 0     # a pack: where its member index starts in the content
 
     _FIXED_V1 = struct.Struct(">Qqq32sH")
     _FIXED_V2 = struct.Struct(">QQqq32sH")
+    _PACK_TAIL = struct.Struct(">Q")
 
     def __post_init__(self) -> None:
         if self.data_len < 0:
@@ -220,9 +226,13 @@ class KeyBox:
             return (bytes([1, len(self.part_keys)]) + keys
                     + self._FIXED_V1.pack(self.size, self.mtime_ns, self.stored_at_ns,
                                           self.sha256, len(name)) + name)
+        if self.kind == KIND_PACK and version == 1:
+            raise FormatError("packs need format version 2")
         body = (bytes([2, self.kind, len(self.part_keys)]) + keys
                 + self._FIXED_V2.pack(self.size, self.data_len, self.mtime_ns,
                                       self.stored_at_ns, self.sha256, len(name)) + name)
+        if self.kind == KIND_PACK:
+            body += self._PACK_TAIL.pack(self.index_offset)
         return body + bytes(-len(body) % KEY_BOX_BUCKET)
 
     @classmethod
@@ -236,7 +246,7 @@ class KeyBox:
             if len(data) < 3 or data[0] != 2 or data[2] != n:
                 raise FormatError("key box version or part count mismatch")
             off, fixed, kind = 3, cls._FIXED_V2, data[1]
-            if kind != KIND_FILE:
+            if kind not in KINDS:
                 raise FormatError(f"key box kind {kind} is not supported by this version")
         keys = tuple(data[off + i * KEY_LEN: off + (i + 1) * KEY_LEN] for i in range(n))
         off += n * KEY_LEN
@@ -251,16 +261,24 @@ class KeyBox:
                 raise FormatError("key box data length out of range")
         off += fixed.size
         end = off + name_len
+        index_offset = 0
+        if kind == KIND_PACK:
+            if name_len or len(data) < end + cls._PACK_TAIL.size:
+                raise FormatError("pack key box has a name or is truncated")
+            (index_offset,) = cls._PACK_TAIL.unpack_from(data, end)
+            if not size - MAX_PACK_INDEX <= index_offset <= size - PACK_INDEX_MIN:
+                raise FormatError("pack index out of range")
+            end += cls._PACK_TAIL.size
         if version == 1 and len(data) != end:
             raise FormatError("key box name length mismatch")
         if version != 1 and (len(data) < end or len(data) % KEY_BOX_BUCKET
                              or any(data[end:])):
             raise FormatError("key box name length or padding mismatch")
         try:
-            name = data[off:end].decode("utf-8")
+            name = data[off:off + name_len].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise FormatError("key box name is not UTF-8") from exc
-        return cls(keys, size, mtime, stored, sha, name, data_len, kind)
+        return cls(keys, size, mtime, stored, sha, name, data_len, kind, index_offset)
 
 
 # ---------------------------------------------------------------- metadata object

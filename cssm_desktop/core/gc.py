@@ -20,6 +20,7 @@ from . import parallel
 from .format import MAX_META_LEN, MetaObject
 from .layout import data_prefix, id_from_key, meta_key, meta_prefix
 from .progress import CancelToken, Listener, Step, ignore
+from .repack import Repacked
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class GcReport:
     # What would be garbage but is younger than the grace period: left alone, listed.
     young: list[Garbage] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # restorable, not on every store
+    repacked: list[Repacked] = field(default_factory=list)  # packs rewritten (engine.gc)
 
     @property
     def skipped_young(self) -> int:

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import itertools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,12 +185,39 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
     cancel = cancel or CancelToken()
     if dest.exists() and not overwrite:
         raise DestinationExists(str(dest))
-    try:
+    with local_writing(dest):
         return _restore_into(vault, opened, dest, overwrite, listener, cancel)
-    except (FileExistsError, NotADirectoryError) as exc:   # a file where a folder must be
+
+
+@contextmanager
+def local_writing(dest: Path) -> Iterator[None]:
+    """The local side's failures (read-only place, disk full, a file where a folder must
+    be) as one clear InputError."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError) as exc:
         raise InputError(f"cannot write {dest}: a file is in the way of its folder") from exc
-    except OSError as exc:   # the local side: read-only place, disk full
+    except OSError as exc:
         raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def write_whole(dest: Path, data: bytes, mtime_ns: int, overwrite: bool = False) -> Path:
+    """A small restored file (already checked against its hash), written atomically."""
+    if dest.exists() and not overwrite:
+        raise DestinationExists(str(dest))
+    with local_writing(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out = PendingFile(dest)
+        try:
+            out.write(data)
+            out.publish(overwrite, mtime_ns)
+        except FileExistsError:
+            out.discard()
+            raise DestinationExists(str(dest)) from None
+        except BaseException:
+            out.discard()
+            raise
+    return dest
 
 
 def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,

@@ -92,3 +92,12 @@ def content_tag(vmk: bytes, vault_id: bytes, sha256: bytes) -> bytes:
     key = HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None,
                info=DUPLICATE_KEY_INFO + vault_id).derive(vmk)
     return hmac.new(key, sha256, hashlib.sha256).digest()
+
+
+REMOVAL_KEY_INFO = b"cssm-v2 removal key"
+
+
+def removal_key(vmk: bytes, vault_id: bytes, pack_id: bytes) -> bytes:
+    """RK: seals the list of a pack's removed members (only the vault key can write it)."""
+    info = REMOVAL_KEY_INFO + vault_id + pack_id
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None, info=info).derive(vmk)

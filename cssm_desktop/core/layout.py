@@ -26,6 +26,14 @@ def data_prefix(vault_id: bytes) -> str:
     return f"{vault_id.hex()}/data/"
 
 
+def removal_prefix(vault_id: bytes) -> str:
+    return f"{vault_id.hex()}/gone/"
+
+
+def removal_key_name(vault_id: bytes, pack_id: bytes) -> str:
+    return removal_prefix(vault_id) + pack_id.hex()
+
+
 def meta_key(vault_id: bytes, file_id: bytes) -> str:
     return meta_prefix(vault_id) + file_id.hex()
 

@@ -127,3 +127,32 @@ class CancelToken:
     def check(self) -> None:
         if self._event.is_set():
             raise Cancelled()
+
+
+class TreeProgress:
+    """One progress line for many files: the files' own byte events become steps of one
+    total ("n files"), a finished file adds its size; damage reports pass through."""
+
+    def __init__(self, listener: Listener, label: str, total: int) -> None:
+        self._listener, self.label, self.total = listener, label, total
+        self._done = 0
+        self._lock = threading.Lock()
+        listener(FileStarted(label, total))
+
+    def __call__(self, event: Event) -> None:
+        """The listener for one file's restore at a time (its bytes count as they come)."""
+        if isinstance(event, FileProgress):
+            with self._lock:
+                done = self._done + event.done
+            self._listener(FileProgress(self.label, min(done, self.total), self.total))
+        elif isinstance(event, StoreDamaged | Step):
+            self._listener(event)
+
+    def finished(self, size: int) -> None:
+        with self._lock:
+            self._done += size
+            done = self._done
+        self._listener(FileProgress(self.label, min(done, self.total), self.total))
+
+    def close(self, file_id: str = "") -> None:
+        self._listener(FileDone(self.label, file_id, self.total))

@@ -16,6 +16,8 @@ from ..errors import InputError
 from ..stores.base import ObjectWriter
 from . import shamir
 from .format import (
+    KIND_FILE,
+    KIND_PACK,
     META_MAGIC,
     PART_MAGIC,
     FileHeader,
@@ -68,6 +70,24 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
              block_size: int = DEFAULT_BLOCK_SIZE, listener: Listener = ignore,
              cancel: CancelToken | None = None) -> StoredFile:
     """Store `source` under `name`. On any failure or cancel, nothing of it stays visible."""
+    vault.require_key()
+    vault.require_all_stores("store the file")
+    (cancel or CancelToken()).check()
+    with open_source(source) as fh:
+        st = os.fstat(fh.fileno())
+        stored = store_content(vault, fh, str(source), name, st.st_size, st.st_mtime_ns,
+                               k=k, block_size=block_size, listener=listener, cancel=cancel)
+    listener(FileDone(name, stored.id_hex, stored.size))
+    return stored
+
+
+def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
+                  mtime_ns: int, *, k: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
+                  listener: Listener = ignore, cancel: CancelToken | None = None,
+                  kind: int = KIND_FILE, index_offset: int = 0) -> StoredFile:
+    """Store the `size` bytes `fh` gives as one file id (a file, or a pack of small files):
+    parts to every store and committed, then metadata everywhere. On any failure or
+    cancel, whatever was written is removed again."""
     vmk = vault.require_key()
     n = vault.n
     k = k or vault.k
@@ -76,50 +96,44 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
     stores = [vault.stores[i] for i in range(n)]
     cancel = cancel or CancelToken()
     cancel.check()
-    fh = open_source(source)
-
     file_id = new_id()
     part_keys = tuple(os.urandom(KEY_LEN) for _ in range(n))
     part_header = FileHeader(PART_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
     hasher = hashlib.sha256()
     pipe = Pipeline(cancel)
     writers: list[ObjectWriter] = []
+    data_len = padded_length(size)
     with undo_on_failure(pipe, abort_all(writers), lambda: remove_everywhere(vault, file_id)):
-        with fh:
-            st = os.fstat(fh.fileno())
-            size = st.st_size
-            data_len = padded_length(size)
-            listener(FileStarted(name, size))
-            progress = PartProgress(name, size, n, listener)
-            for store in stores:
-                writers.append(store.open_write(data_key(vault.vault_id, file_id)))
-            # Eight stripes of slack per queue (~20 MiB in flight): a write that stalls on
-            # writeback throttling, or a slow disk read, no longer idles the other stages.
-            to_encoder = pipe.channel(8)
-            to_stores = [pipe.channel(8) for _ in range(n)]
-            pipe.spawn(read_stripes, pipe, fh, source, size, data_len, k, block_size,
-                       to_encoder, name="cssm-read")
-            pipe.spawn(encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,
-                       name="cssm-encode")
-            for i in range(n):
-                pipe.spawn(seal_and_write, pipe, i, i, stores[i].name, part_keys[i],
-                           part_header.with_index(i).to_bytes(), to_stores[i], writers[i],
-                           progress, name=f"cssm-write-{i}")
-            pipe.join()
+        listener(FileStarted(name, size))
+        progress = PartProgress(name, size, n, listener)
+        for store in stores:
+            writers.append(store.open_write(data_key(vault.vault_id, file_id)))
+        # Eight stripes of slack per queue (~20 MiB in flight): a write that stalls on
+        # writeback throttling, or a slow disk read, no longer idles the other stages.
+        to_encoder = pipe.channel(8)
+        to_stores = [pipe.channel(8) for _ in range(n)]
+        pipe.spawn(read_stripes, pipe, fh, source, size, data_len, k, block_size,
+                   to_encoder, name="cssm-read")
+        pipe.spawn(encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,
+                   name="cssm-encode")
+        for i in range(n):
+            pipe.spawn(seal_and_write, pipe, i, i, stores[i].name, part_keys[i],
+                       part_header.with_index(i).to_bytes(), to_stores[i], writers[i],
+                       progress, name=f"cssm-write-{i}")
+        pipe.join()
         cancel.check()
         commit_all(writers, [s.name for s in stores])
-        stored = StoredFile(file_id, name, size, st.st_mtime_ns, time.time_ns(), hasher.digest(),
+        stored = StoredFile(file_id, name, size, mtime_ns, time.time_ns(), hasher.digest(),
                             n, k, data_len)
         # Split a fresh container key, seal the key box once, a metadata object per store.
         ck = os.urandom(KEY_LEN)
         meta_header = FileHeader(META_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
         box_nonce, sealed_box = seal_key_box(ck, meta_header, KeyBox(
-            part_keys, size, stored.mtime_ns, stored.stored_at_ns, stored.sha256, name,
-            data_len))
+            part_keys, size, stored.mtime_ns, stored.stored_at_ns, stored.sha256,
+            "" if kind == KIND_PACK else name, data_len, kind, index_offset))
         shares = shamir.split(ck, k, n)
         write_metadata(vault, vmk, meta_header, {i: shares[i + 1] for i in range(n)},
                        box_nonce, sealed_box)
-    listener(FileDone(name, file_id.hex(), stored.size))
     return stored
 
 

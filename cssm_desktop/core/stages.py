@@ -40,7 +40,6 @@ from .streams import Aborted, Channel, Pipeline
 from .vault import Vault
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from .get import OpenedFile
 
@@ -91,7 +90,7 @@ class PartProgress:
         self._listener(FileProgress(self._name, done, max(self._total, done)))
 
 
-def read_stripes(pipe: Pipeline, fh: BinaryIO, source: Path, size: int, data_len: int,
+def read_stripes(pipe: Pipeline, fh: BinaryIO, source: str, size: int, data_len: int,
                   k: int, block_size: int, out: Channel) -> None:
     """The file's `size` bytes, then zeros up to `data_len` (size padding), stripe by
     stripe; each item carries how many of its bytes are the file's."""
@@ -215,8 +214,11 @@ class BadBlock:
 
 
 def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
-                to_end: bool = False) -> Iterator[tuple[int, bytes | BadBlock]]:
-    """Open the sealed blocks of part `index` from stripe `start` on, in order.
+                to_end: bool = False, stop: int | None = None
+                ) -> Iterator[tuple[int, bytes | BadBlock]]:
+    """Open the sealed blocks of part `index` from stripe `start` up to (not including)
+    `stop`, in order. Every block is authenticated on its own (its nonce names its
+    stripe, its associated data the part), so a range needs nothing before it.
 
     A block whose tag fails comes out as a BadBlock and reading goes on. Raises
     DamagedPart when the rest of the part is unusable (bad header, short part, and with
@@ -234,10 +236,11 @@ def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
         return DamagedPart(store.name, opened.file_id.hex(), reason)
 
     offset = 0 if start == 0 else stripe_offset(start, bsize)
+    end = stripes if stop is None else min(stop, stripes)
     with store.open_read(key, offset) as reader:
         if start == 0 and not hmac.compare_digest(read_exact(reader, HEADER_LEN), ad):
             raise damaged("part header does not match the metadata")
-        for stripe in range(start, stripes):
+        for stripe in range(start, end):
             final = stripe == stripes - 1
             want = block_len(stripe, data_len, k, bsize) + TAG_LEN
             sealed = read_exact(reader, want)
@@ -262,19 +265,19 @@ class _PartStream:
     """Feeds one part's opened blocks into a channel from its own thread."""
 
     def __init__(self, pipe: Pipeline, vault: Vault, opened: OpenedFile, index: int,
-                 start: int) -> None:
+                 start: int, stop: int) -> None:
         self.index = index
         self.store = vault.stores[index]
         # Deep enough that a part read from a slower disk or link runs ahead (measured:
         # ~8% faster parity restores than depth 3 on 2 cores).
         self.out: Channel = pipe.channel(depth=8)
-        self._args = (vault, opened, index, start)
+        self._args = (vault, opened, index, start, stop)
         pipe.spawn(self._run, name=f"cssm-part-{index}")
 
     def _run(self) -> None:
-        vault, opened, index, stripe = self._args
+        vault, opened, index, stripe, stop = self._args
         try:
-            for done, item in part_blocks(vault, opened, index, stripe):
+            for done, item in part_blocks(vault, opened, index, stripe, stop=stop):
                 self.out.put((done, item))
                 stripe = done + 1
         except (StoreError, DamagedPart) as exc:
@@ -282,8 +285,9 @@ class _PartStream:
 
 
 def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: Listener,
-                   out: Channel) -> None:
-    """Per stripe, in order, a future of its file bytes (padding cut off).
+                   out: Channel, first: int = 0, stop: int | None = None) -> None:
+    """Per stripe from `first` up to `stop` (default: all), in order, a future of its file
+    bytes (padding cut off).
 
     Failover is per block: a block that fails brings in one more part from that stripe on,
     while the part it came from stays in use for the stripes after it.
@@ -296,11 +300,13 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
     active: dict[int, _PartStream] = {}
     reported: set[str] = set()
 
+    stop = opened.stripes if stop is None else min(stop, opened.stripes)
+
     def start_next(stripe: int) -> int | None:
         if not candidates:
             return None
         index = candidates.pop(0)
-        active[index] = _PartStream(pipe, vault, opened, index, stripe)
+        active[index] = _PartStream(pipe, vault, opened, index, stripe, stop)
         return index
 
     def take(index: int, blocks: dict[int, bytes]) -> None:
@@ -321,9 +327,9 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
         opened.damaged[name] = reason
 
     for _ in range(k):
-        start_next(0)
+        start_next(first)
     with erasure.executor() as pool:
-        for stripe in range(opened.stripes):
+        for stripe in range(first, stop):
             blocks: dict[int, bytes] = {}
             for index in sorted(active):
                 take(index, blocks)

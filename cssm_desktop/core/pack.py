@@ -1,0 +1,300 @@
+"""Packs: many small files stored as one file id (FORMAT.md 6a), read back stripe range by
+stripe range, and their removal records (7a).
+
+A small file stored alone costs ten objects (n parts and n metadata objects at 5 stores),
+ten round trips and a padded 1 KiB minimum per part; in a pack it costs a share of one
+pack's objects. A pack is stored exactly like a file (every promise of the format holds:
+k-of-n, its own container key, every byte sealed), with `kind` = pack in its key box and
+an index of its members, inside the sealed content, at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import (
+    Cancelled,
+    CssmError,
+    FormatError,
+    InputError,
+    IntegrityError,
+    ObjectNotFound,
+    StoreError,
+)
+from . import parallel
+from .format import KIND_PACK
+from .get import OpenedFile, open_file
+from .layout import id_from_key, new_id, removal_prefix
+from .pack_format import Member, index_bytes, open_removals, parse_index, seal_removals
+from .progress import CancelToken, Listener, ignore
+from .put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, store_content
+from .stages import decode_stripes
+from .streams import Aborted, Pipeline
+from .vault import Vault
+
+log = logging.getLogger(__name__)
+
+# Files below 1 MiB go into packs: alone, such a file pays ten objects and ten round trips
+# (at 5 stores) for at most a few hundred KiB each; from 1 MiB up the objects are a small
+# share of the bytes, and a file of its own restores without reading any neighbour.
+SMALL_FILE = 1024 * 1024
+# A pack is stored once it holds 16 MiB: a handful of objects per store for thousands of
+# small files, and what a killed upload loses (the pack in flight) stays small. The whole
+# pack is held in memory while it is stored (never more than this plus one member).
+PACK_TARGET = 16 * 1024 * 1024
+# gc repacks a pack once this share of its bytes belongs to removed members.
+REPACK_DEAD_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class PackInput:
+    source: Path
+    name: str
+
+
+@dataclass
+class PackResult:
+    stored: StoredFile | None = None
+    members: list[tuple[PackInput, Member]] = field(default_factory=list)
+    failed: list[tuple[PackInput, CssmError]] = field(default_factory=list)
+
+
+def _read_small(item: PackInput) -> tuple[bytes, int]:
+    """The whole file and its mtime; a file that grew far past small while being read is
+    refused (it would be held in memory)."""
+    with open_source(item.source) as fh:
+        try:
+            data = fh.read(4 * SMALL_FILE + 1)
+            mtime = os.fstat(fh.fileno()).st_mtime_ns
+        except OSError as exc:
+            raise InputError(f"cannot read {item.source}: {exc.strerror or exc}") from exc
+    if len(data) > 4 * SMALL_FILE:
+        raise InputError(f"{item.source} changed while it was being stored; nothing was kept")
+    return data, mtime
+
+
+def put_pack(vault: Vault, items: list[PackInput], *, k: int | None = None,
+             block_size: int = DEFAULT_BLOCK_SIZE, label: str = "",
+             listener: Listener = ignore, cancel: CancelToken | None = None,
+             members: list[tuple[Member, bytes]] | None = None) -> PackResult:
+    """Read the files, store them as one pack. A file that cannot be read fails alone;
+    a pack that cannot be stored fails every member (nothing of it stays listed).
+    `members` (gc's repack) are carried over as they are, ids included."""
+    vault.require_key()
+    vault.require_all_stores("store the files")
+    cancel = cancel or CancelToken()
+    result = PackResult()
+    content = bytearray()
+    index: list[Member] = []
+    for member, data in members or []:
+        index.append(Member(member.member_id, len(content), len(data), member.mtime_ns,
+                            member.sha256, member.name))
+        content += data
+    for item in items:
+        cancel.check()
+        try:
+            data, mtime = _read_small(item)
+        except InputError as exc:
+            result.failed.append((item, exc))
+            continue
+        member = Member(new_id(), len(content), len(data), mtime,
+                        hashlib.sha256(data).digest(), item.name)
+        content += data
+        index.append(member)
+        result.members.append((item, member))
+    if not index:
+        return result
+    index_offset = len(content)
+    content += index_bytes(index)
+    result.stored = store_content(
+        vault, io.BytesIO(content), "a pack", label or f"{len(index)} small files",
+        len(content), 0, k=k, block_size=block_size, listener=listener, cancel=cancel,
+        kind=KIND_PACK, index_offset=index_offset)
+    return result
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class OpenedPack:
+    opened: OpenedFile
+    members: list[Member]
+
+    @property
+    def pack_id(self) -> bytes:
+        return self.opened.file_id
+
+    def member(self, member_id: bytes) -> Member | None:
+        return next((m for m in self.members if m.member_id == member_id), None)
+
+
+def stream_range(vault: Vault, opened: OpenedFile, start: int, end: int,
+                 listener: Listener = ignore, cancel: CancelToken | None = None
+                 ) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of the stripes that hold content[start:end], in order; only those
+    stripes are read (each block authenticates on its own)."""
+    stripe_len = opened.header.k * opened.header.block_size
+    first = start // stripe_len
+    stop = max(first + 1, -(-end // stripe_len))
+    pipe = Pipeline(cancel)
+    out = pipe.channel(depth=4)
+    pipe.spawn(decode_stripes, pipe, vault, opened, listener, out, first, stop,
+               name="cssm-decode")
+    finished = False
+    try:
+        for stripe in range(first, min(stop, opened.stripes)):
+            try:
+                pieces = out.get().result()
+            except Aborted:
+                break
+            yield stripe * stripe_len, b"".join(pieces)
+        else:
+            finished = True
+    finally:
+        if not finished:
+            pipe.fail(Aborted())   # stops every stage (and is not an error of its own)
+        pipe.join()                # the stage's own failure, or Cancelled
+        if not finished and pipe.cancel.cancelled:
+            raise Cancelled()
+
+
+def read_range(vault: Vault, opened: OpenedFile, start: int, end: int,
+               listener: Listener = ignore, cancel: CancelToken | None = None) -> bytes:
+    buf = bytearray()
+    base = -1
+    for offset, chunk in stream_range(vault, opened, start, end, listener, cancel):
+        if base < 0:
+            base = offset
+        buf += chunk
+    return bytes(buf[start - base:end - base])
+
+
+def open_pack(vault: Vault, pack_id: bytes, listener: Listener = ignore,
+              cancel: CancelToken | None = None, opened: OpenedFile | None = None
+              ) -> OpenedPack:
+    """The pack's authenticated key box, then its index (the stripes at its end only)."""
+    opened = opened or open_file(vault, pack_id, listener)
+    box = opened.box
+    if box.kind != KIND_PACK:
+        raise FormatError(f"{pack_id.hex()} is not a pack")
+    raw = read_range(vault, opened, box.index_offset, box.size, listener, cancel)
+    return OpenedPack(opened, parse_index(raw, box.index_offset))
+
+
+def read_members(vault: Vault, pack: OpenedPack, wanted: list[Member],
+                 listener: Listener = ignore, cancel: CancelToken | None = None
+                 ) -> Iterator[tuple[Member, bytes | IntegrityError]]:
+    """Each wanted member's bytes, checked against its SHA-256, in one pass per run of
+    nearby members (a gap of more than a few stripes starts a new read)."""
+    stripe_len = pack.opened.header.k * pack.opened.header.block_size
+    order = sorted(wanted, key=lambda m: m.offset)
+    runs: list[list[Member]] = []
+    for m in order:
+        if runs and m.offset - runs[-1][-1].end <= 4 * stripe_len:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    for run in runs:
+        start, end = run[0].offset, max(m.end for m in run)
+        buf = bytearray()
+        base = -1
+        queue = list(run)
+        for offset, chunk in stream_range(vault, pack.opened, start, max(end, start + 1),
+                                          listener, cancel):
+            if base < 0:
+                base = offset
+            buf += chunk
+            while queue and queue[0].end <= base + len(buf):
+                m = queue.pop(0)
+                data = bytes(buf[m.offset - base:m.end - base])
+                yield m, _checked(m, data)
+            if queue:   # drop what no member still waiting needs
+                cut = queue[0].offset - base
+                if cut > 0:
+                    del buf[:cut]
+                    base += cut
+        for m in queue:   # the content ended early: the index lied about it
+            yield m, IntegrityError(f"{m.name}: not in its pack")
+
+
+def _checked(member: Member, data: bytes) -> bytes | IntegrityError:
+    if hmac.compare_digest(hashlib.sha256(data).digest(), member.sha256):
+        return data
+    return IntegrityError(f"{member.name}: restored bytes do not match the recorded SHA-256; "
+                          "nothing was written")
+
+
+# ---------------------------------------------------------------- removal records
+
+
+def read_removals(vault: Vault, pack_ids: set[bytes] | None = None
+                  ) -> dict[bytes, set[bytes]]:
+    """pack id -> removed member ids: the union of every authentic record on every
+    reachable store (a store that hides or rolls back its records hides nothing the
+    others hold). Records that do not authenticate count for nothing."""
+    vmk = vault.require_key()
+    prefix = removal_prefix(vault.vault_id)
+
+    def one_store(index: int) -> dict[bytes, set[bytes]]:
+        store = vault.stores[index]
+        found: dict[bytes, set[bytes]] = {}
+        for info in store.list(prefix):
+            pid_hex, _, _rid = info.key[len(prefix):].partition("/")
+            pid = id_from_key(prefix + pid_hex, prefix)
+            if pid is None or (pack_ids is not None and pid not in pack_ids):
+                continue
+            try:
+                removed = open_removals(vmk, vault.vault_id, pid,
+                                        store.get_bytes(info.key, limit=4 * 1024 * 1024))
+            except (FormatError, ObjectNotFound, StoreError) as exc:
+                log.warning("store %s: removal record %s unusable: %s", store.name,
+                            info.key, exc)
+                continue
+            found.setdefault(pid, set()).update(removed)
+        return found
+
+    out: dict[bytes, set[bytes]] = {}
+    indexes = sorted(vault.stores)
+    for res in parallel.each(one_store, indexes):
+        if isinstance(res, StoreError):
+            continue
+        if isinstance(res, BaseException):
+            raise res
+        for pid, removed in res.items():
+            out.setdefault(pid, set()).update(removed)
+    return out
+
+
+def record_removal(vault: Vault, pack_id: bytes, removed: set[bytes]) -> dict[str, str]:
+    """Write one new record (a new object: no read-modify-write, so two machines removing
+    at once lose nothing) to every reachable store; store name -> why it failed."""
+    vmk = vault.require_key()
+    key = f"{removal_prefix(vault.vault_id)}{pack_id.hex()}/{new_id().hex()}"
+    data = seal_removals(vmk, vault.vault_id, pack_id, removed)
+    stores = [vault.stores[i] for i in sorted(vault.stores)]
+    failures = parallel.reasons([s.name for s in stores],
+                                parallel.each(lambda s: s.put_bytes(key, data), stores))
+    failures.update(vault.unavailable)
+    return failures
+
+
+def remove_records(vault: Vault, pack_id: bytes) -> dict[str, str]:
+    """Delete every removal record of a pack that no longer exists."""
+    prefix = f"{removal_prefix(vault.vault_id)}{pack_id.hex()}/"
+
+    def clean(index: int) -> None:
+        store = vault.stores[index]
+        for info in list(store.list(prefix)):
+            store.delete(info.key)
+
+    indexes = sorted(vault.stores)
+    return parallel.reasons([vault.store_name(i) for i in indexes],
+                            parallel.each(clean, indexes))

@@ -1,0 +1,389 @@
+"""Small files in packs (issue: many small files): round trips on real stores with stores
+gone, removal that every reader sees at once, gc that repacks, kills that leave nothing
+listed, and stores that lie about packs."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.config import Config
+from cssm_desktop.core.format import KIND_PACK, MetaObject
+from cssm_desktop.core.get import open_file
+from cssm_desktop.core.layout import removal_prefix
+from cssm_desktop.core.pack import open_pack, read_members
+from cssm_desktop.core.pack_format import (
+    Member,
+    index_bytes,
+    open_removals,
+    parse_index,
+    seal_removals,
+)
+from cssm_desktop.engine import Engine
+from cssm_desktop.errors import FormatError
+
+from .conftest import FAST_KDF, PASSWORD, folder_stores, free_port, write_config
+from .test_cli import Cli, cli  # noqa: F401  (the fixture)
+from .test_s3 import _s3_config, s3  # noqa: F401  (the fixture)
+
+
+def make_tree(root: Path, files: int, folders: int = 50, seed: int = 1,
+              size: tuple[int, int] = (0, 9000)) -> dict[str, bytes]:
+    """A Documents-like tree: `files` small files spread over `folders` folders."""
+    rnd = random.Random(seed)
+    out = {}
+    for i in range(files):
+        rel = f"{root.name}/d{i % folders:02d}/f{i:05d}.txt"
+        data = rnd.randbytes(rnd.randint(*size))
+        path = root.parent / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        out[rel] = data
+    return out
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in root.rglob("*") if p.is_file()}
+
+
+def objects(store_root: Path) -> list[Path]:
+    return [p for p in store_root.rglob("*") if p.is_file() and p.name != "vault"]
+
+
+def unplug(tmp_path: Path, *names: str) -> None:
+    for name in names:
+        (tmp_path / "stores" / name).rename(tmp_path / f"{name}.away")
+
+
+# ---------------------------------------------------------------- round trips
+
+
+def test_a_tree_of_small_files_round_trips_through_packs_with_two_stores_gone(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "Documents", 3000)
+    results = folder_engine.put([tmp_path / "Documents"])
+    assert all(r.stored is not None for r in results) and len(results) == 3000
+    entries = folder_engine.entries()
+    packs = {e.pack for e in entries}
+    assert "" not in packs and 1 <= len(packs) <= 3
+    # A handful of objects per store for 3,000 files: n parts + n metadata per pack.
+    for store in (tmp_path / "stores").iterdir():
+        assert len(objects(store)) == 2 * len(packs), store
+    size = sum(len(v) for v in tree.values())
+    held = sum(p.stat().st_size for s in (tmp_path / "stores").iterdir() for p in objects(s))
+    assert held / size < 2.0     # 3-of-5 itself is 1.67x
+    unplug(tmp_path, "store1", "store4")
+    folder_engine.check_stores()
+    chosen, folder = folder_engine.select(["Documents"])
+    assert folder and len(chosen) == 3000
+    out = tmp_path / "back"
+    rows = folder_engine.get_many(chosen, str(out) + "/")
+    assert all(isinstance(got, Path) for _, got in rows)
+    assert read_tree(out) == tree
+
+
+def test_small_and_large_files_together_restore_by_folder_on_s3(
+        s3, tmp_path: Path) -> None:  # noqa: F811
+    engine = Engine(_s3_config(s3), catalog_path=tmp_path / "catalog.sqlite")
+    engine.init(PASSWORD, kdf=FAST_KDF)
+    tree = make_tree(tmp_path / "Mixed", 400, folders=7)
+    big = tmp_path / "Mixed" / "big.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    tree["Mixed/big.bin"] = big.read_bytes()
+    results = engine.put([tmp_path / "Mixed"])
+    assert all(r.stored is not None for r in results)
+    entries = engine.entries()
+    assert [e.name for e in entries if not e.pack] == ["Mixed/big.bin"]
+    # Two stores stop answering: nothing listens where they were.
+    cfg = engine.config
+    cfg.stores[1].endpoint_url = cfg.stores[3].endpoint_url = f"http://127.0.0.1:{free_port()}"
+    again = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    again.unlock(PASSWORD)
+    chosen, _ = again.select(["Mixed/"])
+    rows = again.get_many(chosen, tmp_path / "back")
+    assert all(isinstance(got, Path) for _, got in rows), rows
+    assert read_tree(tmp_path / "back") == tree
+
+
+def test_cli_get_of_a_folder_restores_the_tree_with_one_password(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    tree = make_tree(tmp_path / "Notes", 120, folders=6)
+    code, out, _ = cli("put", str(tmp_path / "Notes"))
+    assert code == 0 and len(out.splitlines()) == 120
+    monkeypatch.delenv("CSSM_PASSWORD")
+    code, out, err = cli("get", "Notes", "-o", str(tmp_path / "back"), stdin=PASSWORD + "\n")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "120 restored, 0 skipped, 0 failed"
+    assert read_tree(tmp_path / "back") == tree
+    # Again: everything is there, nothing is overwritten.
+    code, out, err = cli("get", "Notes/d01", "-o", str(tmp_path / "back"),
+                         stdin=PASSWORD + "\n")
+    assert code == 0 and out.splitlines()[-1] == "0 restored, 20 skipped, 0 failed"
+
+
+def test_one_member_is_read_without_reading_the_whole_pack(folder_engine: Engine,
+                                                          tmp_path: Path) -> None:
+    """A member restores from the stripes that hold it (and the index at the end)."""
+    rnd = random.Random(5)
+    folder = tmp_path / "Big"
+    folder.mkdir()
+    for i in range(20):                      # 20 x 700 KiB: one pack of ~14 MiB
+        (folder / f"{i:02d}.bin").write_bytes(rnd.randbytes(700 * 1024))
+    folder_engine.put([folder])
+    entry = folder_engine.resolve("Big/03.bin")
+    vault = folder_engine.vault()
+    pack = open_pack(vault, bytes.fromhex(entry.pack))
+    reads = []
+    for store in vault.stores.values():
+        original = store.open_read
+
+        def counting(key: str, offset: int = 0, _o=original):  # type: ignore[no-untyped-def]
+            reads.append(offset)
+            return _o(key, offset)
+        store.open_read = counting  # type: ignore[method-assign]
+    member = pack.member(bytes.fromhex(entry.id))
+    assert member is not None
+    ((_, data),) = list(read_members(vault, pack, [member]))
+    assert data == (folder / "03.bin").read_bytes()
+    stripe = pack.opened.header.k * pack.opened.header.block_size
+    assert len(reads) == 3 and min(reads) > 0          # k parts, none from its start
+    assert pack.opened.stripes > 6 * (member.size // stripe + 2)
+
+
+# ---------------------------------------------------------------- removal and gc
+
+
+def test_a_removed_member_is_gone_for_every_reader_at_once(folder_engine: Engine,
+                                                          tmp_path: Path) -> None:
+    make_tree(tmp_path / "R", 40, folders=2)
+    folder_engine.put([tmp_path / "R"])
+    victim = folder_engine.resolve("R/d00/f00002.txt")
+    left = folder_engine.remove(victim.id)
+    assert left == {}
+    assert "R/d00/f00002.txt" not in {e.name for e in folder_engine.entries()}
+    # Another machine: the password and the stores only.
+    other = Engine(folder_engine.config, catalog_path=tmp_path / "other.sqlite")
+    other.unlock(PASSWORD)
+    count, unreadable = other.rebuild_catalog()
+    assert (count, unreadable) == (39, {})
+    assert victim.id not in {e.id for e in other.entries()}
+    # Even with the stores that hold the record of it partly gone, it stays gone.
+    unplug(tmp_path, "store2", "store5")
+    third = Engine(folder_engine.config, catalog_path=tmp_path / "third.sqlite")
+    third.unlock(PASSWORD)
+    assert third.rebuild_catalog()[0] == 39
+
+
+def test_gc_repacks_once_enough_is_removed_and_every_file_still_restores(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "G", 200, folders=4, size=(2000, 6000))
+    folder_engine.put([tmp_path / "G"])
+    (old_pack,) = {e.pack for e in folder_engine.entries()}
+    stores = tmp_path / "stores"
+    held_before = sum(p.stat().st_size for p in objects(stores / "store1"))
+    few = [e for e in folder_engine.entries() if e.name.startswith("G/d00/")][:10]
+    folder_engine.remove_many([e.id for e in few])
+    report = folder_engine.gc(grace_seconds=0)
+    assert report.repacked == []                 # 5% removed: below the threshold
+    many = [e for e in folder_engine.entries() if e.name.startswith(("G/d00/", "G/d01/"))]
+    folder_engine.remove_many([e.id for e in many])
+    dry = folder_engine.gc(grace_seconds=0, dry_run=True)
+    assert [(r.old, r.done) for r in dry.repacked] == [(old_pack, False)]
+    report = folder_engine.gc(grace_seconds=0)
+    (done,) = report.repacked
+    assert done.done and done.old == old_pack and done.new and done.removed == 100
+    left = folder_engine.entries()
+    assert len(left) == 100 and {e.pack for e in left} == {done.new}
+    assert not (stores / "store1" / folder_engine.vault().id_hex / "gone").exists() or \
+        not objects(stores / "store1" / folder_engine.vault().id_hex / "gone")
+    held_after = sum(p.stat().st_size for p in objects(stores / "store1"))
+    assert held_after < 0.6 * held_before
+    rows = folder_engine.get_many(left, tmp_path / "back")
+    assert all(isinstance(got, Path) for _, got in rows)
+    assert read_tree(tmp_path / "back") == {k: v for k, v in tree.items()
+                                            if k.startswith(("G/d02/", "G/d03/"))}
+    # The catalog rebuilt from the stores says the same.
+    other = Engine(folder_engine.config, catalog_path=tmp_path / "o.sqlite")
+    other.unlock(PASSWORD)
+    other.rebuild_catalog()
+    assert sorted(e.id for e in other.entries()) == sorted(e.id for e in left)
+
+
+def test_removing_every_member_removes_the_pack(folder_engine: Engine, tmp_path: Path) -> None:
+    make_tree(tmp_path / "A", 5, folders=1)
+    folder_engine.put([tmp_path / "A"])
+    ids = [e.id for e in folder_engine.entries()]
+    folder_engine.remove_many(ids[:2])
+    folder_engine.remove_many(ids[2:])
+    assert folder_engine.entries() == []
+    for store in (tmp_path / "stores").iterdir():
+        assert objects(store) == [], store
+
+
+def test_a_killed_pack_upload_leaves_nothing_listed_and_gc_cleans_up(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.toml", Config(stores=folder_stores(tmp_path / "stores"),
+                                                   threshold=3))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSSM_")}
+    env.update(CSSM_CONFIG=str(cfg), CSSM_PASSWORD=PASSWORD, HOME=str(tmp_path / "home"),
+               XDG_DATA_HOME=str(tmp_path / "data"), XDG_STATE_HOME=str(tmp_path / "state"))
+
+    def cssm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cssm_desktop.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert cssm("init").returncode == 0
+    make_tree(tmp_path / "K", 1500, size=(20_000, 24_000))     # ~32 MiB: two packs
+    killed = 0
+    for attempt in range(6):
+        proc = subprocess.Popen([sys.executable, "-m", "cssm_desktop.cli", "put",
+                                 str(tmp_path / "K")], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        # Kill once the first pack's files are listed (the second is on its way), or
+        # at once on even attempts (the first pack in flight).
+        if attempt % 2:
+            for line in proc.stdout:
+                if line.strip():
+                    break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed += proc.returncode == -signal.SIGKILL
+        listed = json.loads(cssm("ls", "--json").stdout or "[]")
+        if listed:                          # whatever is listed restores, and right
+            back = tmp_path / f"back-{attempt}"
+            got = cssm("get", "K", "-o", str(back))
+            assert got.returncode == 0, got.stderr
+            assert len(listed) == len(read_tree(back))
+            for rel, data in read_tree(back).items():
+                assert (tmp_path / rel).read_bytes() == data
+        gc = cssm("gc", "--grace-hours", "0")
+        assert gc.returncode == 0, gc.stderr
+        verify = cssm("verify")
+        assert verify.returncode == 0, verify.stdout
+    assert killed >= 4
+    vid = json.loads((tmp_path / "c.toml").read_text().split("vault = ")[1].split("\n")[0])
+    # Nothing but complete packs (metadata on every store) is left in the stores.
+    for store in (tmp_path / "stores").iterdir():
+        metas = {p.name for p in (store / vid / "meta").glob("*")} \
+            if (store / vid / "meta").exists() else set()
+        datas = {p.name for p in (store / vid / "data").glob("*")} \
+            if (store / vid / "data").exists() else set()
+        assert metas == datas, store
+        assert not list(store.rglob(".tmp-*")), store
+
+
+# ---------------------------------------------------------------- stores that lie
+
+
+def test_a_store_cannot_forge_or_hide_a_removal(folder_engine: Engine, tmp_path: Path) -> None:
+    make_tree(tmp_path / "L", 10, folders=1)
+    folder_engine.put([tmp_path / "L"])
+    entries = folder_engine.entries()
+    vault = folder_engine.vault()
+    pack_id = bytes.fromhex(entries[0].pack)
+    gone_dir = tmp_path / "stores" / "store1" / vault.id_hex / "gone" / pack_id.hex()
+    gone_dir.mkdir(parents=True)
+    # A forged record (the store has no vault key: a random key seals it).
+    forged = seal_removals(os.urandom(32), vault.vault_id, pack_id,
+                           {bytes.fromhex(e.id) for e in entries})
+    (gone_dir / ("ab" * 16)).write_bytes(forged)
+    other = Engine(folder_engine.config, catalog_path=tmp_path / "o.sqlite")
+    other.unlock(PASSWORD)
+    assert other.rebuild_catalog()[0] == 10
+    # A real removal, then three stores drop their copies of the record: still gone.
+    folder_engine.remove(entries[0].id)
+    for name in ("store2", "store3", "store4"):
+        shutil.rmtree(tmp_path / "stores" / name / vault.id_hex / "gone")
+    other = Engine(folder_engine.config, catalog_path=tmp_path / "p.sqlite")
+    other.unlock(PASSWORD)
+    assert other.rebuild_catalog()[0] == 9
+    # gc does not delete a pack because a store forged "everything removed".
+    assert folder_engine.gc(grace_seconds=0).repacked == []
+    assert len(folder_engine.entries()) == 9
+
+
+def test_a_tampered_pack_restores_right_or_fails_clearly(folder_engine: Engine,
+                                                        tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "T", 60, folders=3)
+    folder_engine.put([tmp_path / "T"])
+    vault = folder_engine.vault()
+    (pack,) = {e.pack for e in folder_engine.entries()}
+    parts = [tmp_path / "stores" / f"store{i}" / vault.id_hex / "data" / pack
+             for i in range(1, 6)]
+    for part in parts[:2]:                 # n-k parts rot in the middle
+        raw = bytearray(part.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        part.write_bytes(bytes(raw))
+    rows = folder_engine.get_many(folder_engine.entries(), tmp_path / "back")
+    assert all(isinstance(got, Path) for _, got in rows)
+    assert read_tree(tmp_path / "back") == tree
+    ((_, report),) = folder_engine.verify()
+    assert not report.healthy and report.restorable
+    _, repaired = folder_engine.repair()
+    assert repaired[0][1].after.healthy
+    raw = bytearray(parts[2].read_bytes())  # now 3 of 5 rot at one place: too many
+    raw[len(raw) // 2] ^= 0xFF
+    parts[2].write_bytes(bytes(raw))
+    for part in parts[:2]:
+        raw = bytearray(part.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        part.write_bytes(bytes(raw))
+    rows = folder_engine.get_many(folder_engine.entries(), tmp_path / "again")
+    failed = [got for _, got in rows if not isinstance(got, Path)]
+    assert failed and all("store" in str(f) or "stores" in str(f) for f in failed)
+    for p in (tmp_path / "again").rglob("*"):   # whatever was written is whole and right
+        if p.is_file():
+            assert p.read_bytes() == tree[p.relative_to(tmp_path / "again").as_posix()]
+
+
+# ---------------------------------------------------------------- format
+
+
+def test_pack_index_and_removal_records_parse_only_what_they_should() -> None:
+    members = [Member(bytes([i]) * 16, i * 10, 10, i, bytes(32), f"a/{i}") for i in range(3)]
+    raw = index_bytes(members)
+    assert parse_index(raw, 30) == members
+    with pytest.raises(FormatError):
+        parse_index(raw, 29)                 # a member past the index start
+    with pytest.raises(FormatError):
+        parse_index(raw + b"\0", 30)         # trailing bytes
+    with pytest.raises(FormatError):
+        parse_index(raw[:-1], 30)
+    with pytest.raises(FormatError):
+        parse_index(index_bytes(members + members[:1]), 30)   # an id twice
+    vmk, vid, pid = os.urandom(32), os.urandom(16), os.urandom(16)
+    sealed = seal_removals(vmk, vid, pid, {b"x" * 16})
+    assert open_removals(vmk, vid, pid, sealed) == {b"x" * 16}
+    for bad in (sealed[:-1], sealed[:40] + bytes([sealed[40] ^ 1]) + sealed[41:]):
+        with pytest.raises(FormatError):
+            open_removals(vmk, vid, pid, bad)
+    with pytest.raises(FormatError):
+        open_removals(vmk, vid, os.urandom(16), sealed)   # another pack's record
+
+
+def test_a_pack_is_kind_one_and_names_nothing_outside_sealed_data(folder_engine: Engine,
+                                                                  tmp_path: Path) -> None:
+    make_tree(tmp_path / "Secret names", 30, folders=3)
+    folder_engine.put([tmp_path / "Secret names"])
+    vault = folder_engine.vault()
+    (pack,) = {e.pack for e in folder_engine.entries()}
+    opened = open_file(vault, bytes.fromhex(pack))
+    assert opened.box.kind == KIND_PACK and opened.box.name == ""
+    for p in (tmp_path / "stores").rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            assert b"Secret" not in data and b"f0000" not in data
+            assert "Secret" not in p.as_posix().split("stores")[1]
+    meta = MetaObject.parse(next((tmp_path / "stores" / "store1").rglob(f"meta/{pack}"))
+                            .read_bytes())
+    assert meta.header.k == 3
+    assert removal_prefix(vault.vault_id).startswith(vault.id_hex)
