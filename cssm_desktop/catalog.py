@@ -210,6 +210,14 @@ class Catalog:
                              "AND pack = ?", (health, ",".join(sorted(damaged)), vault_id,
                                               pack_id))
 
+    def named(self, vault_id: str, name: str) -> list[Entry]:
+        """The copies stored under exactly this name (by its index: a put asks per file)."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND "
+                                    "name = ? ORDER BY stored_at_ns", (vault_id, name)
+                                    ).fetchall()
+        return [Entry(*row) for row in rows]
+
     def remove(self, vault_id: str, file_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM files WHERE vault_id = ? AND id = ?",

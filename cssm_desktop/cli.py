@@ -302,6 +302,14 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"left alone  {item.store}: {item.key}  ({human(item.size)}, {age(item.age)} "
               f"old, {item.reason}; younger than {args.grace_hours:g} h, maybe still running "
               "elsewhere)")
+    for r in report.repacked:
+        if r.why:
+            print(f"cssm: error: could not repack {r.old[:12]}: {r.why}", file=sys.stderr)
+            continue
+        what = f"{r.removed} removed files ({human(r.freed)})"
+        kept = f"{len(r.kept)} kept" + (f" in {r.new[:12]}" if r.new else "")
+        print(f"{'would repack' if args.dry_run else 'repacked'}  pack {r.old[:12]}: "
+              f"{what} give their space back, {kept}")
     if report.incomplete:
         print(f"{len(report.incomplete)} files are restorable but not on every store: "
               "run `cssm repair`")
@@ -309,7 +317,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"cssm: error: could not remove {what}: {why}", file=sys.stderr)
     total = sum(i.size for i in report.found)
     print(f"{verb} {len(report.found)} objects, {human(total)}")
-    return EXIT_ERROR if report.failed else 0
+    return EXIT_ERROR if report.failed or any(r.why for r in report.repacked) else 0
 
 
 def cmd_catalog_rebuild(args: argparse.Namespace) -> int:

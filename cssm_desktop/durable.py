@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 from pathlib import Path
+from typing import Any
 
 TEMP_PREFIX = ".tmp-"
 # Hand written data to the kernel's writeback every few MiB (Linux): the disk then works
@@ -59,6 +61,12 @@ class StreamingFile:
     def fd(self) -> int:
         assert self._fd is not None
         return self._fd
+
+    def close(self) -> None:
+        """Close without syncing (the data was made durable another way)."""
+        assert self._fd is not None
+        fd, self._fd = self._fd, None
+        os.close(fd)
 
     def sync_and_close(self) -> None:
         assert self._fd is not None
@@ -114,6 +122,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+_libc: Any = None
+_proc_links = True   # until /proc/self/fd links fail once (some sandboxes): then linkat
+
+
+def _c_library() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
 def _link_fd(fd: int, dest: Path) -> None:
     """Give an unnamed (O_TMPFILE) file a name: FileExistsError if `dest` is taken.
 
@@ -121,23 +142,39 @@ def _link_fd(fd: int, dest: Path) -> None:
     AT_EMPTY_PATH works there (with CAP_DAC_READ_SEARCH). Python's os.link cannot pass
     AT_EMPTY_PATH, hence the libc call.
     """
-    try:
-        os.link(f"/proc/self/fd/{fd}", dest, follow_symlinks=True)
-        return
-    except FileExistsError:
-        raise
-    except OSError:
-        pass
+    global _proc_links
+    if _proc_links:
+        try:
+            os.link(f"/proc/self/fd/{fd}", dest, follow_symlinks=True)
+            return
+        except FileExistsError:
+            raise
+        except OSError:
+            _proc_links = False
     import ctypes
     import errno
 
-    libc = ctypes.CDLL(None, use_errno=True)
     at_fdcwd, at_empty_path = -100, 0x1000
-    if libc.linkat(fd, b"", at_fdcwd, os.fsencode(dest), at_empty_path) != 0:
+    if _c_library().linkat(fd, b"", at_fdcwd, os.fsencode(dest), at_empty_path) != 0:
         err = ctypes.get_errno()
         if err == errno.EEXIST:
             raise FileExistsError(str(dest))
         raise OSError(err, os.strerror(err), str(dest))
+
+
+def sync_file_system(fd: int) -> bool:
+    """syncfs(2): everything written to the file system that holds `fd`, in one call
+    (one journal commit instead of one per file). False where there is no syncfs."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return _c_library().syncfs(fd) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+# Folders known to take O_TMPFILE files that can be named later (probed once each).
+_unnamed_ok: dict[str, bool] = {}
 
 
 def _unnamed_file(folder: Path) -> int | None:
@@ -145,19 +182,28 @@ def _unnamed_file(folder: Path) -> int | None:
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if not tmpfile or not hasattr(os, "fsencode"):
         return None
-    try:
-        probe = os.open(folder, tmpfile | os.O_WRONLY, 0o600)
-    except OSError:  # not Linux, or a file system without O_TMPFILE
+    known = _unnamed_ok.get(str(folder))
+    if known is False:
         return None
+    if known is None:
+        try:
+            probe = os.open(folder, tmpfile | os.O_WRONLY, 0o600)
+        except OSError:  # not Linux, or a file system without O_TMPFILE
+            return None
+        try:
+            name = temp_name(folder / "probe")
+            _link_fd(probe, name)
+            name.unlink()
+        except OSError:
+            _unnamed_ok[str(folder)] = False
+            return None
+        finally:
+            os.close(probe)
+        _unnamed_ok[str(folder)] = True
     try:
-        name = temp_name(folder / "probe")
-        _link_fd(probe, name)
-        name.unlink()
+        return os.open(folder, tmpfile | os.O_WRONLY, 0o600)
     except OSError:
         return None
-    finally:
-        os.close(probe)
-    return os.open(folder, tmpfile | os.O_WRONLY, 0o600)
 
 
 class PendingFile:
@@ -181,24 +227,37 @@ class PendingFile:
     def write(self, data: bytes | memoryview) -> None:
         self.out.write(data)
 
-    def publish(self, overwrite: bool, mtime_ns: int) -> None:
-        """fsync, then give it its name; without `overwrite` never replace a file."""
-        os.fsync(self.out.fd)
+    def stamp(self, mtime_ns: int) -> None:
+        """Set the time before a caller syncs the file system for many files at once."""
         if self._anonymous:
             os.utime(self.out.fd, ns=(mtime_ns, mtime_ns))
+
+    def publish(self, overwrite: bool, mtime_ns: int, sync_dir: bool = True,
+                synced: bool = False) -> None:
+        """fsync, then give it its name; without `overwrite` never replace a file.
+        `sync_dir=False`: the caller fsyncs the folder once for many files; `synced`: the
+        caller stamped it and made its data durable (sync_file_system)."""
+        if self._anonymous:
+            if not synced:
+                os.utime(self.out.fd, ns=(mtime_ns, mtime_ns))
+                os.fsync(self.out.fd)
             if overwrite:
                 named = temp_name(self.dest)
                 _link_fd(self.out.fd, named)
                 os.replace(named, self.dest)
             else:
                 _link_fd(self.out.fd, self.dest)
-            self.out.sync_and_close()
+            self.out.close()
         else:
             assert self.out.path is not None
-            self.out.sync_and_close()
+            if synced:
+                self.out.close()
+            else:
+                self.out.sync_and_close()
             os.utime(self.out.path, ns=(mtime_ns, mtime_ns))
             _rename_into_place(self.out.path, self.dest, overwrite)
-        fsync_dir(self.dest.parent)
+        if sync_dir:
+            fsync_dir(self.dest.parent)
 
     def discard(self) -> None:
         self.out.discard()
@@ -218,3 +277,75 @@ def _rename_into_place(tmp: Path, dest: Path, overwrite: bool) -> None:
         os.rename(tmp, dest)
         return
     tmp.unlink()
+
+
+class DurableBatch:
+    """Many small files, each appearing whole under its name or not at all, made durable
+    together: one syncfs per file system and batch instead of an fsync per file (each
+    fsync is a journal commit: 20,000 files took 17 s that way, 6 s this way), then the
+    names, then each folder once. At most `limit` files are open at a time."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._open: list[tuple[object, PendingFile, bool, int]] = []
+        self._folders: set[Path] = set()
+        self._made: set[Path] = set()    # folders known to exist (made or found)
+        self.done: list[tuple[object, Path | OSError]] = []
+
+    def add(self, key: object, dest: Path, data: bytes, mtime_ns: int,
+            overwrite: bool = False) -> None:
+        """Write `data` for `dest`; its outcome (the path, or the OSError: FileExistsError
+        when `dest` is taken, NotADirectoryError when a file is where a folder must be) is
+        in `done` once the batch is flushed."""
+        try:
+            if not overwrite and (dest.exists() or dest.is_symlink()):
+                raise FileExistsError(str(dest))
+            if dest.parent not in self._made:
+                try:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                except (FileExistsError, NotADirectoryError) as exc:   # a file is there
+                    raise NotADirectoryError(str(dest.parent)) from exc
+                self._made.add(dest.parent)
+            pending = PendingFile(dest)
+        except OSError as exc:
+            self.done.append((key, exc))
+            return
+        try:
+            pending.write(data)
+            pending.stamp(mtime_ns)
+        except OSError as exc:
+            pending.discard()
+            self.done.append((key, exc))
+            return
+        self._open.append((key, pending, overwrite, mtime_ns))
+        if len(self._open) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        devices: dict[int, int] = {}
+        for _, pending, _, _ in self._open:
+            devices.setdefault(os.fstat(pending.out.fd).st_dev, pending.out.fd)
+        synced = all([sync_file_system(fd) for fd in devices.values()])
+        for key, pending, overwrite, mtime_ns in self._open:
+            try:
+                pending.publish(overwrite, mtime_ns, sync_dir=False, synced=synced)
+            except OSError as exc:
+                pending.discard()
+                self.done.append((key, exc))
+                continue
+            self._folders.add(pending.dest.parent)
+            self.done.append((key, pending.dest))
+        self._open.clear()
+
+    def close(self) -> list[tuple[object, Path | OSError]]:
+        self.flush()
+        for folder in self._folders:
+            fsync_dir(folder)
+        self._folders.clear()
+        return self.done
+
+    def discard(self) -> None:
+        """On a cancel or failure: files not yet named are dropped."""
+        for _, pending, _, _ in self._open:
+            pending.discard()
+        self._open.clear()

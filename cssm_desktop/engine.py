@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -33,9 +32,10 @@ from .config import Config
 from .core import parallel
 from .core.format import KIND_PACK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
-from .core.get import open_file, restore_file, write_whole
+from .core.get import open_file, restore_file
 from .core.keys import KdfParams, content_tag
 from .core.pack import (
+    PACK_FILES,
     PACK_TARGET,
     SMALL_FILE,
     PackInput,
@@ -66,6 +66,7 @@ from .core.scan import scan
 from .core.status import PieceState, StoreReport, StoresLook, StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
+from .durable import DurableBatch
 from .errors import (
     Cancelled,
     ConfigError,
@@ -84,10 +85,6 @@ from .stores.base import Store
 from .stores.factory import make_store
 
 log = logging.getLogger(__name__)
-
-# Small restored files are written (and fsynced) by this many threads at once: measured
-# here, 2,000 files of 4 KiB take 1.3 s one by one and 0.66 s with 8.
-RESTORE_WRITERS = 8
 
 
 class Duplicate(Enum):
@@ -119,10 +116,12 @@ def sha256_of(source: Path) -> bytes:
 
 
 def pack_label(members: list[Entry], pack_id: str) -> str:
-    """How a pack shows in verify and repair: where its files are, and how many."""
-    folders = {m.name.rpartition("/")[0] for m in members}
-    where = os.path.commonpath(sorted(folders)) if all(folders) else ""
-    return f"{where + '/' if where else ''}… {len(members)} small files (pack {pack_id[:12]})"
+    """How a pack shows in verify and repair: the files it holds, by name."""
+    names = sorted(m.name for m in members)
+    if len(names) == 1:
+        return names[0]
+    return f"{names[0]} and {len(names) - 1} more small files (stored together, " \
+           f"pack {pack_id[:12]})"
 
 
 class Engine:
@@ -382,19 +381,23 @@ class Engine:
         cancel = cancel or CancelToken()
         out: dict[int, PutResult] = {}
         batch: list[tuple[int, Source]] = []
+        held = 0
 
         def flush() -> None:
+            nonlocal held
             done = self.put_small([s for _, s in batch], listener, cancel, block_size,
                                   duplicates)
             out.update((pos, r) for (pos, _), r in zip(batch, done, strict=True))
             batch.clear()
+            held = 0
 
         for pos, src in enumerate(sources):
             if cancel.cancelled:
                 out[pos] = PutResult(src.path, src.name, error=Cancelled())
             elif src.size < self.small_file:
                 batch.append((pos, src))
-                if sum(s.size for _, s in batch) >= PACK_TARGET:
+                held += src.size
+                if held >= PACK_TARGET or len(batch) >= PACK_FILES:
                     flush()
             else:
                 out[pos] = self.put_one(src.path, src.name, listener, cancel, block_size,
@@ -481,7 +484,7 @@ class Engine:
 
     def _named(self, vault: Vault, name: str) -> list[Entry]:
         """The stored copies of exactly this name (find() also takes id prefixes)."""
-        return [e for e in self.catalog.find(vault.id_hex, name) if e.name == name]
+        return self.catalog.named(vault.id_hex, name)
 
     def put_one(self, source: Path, name: str, listener: Listener = ignore,
                 cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
@@ -565,8 +568,9 @@ class Engine:
         tree = TreeProgress(listener, f"{len(entries)} files", sum(e.size for e in entries))
         out: dict[str, Path | CssmError] = {}
         plan: list[tuple[Entry, Path]] = []
+        base = Path(dest)
         for e in entries:
-            target = self.destination(e.name, dest)
+            target = base / safe_relative(e.name)
             if target.is_dir():
                 out[e.id] = DestinationExists(str(target), folder=True)
             else:
@@ -616,37 +620,48 @@ class Engine:
             else:
                 members[m.member_id] = (e, target)
         finished = getattr(listener, "finished", None)
+        batch = DurableBatch()
 
-        def write(e: Entry, target: Path, data: bytes, mtime_ns: int) -> Path:
-            if events:
-                listener(FileStarted(e.name, e.size))
-            path = write_whole(target, data, mtime_ns, overwrite=force)
-            if finished is not None:
-                finished(e.size)
-            if events:
-                listener(FileProgress(e.name, e.size, e.size))
-                listener(FileDone(e.name, e.id, e.size))
-            return path
+        def ended(fid: str, got: Path | OSError) -> None:
+            e, target = by_id[fid]
+            if isinstance(got, NotADirectoryError):
+                out[fid] = InputError(f"cannot write {target}: a file is in the way of its "
+                                      "folder")
+            elif isinstance(got, FileExistsError):
+                out[fid] = DestinationExists(str(target))
+            elif isinstance(got, OSError):
+                out[fid] = InputError(f"cannot write {target}: {got.strerror or got}")
+            else:
+                out[fid] = got
+                if finished is not None:
+                    finished(e.size)
+                if events:
+                    listener(FileProgress(e.name, e.size, e.size))
+                    listener(FileDone(e.name, e.id, e.size))
 
+        by_id = {e.id: (e, t) for e, t in wanted}
         try:
-            with ThreadPoolExecutor(RESTORE_WRITERS, thread_name_prefix="cssm-restore") as pool:
-                jobs = {}
-                chosen = [pack.member(mid) for mid in members]
-                for m, data in read_members(vault, pack, [c for c in chosen if c], listener,
-                                            cancel):
-                    e, target = members[m.member_id]
-                    if isinstance(data, IntegrityError):
-                        out[e.id] = data
-                    else:
-                        jobs[e.id] = pool.submit(write, e, target, data, m.mtime_ns)
-                for fid, job in jobs.items():
-                    try:
-                        out[fid] = job.result()
-                    except (DestinationExists, InputError) as exc:
-                        out[fid] = exc
+            chosen = [m for mid in members if (m := pack.member(mid)) is not None]
+            for m, data in read_members(vault, pack, chosen, listener, cancel):
+                e, target = members[m.member_id]
+                if isinstance(data, IntegrityError):
+                    out[e.id] = data
+                    continue
+                if events:
+                    listener(FileStarted(e.name, e.size))
+                batch.add(e.id, target, data, m.mtime_ns, overwrite=force)
+                for fid, got in batch.done:
+                    ended(str(fid), got)
+                batch.done.clear()
+            for fid, got in batch.close():
+                ended(str(fid), got)
         except (NotEnoughStores, StoreError, FormatError) as exc:
+            batch.discard()
             for e, _ in wanted:
                 out.setdefault(e.id, exc)
+        except BaseException:
+            batch.discard()
+            raise
         finally:
             self._health_after_restore(vault, pack_id, pack.opened.damaged,
                                        pack.opened.header.k, pack=True)

@@ -86,6 +86,7 @@ def test_keyboard_settings_tab_enter_and_delete(qtbot, window: MainWindow,  # no
     _stored(qtbot, window, 1)
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5_000)
+    window.as_folders.setChecked(False)                   # the flat list (the tree: below)
     files = window.files
     files.setFocus()
     files.selectRow(0)

@@ -387,3 +387,23 @@ def test_a_pack_is_kind_one_and_names_nothing_outside_sealed_data(folder_engine:
                             .read_bytes())
     assert meta.header.k == 3
     assert removal_prefix(vault.vault_id).startswith(vault.id_hex)
+
+
+def test_cli_rm_of_small_files_then_gc_says_what_it_repacks(
+        cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    make_tree(tmp_path / "N", 12, folders=2, size=(3000, 3000))
+    assert cli("put", str(tmp_path / "N"))[0] == 0
+    code, out, err = cli("rm", "N/d00/f00000.txt", "N/d00/f00002.txt", "N/d00/f00004.txt",
+                         "N/d00/f00006.txt")
+    assert code == 0, err
+    assert len([line for line in out.splitlines() if line.startswith("removed")]) == 4
+    code, out, _ = cli("ls", "--json")
+    assert len(json.loads(out)) == 8
+    code, out, _ = cli("gc", "--dry-run", "--grace-hours", "0")
+    assert code == 0 and "would repack  pack" in out and "4 removed files" in out
+    code, out, _ = cli("gc", "--grace-hours", "0")
+    assert code == 0 and "repacked  pack" in out and "8 kept in" in out
+    code, out, _ = cli("gc", "--dry-run", "--grace-hours", "0")
+    assert "repack" not in out
+    code, out, err = cli("get", "N", "-o", str(tmp_path / "back"))
+    assert code == 0 and out.splitlines()[-1] == "8 restored, 0 skipped, 0 failed", err

@@ -209,36 +209,69 @@ def vault_headers(spec: Spec, password: str, salt: bytes, tag: int) -> dict[str,
 def build_v2(spec: Spec) -> dict[str, bytes]:
     """Every object of a version 2 vault, keyed `<store index>:<key>`."""
     objects = vault_headers(spec, spec.password, spec.salt, 0x10)
-    n, k, b_size, vid = spec.n, spec.k, spec.block, spec.vault_id
     for number, (name, plain) in enumerate(spec.files):
         fid = hashlib.sha256(b"file %d" % number).digest()[:16]
-        ck = hashlib.sha256(b"ck" + fid).digest()
+        objects.update(file_objects(spec, fid, plain, name.encode(), 0, b"", MTIME))
+    return objects
 
-        def header(magic: bytes, i: int, fid: bytes = fid) -> bytes:
-            return magic + bytes([2]) + vid + fid + bytes([n, k]) + struct.pack(">I", b_size) \
-                + bytes([i])
 
-        part_keys = [hashlib.sha256(b"part key %d" % i + fid).digest() for i in range(n)]
-        data_len = padme(len(plain))
-        raw_name = name.encode()
-        box = (bytes([2, 0, n]) + b"".join(part_keys)
-               + struct.pack(">QQqq", len(plain), data_len, MTIME, STORED)
-               + hashlib.sha256(plain).digest() + struct.pack(">H", len(raw_name)) + raw_name)
-        box += bytes(-len(box) % 256)
-        sealed_box = AESGCM(ck).encrypt(nonce(0x20), box, header(b"CSMD", 0)[:43])
-        shares = shamir_split_k(ck, k, n, fid)
-        for i in range(n):
-            h = header(b"CSMD", i)
-            sk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                      info=b"cssm-v1 share key" + vid + fid + bytes([i])).derive(spec.vmk())
-            objects[f"{i}:{vid.hex()}/meta/{fid.hex()}"] = (
-                h + nonce(0x30 + i) + AESGCM(sk).encrypt(nonce(0x30 + i), shares[i + 1], h)
-                + nonce(0x20) + struct.pack(">I", len(sealed_box)) + sealed_box)
-        data = plain + bytes(data_len - len(plain))   # version 2: zeros to data_len
-        parts = seal_parts(data, k, n, b_size, part_keys,
-                           [header(b"CSDP", i) for i in range(n)])
-        for i in range(n):
-            objects[f"{i}:{vid.hex()}/data/{fid.hex()}"] = parts[i]
+def file_objects(spec: Spec, fid: bytes, plain: bytes, raw_name: bytes, kind: int,
+                 tail: bytes, mtime: int) -> dict[str, bytes]:
+    """Sections 4-6 for one file id: a file (kind 0), or a pack (kind 1, `tail` its
+    index offset)."""
+    n, k, b_size, vid = spec.n, spec.k, spec.block, spec.vault_id
+    objects = {}
+    ck = hashlib.sha256(b"ck" + fid).digest()
+
+    def header(magic: bytes, i: int) -> bytes:
+        return magic + bytes([2]) + vid + fid + bytes([n, k]) + struct.pack(">I", b_size) \
+            + bytes([i])
+
+    part_keys = [hashlib.sha256(b"part key %d" % i + fid).digest() for i in range(n)]
+    data_len = padme(len(plain))
+    box = (bytes([2, kind, n]) + b"".join(part_keys)
+           + struct.pack(">QQqq", len(plain), data_len, mtime, STORED)
+           + hashlib.sha256(plain).digest() + struct.pack(">H", len(raw_name)) + raw_name
+           + tail)
+    box += bytes(-len(box) % 256)
+    sealed_box = AESGCM(ck).encrypt(nonce(0x20), box, header(b"CSMD", 0)[:43])
+    shares = shamir_split_k(ck, k, n, fid)
+    for i in range(n):
+        h = header(b"CSMD", i)
+        sk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                  info=b"cssm-v1 share key" + vid + fid + bytes([i])).derive(spec.vmk())
+        objects[f"{i}:{vid.hex()}/meta/{fid.hex()}"] = (
+            h + nonce(0x30 + i) + AESGCM(sk).encrypt(nonce(0x30 + i), shares[i + 1], h)
+            + nonce(0x20) + struct.pack(">I", len(sealed_box)) + sealed_box)
+    data = plain + bytes(data_len - len(plain))   # version 2: zeros to data_len
+    parts = seal_parts(data, k, n, b_size, part_keys, [header(b"CSDP", i) for i in range(n)])
+    for i in range(n):
+        objects[f"{i}:{vid.hex()}/data/{fid.hex()}"] = parts[i]
+    return objects
+
+
+def pack_objects(spec: Spec, members: list[tuple[str, bytes]], removed: set[int]
+                 ) -> dict[str, bytes]:
+    """Section 6a: a pack of `members`, and (7a) a removal record for those in `removed`."""
+    pid = hashlib.sha256(b"pack").digest()[:16]
+    content, index = b"", [b"CSPX" + struct.pack(">I", len(members))]
+    ids = [hashlib.sha256(b"member %d" % i).digest()[:16] for i in range(len(members))]
+    for mid, (name, data) in zip(ids, members, strict=True):
+        index.append(mid + struct.pack(">QQq", len(content), len(data), MTIME)
+                     + hashlib.sha256(data).digest() + struct.pack(">H", len(name.encode()))
+                     + name.encode())
+        content += data
+    offset = len(content)
+    objects = file_objects(spec, pid, content + b"".join(index), b"", 1,
+                           struct.pack(">Q", offset), 0)
+    rk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+              info=b"cssm-v2 removal key" + spec.vault_id + pid).derive(spec.vmk())
+    head = b"CSGR" + bytes([2]) + spec.vault_id + pid
+    gone = sorted(ids[i] for i in removed)
+    record = head + nonce(0x60) + AESGCM(rk).encrypt(
+        nonce(0x60), struct.pack(">I", len(gone)) + b"".join(gone), head)
+    for i in range(spec.n):
+        objects[f"{i}:{spec.vault_id.hex()}/gone/{pid.hex()}/{'ab' * 16}"] = record
     return objects
 
 
@@ -295,6 +328,30 @@ def test_version_2_headers_after_a_password_change(tmp_path: Path) -> None:
     with pytest.raises(WrongPassword):
         Engine(cfg, catalog_path=tmp_path / "c.sqlite").unlock(THREE_OF_FIVE.password)
     _restore_all(cfg, tmp_path, NEW_PASSWORD, (), THREE_OF_FIVE)
+
+
+def test_version_2_pack_with_a_removed_member(tmp_path: Path) -> None:
+    """A pack and a removal record written from FORMAT.md alone: the engine lists the
+    members not removed and restores each, byte for byte, from 3 of 5 stores."""
+    members = [("docs/a.txt", PLAIN), ("docs/b.txt", b"b" * 5000), ("c.txt", b""),
+               ("docs/d.bin", bytes(range(256)) * 7)]
+    spec = Spec(5, 3, bytes.fromhex("0123456789abcdef0123456789abcdef"), ())
+    cfg = Config(stores=folder_stores(tmp_path / "stores", 5), threshold=3)
+    _write(cfg, {**vault_headers(spec, spec.password, spec.salt, 0x10),
+                 **pack_objects(spec, members, removed={1})})
+    import shutil
+
+    for i in (0, 3):
+        shutil.rmtree(Path(cfg.stores[i].path or ""))
+    engine = Engine(cfg, catalog_path=tmp_path / "c.sqlite")
+    engine.unlock(spec.password)
+    assert engine.rebuild_catalog() == (3, {})
+    entries = engine.entries()
+    assert sorted(e.name for e in entries) == ["c.txt", "docs/a.txt", "docs/d.bin"]
+    rows = engine.get_many(entries, tmp_path / "out")
+    for entry, got in rows:
+        assert isinstance(got, Path) and got.read_bytes() == dict(members)[entry.name]
+        assert got.stat().st_mtime_ns == MTIME
 
 
 def _published() -> dict[str, dict[str, object]]:

@@ -201,25 +201,6 @@ def local_writing(dest: Path) -> Iterator[None]:
         raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
 
 
-def write_whole(dest: Path, data: bytes, mtime_ns: int, overwrite: bool = False) -> Path:
-    """A small restored file (already checked against its hash), written atomically."""
-    if dest.exists() and not overwrite:
-        raise DestinationExists(str(dest))
-    with local_writing(dest):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        out = PendingFile(dest)
-        try:
-            out.write(data)
-            out.publish(overwrite, mtime_ns)
-        except FileExistsError:
-            out.discard()
-            raise DestinationExists(str(dest)) from None
-        except BaseException:
-            out.discard()
-            raise
-    return dest
-
-
 def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
                   listener: Listener, cancel: CancelToken) -> Path:
     box = opened.box

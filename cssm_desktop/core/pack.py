@@ -49,6 +49,8 @@ SMALL_FILE = 1024 * 1024
 # small files, and what a killed upload loses (the pack in flight) stays small. The whole
 # pack is held in memory while it is stored (never more than this plus one member).
 PACK_TARGET = 16 * 1024 * 1024
+# And at most this many files, so an index (~100 bytes a file) stays small to read.
+PACK_FILES = 20_000
 # gc repacks a pack once this share of its bytes belongs to removed members.
 REPACK_DEAD_SHARE = 0.25
 
@@ -127,13 +129,17 @@ def put_pack(vault: Vault, items: list[PackInput], *, k: int | None = None,
 class OpenedPack:
     opened: OpenedFile
     members: list[Member]
+    _by_id: dict[bytes, Member] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = {m.member_id: m for m in self.members}
 
     @property
     def pack_id(self) -> bytes:
         return self.opened.file_id
 
     def member(self, member_id: bytes) -> Member | None:
-        return next((m for m in self.members if m.member_id == member_id), None)
+        return self._by_id.get(member_id)
 
 
 def stream_range(vault: Vault, opened: OpenedFile, start: int, end: int,
@@ -206,22 +212,22 @@ def read_members(vault: Vault, pack: OpenedPack, wanted: list[Member],
         start, end = run[0].offset, max(m.end for m in run)
         buf = bytearray()
         base = -1
-        queue = list(run)
+        next_up = 0
         for offset, chunk in stream_range(vault, pack.opened, start, max(end, start + 1),
                                           listener, cancel):
             if base < 0:
                 base = offset
             buf += chunk
-            while queue and queue[0].end <= base + len(buf):
-                m = queue.pop(0)
-                data = bytes(buf[m.offset - base:m.end - base])
-                yield m, _checked(m, data)
-            if queue:   # drop what no member still waiting needs
-                cut = queue[0].offset - base
+            while next_up < len(run) and run[next_up].end <= base + len(buf):
+                m = run[next_up]
+                next_up += 1
+                yield m, _checked(m, bytes(buf[m.offset - base:m.end - base]))
+            if next_up < len(run):   # drop what no member still waiting needs
+                cut = run[next_up].offset - base
                 if cut > 0:
                     del buf[:cut]
                     base += cut
-        for m in queue:   # the content ended early: the index lied about it
+        for m in run[next_up:]:   # the content ended early: the index lied about it
             yield m, IntegrityError(f"{m.name}: not in its pack")
 
 

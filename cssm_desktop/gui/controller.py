@@ -197,7 +197,8 @@ class VaultController(QObject):
         engine = self.engine
 
         def remove() -> list[str]:
-            return [e.name for e in entries if engine.remove(e.id)]
+            left = engine.remove_many([e.id for e in entries])
+            return [e.name for e in entries if left.get(e.id)]
 
         def removed(leftovers: list[str]) -> None:
             self.refresh_files()

@@ -15,8 +15,12 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ..core.pack import PACK_TARGET
 from ..errors import Cancelled
+from ..paths import Source
 from . import workers
+
+BATCH_FILES = 5000   # at most this many files in one upload of small files (its progress)
 
 
 class State(Enum):
@@ -44,6 +48,7 @@ class Job:
     worker: Any = field(default=None, repr=False)
     duplicates: Any = None     # engine.Duplicate; None: the engine's default (skip)
     result: Any = field(default=None, repr=False)   # the engine's PutResult when done
+    cancel_asked: bool = False   # this job itself was cancelled (not only its pack)
 
     @property
     def speed(self) -> float:
@@ -88,6 +93,10 @@ class JobQueue(QObject):
     def active(self) -> list[Job]:
         return [j for j in self.jobs if j.state is State.RUNNING]
 
+    def _workers(self) -> int:
+        """Uploads running: a pack of small files is one, however many files it holds."""
+        return len({id(j.worker) for j in self.active()})
+
     def pending(self) -> list[Job]:
         return [j for j in self.jobs if j.state in (State.WAITING, State.RUNNING)]
 
@@ -95,12 +104,16 @@ class JobQueue(QObject):
         if self.paused or self.closed or self.engine is None:
             return
         for job in self.jobs:
-            if len(self.active()) >= self.parallel:
+            if self._workers() >= self.parallel:
                 return
             if job.state is State.WAITING:
                 self._start(job)
 
     def _start(self, job: Job) -> None:
+        small = getattr(self.engine, "small_file", 0)
+        if job.size < small:
+            self._start_pack(job, small)
+            return
         job.state, job.started = State.RUNNING, time.monotonic()
         worker = workers.PutWorker(self.engine, job.source, job.name, job.duplicates)
         job.worker = worker
@@ -112,6 +125,61 @@ class JobQueue(QObject):
                 j, State.CANCELLED if isinstance(err, Cancelled) else State.FAILED,
                 workers.message(err)))
         self._changed(job)
+
+    def _start_pack(self, first: Job, small: int) -> None:
+        """Small files waiting in the queue go up together, as one pack (core/pack.py):
+        one upload, a handful of objects, instead of ten objects per file."""
+        batch, size = [first], first.size
+        for job in self.jobs:
+            if size >= PACK_TARGET or len(batch) >= BATCH_FILES:
+                break
+            if (job is not first and job.state is State.WAITING and job.size < small
+                    and job.duplicates == first.duplicates):
+                batch.append(job)
+                size += job.size
+        now = time.monotonic()
+        worker = workers.PackWorker(self.engine, [Source(j.source, j.name, j.size)
+                                                  for j in batch], first.duplicates)
+        for job in batch:
+            job.state, job.started, job.worker = State.RUNNING, now, worker
+        workers.start(
+            worker,
+            progress=lambda done, total, b=batch: self._pack_progress(b, done, total),
+            succeeded=lambda results, b=batch: self._pack_stored(b, results),
+            failed=lambda err, b=batch: [self._end(
+                j, State.CANCELLED if isinstance(err, Cancelled) else State.FAILED,
+                workers.message(err)) for j in b])
+        for job in batch:
+            self._changed(job)
+
+    def _pack_progress(self, batch: list[Job], done: int, total: int) -> None:
+        for job in batch:
+            if job.state is State.RUNNING:
+                job.done = job.size * done // total if total else 0
+                self._changed(job)
+
+    def _pack_stored(self, batch: list[Job], results: list[Any]) -> None:
+        # Cancelling one file stopped its pack: the others go up again, as one pack
+        # (all are put back before any ending starts the next upload).
+        requeue = [(j, r) for j, r in zip(batch, results, strict=True)
+                   if isinstance(r.error, Cancelled) and not j.cancel_asked
+                   and not self.closed]
+        for job, _ in requeue:
+            job.state, job.done, job.worker, job.result = State.WAITING, 0, None, None
+            self._changed(job)
+        again = {id(j) for j, _ in requeue}
+        for job, result in zip(batch, results, strict=True):
+            if id(job) in again:
+                continue
+            job.result = result
+            if result.error is not None:
+                self._end(job, State.CANCELLED if isinstance(result.error, Cancelled)
+                          else State.FAILED, workers.message(result.error))
+            else:
+                self._end(job, State.SKIPPED if result.duplicate_of is not None
+                          else State.DONE)
+        if requeue:
+            self.pump()
 
     def _stored(self, job: Job, result: Any) -> None:
         job.result = result
@@ -140,6 +208,7 @@ class JobQueue(QObject):
             if not self.pending():
                 self.all_finished.emit()
         elif job.state is State.RUNNING and job.worker is not None:
+            job.cancel_asked = True
             job.worker.cancel()
 
     def cancel_all(self) -> None:

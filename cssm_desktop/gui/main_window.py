@@ -33,6 +33,7 @@ from .context import AppContext
 from .controller import VaultController
 from .dropzone import DropZone
 from .files_view import FilesView
+from .folder_tree import FolderTree
 from .jobs import JobQueue, State
 from .logview import LogDialog
 from .queue_view import QueueView
@@ -128,16 +129,33 @@ class MainWindow(QMainWindow):
         self.files = FilesView()
         # activated: a double click, and Enter on the selected row
         self.files.activated.connect(lambda _i: self.restore_selected())
+        self.tree = FolderTree()
+        # On a file: restore it; on a folder, Enter and double click open it as usual.
+        self.tree.activated.connect(
+            lambda i: self.restore_selected() if self.tree.source.node(i).entry else None)
+        self.files_stack = QStackedWidget()
+        self.files_stack.addWidget(self.tree)
+        self.files_stack.addWidget(self.files)
+        self.as_folders = QPushButton(self.tr("Fold&ers"))
+        self.as_folders.setCheckable(True)
+        self.as_folders.setToolTip(self.tr("Show stored files as folders; select a folder to "
+                                           "restore or delete all of it"))
+        self.as_folders.setChecked(QSettings().value("files/folders", True, type=bool))
+        self.as_folders.toggled.connect(self._show_files_as)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText(self.tr("Filter by name"))
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self.files.proxy.setFilterFixedString)
+        # Filtering is a search over every name: it shows the flat list.
+        self.filter.textChanged.connect(lambda _t: self._show_files_as())
+        self._show_files_as()
         restore = QPushButton(self.tr("&Restore…"))
         restore.clicked.connect(self.restore_selected)
         delete = QPushButton(self.tr("&Delete…"))
         delete.clicked.connect(self.delete_selected)
         files_box = _section(self.tr("Stored files"),
-                             [(self.filter, 1), (restore, 0), (delete, 0)], self.files)
+                             [(self.as_folders, 0), (self.filter, 1), (restore, 0),
+                              (delete, 0)], self.files_stack)
 
         self.stores_view = StoresView()
         check = QPushButton(self.tr("Chec&k stores"))
@@ -265,7 +283,17 @@ class MainWindow(QMainWindow):
 
     def _files_loaded(self, entries: list[Any]) -> None:
         self.files.source.set_entries(entries)
+        self.tree.set_entries(entries)
         self.files_loaded.emit()
+
+    def _show_files_as(self, _checked: bool | None = None) -> None:
+        folders = self.as_folders.isChecked() and not self.filter.text()
+        QSettings().setValue("files/folders", self.as_folders.isChecked())
+        self.files_stack.setCurrentWidget(self.tree if folders else self.files)
+
+    def shown_files(self) -> FilesView | FolderTree:
+        """The view of the stored files the user sees now (the tree or the list)."""
+        return self.tree if self.files_stack.currentWidget() is self.tree else self.files
 
     def ensure_unlocked(self) -> bool:
         if self.engine is None:
@@ -386,7 +414,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- files
     def restore_selected(self) -> RestoreDialog | None:
-        entries = self.files.selected_entries()
+        entries = self.shown_files().selected_entries()
         if not entries or self.engine is None:
             self.statusBar().showMessage(self.tr("Select the files to restore."), 5000)
             return None
@@ -408,7 +436,7 @@ class MainWindow(QMainWindow):
         if self.queue_view.hasFocus():
             self.cancel_selected_uploads()
             return
-        entries = self.files.selected_entries()
+        entries = self.shown_files().selected_entries()
         if not entries or self.engine is None:
             self.statusBar().showMessage(self.tr("Select the stored files to delete."), 5000)
             return
@@ -418,7 +446,9 @@ class MainWindow(QMainWindow):
             self.tr("Delete these files from every store? This cannot be undone.\n\n") + names,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No)
-        if answer == QMessageBox.StandardButton.Yes:
+        # A small file's removal is recorded in its pack, sealed with the vault key.
+        if answer == QMessageBox.StandardButton.Yes and (
+                not any(e.pack for e in entries) or self.ensure_unlocked()):
             self.controller.delete(entries)
 
     def cancel_selected_uploads(self) -> None:

@@ -29,6 +29,8 @@ from ..units import human
 from . import workers
 from .job_dialog import JobDialog
 
+SHOWN = 200   # files listed by name in the dialog; the rest are counted
+
 
 class RestoreDialog(JobDialog):
     """Emits restored(paths) when every chosen file is written."""
@@ -48,9 +50,13 @@ class RestoreDialog(JobDialog):
         self.setMinimumWidth(520)
 
         self.files = QListWidget()
-        for e in entries:
+        for e in entries[:SHOWN]:   # a whole folder may be thousands of files
             self.files.addItem(f"{e.name}    ({human(e.size)})")
+        if len(entries) > SHOWN:
+            self.files.addItem(self.tr("… and %n more", "", len(entries) - SHOWN))
         self.files.setMaximumHeight(120)
+        self.files.setToolTip(self.tr("%n file(s), %1 in all", "", len(entries))
+                              .replace("%1", human(sum(e.size for e in entries))))
         last = QSettings().value("restore/folder")
         default = destination or (Path(str(last)) if last and Path(str(last)).is_dir() else
                                   Path(QStandardPaths.writableLocation(
@@ -148,40 +154,45 @@ class RestoreDialog(JobDialog):
 
     def _unlocked(self, folder: Path) -> None:
         self._show_password(False)
-        jobs = []
         self.skipped = 0
-        for entry in self.entries:
-            target = self.engine.destination(entry.name, folder)
-            force = False
-            if target.exists():
-                answer = QMessageBox.question(
-                    self, self.tr("Replace file?"),
-                    self.tr("%1 already exists. Replace it with the stored copy?")
-                    .replace("%1", str(target)),
-                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-                    | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.No)
-                if answer == QMessageBox.StandardButton.Cancel:
-                    self._say(self.tr("Nothing was restored."))
-                    self.ok.setEnabled(True)
-                    return
-                if answer == QMessageBox.StandardButton.No:
-                    self.skipped += 1
-                    continue
-                force = True
-            jobs.append((entry, target, force))
-        if not jobs:
+        targets = [(e, self.engine.destination(e.name, folder)) for e in self.entries]
+        present = [(e, t) for e, t in targets if t.exists() or t.is_symlink()]
+        replace: set[str] = set()
+        if len(present) == 1:
+            question = self.tr("%1 already exists. Replace it with the stored copy?") \
+                .replace("%1", str(present[0][1]))
+        else:
+            question = self.tr("%n file(s) already exist in %1. Replace them with the stored "
+                               "copies? (No keeps them as they are.)", "", len(present)) \
+                .replace("%1", str(folder))
+        if present:
+            answer = QMessageBox.question(
+                self, self.tr("Replace files?"), question,
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.No)
+            if answer == QMessageBox.StandardButton.Cancel:
+                self._say(self.tr("Nothing was restored."))
+                self.ok.setEnabled(True)
+                return
+            if answer == QMessageBox.StandardButton.Yes:
+                replace = {e.id for e, _ in present}
+            else:
+                self.skipped = len(present)
+        skip = {e.id for e, _ in present} - replace
+        keep = [e for e, _ in targets if e.id not in skip and e.id not in replace]
+        again = [e for e, _ in targets if e.id in replace]
+        if not keep and not again:
             self._say(self.tr("Nothing to restore: every file was skipped."))
             self.ok.setEnabled(True)
             return
         self.bar.show()
         self.bar.setValue(0)
-        self.worker = workers.RestoreWorker(self.engine, jobs)
-        workers.start(self.worker, owner=self, current=self._current, progress=self._progress,
+        count = len(keep) + len(again)
+        self._say(self.tr("Restoring %n file(s)…", "", count) if count > 1 else
+                  self.tr("Restoring %1…").replace("%1", (keep or again)[0].name))
+        self.worker = workers.RestoreWorker(self.engine, folder, keep, again)
+        workers.start(self.worker, owner=self, progress=self._progress,
                       damaged=self._damaged, succeeded=self._done, failed=self._failed)
-
-    def _current(self, index: int, name: str) -> None:
-        self._say(self.tr("Restoring %1 (%2 of %3)…").replace("%1", name)
-                  .replace("%2", str(index + 1)).replace("%3", str(len(self.entries))))
 
     def _progress(self, done: int, total: int) -> None:
         self.bar.setValue(int(100 * done / total) if total else 100)
@@ -191,14 +202,21 @@ class RestoreDialog(JobDialog):
         self.report.appendPlainText(self.tr("Store %1: %2 (restored from the others)")
                                     .replace("%1", store).replace("%2", reason))
 
-    def _done(self, paths: list[Path]) -> None:
+    def _done(self, rows: list[tuple[Entry, Path | BaseException]]) -> None:
         self.worker = None
+        paths = [got for _, got in rows if isinstance(got, Path)]
+        failed = [(e, got) for e, got in rows if not isinstance(got, Path)]
         self.results = paths
         self.bar.setValue(100)
         text = self.tr("%n restored", "", len(paths))
         if self.skipped:
             text += ", " + self.tr("%n skipped (kept as they were)", "", self.skipped)
-        self._say("✔ " + text + ".")
+        if failed:
+            text += ", " + self.tr("%n failed", "", len(failed))
+            self.report.show()
+            for e, err in failed:
+                self.report.appendPlainText(f"{e.name}: {workers.message(err)}")
+        self._say(("⚠ " if failed else "✔ ") + text + ".")
         self.buttons.clear()
         open_folder = self.buttons.addButton(self.tr("&Open folder"),
                                              QDialogButtonBox.ButtonRole.ActionRole)

@@ -88,7 +88,7 @@ class RiskBanner(QFrame):
         check.clicked.connect(self.check_requested)
         self.replace = QPushButton(self.tr("Re&place a store…"))
         self.replace.clicked.connect(self.replace_requested)
-        self.repair = QPushButton(self.tr("Re&pair"))
+        self.repair = QPushButton(self.tr("Rep&air"))
         self.repair.clicked.connect(self.repair_requested)
         layout = QHBoxLayout(self)
         layout.addWidget(self.text, 1)

