@@ -103,3 +103,50 @@ def test_cancelling_one_small_file_does_not_cancel_its_neighbours(
     assert states[:3] + states[4:] == [State.DONE] * 19
     assert calls == [20, 19]                   # one pack, then the 19 again as one
     _stored(qtbot, window, 19)
+
+
+def test_a_folder_of_thousands_finishes_in_linear_work(
+        qtbot, window: MainWindow, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by hand under Xvfb: 400 files froze the window when their pack finished
+    (each file's end looked over the whole queue again: O(n^2) and worse). The work per
+    finished pack is now linear; counted here, not timed."""
+    from cssm_desktop.gui.jobs import JobQueue
+
+    window.engine.unlock(PASSWORD)
+    make_tree(tmp_path / "Many", 3000, folders=30, size=(1, 40))
+    scans = {"active": 0}
+    real_active = JobQueue.active
+
+    def counted(self):  # type: ignore[no-untyped-def]
+        scans["active"] += 1
+        return real_active(self)
+
+    monkeypatch.setattr(JobQueue, "active", counted)
+    rows: list[int] = []
+    window.queue.changed.connect(rows.append)
+    _upload(qtbot, window, [tmp_path / "Many"])
+    assert [j.state for j in window.queue.jobs] == [State.DONE] * 3000
+    assert scans["active"] < 100          # was ~3,000 per finished file
+    assert len(rows) <= 2 * 3000 + 10     # started and ended: two signals per file
+    _stored(qtbot, window, 3000)
+
+
+def test_a_new_file_list_keeps_the_folders_open_and_selected(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: F811
+    """Found by hand: after a restore the list is read again, and the selection was gone
+    ("Select the files to restore" on a second Ctrl+R)."""
+    window.engine.unlock(PASSWORD)
+    make_tree(tmp_path / "K", 30, folders=3)
+    _upload(qtbot, window, [tmp_path / "K"])
+    _stored(qtbot, window, 30)
+    sub = _find(window, "K", "d02")
+    window.tree.expand(sub)
+    window.tree.selectionModel().select(
+        sub, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        | QItemSelectionModel.SelectionFlag.Rows)
+    window.tree.set_entries(window.engine.entries())
+    again = _find(window, "K", "d02")
+    assert window.tree.isExpanded(again)
+    assert [e.name for e in window.tree.selected_entries()] == sorted(
+        f"K/d02/f{i:05d}.txt" for i in range(2, 30, 3))

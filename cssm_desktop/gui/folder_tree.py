@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 
 from ..catalog import SAFE, Entry, worst
@@ -155,11 +161,44 @@ class FolderTree(QTreeView):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
 
     def set_entries(self, entries: list[Entry]) -> None:
+        """A new list (after an upload, a restore, a check) keeps what was open, what was
+        selected and the current row, by path."""
         expanded = self._expanded()
+        selected = {self._path(i) for i in self.selectionModel().selectedRows()}
+        current = self._path(self.currentIndex()) if self.currentIndex().isValid() else None
         self.source.set_entries(entries)
         self._expand(expanded)
         if not expanded and len(self.source.root.children) == 1:
             self.expand(self.source.index(0, 0))   # one top folder: show what is in it
+        flags = (QItemSelectionModel.SelectionFlag.Select
+                 | QItemSelectionModel.SelectionFlag.Rows)
+        for index in self._indexes() if selected or current else []:
+            path = self._path(index)
+            if path in selected:
+                self.selectionModel().select(index, flags)
+            if path == current:
+                self.selectionModel().setCurrentIndex(index,
+                                                      QItemSelectionModel.SelectionFlag.NoUpdate)
+
+    def _path(self, index: QModelIndex | QPersistentModelIndex) -> str:
+        parts = []
+        node: Node | None = self.source.node(index)
+        while node is not None and node.parent is not None:
+            parts.append(node.name + ("" if node.entry else "/"))
+            node = node.parent
+        return "/".join(reversed(parts))
+
+    def _indexes(self, parent: QModelIndex | None = None) -> list[QModelIndex]:
+        """Every row shown or hidden under `parent` (the tree is small enough: the list of
+        a vault, built anyway)."""
+        parent = parent or QModelIndex()
+        out = []
+        for row in range(self.source.rowCount(parent)):
+            index = self.source.index(row, 0, parent)
+            out.append(index)
+            if self.source.node(index).entry is None:
+                out += self._indexes(index)
+        return out
 
     def _expanded(self, parent: QModelIndex | None = None, path: str = "") -> set[str]:
         parent = parent or QModelIndex()

@@ -49,6 +49,7 @@ class Job:
     duplicates: Any = None     # engine.Duplicate; None: the engine's default (skip)
     result: Any = field(default=None, repr=False)   # the engine's PutResult when done
     cancel_asked: bool = False   # this job itself was cancelled (not only its pack)
+    row: int = -1                # its place in the queue (kept by JobQueue)
 
     @property
     def speed(self) -> float:
@@ -69,6 +70,7 @@ class JobQueue(QObject):
     about_to_add = Signal(int, int)  # first row, count: before the jobs are appended
     added = Signal()
     changed = Signal(int)            # a job's row: state or progress moved
+    rows_changed = Signal(int, int)  # first and last row of many that moved at once
     about_to_reset = Signal()        # finished jobs are about to be cleared
     reset = Signal()
     job_finished = Signal(object)    # Job
@@ -86,7 +88,9 @@ class JobQueue(QObject):
         if not items:
             return
         self.about_to_add.emit(len(self.jobs), len(items))
-        self.jobs += [Job(src, name, size, duplicates=duplicates) for src, name, size in items]
+        first = len(self.jobs)
+        self.jobs += [Job(src, name, size, duplicates=duplicates, row=first + i)
+                      for i, (src, name, size) in enumerate(items)]
         self.added.emit()
         self.pump()
 
@@ -103,11 +107,14 @@ class JobQueue(QObject):
     def pump(self) -> None:
         if self.paused or self.closed or self.engine is None:
             return
+        # Counted once, not per job: a queue of 20,000 files must not pump in O(n^2).
+        running = self._workers()
         for job in self.jobs:
-            if self._workers() >= self.parallel:
+            if running >= self.parallel:
                 return
             if job.state is State.WAITING:
                 self._start(job)
+                running += 1
 
     def _start(self, job: Job) -> None:
         small = getattr(self.engine, "small_file", 0)
@@ -153,10 +160,13 @@ class JobQueue(QObject):
             self._changed(job)
 
     def _pack_progress(self, batch: list[Job], done: int, total: int) -> None:
-        for job in batch:
-            if job.state is State.RUNNING:
-                job.done = job.size * done // total if total else 0
-                self._changed(job)
+        """One signal for the rows of the pack, not one per file (thousands, 20 times a
+        second, would keep the window busy)."""
+        moved = [j for j in batch if j.state is State.RUNNING]
+        for job in moved:
+            job.done = job.size * done // total if total else 0
+        if moved:
+            self.rows_changed.emit(min(j.row for j in moved), max(j.row for j in moved))
 
     def _pack_stored(self, batch: list[Job], results: list[Any]) -> None:
         # Cancelling one file stopped its pack: the others go up again, as one pack
@@ -174,12 +184,11 @@ class JobQueue(QObject):
             job.result = result
             if result.error is not None:
                 self._end(job, State.CANCELLED if isinstance(result.error, Cancelled)
-                          else State.FAILED, workers.message(result.error))
+                          else State.FAILED, workers.message(result.error), settle=False)
             else:
                 self._end(job, State.SKIPPED if result.duplicate_of is not None
-                          else State.DONE)
-        if requeue:
-            self.pump()
+                          else State.DONE, settle=False)
+        self._settle()   # once for the whole pack, not once per file
 
     def _stored(self, job: Job, result: Any) -> None:
         job.result = result
@@ -189,12 +198,17 @@ class JobQueue(QObject):
         job.done = done
         self._changed(job)
 
-    def _end(self, job: Job, state: State, error: str = "") -> None:
+    def _end(self, job: Job, state: State, error: str = "", settle: bool = True) -> None:
         job.state, job.error, job.ended, job.worker = state, error, time.monotonic(), None
         if state in (State.DONE, State.SKIPPED):
             job.done = job.size
         self._changed(job)
         self.job_finished.emit(job)
+        if settle:
+            self._settle()
+
+    def _settle(self) -> None:
+        """After jobs ended: start what may start, and say when nothing is left."""
         self.pump()
         if not self.pending():
             self.all_finished.emit()
@@ -226,7 +240,9 @@ class JobQueue(QObject):
     def replace_jobs(self, jobs: list[Job]) -> None:
         self.about_to_reset.emit()
         self.jobs = jobs
+        for row, job in enumerate(jobs):
+            job.row = row
         self.reset.emit()
 
     def _changed(self, job: Job) -> None:
-        self.changed.emit(self.jobs.index(job))
+        self.changed.emit(job.row)

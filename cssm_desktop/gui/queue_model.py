@@ -32,12 +32,16 @@ class QueueModel(QAbstractTableModel):
         queue.about_to_reset.connect(self.beginResetModel)
         queue.reset.connect(self.endResetModel)
         queue.changed.connect(self._changed)
+        queue.rows_changed.connect(self._rows_changed)
 
     def _about_to_add(self, first: int, count: int) -> None:
         self.beginInsertRows(QModelIndex(), first, first + count - 1)
 
     def _changed(self, row: int) -> None:
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def _rows_changed(self, first: int, last: int) -> None:
+        self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
 
     @property
     def jobs(self) -> list[Job]:

@@ -72,7 +72,9 @@ class RestoreDialog(JobDialog):
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText(self.tr("Vault password"))
         form = QFormLayout()
-        form.addRow(self.tr("Files:"), self.files)
+        form.addRow(self.tr("Files:") if len(entries) == 1 else
+                    self.tr("%1 files,\n%2:").replace("%1", f"{len(entries):,}")
+                    .replace("%2", human(sum(e.size for e in entries))), self.files)
         dest_label = QLabel(self.tr("Restore &into:"))
         dest_label.setBuddy(self.dest)
         form.addRow(dest_label, dest_row)
