@@ -150,3 +150,34 @@ def test_a_new_file_list_keeps_the_folders_open_and_selected(
     assert window.tree.isExpanded(again)
     assert [e.name for e in window.tree.selected_entries()] == sorted(
         f"K/d02/f{i:05d}.txt" for i in range(2, 30, 3))
+
+
+def test_deleting_a_folder_then_clean_up_gives_the_space_back(
+        qtbot, window: MainWindow, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    window.engine.unlock(PASSWORD)
+    make_tree(tmp_path / "D", 60, folders=2, size=(4000, 4000))
+    _upload(qtbot, window, [tmp_path / "D"])
+    _stored(qtbot, window, 60)
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **_k: asked.append(a[2]) or
+                        QMessageBox.StandardButton.Yes)
+    window.tree.setFocus()
+    window.tree.selectionModel().select(
+        _find(window, "D", "d00"), QItemSelectionModel.SelectionFlag.ClearAndSelect
+        | QItemSelectionModel.SelectionFlag.Rows)
+    window.delete_selected()
+    assert asked and asked[0].startswith("Delete 30 file(s) (117.2 KiB)")
+    _stored(qtbot, window, 30)
+    dialog = window.clean_up()
+    assert dialog is not None
+    with qtbot.waitSignal(dialog.ended, timeout=30_000):
+        pass
+    assert "given back" in dialog.summary.text()
+    row = dialog.rows.topLevelItem(0)
+    assert row.text(1).strip() == "repacked" and "30 removed files" in row.text(2)
+    dialog.close()
+    assert {e.pack for e in window.engine.entries()} != {""}
+    assert len(window.engine.entries()) == 30

@@ -19,6 +19,7 @@ from ..core.repair import RepairResult
 from ..core.status import PieceState, StoresLook
 from ..core.verify import FileReport
 from ..errors import CssmError, NotEnoughStores
+from ..units import human
 from . import workers
 from .context import AppContext
 from .task_dialog import Row, TaskDialog
@@ -191,6 +192,27 @@ class VaultController(QObject):
 
         return self._run(parent, self.tr("Rebuild the file list"), self.tr("Reading"),
                          workers.Job(self.engine.rebuild_catalog), render)
+
+    def clean_up(self, parent: QWidget) -> TaskDialog:
+        """gc: what interrupted uploads left (older than the grace period), and packs whose
+        removed files' space can come back."""
+        def render(report: Any) -> tuple[str, list[Row]]:
+            rows = [Row(f"pack {r.old[:12]}", "repacked" if r.done else "left as it is",
+                        r.why or self.tr("%1 removed files gave back %2; %3 kept")
+                        .replace("%1", str(r.removed)).replace("%2", human(r.freed))
+                        .replace("%3", str(len(r.kept)))) for r in report.repacked]
+            rows += [Row(g.key.rsplit("/", 1)[-1][:12], "removed", f"{g.store}: {g.reason}")
+                     for g in report.found]
+            freed = sum(r.freed for r in report.repacked if r.done) + \
+                sum(g.size for g in report.found)
+            text = self.tr("Clean-up done: %1 given back.").replace("%1", human(freed))
+            if report.young:
+                text += " " + self.tr("%1 recent leftovers left alone (an upload may still be "
+                                      "running elsewhere).").replace("%1", str(len(report.young)))
+            return text, rows
+
+        return self._run(parent, self.tr("Clean up"), self.tr("Cleaning up"),
+                         workers.Job(self.engine.gc), render)
 
     # -- short jobs
     def delete(self, entries: list[Entry]) -> None:

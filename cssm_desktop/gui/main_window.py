@@ -28,6 +28,7 @@ from .. import __version__
 from ..core.status import StoresLook
 from ..engine import Duplicate
 from ..paths import list_sources
+from ..units import human
 from . import workers
 from .context import AppContext
 from .controller import VaultController
@@ -203,6 +204,7 @@ class MainWindow(QMainWindow):
         action(m, self.tr("&Verify all files"), self.verify_all)
         action(m, self.tr("Re&pair all files"), self.repair_all)
         action(m, self.tr("Re&build file list from the stores"), self.rebuild_catalog)
+        action(m, self.tr("&Clean up (give back space)"), self.clean_up)
         action(m, self.tr("&Check stores now"), self.check_stores)
         m.addSeparator()
         settings = action(m, self.tr("&Settings…"), self.open_settings)
@@ -443,7 +445,8 @@ class MainWindow(QMainWindow):
         names = "\n".join(e.name for e in entries[:10]) + ("\n…" if len(entries) > 10 else "")
         answer = QMessageBox.question(
             self, self.tr("Delete files"),
-            self.tr("Delete these files from every store? This cannot be undone.\n\n") + names,
+            self.tr("Delete %n file(s) (%1) from every store? This cannot be undone.\n\n", "",
+                    len(entries)).replace("%1", human(sum(e.size for e in entries))) + names,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No)
         # A small file's removal is recorded in its pack, sealed with the vault key.
@@ -466,6 +469,11 @@ class MainWindow(QMainWindow):
         if not self.ensure_unlocked():
             return None
         return self.controller.repair(self)
+
+    def clean_up(self) -> TaskDialog | None:
+        if not self.ensure_unlocked():   # gc decides on authenticated data only
+            return None
+        return self.controller.clean_up(self)
 
     def rebuild_catalog(self) -> TaskDialog | None:
         if not self.ensure_unlocked():
