@@ -125,6 +125,11 @@ def cmd_put(args: argparse.Namespace) -> int:
     if twins:
         print(f"{twins} file(s) were already stored; --again stores a second copy, --replace "
               "stores anew and removes the old one", file=sys.stderr)
+    short = [r.stored for r in results if r.stored is not None and r.stored.missing]
+    if short:
+        without = ", ".join(sorted({m for s in short for m in s.missing}))
+        print(f"cssm: warning: {len(short)} file(s) stored without {without} (not reachable): "
+              "at risk until `cssm repair` writes their parts there", file=sys.stderr)
     if not results:
         print("nothing to store: no files under " + ", ".join(
             printable(str(p)) for p in args.paths), file=sys.stderr)

@@ -97,6 +97,8 @@ class StoreConfig:
 class Config:
     stores: list[StoreConfig] = field(default_factory=list)
     threshold: int = DEFAULT_THRESHOLD
+    # Stores a new file must reach (None: n-1, and never fewer than k+1; core/put.py).
+    put_min_stores: int | None = None
     path: Path | None = None
     vault: str | None = None    # the vault id (hex) the stores' indexes belong to
 
@@ -136,6 +138,9 @@ class Config:
             raise ConfigError(f"{self.where()}: at most 16 stores (found {n})")
         if not 1 <= self.threshold <= n:
             raise ConfigError(f"{self.where()}: threshold must be between 1 and {n}")
+        if self.put_min_stores is not None and not 1 <= self.put_min_stores <= n:
+            raise ConfigError(f"{self.where()}: put_min_stores must be between 1 and {n} "
+                              f"(it is never taken below threshold + 1)")
         seen: set[str] = set()
         indexes: dict[int, str] = {}
         for store in self.stores:
@@ -189,7 +194,7 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"threshold", "store", "vault"}
+    unknown = set(doc) - {"threshold", "store", "vault", "put_min_stores"}
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     threshold = doc.get("threshold", DEFAULT_THRESHOLD)
@@ -216,7 +221,11 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         if "name" not in table or "type" not in table:
             raise ConfigError(f"{where}: store #{i} needs `name` and `type`")
         stores.append(StoreConfig(**table))
-    cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault)
+    put_min = doc.get("put_min_stores")
+    if put_min is not None and (not isinstance(put_min, int) or isinstance(put_min, bool)):
+        raise ConfigError(f"{where}: put_min_stores must be a whole number")
+    cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault,
+                 put_min_stores=put_min)
     cfg.validate()
     return cfg
 
@@ -226,6 +235,8 @@ def dump_config(cfg: Config) -> str:
     import tomli_w
 
     top: dict[str, object] = {"threshold": int(cfg.threshold)}
+    if cfg.put_min_stores is not None:
+        top["put_min_stores"] = int(cfg.put_min_stores)
     if cfg.vault:
         top["vault"] = cfg.vault
     parts = ["# CSSM Desktop settings. Secret keys are kept in the OS keyring, not here.\n"

@@ -115,6 +115,12 @@ def sha256_of(source: Path) -> bytes:
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
 
 
+def _stored_health(stored: StoredFile) -> tuple[str, str]:
+    """(health, damaged) of what a put just wrote: at risk while a store that was down
+    lacks its part (repair writes it when the store is back)."""
+    return health_of(len(stored.missing), stored.n, stored.k), ",".join(stored.missing)
+
+
 def pack_label(members: list[Entry], pack_id: str) -> str:
     """How a pack shows in verify and repair: the files it holds, by name."""
     names = sorted(m.name for m in members)
@@ -431,8 +437,9 @@ class Engine:
                 todo.append(item)
                 place[id(item)] = pos
         try:
-            packed = put_pack(vault, todo, k=self.config.threshold, block_size=block_size,
-                              listener=listener, cancel=cancel) if todo else PackResult()
+            packed = put_pack(vault, todo, block_size=block_size, listener=listener,
+                              cancel=cancel, min_stores=self.config.put_min_stores) \
+                if todo else PackResult()
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             log.warning("put of a pack failed: %s", log_text(exc))
             for item in todo:
@@ -448,10 +455,12 @@ class Engine:
             entries = []
             for item, m in packed.members:
                 stored = StoredFile(m.member_id, m.name, m.size, m.mtime_ns,
-                                    pack.stored_at_ns, m.sha256, pack.n, pack.k, m.size)
+                                    pack.stored_at_ns, m.sha256, pack.n, pack.k, m.size,
+                                    pack.missing)
                 tag = content_tag(vmk, vault.vault_id, m.sha256).hex()
                 entries.append(Entry(stored.id_hex, m.name, m.size, m.mtime_ns,
-                                     pack.stored_at_ns, tag, pack.n, pack.k, pack=pack.id_hex))
+                                     pack.stored_at_ns, tag, pack.n, pack.k,
+                                     *_stored_health(pack), pack=pack.id_hex))
                 listener(FileDone(m.name, stored.id_hex, m.size))
                 results[place[id(item)]] = PutResult(item.source, item.name, stored=stored)
             self.catalog.add_many(vault.id_hex, entries)
@@ -497,8 +506,9 @@ class Engine:
                 if twin is not None and duplicates is Duplicate.SKIP:
                     return PutResult(source, name, skipped="already stored with the same "
                                      "content", duplicate_of=twin)
-            stored = put_file(vault, source, name, k=self.config.threshold,
-                              block_size=block_size, listener=listener, cancel=cancel)
+            # k is the vault's (its headers say it), not what the config says today.
+            stored = put_file(vault, source, name, block_size=block_size, listener=listener,
+                              cancel=cancel, min_stores=self.config.put_min_stores)
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             listener(FileFailed(name, str(exc)))
             log.warning("put failed: %s", log_text(exc))   # no name or path in the log
@@ -509,7 +519,7 @@ class Engine:
         tag = content_tag(vault.require_key(), vault.vault_id, stored.sha256).hex()
         self.catalog.add(vault.id_hex, Entry(stored.id_hex, stored.name, stored.size,
                                              stored.mtime_ns, stored.stored_at_ns, tag,
-                                             stored.n, stored.k))
+                                             stored.n, stored.k, *_stored_health(stored)))
         replaced: tuple[str, ...] = ()
         if duplicates is Duplicate.REPLACE:
             older = [e.id for e in self._named(vault, name) if e.id != stored.id_hex]

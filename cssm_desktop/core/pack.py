@@ -34,7 +34,7 @@ from .get import OpenedFile, open_file
 from .layout import id_from_key, new_id, removal_prefix
 from .pack_format import Member, index_bytes, open_removals, parse_index, seal_removals
 from .progress import CancelToken, Listener, ignore
-from .put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, store_content
+from .put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_needs, store_content
 from .stages import decode_stripes
 from .streams import Aborted, Pipeline
 from .vault import Vault
@@ -85,12 +85,13 @@ def _read_small(item: PackInput) -> tuple[bytes, int]:
 def put_pack(vault: Vault, items: list[PackInput], *, k: int | None = None,
              block_size: int = DEFAULT_BLOCK_SIZE, label: str = "",
              listener: Listener = ignore, cancel: CancelToken | None = None,
-             members: list[tuple[Member, bytes]] | None = None) -> PackResult:
+             members: list[tuple[Member, bytes]] | None = None,
+             min_stores: int | None = None) -> PackResult:
     """Read the files, store them as one pack. A file that cannot be read fails alone;
     a pack that cannot be stored fails every member (nothing of it stays listed).
     `members` (gc's repack) are carried over as they are, ids included."""
     vault.require_key()
-    vault.require_all_stores("store the files")
+    vault.require_stores(put_needs(vault.n, k or vault.k, min_stores), "store the files")
     cancel = cancel or CancelToken()
     result = PackResult()
     content = bytearray()
@@ -118,7 +119,7 @@ def put_pack(vault: Vault, items: list[PackInput], *, k: int | None = None,
     result.stored = store_content(
         vault, io.BytesIO(content), "a pack", label or f"{len(index)} small files",
         len(content), 0, k=k, block_size=block_size, listener=listener, cancel=cancel,
-        kind=KIND_PACK, index_offset=index_offset)
+        kind=KIND_PACK, index_offset=index_offset, min_stores=min_stores)
     return result
 
 

@@ -60,23 +60,33 @@ class StoredFile:
     n: int
     k: int
     data_len: int
+    missing: tuple[str, ...] = ()   # stores that were down: their parts come with repair
 
     @property
     def id_hex(self) -> str:
         return self.file_id.hex()
 
 
+def put_needs(n: int, k: int, configured: int | None = None) -> int:
+    """How many stores must take a new file's parts: by default n-1 (one store may be
+    down, or a bucket unreachable, and storing goes on), never fewer than k+1 (a file
+    stored at risk must still survive one more loss), never more than n."""
+    want = n - 1 if configured is None else configured
+    return max(min(n, k + 1), min(n, want))
+
+
 def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
              block_size: int = DEFAULT_BLOCK_SIZE, listener: Listener = ignore,
-             cancel: CancelToken | None = None) -> StoredFile:
+             cancel: CancelToken | None = None, min_stores: int | None = None) -> StoredFile:
     """Store `source` under `name`. On any failure or cancel, nothing of it stays visible."""
     vault.require_key()
-    vault.require_all_stores("store the file")
+    vault.require_stores(put_needs(vault.n, k or vault.k, min_stores), "store the file")
     (cancel or CancelToken()).check()
     with open_source(source) as fh:
         st = os.fstat(fh.fileno())
         stored = store_content(vault, fh, str(source), name, st.st_size, st.st_mtime_ns,
-                               k=k, block_size=block_size, listener=listener, cancel=cancel)
+                               k=k, block_size=block_size, listener=listener, cancel=cancel,
+                               min_stores=min_stores)
     listener(FileDone(name, stored.id_hex, stored.size))
     return stored
 
@@ -84,16 +94,19 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
 def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
                   mtime_ns: int, *, k: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
                   listener: Listener = ignore, cancel: CancelToken | None = None,
-                  kind: int = KIND_FILE, index_offset: int = 0) -> StoredFile:
+                  kind: int = KIND_FILE, index_offset: int = 0,
+                  min_stores: int | None = None) -> StoredFile:
     """Store the `size` bytes `fh` gives as one file id (a file, or a pack of small files):
-    parts to every store and committed, then metadata everywhere. On any failure or
-    cancel, whatever was written is removed again."""
+    parts to every usable store and committed, then metadata there (put_needs() of them
+    at least; the parts of a store that is down are written by repair later). On any
+    failure or cancel, whatever was written is removed again."""
     vmk = vault.require_key()
     n = vault.n
     k = k or vault.k
     check_geometry(n, k)
-    vault.require_all_stores("store the file")
-    stores = [vault.stores[i] for i in range(n)]
+    indexes = vault.require_stores(put_needs(n, k, min_stores), "store the file")
+    stores = [vault.stores[i] for i in indexes]
+    missing = tuple(vault.store_name(i) for i in range(n) if i not in indexes)
     cancel = cancel or CancelToken()
     cancel.check()
     file_id = new_id()
@@ -105,26 +118,26 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
     data_len = padded_length(size)
     with undo_on_failure(pipe, abort_all(writers), lambda: remove_everywhere(vault, file_id)):
         listener(FileStarted(name, size))
-        progress = PartProgress(name, size, n, listener)
+        progress = PartProgress(name, size, len(stores), listener)
         for store in stores:
             writers.append(store.open_write(data_key(vault.vault_id, file_id)))
         # Eight stripes of slack per queue (~20 MiB in flight): a write that stalls on
         # writeback throttling, or a slow disk read, no longer idles the other stages.
         to_encoder = pipe.channel(8)
-        to_stores = [pipe.channel(8) for _ in range(n)]
+        to_stores = [pipe.channel(8) for _ in stores]
         pipe.spawn(read_stripes, pipe, fh, source, size, data_len, k, block_size,
                    to_encoder, name="cssm-read")
         pipe.spawn(encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,
                    name="cssm-encode")
-        for i in range(n):
-            pipe.spawn(seal_and_write, pipe, i, i, stores[i].name, part_keys[i],
-                       part_header.with_index(i).to_bytes(), to_stores[i], writers[i],
+        for slot, i in enumerate(indexes):
+            pipe.spawn(seal_and_write, pipe, i, slot, stores[slot].name, part_keys[i],
+                       part_header.with_index(i).to_bytes(), to_stores[slot], writers[slot],
                        progress, name=f"cssm-write-{i}")
         pipe.join()
         cancel.check()
         commit_all(writers, [s.name for s in stores])
         stored = StoredFile(file_id, name, size, mtime_ns, time.time_ns(), hasher.digest(),
-                            n, k, data_len)
+                            n, k, data_len, missing)
         # Split a fresh container key, seal the key box once, a metadata object per store.
         ck = os.urandom(KEY_LEN)
         meta_header = FileHeader(META_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
@@ -132,7 +145,7 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
             part_keys, size, stored.mtime_ns, stored.stored_at_ns, stored.sha256,
             "" if kind == KIND_PACK else name, data_len, kind, index_offset))
         shares = shamir.split(ck, k, n)
-        write_metadata(vault, vmk, meta_header, {i: shares[i + 1] for i in range(n)},
+        write_metadata(vault, vmk, meta_header, {i: shares[i + 1] for i in indexes},
                        box_nonce, sealed_box)
     return stored
 

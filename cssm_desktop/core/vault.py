@@ -544,10 +544,12 @@ class Vault:
             raise CssmError("the vault is locked")
         return self.vmk
 
-    def require_all_stores(self, what: str) -> None:
-        missing = [i for i in range(self.n) if i not in self.stores]
-        if missing:
-            raise NotEnoughStores(self.n - len(missing), self.n, self.unavailable, what=what)
+    def require_stores(self, need: int, what: str) -> list[int]:
+        """The indexes of the stores in use now; NotEnoughStores if fewer than `need`."""
+        have = sorted(i for i in self.stores if i < self.n)
+        if len(have) < need:
+            raise NotEnoughStores(len(have), need, self.unavailable, what=what)
+        return have
 
 
 def init_vault(stores: list[Store], k: int, password: str, kdf: KdfParams | None = None) -> Vault:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..config import Config, StoreConfig, get_secret, keep_secret_for_session, set_secret
+from ..core.put import put_needs
 from ..errors import ConfigError, StoreError
 from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
@@ -50,6 +51,7 @@ class SettingsDialog(QDialog):
         self.setMinimumSize(720, 440)
         base = config or Config(stores=[], threshold=3)
         self._vault = base.vault   # the binding is kept as it is; Settings never edits it
+        self._put_min = base.put_min_stores   # kept as the config says (no field for it)
         self.stores: list[StoreConfig] = copy.deepcopy(base.stores)
         self.original_names = [s.name for s in self.stores]
         self.secrets: dict[int, str] = {}   # row -> secret typed in this dialog
@@ -172,6 +174,10 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(columns, 1)
         layout.addLayout(k_row)
+        self.put_rule = QLabel()
+        self.put_rule.setWordWrap(True)
+        layout.addWidget(self.put_rule)
+        self._say_put_rule()
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
         self._refresh_list()
@@ -202,8 +208,27 @@ class SettingsDialog(QDialog):
         self.of_n.setText(self.tr("of %1 stores").replace("%1", str(n)) + (
             self.tr(" (fixed when the vault was created)") if self._vault is not None else ""))
         self.remove_button.setEnabled(n > 0)
+        self._say_put_rule()
+
+    def _say_put_rule(self) -> None:
+        """The rule for storing while a store is down, and what it means (core/put.py)."""
+        if not hasattr(self, "put_rule"):   # the store list is filled before it exists
+            return
+        n, k = len(self.stores), self.threshold.value()
+        if n < 2:
+            self.put_rule.clear()
+            return
+        need = put_needs(n, k, self._put_min)
+        self.put_rule.setText(
+            self.tr("New files are stored only when all %1 stores are reachable.")
+            .replace("%1", str(n)) if need >= n else
+            self.tr("New files are stored while at least %1 of the %2 stores are reachable. "
+                    "A file stored while a store is down is at risk until Repair writes its "
+                    "part there, once the store is back.")
+            .replace("%1", str(need)).replace("%2", str(n)))
 
     def _k_changed(self, value: int) -> None:
+        self._say_put_rule()
         if not self._loading:
             self._wanted_k = value
 
@@ -402,7 +427,7 @@ class SettingsDialog(QDialog):
     # -- save
     def save(self) -> None:
         cfg = Config(stores=copy.deepcopy(self.stores), threshold=self.threshold.value(),
-                     vault=self._vault)
+                     vault=self._vault, put_min_stores=self._put_min)
         try:
             cfg.validate()
             newcomers = [s.name for s in cfg.stores if s.index is None]

@@ -1,0 +1,150 @@
+"""Storing while a store is down (issue: real networks): a put goes on with n-1 stores
+(never fewer than k+1), the file is at risk and says why, and repair completes it when
+the store is back. Real folders and a real S3 server; the stores really go away."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.catalog import AT_RISK, SAFE
+from cssm_desktop.config import Config
+from cssm_desktop.core.put import put_needs
+from cssm_desktop.engine import Engine
+from cssm_desktop.errors import ConfigError, NotEnoughStores
+
+from .conftest import FAST_KDF, PASSWORD, folder_stores, free_port
+from .test_cli import Cli, cli  # noqa: F401  (the fixture)
+from .test_s3 import _s3_config
+
+
+def _away(tmp_path: Path, *names: str) -> None:
+    for name in names:
+        (tmp_path / "stores" / name).rename(tmp_path / f"{name}.away")
+
+
+def _back(tmp_path: Path, *names: str) -> None:
+    for name in names:
+        (tmp_path / f"{name}.away").rename(tmp_path / "stores" / name)
+
+
+def _fresh(engine: Engine, tmp_path: Path, name: str) -> Engine:
+    """The same config opened anew (as the next command or the app's next start would)."""
+    again = Engine(engine.config, catalog_path=tmp_path / "catalog.sqlite")
+    again.unlock(PASSWORD)
+    return again
+
+
+def test_the_rule_is_n_minus_1_and_never_below_k_plus_1() -> None:
+    assert put_needs(5, 3) == 4
+    assert put_needs(5, 3, configured=5) == 5
+    assert put_needs(5, 3, configured=2) == 4       # never below k + 1
+    assert put_needs(3, 2) == 3                      # 2 of 3: every store
+    assert put_needs(16, 8) == 15
+    assert put_needs(4, 4) == 4
+
+
+def test_a_put_with_one_store_down_is_at_risk_until_repair(folder_engine: Engine,
+                                                           tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1_500_000))
+    notes = tmp_path / "Notes"
+    notes.mkdir()
+    for i in range(20):
+        (notes / f"n{i}.txt").write_bytes(os.urandom(500 + i))
+    _away(tmp_path, "store2")
+    engine = _fresh(folder_engine, tmp_path, "c")
+    results = engine.put([big, notes])
+    assert all(r.stored is not None for r in results), results
+    assert all(r.stored.missing == ("store2",) for r in results if r.stored)
+    entries = engine.entries()
+    assert len(entries) == 21
+    assert {(e.health, e.damaged) for e in entries} == {(AT_RISK, "store2")}
+    # The store comes back: the files are still at risk (its parts were never written).
+    _back(tmp_path, "store2")
+    engine.check_stores()
+    assert {e.health for e in engine.entries()} == {AT_RISK}
+    _, repaired = engine.repair()
+    assert all(r.after.healthy for _, r in repaired)
+    assert {e.health for e in engine.entries()} == {SAFE}
+    assert all(report.healthy for _, report in engine.verify())
+    # And the parts repair wrote restore with two of the original stores gone.
+    _away(tmp_path, "store1", "store3")
+    later = _fresh(engine, tmp_path, "d")
+    rows = later.get_many(later.entries(), tmp_path / "out")
+    assert all(isinstance(got, Path) for _, got in rows)
+    assert (tmp_path / "out" / "big.bin").read_bytes() == big.read_bytes()
+
+
+def test_two_stores_down_is_one_clear_error_and_nothing_stays(cli: Cli,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(2_000_000))
+    _away(tmp_path, "store2", "store4")
+    code, out, err = cli("put", str(f))
+    assert code == 1 and out == ""
+    assert "only 3 of the 4 stores needed" in err and len(err.strip().splitlines()) == 1
+    assert cli("ls", "--json")[1].strip() == "[]"
+    _back(tmp_path, "store2", "store4")
+    code, out, _ = cli("gc", "--dry-run", "--grace-hours", "0")
+    assert code == 0 and "would remove 0 objects" in out
+
+
+def test_cli_says_where_a_put_could_not_go(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(3000))
+    _away(tmp_path, "store5")
+    code, out, err = cli("put", str(f))
+    assert code == 0 and len(out.splitlines()) == 1
+    assert "store5" in err and "repair" in err
+    assert "at risk" in cli("ls")[1]
+
+
+def test_put_min_stores_can_ask_for_every_store(tmp_path: Path) -> None:
+    cfg = Config(stores=folder_stores(tmp_path / "stores"), threshold=3, put_min_stores=5)
+    engine = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    engine.init(PASSWORD, kdf=FAST_KDF)
+    _away(tmp_path, "store3")
+    again = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    again.unlock(PASSWORD)
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"a" * 2_000_000)
+    (res,) = again.put([src])
+    assert isinstance(res.error, NotEnoughStores) and "4 of the 5" in str(res.error)
+    with pytest.raises(ConfigError):
+        Config(stores=folder_stores(tmp_path / "s2"), put_min_stores=6).validate()
+
+
+def test_an_unreachable_s3_store_does_not_stop_a_put(moto_server, tmp_path: Path) -> None:
+    cfg = _s3_config(moto_server)
+    engine = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    engine.init(PASSWORD, kdf=FAST_KDF)
+    real = cfg.stores[3].endpoint_url
+    cfg.stores[3].endpoint_url = f"http://127.0.0.1:{free_port()}"   # nothing listens
+    down = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    down.unlock(PASSWORD)
+    src = tmp_path / "s.bin"
+    src.write_bytes(os.urandom(1_200_000))
+    (res,) = down.put([src])
+    assert res.stored is not None and res.stored.missing == ("s3-4",)
+    assert down.resolve("s.bin").health == AT_RISK
+    cfg.stores[3].endpoint_url = real
+    back = Engine(cfg, catalog_path=tmp_path / "catalog.sqlite")
+    back.unlock(PASSWORD)
+    _, repaired = back.repair()
+    assert [r.rebuilt for _, r in repaired] == [("s3-4",)]
+    assert back.resolve("s.bin").health == SAFE
+
+
+def test_settings_state_the_rule_for_storing_with_a_store_down(qtbot, tmp_path: Path) -> None:
+    from cssm_desktop.gui.settings_dialog import SettingsDialog
+
+    cfg = Config(stores=folder_stores(tmp_path / "stores"), threshold=3)
+    dialog = SettingsDialog(cfg)
+    qtbot.addWidget(dialog)
+    assert "at least 4 of the 5 stores" in dialog.put_rule.text()
+    assert "at risk until Repair" in dialog.put_rule.text()
+    dialog.threshold.setValue(4)
+    assert "all 5 stores are reachable" in dialog.put_rule.text()
