@@ -84,6 +84,9 @@ def main() -> None:
                        ("family-photos.tar", 5_800_000), ("passport scan.jpg", 870_000),
                        ("notes.md", 12_400)):
         (src / name).write_bytes(os.urandom(size))
+    (src / "Letters").mkdir()
+    for i in range(40):   # small files: they go up together, as one pack
+        (src / "Letters" / f"letter-{i + 1:02d}.txt").write_bytes(os.urandom(2_000 + 97 * i))
     window.add_paths([src])
     wait_for(window.queue.all_finished, 120, "uploads")
     wait_for(window.files_loaded, 30, "files")
