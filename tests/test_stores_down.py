@@ -17,6 +17,7 @@ from cssm_desktop.errors import ConfigError, NotEnoughStores
 
 from .conftest import FAST_KDF, PASSWORD, folder_stores, free_port
 from .test_cli import Cli, cli  # noqa: F401  (the fixture)
+from .test_gui import main_thread_gc, qt_settings  # noqa: F401  (Qt as the app runs it)
 from .test_s3 import _s3_config
 
 
@@ -148,3 +149,41 @@ def test_settings_state_the_rule_for_storing_with_a_store_down(qtbot, tmp_path: 
     assert "at risk until Repair" in dialog.put_rule.text()
     dialog.threshold.setValue(4)
     assert "all 5 stores are reachable" in dialog.put_rule.text()
+
+
+def test_the_app_repairs_by_itself_when_the_store_is_back(qtbot, tmp_path: Path) -> None:
+    """Stored while store2 was away: at risk; the store comes back, the next look at the
+    stores starts a repair of exactly those files, and they are safe without a click."""
+    from cssm_desktop.config import load_config
+    from cssm_desktop.gui.context import AppContext
+    from cssm_desktop.gui.main_window import MainWindow
+
+    from .conftest import write_config
+    from .test_gui_status import _stored, _upload
+
+    cfg_file = tmp_path / "config.toml"
+    write_config(cfg_file, Config(stores=folder_stores(tmp_path / "stores"), threshold=3))
+    Engine(load_config(cfg_file), tmp_path / "catalog.sqlite").init(PASSWORD, kdf=FAST_KDF)
+    _away(tmp_path, "store2")
+    win = MainWindow(AppContext(config_file=cfg_file, catalog_file=tmp_path / "catalog.sqlite"))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.vault_ready, timeout=20_000):
+        win.show()
+    win.engine.unlock(PASSWORD)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}.txt").write_bytes(os.urandom(700 + i))
+    _upload(qtbot, win, [src])
+    _stored(qtbot, win, 5)
+    assert {e.health for e in win.engine.entries()} == {AT_RISK}
+    repaired: list[list[str]] = []
+    win.controller.mended.connect(repaired.append)
+    _back(tmp_path, "store2")
+    win.check_stores()
+    qtbot.waitUntil(lambda: {e.health for e in win.engine.entries()} == {SAFE},
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: any(repaired), timeout=10_000)
+    (names,) = [r for r in repaired if r]
+    assert len(names) == 1 and names[0].startswith("in/f0.txt and 4 more small files")
+    win.queue.cancel_all()

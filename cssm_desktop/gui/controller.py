@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
-from ..catalog import Entry
+from ..catalog import AT_RISK, Entry
 from ..config import Config, StoreConfig, data_dir
 from ..core.repair import RepairResult
 from ..core.status import PieceState, StoresLook
@@ -87,11 +87,15 @@ class VaultController(QObject):
     message = Signal(str)              # for the status bar
     failed = Signal(str, str)          # title, text: for a warning box
     vault_created = Signal()
+    mended = Signal(object)            # list[str]: files repaired by themselves (below)
 
     def __init__(self, ctx: AppContext, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
         self._checking = False
+        self._mending = False
+        self._mended: set[str] = set()   # file ids already given a repair this session
+        self._mend_next: StoresLook | None = None
         # A check asked for while one runs (None: none): run once that one ends, so what a
         # job just changed is never left unshown.
         self._again: bool | None = None
@@ -131,10 +135,55 @@ class VaultController(QObject):
         def done(look: StoresLook) -> None:
             self.stores_checked.emit(look)
             self.refresh_files()
+            self._mend(look)
 
         self._start(workers.Call(lambda: engine.check_stores(count_bytes=count_bytes)),
                     succeeded=done, failed=lambda err: self.message.emit(workers.message(err)),
                     finished=self._checked)
+
+    def _mend(self, look: StoresLook) -> None:
+        """Files at risk only because of stores that are reachable now (stored while one
+        was down, or a part found missing or damaged) are repaired in the background, once
+        per session each, while the vault is unlocked: nobody has to remember to."""
+        engine = self.engine
+        if self._mending:   # after the one running, with this newer look
+            self._mend_next = look
+            return
+        if engine is None or not engine.unlocked:
+            return
+        down = set(look.down)
+        tried = self._mended
+
+        def mend() -> list[str]:
+            todo = [e for e in engine.entries() if e.health == AT_RISK and e.id not in tried
+                    and e.damaged_stores and not set(e.damaged_stores) & down]
+            if not todo:
+                return []
+            tried.update(e.id for e in todo)
+            _, results = engine.repair([e.id for e in todo])
+            return [entry.name for entry, r in results
+                    if not isinstance(r, BaseException) and r.after.healthy]
+
+        def again() -> None:
+            self._mending = False
+            look, self._mend_next = self._mend_next, None
+            if look is not None:
+                self._mend(look)
+
+        def mended(names: list[str]) -> None:
+            again()
+            if names:
+                self.message.emit(self.tr("%n file(s) repaired now that their stores are "
+                                          "reachable.", "", len(names)))
+                self.refresh_files()
+            self.mended.emit(names)
+
+        def failed(err: BaseException) -> None:
+            again()
+            self.message.emit(workers.message(err))
+
+        self._mending = True
+        self._start(workers.Call(mend), succeeded=mended, failed=failed)
 
     def _checked(self) -> None:
         self._checking = False
