@@ -96,6 +96,7 @@ class VaultController(QObject):
         self._mending = False
         self._mended: set[str] = set()   # file ids already given a repair this session
         self._mend_next: StoresLook | None = None
+        self._seen_down: set[str] = set()  # stores found down at some look this session
         # A check asked for while one runs (None: none): run once that one ends, so what a
         # job just changed is never left unshown.
         self._again: bool | None = None
@@ -142,21 +143,25 @@ class VaultController(QObject):
                     finished=self._checked)
 
     def _mend(self, look: StoresLook) -> None:
-        """Files at risk only because of stores that are reachable now (stored while one
-        was down, or a part found missing or damaged) are repaired in the background, once
-        per session each, while the vault is unlocked: nobody has to remember to."""
+        """Files at risk only because of stores that were down and are reachable again
+        (stored while one was away, or unreadable there) are repaired in the background,
+        once per session each, while the vault is unlocked: nobody has to remember to."""
         engine = self.engine
         if self._mending:   # after the one running, with this newer look
             self._mend_next = look
             return
-        if engine is None or not engine.unlocked:
-            return
         down = set(look.down)
+        self._seen_down |= down
+        back = self._seen_down - down    # seen down this session, reachable now
+        if engine is None or not engine.unlocked or not back:
+            return
         tried = self._mended
 
         def mend() -> list[str]:
+            # Only what those stores missed while away: damage found by a verify on a
+            # store that never left is the user's to repair (the result list says why).
             todo = [e for e in engine.entries() if e.health == AT_RISK and e.id not in tried
-                    and e.damaged_stores and not set(e.damaged_stores) & down]
+                    and e.damaged_stores and set(e.damaged_stores) <= back]
             if not todo:
                 return []
             tried.update(e.id for e in todo)
