@@ -33,7 +33,7 @@ from .core import parallel
 from .core.format import KIND_PACK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
-from .core.keys import KdfParams, content_tag
+from .core.keys import KdfParams, content_tag, content_tagger
 from .core.pack import (
     PACK_FILES,
     PACK_TARGET,
@@ -451,13 +451,13 @@ class Engine:
             results[place[id(item)]] = PutResult(item.source, item.name, error=exc)
         if packed.stored is not None:
             pack = packed.stored
-            vmk = vault.require_key()
+            tag_of = content_tagger(vault.require_key(), vault.vault_id)
             entries = []
             for item, m in packed.members:
                 stored = StoredFile(m.member_id, m.name, m.size, m.mtime_ns,
                                     pack.stored_at_ns, m.sha256, pack.n, pack.k, m.size,
                                     pack.missing)
-                tag = content_tag(vmk, vault.vault_id, m.sha256).hex()
+                tag = tag_of(m.sha256).hex()
                 entries.append(Entry(stored.id_hex, m.name, m.size, m.mtime_ns,
                                      pack.stored_at_ns, tag, pack.n, pack.k,
                                      *_stored_health(pack), pack=pack.id_hex))
@@ -864,6 +864,7 @@ class Engine:
         vmk = vault.require_key()
         result = scan(vault, listener, cancel)
         removals = read_removals(vault)
+        tag_of = content_tagger(vmk, vault.vault_id)
         entries: dict[str, Entry] = {}
         unreadable = dict(result.unreadable)
         for f in result.files:
@@ -873,7 +874,7 @@ class Engine:
             n, k = f.opened.header.n, f.opened.header.k
             if box.kind != KIND_PACK:
                 entries[fid] = Entry(fid, box.name, box.size, box.mtime_ns, box.stored_at_ns,
-                                     content_tag(vmk, vault.vault_id, box.sha256).hex(), n, k,
+                                     tag_of(box.sha256).hex(), n, k,
                                      health, ",".join(f.damaged))
                 continue
             try:
@@ -889,7 +890,7 @@ class Engine:
                                            and old.stored_at_ns >= box.stored_at_ns):
                     continue   # removed; or also in a newer pack (a repack cut short)
                 entries[mid] = Entry(mid, m.name, m.size, m.mtime_ns, box.stored_at_ns,
-                                     content_tag(vmk, vault.vault_id, m.sha256).hex(), n, k,
+                                     tag_of(m.sha256).hex(), n, k,
                                      health, ",".join(f.damaged), pack=fid)
         self.catalog.replace_all(vault.id_hex, entries.values())
         return len(entries), unreadable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -89,9 +90,15 @@ def content_tag(vmk: bytes, vault_id: bytes, sha256: bytes) -> bytes:
     """A keyed hash of a file's SHA-256 for the local catalog: it finds the same content
     stored twice, yet unlike the plain hash it confirms no guess about a file's content
     to someone who reads the catalog without the vault key."""
+    return content_tagger(vmk, vault_id)(sha256)
+
+
+def content_tagger(vmk: bytes, vault_id: bytes) -> Callable[[bytes], bytes]:
+    """content_tag with its key derived once, for the thousands of files of one put (the
+    key lives as long as the returned function, not beyond the job)."""
     key = HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None,
                info=DUPLICATE_KEY_INFO + vault_id).derive(vmk)
-    return hmac.new(key, sha256, hashlib.sha256).digest()
+    return lambda sha256: hmac.new(key, sha256, hashlib.sha256).digest()
 
 
 REMOVAL_KEY_INFO = b"cssm-v2 removal key"

@@ -100,6 +100,8 @@ def put_pack(vault: Vault, items: list[PackInput], *, k: int | None = None,
         index.append(Member(member.member_id, len(content), len(data), member.mtime_ns,
                             member.sha256, member.name))
         content += data
+    # One after the other: reading on 8 threads was measured slower here (7.0-7.7 s
+    # against 6.3-6.5 s for 20,000 files, warm cache: the work is the interpreter's).
     for item in items:
         cancel.check()
         try:
