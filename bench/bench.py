@@ -66,6 +66,26 @@ def rclone_crypt(work: Path, password: str) -> tuple[str | None, dict[str, str]]
                         RCLONE_CONFIG=str(work / "rclone.conf"))
 
 
+def folder_vault(work: Path, password: str) -> tuple[list[Path], dict[str, str]]:
+    """A 3-of-5 config over five folders in `work`, and the environment `cssm` runs in
+    (its data and state kept in `work` too)."""
+    stores = [work / f"store{i}" for i in range(1, 6)]
+    cfg = work / "cssm.toml"
+    cfg.write_text("threshold = 3\n" + "".join(
+        f'[[store]]\nname = "s{i}"\ntype = "folder"\npath = "{p}"\n'
+        for i, p in enumerate(stores, 1)))
+    return stores, dict(os.environ, CSSM_CONFIG=str(cfg), CSSM_PASSWORD=password,
+                        XDG_DATA_HOME=str(work / "data"), XDG_STATE_HOME=str(work / "state"))
+
+
+def clear(*paths: Path) -> None:
+    for p in paths:
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
 def make_file(path: Path, size: int) -> None:
     with open(path, "wb") as fh:
         left = size
@@ -118,20 +138,7 @@ def main() -> None:
         src = work / "input.bin"
         print(f"generating {args.size_mib} MiB in {work} ...", flush=True)
         make_file(src, size)
-        stores = [work / f"store{i}" for i in range(1, 6)]
-        cfg = work / "cssm.toml"
-        cfg.write_text("threshold = 3\n" + "".join(
-            f'[[store]]\nname = "s{i}"\ntype = "folder"\npath = "{p}"\n'
-            for i, p in enumerate(stores, 1)))
-        env = dict(os.environ, CSSM_CONFIG=str(cfg), CSSM_PASSWORD="bench password",
-                   XDG_DATA_HOME=str(work / "data"), XDG_STATE_HOME=str(work / "state"))
-        def clear(*paths: Path) -> None:
-            for p in paths:
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-
+        stores, env = folder_vault(work, "bench password")
         def reset_cssm() -> None:
             clear(*stores, work / "data", work / "out.bin")
             subprocess.run([*cssm, "init"], env=env, check=True, stdout=subprocess.DEVNULL)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import drop_cache, rclone_crypt, run  # the timing bench.py uses
+from bench import clear, drop_cache, folder_vault, rclone_crypt, run  # as bench.py
 
 PASSWORD = "bench password"
 WORKLOADS = {"2000x4k": (2000, 4096), "20000x1k": (20000, 1024)}
@@ -51,26 +51,12 @@ def same_tree(a: Path, b: Path) -> bool:
                           stdout=subprocess.DEVNULL).returncode == 0
 
 
-def clear(*paths: Path) -> None:
-    for p in paths:
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-
-
 def workload(work: Path, label: str, files: int, size: int, repeat: int) -> None:
     py = sys.executable
     cssm = [py, "-m", "cssm_desktop.cli"]
     src = work / "Documents"
     make_tree(src, files, size)
-    stores = [work / f"store{i}" for i in range(1, 6)]
-    cfg = work / "cssm.toml"
-    cfg.write_text("threshold = 3\n" + "".join(
-        f'[[store]]\nname = "s{i}"\ntype = "folder"\npath = "{p}"\n'
-        for i, p in enumerate(stores, 1)))
-    env = dict(os.environ, CSSM_CONFIG=str(cfg), CSSM_PASSWORD=PASSWORD,
-               XDG_DATA_HOME=str(work / "data"), XDG_STATE_HOME=str(work / "state"))
+    stores, env = folder_vault(work, PASSWORD)
     out = work / "out"
 
     def reset_cssm() -> None:

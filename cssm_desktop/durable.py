@@ -337,12 +337,18 @@ class DurableBatch:
             self.done.append((key, pending.dest))
         self._open.clear()
 
+    def drain(self) -> list[tuple[object, Path | OSError]]:
+        """The outcomes known so far (flushed files, and files that failed at once)."""
+        done, self.done = self.done, []
+        return done
+
     def close(self) -> list[tuple[object, Path | OSError]]:
+        """Flush the rest, sync the folders once each; the outcomes not yet drained."""
         self.flush()
         for folder in self._folders:
             fsync_dir(folder)
         self._folders.clear()
-        return self.done
+        return self.drain()
 
     def discard(self) -> None:
         """On a cancel or failure: files not yet named are dropped."""

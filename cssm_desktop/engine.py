@@ -47,6 +47,7 @@ from .core.pack import (
     record_removal,
     remove_records,
 )
+from .core.pack_format import Member
 from .core.progress import (
     CancelToken,
     FileDone,
@@ -610,7 +611,8 @@ class Engine:
                      force: bool, listener: Listener, cancel: CancelToken | None,
                      events: bool = False) -> list[tuple[Entry, Path | CssmError]]:
         """Small files of one pack: the pack's index once, then the stripes that hold them;
-        each is checked against its SHA-256 and written atomically (several at once)."""
+        each is checked against its SHA-256 and written atomically, made durable in
+        batches (durable.DurableBatch)."""
         out: dict[str, Path | CssmError] = {}
         try:
             pack = open_pack(vault, bytes.fromhex(pack_id), listener, cancel)
@@ -620,7 +622,7 @@ class Engine:
             return [(e, exc) for e, _ in wanted]
         except (StoreError, FormatError, IntegrityError, NotFound) as exc:
             return [(e, exc) for e, _ in wanted]
-        members = {}
+        found: dict[bytes, tuple[Member, Entry, Path]] = {}
         for e, target in wanted:
             m = pack.member(bytes.fromhex(e.id))
             if m is None:
@@ -628,43 +630,41 @@ class Engine:
                                      "on another machine?); `cssm catalog rebuild` updates "
                                      "the list")
             else:
-                members[m.member_id] = (e, target)
+                found[m.member_id] = (m, e, target)
         finished = getattr(listener, "finished", None)
         batch = DurableBatch()
 
-        def ended(fid: str, got: Path | OSError) -> None:
-            e, target = by_id[fid]
+        def ended(mid: object, got: Path | OSError) -> None:
+            _, e, target = found[bytes(mid)]   # the member ids batch.add was given
             if isinstance(got, NotADirectoryError):
-                out[fid] = InputError(f"cannot write {target}: a file is in the way of its "
-                                      "folder")
+                out[e.id] = InputError(f"cannot write {target}: a file is in the way of its "
+                                       "folder")
             elif isinstance(got, FileExistsError):
-                out[fid] = DestinationExists(str(target))
+                out[e.id] = DestinationExists(str(target))
             elif isinstance(got, OSError):
-                out[fid] = InputError(f"cannot write {target}: {got.strerror or got}")
+                out[e.id] = InputError(f"cannot write {target}: {got.strerror or got}")
             else:
-                out[fid] = got
+                out[e.id] = got
                 if finished is not None:
                     finished(e.size)
                 if events:
                     listener(FileProgress(e.name, e.size, e.size))
                     listener(FileDone(e.name, e.id, e.size))
 
-        by_id = {e.id: (e, t) for e, t in wanted}
         try:
-            chosen = [m for mid in members if (m := pack.member(mid)) is not None]
+            chosen = [m for m, _, _ in found.values()]
             for m, data in read_members(vault, pack, chosen, listener, cancel):
-                e, target = members[m.member_id]
+                _, e, target = found[m.member_id]
                 if isinstance(data, IntegrityError):
                     out[e.id] = data
                     continue
                 if events:
                     listener(FileStarted(e.name, e.size))
-                batch.add(e.id, target, data, m.mtime_ns, overwrite=force)
-                for fid, got in batch.done:
-                    ended(str(fid), got)
-                batch.done.clear()
-            for fid, got in batch.close():
-                ended(str(fid), got)
+                batch.add(m.member_id, target, data, m.mtime_ns, overwrite=force)
+                for mid, got in batch.drain():
+                    ended(mid, got)
+            for mid, got in batch.close():
+                ended(mid, got)
         except (NotEnoughStores, StoreError, FormatError) as exc:
             batch.discard()
             for e, _ in wanted:

@@ -137,10 +137,6 @@ class OpenedPack:
     def __post_init__(self) -> None:
         self._by_id = {m.member_id: m for m in self.members}
 
-    @property
-    def pack_id(self) -> bytes:
-        return self.opened.file_id
-
     def member(self, member_id: bytes) -> Member | None:
         return self._by_id.get(member_id)
 

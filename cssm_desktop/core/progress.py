@@ -154,5 +154,5 @@ class TreeProgress:
             done = self._done
         self._listener(FileProgress(self.label, min(done, self.total), self.total))
 
-    def close(self, file_id: str = "") -> None:
-        self._listener(FileDone(self.label, file_id, self.total))
+    def close(self) -> None:
+        self._listener(FileDone(self.label, "", self.total))
