@@ -144,6 +144,9 @@ class Engine:
         self._vault: Vault | None = None
         # The last fresh look at each store (check_stores), newer than the vault's open.
         self._checked: dict[str, StoreReport] = {}
+        # Stores found down at some point of this run (a look, or a job they failed):
+        # files they missed may be repaired once they are back (the window does).
+        self.seen_down: set[str] = set()
         # The window's workers reach for the stores and the vault from several threads at
         # once; each is built once, under this lock (re-entrant: vault() needs stores).
         self._lock = threading.RLock()
@@ -270,7 +273,9 @@ class Engine:
                                        size if isinstance(size, int) else None))
         with self._lock:
             self._checked = {r.name: r for r in reports}
-        return StoresLook(reports, self.down(vault), vault.n, vault.k)
+        down = self.down(vault)
+        self.seen_down |= set(down)
+        return StoresLook(reports, down, vault.n, vault.k)
 
     @staticmethod
     def _look_without_vault(store: Store, now: float) -> StoreReport:
@@ -452,6 +457,7 @@ class Engine:
             results[place[id(item)]] = PutResult(item.source, item.name, error=exc)
         if packed.stored is not None:
             pack = packed.stored
+            self._note_down(dict(pack.left))
             tag_of = content_tagger(vault.require_key(), vault.vault_id)
             entries = []
             for item, m in packed.members:
@@ -517,6 +523,7 @@ class Engine:
         except CssmError as exc:
             listener(FileFailed(name, str(exc)))
             raise
+        self._note_down(dict(stored.left))
         tag = content_tag(vault.require_key(), vault.vault_id, stored.sha256).hex()
         self.catalog.add(vault.id_hex, Entry(stored.id_hex, stored.name, stored.size,
                                              stored.mtime_ns, stored.stored_at_ns, tag,
@@ -792,6 +799,7 @@ class Engine:
         if not down:
             return
         now = time.time()
+        self.seen_down |= set(down)
         with self._lock:
             for name, why in down.items():
                 old = self._checked.get(name)

@@ -13,8 +13,9 @@ from cssm_desktop import durable
 from cssm_desktop.catalog import AT_RISK, SAFE
 from cssm_desktop.config import StoreConfig
 from cssm_desktop.core.layout import data_key, meta_key
+from cssm_desktop.core.progress import StoreDamaged
 from cssm_desktop.engine import Engine
-from cssm_desktop.errors import CssmError, NotEnoughStores, NotFound, StoreError
+from cssm_desktop.errors import CssmError, NotEnoughStores, NotFound
 from cssm_desktop.stores.factory import make_store
 from cssm_desktop.stores.s3 import S3Store
 
@@ -338,24 +339,54 @@ def test_uploads_and_restores_survive_a_flaky_network(moto_server: S3Server, tmp
     assert logged and all("store s3-" in m for m in logged)  # each handled fault is logged
 
 
-def test_a_store_that_stays_down_fails_the_upload_naming_it(moto_server: S3Server,
-                                                            tmp_path: Path) -> None:
+def _drop_bucket(server: S3Server, bucket: str | None) -> None:
+    client = server.client()
+    for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+        client.delete_object(Bucket=bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
+def test_a_store_that_fails_during_a_put_is_left_and_the_file_is_at_risk(
+        moto_server: S3Server, tmp_path: Path) -> None:
+    """The bucket is gone after the vault opened: the put finds out while writing, goes on
+    with the other four, says so (event and health), and writes nothing to the gone one."""
     cfg = _s3_config(moto_server)
     stores = [_quick_store(s, moto_server) for s in cfg.stores]
     engine = Engine(cfg, catalog_path=tmp_path / "c.sqlite", stores=stores)
     engine.init(PASSWORD, kdf=FAST_KDF)
-    client = moto_server.client()
-    gone = cfg.stores[2].bucket
-    for obj in client.list_objects_v2(Bucket=gone).get("Contents", []):
-        client.delete_object(Bucket=gone, Key=obj["Key"])
-    client.delete_bucket(Bucket=gone)
+    _drop_bucket(moto_server, cfg.stores[2].bucket)
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(300_000))
+    events: list[object] = []
+    (res,) = engine.put([src], listener=events.append)
+    assert res.stored is not None and res.stored.missing == ("s3-3",)
+    (left,) = [e for e in events if isinstance(e, StoreDamaged)]
+    assert left.store == "s3-3" and "no such bucket" in left.reason and "at risk" in left.reason
+    entry = engine.resolve("f.bin")
+    assert entry.health == AT_RISK and entry.damaged == "s3-3"
+    assert "s3-3" in engine.down()
+    out = tmp_path / "out.bin"
+    engine.get(entry, out)
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_stores_failing_past_the_rule_fail_the_put_naming_them(moto_server: S3Server,
+                                                               tmp_path: Path) -> None:
+    cfg = _s3_config(moto_server)
+    stores = [_quick_store(s, moto_server) for s in cfg.stores]
+    engine = Engine(cfg, catalog_path=tmp_path / "c.sqlite", stores=stores)
+    engine.init(PASSWORD, kdf=FAST_KDF)
+    _drop_bucket(moto_server, cfg.stores[2].bucket)
+    _drop_bucket(moto_server, cfg.stores[4].bucket)
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(1000))
     (res,) = engine.put([src])
-    assert res.stored is None and res.error is not None
-    assert isinstance(res.error, StoreError) and res.error.store == "s3-3"
-    assert "no such bucket" in res.error.reason
-    for sc in cfg.stores[:2] + cfg.stores[3:]:  # nothing of the failed upload stays behind
+    assert res.stored is None and isinstance(res.error, NotEnoughStores)
+    assert set(res.error.failures) == {"s3-3", "s3-5"}
+    assert "no such bucket" in res.error.failures["s3-3"]
+    assert "only 3 of the 4 stores needed" in str(res.error)
+    client = moto_server.client()
+    for sc in cfg.stores[:2] + cfg.stores[3:4]:  # nothing of the failed upload stays behind
         keys = [o["Key"] for o in client.list_objects_v2(Bucket=sc.bucket).get("Contents", [])]
         assert keys == [f"{engine.vault().id_hex}/vault"], keys
 

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import os
 import stat
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputError
+from ..errors import InputError, NotEnoughStores, StoreError
 from ..stores.base import ObjectWriter
 from . import shamir
 from .format import (
@@ -28,7 +31,7 @@ from .format import (
 )
 from .keys import KEY_LEN
 from .layout import data_key, new_id
-from .progress import CancelToken, FileDone, FileStarted, Listener, ignore
+from .progress import CancelToken, FileDone, FileStarted, Listener, StoreDamaged, ignore
 from .remove import remove_everywhere
 from .stages import (
     PartProgress,
@@ -61,6 +64,7 @@ class StoredFile:
     k: int
     data_len: int
     missing: tuple[str, ...] = ()   # stores that were down: their parts come with repair
+    left: tuple[tuple[str, str], ...] = ()   # (store, why) of those that failed on the way
 
     @property
     def id_hex(self) -> str:
@@ -91,6 +95,33 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
     return stored
 
 
+class Departures:
+    """Stores that failed during one put. The put goes on while `need` stores remain (the
+    file is then at risk, like a put with a store down from the start, and repair writes
+    the rest); one more failure past that ends it, undone."""
+
+    def __init__(self, total: int, need: int, file_id: bytes, listener: Listener) -> None:
+        self.total, self.need = total, need
+        self.file_id, self.listener = file_id, listener
+        self.gone: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def leave(self, store: str, exc: BaseException) -> None:
+        reason = exc.reason if isinstance(exc, StoreError) else \
+            getattr(exc, "strerror", None) or str(exc)
+        with self._lock:
+            self.gone.setdefault(store, reason)
+            left = self.total - len(self.gone)
+            gone = dict(self.gone)
+        if left < self.need:
+            raise NotEnoughStores(left, self.need, gone, what="store the file")
+        log.warning("store %s failed during an upload (%s); going on with %d stores",
+                    store, reason, left)
+        self.listener(StoreDamaged(store, self.file_id.hex(), f"failed during the upload "
+                                   f"({reason}); the file is stored at risk until repair "
+                                   "writes its part there"))
+
+
 def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
                   mtime_ns: int, *, k: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
                   listener: Listener = ignore, cancel: CancelToken | None = None,
@@ -98,18 +129,20 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
                   min_stores: int | None = None) -> StoredFile:
     """Store the `size` bytes `fh` gives as one file id (a file, or a pack of small files):
     parts to every usable store and committed, then metadata there (put_needs() of them
-    at least; the parts of a store that is down are written by repair later). On any
-    failure or cancel, whatever was written is removed again."""
+    at least; the parts of a store that is down, or fails on the way, are written by
+    repair later). On any failure or cancel, whatever was written is removed again."""
     vmk = vault.require_key()
     n = vault.n
     k = k or vault.k
     check_geometry(n, k)
-    indexes = vault.require_stores(put_needs(n, k, min_stores), "store the file")
+    need = put_needs(n, k, min_stores)
+    indexes = vault.require_stores(need, "store the file")
     stores = [vault.stores[i] for i in indexes]
-    missing = tuple(vault.store_name(i) for i in range(n) if i not in indexes)
+    names = [s.name for s in stores]
     cancel = cancel or CancelToken()
     cancel.check()
     file_id = new_id()
+    departures = Departures(len(stores), need, file_id, listener)
     part_keys = tuple(os.urandom(KEY_LEN) for _ in range(n))
     part_header = FileHeader(PART_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
     hasher = hashlib.sha256()
@@ -130,24 +163,32 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
         pipe.spawn(encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,
                    name="cssm-encode")
         for slot, i in enumerate(indexes):
-            pipe.spawn(seal_and_write, pipe, i, slot, stores[slot].name, part_keys[i],
+            pipe.spawn(seal_and_write, pipe, i, slot, names[slot], part_keys[i],
                        part_header.with_index(i).to_bytes(), to_stores[slot], writers[slot],
-                       progress, name=f"cssm-write-{i}")
+                       progress, functools.partial(departures.leave, names[slot]),
+                       name=f"cssm-write-{i}")
         pipe.join()
         cancel.check()
-        commit_all(writers, [s.name for s in stores])
-        stored = StoredFile(file_id, name, size, mtime_ns, time.time_ns(), hasher.digest(),
-                            n, k, data_len, missing)
+        live = [slot for slot in range(len(stores)) if names[slot] not in departures.gone]
+        live = commit_all(writers, names, departures.leave, live)
         # Split a fresh container key, seal the key box once, a metadata object per store.
+        stored_at = time.time_ns()
         ck = os.urandom(KEY_LEN)
         meta_header = FileHeader(META_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
         box_nonce, sealed_box = seal_key_box(ck, meta_header, KeyBox(
-            part_keys, size, stored.mtime_ns, stored.stored_at_ns, stored.sha256,
+            part_keys, size, mtime_ns, stored_at, hasher.digest(),
             "" if kind == KIND_PACK else name, data_len, kind, index_offset))
         shares = shamir.split(ck, k, n)
-        write_metadata(vault, vmk, meta_header, {i: shares[i + 1] for i in indexes},
-                       box_nonce, sealed_box)
-    return stored
+        written = write_metadata(vault, vmk, meta_header,
+                                 {indexes[s]: shares[indexes[s] + 1] for s in live},
+                                 box_nonce, sealed_box, departures.leave)
+        for slot in live:   # committed, but its metadata failed: the part is of no use
+            if indexes[slot] not in written:
+                with contextlib.suppress(StoreError, OSError):
+                    stores[slot].delete(data_key(vault.vault_id, file_id))
+        missing = tuple(vault.store_name(i) for i in range(n) if i not in written)
+    return StoredFile(file_id, name, size, mtime_ns, stored_at, hasher.digest(), n, k,
+                      data_len, missing, tuple(sorted(departures.gone.items())))
 
 
 # Opening never blocks on a FIFO or device; anything but a regular file is refused.

@@ -79,6 +79,11 @@ class PartProgress:
         self._reported = -1
         self._lock = threading.Lock()
 
+    def drop(self, index: int) -> None:
+        """A store that left the job no longer holds the file's progress back."""
+        with self._lock:
+            self._per_store[index] = self._total
+
     def stored(self, index: int, store: str, plain_done: int, bytes_done: int) -> None:
         self._listener(StoreProgress(self._name, store, bytes_done))
         with self._lock:
@@ -153,34 +158,82 @@ def encode_stripes(pipe: Pipeline, k: int, n: int, block_size: int,
 
 
 def seal_and_write(pipe: Pipeline, index: int, slot: int, store: str, key: bytes,
-                    header: bytes, inp: Channel, writer: ObjectWriter, progress: PartProgress
-                    ) -> None:
+                    header: bytes, inp: Channel, writer: ObjectWriter, progress: PartProgress,
+                    leave: Callable[[BaseException], None] | None = None) -> None:
     """Seal block `index` of every stripe and write it; the caller commits. `slot` is
-    this writer's place in `progress`; items carry how many file bytes each stripe holds."""
+    this writer's place in `progress`; items carry how many file bytes each stripe holds.
+
+    With `leave`, a store that fails while writing leaves the job instead of ending it:
+    leave(error) raises when the job cannot go on without it; otherwise the writer is
+    aborted and the stage keeps taking its stripes (so the others are not held up)."""
     aead = AESGCM(key)
-    writer.write(header)
-    written = len(header)
+    written = 0
     plain_done = 0
+    live = True
+
+    def write(data: bytes) -> None:
+        nonlocal live, written
+        if not live:
+            return
+        try:
+            writer.write(data)
+        except (StoreError, OSError) as exc:
+            if leave is None or pipe.abort.is_set():
+                raise
+            leave(exc)
+            live = False
+            progress.drop(slot)
+            writer.abort()
+            return
+        written += len(data)
+
+    write(header)
     while True:
         stripe, final, job, real = inp.get()
-        sealed = aead.encrypt(block_nonce(stripe, final), job.result()[index], header)
-        writer.write(sealed)
-        written += len(sealed)
+        if live:
+            write(aead.encrypt(block_nonce(stripe, final), job.result()[index], header))
         plain_done += real
-        progress.stored(slot, store, plain_done, written)
+        if live:
+            progress.stored(slot, store, plain_done, written)
         if final:
             return
 
 
-def commit_all(writers: list[ObjectWriter], names: list[str]) -> None:
-    """Commit (fsync + rename) every part at once; the first failure is raised."""
-    parallel.each_or_raise(lambda w: w.commit(), writers, names, "commit")
+Leave = Callable[[str, BaseException], None]   # (store, error): see seal_and_write
+
+
+def _each_leaving(fn: Callable[[int], object], slots: list[int], names: list[str],
+                  what: str, leave: Leave | None) -> list[int]:
+    """fn over slots at once; the slots that succeeded. Without `leave` the first failure
+    is raised; with it, a store's failure (StoreError, OSError) is handed to leave()."""
+    if leave is None:
+        parallel.each_or_raise(fn, slots, names, what)
+        return slots
+    done = []
+    for slot, name, res in zip(slots, names, parallel.each(fn, slots), strict=True):
+        if isinstance(res, StoreError | OSError):
+            leave(name, res)
+        elif isinstance(res, BaseException):
+            raise res
+        else:
+            done.append(slot)
+    return done
+
+
+def commit_all(writers: list[ObjectWriter], names: list[str], leave: Leave | None = None,
+               slots: list[int] | None = None) -> list[int]:
+    """Commit (fsync + rename) the parts of `slots` (default: all) at once; the slots
+    committed (see _each_leaving for failures)."""
+    slots = list(range(len(writers))) if slots is None else slots
+    return _each_leaving(lambda s: writers[s].commit(), slots, [names[s] for s in slots],
+                         "commit", leave)
 
 
 def write_metadata(vault: Vault, vmk: bytes, header: FileHeader, shares: Mapping[int, bytes],
-                   box_nonce: bytes, sealed_box: bytes) -> None:
+                   box_nonce: bytes, sealed_box: bytes, leave: Leave | None = None
+                   ) -> list[int]:
     """Seal share i under SK_i with a fresh nonce beside the (same) sealed key box, and
-    write it to the store of index i, for every i in `shares`."""
+    write it to the store of index i, for every i in `shares`; the indexes written."""
     key = meta_key(vault.vault_id, header.file_id)
 
     def write(index: int) -> None:
@@ -189,8 +242,8 @@ def write_metadata(vault: Vault, vmk: bytes, header: FileHeader, shares: Mapping
         vault.stores[index].put_bytes(key, meta.to_bytes())
 
     indexes = sorted(shares)
-    parallel.each_or_raise(write, indexes, [vault.store_name(i) for i in indexes],
-                           "writing metadata")
+    return _each_leaving(write, indexes, [vault.store_name(i) for i in indexes],
+                         "writing metadata", leave)
 
 
 # ---------------------------------------------------------------- reading side

@@ -96,7 +96,6 @@ class VaultController(QObject):
         self._mending = False
         self._mended: set[str] = set()   # file ids already given a repair this session
         self._mend_next: StoresLook | None = None
-        self._seen_down: set[str] = set()  # stores found down at some look this session
         # A check asked for while one runs (None: none): run once that one ends, so what a
         # job just changed is never left unshown.
         self._again: bool | None = None
@@ -150,10 +149,10 @@ class VaultController(QObject):
         if self._mending:   # after the one running, with this newer look
             self._mend_next = look
             return
-        down = set(look.down)
-        self._seen_down |= down
-        back = self._seen_down - down    # seen down this session, reachable now
-        if engine is None or not engine.unlocked or not back:
+        if engine is None or not engine.unlocked:
+            return
+        back = engine.seen_down - set(look.down)    # seen down this session, reachable now
+        if not back:
             return
         tried = self._mended
 
