@@ -24,9 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from bench import clear, make_file, run  # noqa: E402  (as bench.py)
-
-from tests.netshape import ShapedProxy  # noqa: E402
+from bench import clear, make_file, run
+from tests.netshape import ShapedProxy
 
 PASSWORD = "bench password"
 KEY_ID, SECRET = "benchkey", "bench-secret-key-123"

@@ -154,10 +154,11 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
         progress = PartProgress(name, size, len(stores), listener)
         for store in stores:
             writers.append(store.open_write(data_key(vault.vault_id, file_id)))
-        # Eight stripes of slack per queue (~20 MiB in flight): a write that stalls on
-        # writeback throttling, or a slow disk read, no longer idles the other stages.
+        # Eight stripes of slack (~20 MiB in flight): a write that stalls on writeback
+        # throttling, or a slow disk read, no longer idles the other stages. A store
+        # that buffers whole parts itself (S3) needs less (its write_slack).
         to_encoder = pipe.channel(8)
-        to_stores = [pipe.channel(8) for _ in stores]
+        to_stores = [pipe.channel(s.write_slack) for s in stores]
         pipe.spawn(read_stripes, pipe, fh, source, size, data_len, k, block_size,
                    to_encoder, name="cssm-read")
         pipe.spawn(encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,

@@ -49,6 +49,9 @@ class Store(ABC):
     """A flat namespace of keys like `<vault-id>/data/<file-id>`."""
 
     name: str
+    # Stripes a writer of this store may fall behind the coder before it waits: room for
+    # a disk's writeback stalls. Stores that buffer whole parts themselves need fewer.
+    write_slack: int = 8
 
     @abstractmethod
     def open_write(self, key: str) -> ObjectWriter: ...

@@ -215,6 +215,11 @@ def _session(profile: str | None) -> boto3.session.Session:
 
 
 class S3Store(Store):
+    # Each writer holds a part filling and one in flight already (10 MiB at first);
+    # more stripes queued in front of it only add memory (measured: peak RSS of a put
+    # over five shaped links 169 MiB at 8, 149 MiB at 2, same time).
+    write_slack = 2
+
     def __init__(self, name: str, bucket: str, *, endpoint_url: str | None = None,
                  region: str | None = None, prefix: str = "", access_key_id: str | None = None,
                  secret_access_key: str | None = None, profile: str | None = None,
