@@ -98,6 +98,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_put(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
+    if args.discard:
+        return _discard_unfinished(engine, args.paths)
     bar = ProgressBar(enabled=None if not args.json else False)
     mode = Duplicate.REPLACE if args.replace else Duplicate.AGAIN if args.again \
         else Duplicate.SKIP
@@ -136,6 +138,26 @@ def cmd_put(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
                           for r in results if r.stored], ensure_ascii=False))
+    return EXIT_ERROR if failed else 0
+
+
+def _discard_unfinished(engine: Engine, paths: list[Path]) -> int:
+    """`put --discard`: drop the unfinished uploads of these files, parts and journal."""
+    journals = engine.journals()
+    failed = 0
+    for path in paths:
+        journal = journals.find(path)
+        if journal is None:
+            print(f"cssm: error: no unfinished upload of {printable(str(path))}",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        held = journal.held
+        away = engine.discard_unfinished(journal)
+        print(f"discarded  {printable(journal.source)}  ({human(held)} sent before)")
+        if away:
+            print(f"cssm: warning: could not reach {', '.join(sorted(away))}: `cssm gc` "
+                  "removes what is left there", file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
 
@@ -307,6 +329,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"left alone  {item.store}: {item.key}  ({human(item.size)}, {age(item.age)} "
               f"old, {item.reason}; younger than {args.grace_hours:g} h, maybe still running "
               "elsewhere)")
+    for item in report.resumable:
+        print(f"kept  {item.store}: {item.key}  ({human(item.size)}, {age(item.age)} old, "
+              f"{printable(item.reason)}: the same `cssm put` goes on with it, "
+              "`cssm put --discard` drops it)")
     for r in report.repacked:
         if r.why:
             print(f"cssm: error: could not repack {r.old[:12]}: {r.why}", file=sys.stderr)
@@ -463,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: skip it and say so)")
     twin.add_argument("--replace", action="store_true",
                       help="store it anew and remove older copies of the same name")
+    twin.add_argument("--discard", action="store_true",
+                      help="store nothing: drop the unfinished uploads of these files (an "
+                           "interrupted put of the same file otherwise goes on with it)")
     sp = add("ls", cmd_ls, "list stored files")
     sp.add_argument("--json", action="store_true")
     sp = add("get", cmd_get, "restore stored files, or every file under a stored folder")
@@ -534,7 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cssm: error: {exc}{_hint(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("\ncssm: interrupted; nothing partial was kept", file=sys.stderr)
+        if args.command == "put":
+            print("\ncssm: interrupted; the same `cssm put` goes on where it stopped "
+                  "(`cssm put --discard FILE` drops what was sent)", file=sys.stderr)
+        else:
+            print("\ncssm: interrupted; nothing partial was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `cssm ls | head`: the reader has gone; say nothing more, like other tools.

@@ -13,9 +13,11 @@ from .core.progress import (
     FileFailed,
     FileProgress,
     FileStarted,
+    Resumed,
     Step,
     StoreDamaged,
 )
+from .paths import printable
 from .units import human
 
 
@@ -40,6 +42,10 @@ class ProgressBar:
                 print(f"warning: store {event.store!r}: {event.reason} "
                       f"(file {event.file_id[:12]}); continuing with the others",
                       file=self.stream)
+            elif isinstance(event, Resumed):
+                self._clear()
+                print(f"resuming {printable(event.name)}: {human(event.held)} were sent "
+                      "before", file=self.stream)
             elif isinstance(event, FileStarted):
                 self._name, self._start, self._last = event.name, time.monotonic(), 0.0
             elif isinstance(event, FileProgress) and self.enabled:

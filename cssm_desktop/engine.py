@@ -33,6 +33,7 @@ from .core import parallel
 from .core.format import KIND_PACK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import open_file, restore_file
+from .core.journal import Journal, Journals
 from .core.keys import KdfParams, content_tag, content_tagger
 from .core.pack import (
     PACK_FILES,
@@ -515,7 +516,8 @@ class Engine:
                                      "content", duplicate_of=twin)
             # k is the vault's (its headers say it), not what the config says today.
             stored = put_file(vault, source, name, block_size=block_size, listener=listener,
-                              cancel=cancel, min_stores=self.config.put_min_stores)
+                              cancel=cancel, min_stores=self.config.put_min_stores,
+                              journals=self.journals())
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             listener(FileFailed(name, str(exc)))
             log.warning("put failed: %s", log_text(exc))   # no name or path in the log
@@ -741,13 +743,29 @@ class Engine:
         listener(Step("repair", len(selection), len(selection)))
         return adopted, out
 
+    def journals(self) -> Journals:
+        """This vault's unfinished uploads on this machine (beside the catalog)."""
+        vault = self.vault()
+        return Journals(self.catalog.path.parent / "uploads" / vault.id_hex,
+                        vault.require_key(), vault.vault_id)
+
+    def unfinished(self) -> list[Journal]:
+        """Uploads an interrupted put left, oldest first: the same put goes on with them."""
+        return sorted(self.journals().all(), key=lambda j: j.started)
+
+    def discard_unfinished(self, journal: Journal) -> dict[str, str]:
+        """Remove an unfinished upload's parts from the stores now; stores that could not
+        be reached -> why (gc removes what is left there later)."""
+        return self.journals().discard(journal, self.vault())
+
     def gc(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
            listener: Listener = ignore, cancel: CancelToken | None = None) -> GcReport:
         """Orphans and interrupted uploads (core/gc.py), then packs whose removed share
-        passed the threshold are rewritten (core/repack.py) and the catalog follows."""
+        passed the threshold are rewritten (core/repack.py) and the catalog follows.
+        Uploads an unfinished put on this machine can go on with are listed, not removed."""
         vault = self.vault()
         report = collect_garbage(vault, grace_seconds, dry_run, listener=listener,
-                                 cancel=cancel)
+                                 cancel=cancel, resumable=self.journals().upload_ids())
         if vault.unavailable and not dry_run:
             return report   # a repack stores a new pack: it needs every store
         report.repacked = repack(vault, dry_run, listener=listener, cancel=cancel)
@@ -787,6 +805,7 @@ class Engine:
         down = {c.store: c.problem for c in report.checks
                 if c.state is PieceState.UNREACHABLE}
         self._note_down(down)
+        self._note_up({c.store for c in report.checks if c.ok})
         bad = [c.store for c in report.checks if not c.ok and c.store not in down]
         if report.healthy or not down:
             health = SAFE if report.healthy else AT_RISK if report.restorable else LOST
@@ -811,6 +830,16 @@ class Engine:
                     self._checked[name] = dataclasses.replace(
                         old, state=StoreState.UNREACHABLE, reason=why, checked_at=now,
                         held=None)
+
+    def _note_up(self, names: set[str]) -> None:
+        """A store a job just read a sound piece from is reachable now: health stops
+        counting it as down (a look at the stores would find the same)."""
+        with self._lock:
+            for name in names:
+                old = self._checked.get(name)
+                if old is not None and old.state is StoreState.UNREACHABLE:
+                    self._checked[name] = dataclasses.replace(
+                        old, state=StoreState.REACHABLE, reason="", checked_at=time.time())
 
     def remove(self, file_id: str) -> dict[str, str]:
         """Delete metadata then data everywhere (a small file: record its removal in its

@@ -93,8 +93,12 @@ class DestinationExists(CssmError):
 
 
 class Cancelled(CssmError):
-    def __init__(self) -> None:
+    """`keep`: stopped to go on later (the app closing), not given up: a journaled
+    upload stays for a resume."""
+
+    def __init__(self, keep: bool = False) -> None:
         super().__init__("cancelled")
+        self.keep = keep
 
 
 class NotFound(CssmError):

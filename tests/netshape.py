@@ -184,8 +184,12 @@ class ShapedProxy:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST instead of FIN, like a crashed peer or a middlebox."""
+    """Close with RST instead of FIN, like a crashed peer or a middlebox. SHUT_RD first:
+    a close() alone does not wake a thread blocked reading the socket (Linux), and the
+    connection would stay open, half dead, on both sides."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()

@@ -10,8 +10,10 @@ period are left alone (an upload may still be running on another machine).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import CssmError, FormatError, StoreError
@@ -49,6 +51,8 @@ class GcReport:
     young: list[Garbage] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # restorable, not on every store
     repacked: list[Repacked] = field(default_factory=list)  # packs rewritten (engine.gc)
+    # Interrupted uploads a resume on this machine would still use: kept.
+    resumable: list[Garbage] = field(default_factory=list)
 
     @property
     def skipped_young(self) -> int:
@@ -60,9 +64,12 @@ Listing = tuple[dict[bytes, ObjectInfo], dict[bytes, ObjectInfo], list[ObjectInf
 
 def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
                     dry_run: bool = False, now: float | None = None,
-                    listener: Listener = ignore, cancel: CancelToken | None = None
-                    ) -> GcReport:
-    """A job (core/progress.py): a cancel stops it between two deletions."""
+                    listener: Listener = ignore, cancel: CancelToken | None = None,
+                    resumable: Mapping[str, str] | None = None) -> GcReport:
+    """A job (core/progress.py): a cancel stops it between two deletions. Interrupted
+    uploads whose id is in `resumable` (upload id -> local file: an upload journal on this
+    machine can go on with them) are listed apart and kept, whatever their age."""
+    resumable = resumable or {}
     vmk = vault.require_key()
     now = time.time() if now is None else now
     cutoff = now - grace_seconds
@@ -116,7 +123,11 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
         for up in uploads:
             item = Garbage(vault.store_name(index), up.key, up.size, INTERRUPTED,
                            max(0.0, now - up.modified), up)
-            (report.found if up.modified <= cutoff else report.young).append(item)
+            if up.upload_id is not None and up.upload_id in resumable:
+                report.resumable.append(dataclasses.replace(
+                    item, reason=f"unfinished upload of {resumable[up.upload_id]}"))
+            else:
+                (report.found if up.modified <= cutoff else report.young).append(item)
     if dry_run:
         return report
     by_store = {vault.store_name(i): s for i, s in stores.items()}

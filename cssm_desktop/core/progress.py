@@ -82,8 +82,16 @@ class StoreDamaged:
     reason: str
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """A put goes on with an upload an earlier run left: the stores hold `held` bytes."""
+
+    name: str
+    held: int
+
+
 Event = (FileStarted | FileProgress | StoreProgress | FileDone | FileFailed | StoreDamaged
-         | Step)
+         | Step | Resumed)
 Listener = Callable[[Event], None]
 
 
@@ -99,8 +107,11 @@ class CancelToken:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
+        self.keep = False
 
-    def cancel(self) -> None:
+    def cancel(self, keep: bool = False) -> None:
+        """`keep`: the work is to go on later (see errors.Cancelled)."""
+        self.keep = self.keep or keep
         self._event.set()
         with self._lock:
             callbacks = list(self._callbacks)
@@ -126,7 +137,7 @@ class CancelToken:
 
     def check(self) -> None:
         if self._event.is_set():
-            raise Cancelled()
+            raise Cancelled(self.keep)
 
 
 class TreeProgress:

@@ -11,12 +11,14 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputError, NotEnoughStores, StoreError
+from ..errors import Cancelled, InputError, NotEnoughStores, StoreError
 from ..stores.base import ObjectWriter
+from ..stores.s3 import TOO_LARGE
 from . import shamir
 from .format import (
     KIND_FILE,
@@ -29,9 +31,18 @@ from .format import (
     padded_length,
     seal_key_box,
 )
+from .journal import CHECKPOINT, RESUMABLE, Identity, Journal, Journals
 from .keys import KEY_LEN
 from .layout import data_key, new_id
-from .progress import CancelToken, FileDone, FileStarted, Listener, StoreDamaged, ignore
+from .progress import (
+    CancelToken,
+    FileDone,
+    FileStarted,
+    Listener,
+    Resumed,
+    StoreDamaged,
+    ignore,
+)
 from .remove import remove_everywhere
 from .stages import (
     PartProgress,
@@ -40,10 +51,9 @@ from .stages import (
     encode_stripes,
     read_stripes,
     seal_and_write,
-    undo_on_failure,
     write_metadata,
 )
-from .streams import Pipeline
+from .streams import Aborted, Pipeline
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -81,18 +91,59 @@ def put_needs(n: int, k: int, configured: int | None = None) -> int:
 
 def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
              block_size: int = DEFAULT_BLOCK_SIZE, listener: Listener = ignore,
-             cancel: CancelToken | None = None, min_stores: int | None = None) -> StoredFile:
-    """Store `source` under `name`. On any failure or cancel, nothing of it stays visible."""
+             cancel: CancelToken | None = None, min_stores: int | None = None,
+             journals: Journals | None = None) -> StoredFile:
+    """Store `source` under `name`. On any failure or cancel, nothing of it stays visible.
+    With `journals`, a large file's upload is journaled: an interrupted one (killed, a
+    store gone, Ctrl+C) is kept, and the next put of the unchanged file goes on with it."""
     vault.require_key()
-    vault.require_stores(put_needs(vault.n, k or vault.k, min_stores), "store the file")
+    k = k or vault.k
+    vault.require_stores(put_needs(vault.n, k, min_stores), "store the file")
     (cancel or CancelToken()).check()
     with open_source(source) as fh:
         st = os.fstat(fh.fileno())
+        journal = None
+        if journals is not None and st.st_size >= RESUMABLE:
+            journal = _journal_for(journals, vault, fh, source, name, Identity.of(st), k,
+                                   block_size)
         stored = store_content(vault, fh, str(source), name, st.st_size, st.st_mtime_ns,
                                k=k, block_size=block_size, listener=listener, cancel=cancel,
-                               min_stores=min_stores)
+                               min_stores=min_stores, journal=journal)
     listener(FileDone(name, stored.id_hex, stored.size))
     return stored
+
+
+def _journal_for(journals: Journals, vault: Vault, fh: BinaryIO, source: Path, name: str,
+                 identity: Identity, k: int, block_size: int) -> Journal:
+    """The journal of an earlier, interrupted put of this very file (unchanged: same
+    identity, same bytes up to its mark), or a new one. An earlier upload that cannot go
+    on (the file changed, another name or layout) is discarded first."""
+    old = journals.find(source)
+    if old is not None:
+        same = (old.name, old.identity, old.geometry) == (name, identity,
+                                                          (vault.n, k, block_size))
+        if same and old.matches(fh, k * block_size):
+            return old
+        log.info("an interrupted upload cannot go on (%s); starting over",
+                 "the file changed" if same else "another name or layout")
+        journals.discard(old, vault)
+    return journals.start(source, name, identity, new_id(), vault.n, k, block_size,
+                          tuple(os.urandom(KEY_LEN) for _ in range(vault.n)), time.time())
+
+
+def _quietly(steps: list[Callable[[], object]]) -> None:
+    for step in steps:
+        with contextlib.suppress(StoreError, OSError):
+            step()
+
+
+def _resumable(exc: BaseException) -> bool:
+    """Failures a later run may go on from: a store or the network, an interrupt. A
+    cancel or a file that changed or cannot be read ends the upload for good."""
+    if isinstance(exc, StoreError):
+        return exc.code != TOO_LARGE
+    return isinstance(exc, NotEnoughStores | KeyboardInterrupt) or (
+        isinstance(exc, Cancelled) and exc.keep)
 
 
 class Departures:
@@ -107,6 +158,8 @@ class Departures:
         self._lock = threading.Lock()
 
     def leave(self, store: str, exc: BaseException) -> None:
+        if isinstance(exc, StoreError) and exc.code == TOO_LARGE:
+            raise exc   # the file's fault, not the store's: every store would refuse it
         reason = exc.reason if isinstance(exc, StoreError) else \
             getattr(exc, "strerror", None) or str(exc)
         with self._lock:
@@ -126,11 +179,12 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
                   mtime_ns: int, *, k: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
                   listener: Listener = ignore, cancel: CancelToken | None = None,
                   kind: int = KIND_FILE, index_offset: int = 0,
-                  min_stores: int | None = None) -> StoredFile:
+                  min_stores: int | None = None, journal: Journal | None = None) -> StoredFile:
     """Store the `size` bytes `fh` gives as one file id (a file, or a pack of small files):
     parts to every usable store and committed, then metadata there (put_needs() of them
     at least; the parts of a store that is down, or fails on the way, are written by
-    repair later). On any failure or cancel, whatever was written is removed again."""
+    repair later). On any failure or cancel, whatever was written is removed again,
+    except the uploads of a journaled put that a later run can go on with."""
     vmk = vault.require_key()
     n = vault.n
     k = k or vault.k
@@ -141,26 +195,35 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
     names = [s.name for s in stores]
     cancel = cancel or CancelToken()
     cancel.check()
-    file_id = new_id()
+    file_id = journal.file_id if journal else new_id()
     departures = Departures(len(stores), need, file_id, listener)
-    part_keys = tuple(os.urandom(KEY_LEN) for _ in range(n))
+    part_keys = journal.part_keys() if journal else \
+        tuple(os.urandom(KEY_LEN) for _ in range(n))
+    uploads = journal.uploads() if journal else {}
     part_header = FileHeader(PART_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
     hasher = hashlib.sha256()
     pipe = Pipeline(cancel)
     writers: list[ObjectWriter] = []
     data_len = padded_length(size)
-    with undo_on_failure(pipe, abort_all(writers), lambda: remove_everywhere(vault, file_id)):
+    committing = False
+    try:
         listener(FileStarted(name, size))
         progress = PartProgress(name, size, len(stores), listener)
-        for store in stores:
-            writers.append(store.open_write(data_key(vault.vault_id, file_id)))
+        for i, store in zip(indexes, stores, strict=True):
+            writers.append(store.open_write(
+                data_key(vault.vault_id, file_id), uploads.get(i),
+                functools.partial(journal.record, i) if journal else None))
+        held = sum(getattr(w, "resumed", 0) for w in writers)
+        if held:
+            listener(Resumed(name, held))
         # Eight stripes of slack (~20 MiB in flight): a write that stalls on writeback
         # throttling, or a slow disk read, no longer idles the other stages. A store
         # that buffers whole parts itself (S3) needs less (its write_slack).
         to_encoder = pipe.channel(8)
         to_stores = [pipe.channel(s.write_slack) for s in stores]
         pipe.spawn(read_stripes, pipe, fh, source, size, data_len, k, block_size,
-                   to_encoder, name="cssm-read")
+                   to_encoder, journal.guard() if journal else None,
+                   max(1, CHECKPOINT // (k * block_size)), name="cssm-read")
         pipe.spawn(encode_stripes, pipe, k, n, block_size, hasher, to_encoder, to_stores,
                    name="cssm-encode")
         for slot, i in enumerate(indexes):
@@ -171,6 +234,7 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
         pipe.join()
         cancel.check()
         live = [slot for slot in range(len(stores)) if names[slot] not in departures.gone]
+        committing = True
         live = commit_all(writers, names, departures.leave, live)
         # Split a fresh container key, seal the key box once, a metadata object per store.
         stored_at = time.time_ns()
@@ -183,11 +247,35 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
         written = write_metadata(vault, vmk, meta_header,
                                  {indexes[s]: shares[indexes[s] + 1] for s in live},
                                  box_nonce, sealed_box, departures.leave)
-        for slot in live:   # committed, but its metadata failed: the part is of no use
-            if indexes[slot] not in written:
-                with contextlib.suppress(StoreError, OSError):
-                    stores[slot].delete(data_key(vault.vault_id, file_id))
-        missing = tuple(vault.store_name(i) for i in range(n) if i not in written)
+    except BaseException as exc:
+        err = (pipe.first_error() or Cancelled()) if isinstance(exc, Aborted) else exc
+        if not isinstance(exc, Aborted):
+            pipe.fail(Cancelled(keep=True))   # Ctrl+C here: the stages stop as well
+        if journal is not None and not committing and _resumable(err):
+            for writer in writers:
+                writer.suspend()
+            log.info("put interrupted (%s); its upload is kept for a resume",
+                     type(err).__name__)
+        else:
+            abort_all(writers)()
+            remove_everywhere(vault, file_id)
+            if journal is not None:
+                journal.delete()
+        if err is exc:
+            raise
+        raise err from None
+    # Stores that left: what they hold of this file is of no use. Cleaned up in the
+    # background (a store that is down answers only after its retries; what is left
+    # there, gc finds and removes).
+    useless = [writers[slot].abort for slot in range(len(stores)) if slot not in live]
+    useless += [functools.partial(stores[slot].delete, data_key(vault.vault_id, file_id))
+                for slot in live if indexes[slot] not in written]
+    if useless:
+        threading.Thread(target=_quietly, args=(useless,), name="cssm-leftovers",
+                         daemon=True).start()
+    if journal is not None:
+        journal.delete()
+    missing = tuple(vault.store_name(i) for i in range(n) if i not in written)
     return StoredFile(file_id, name, size, mtime_ns, stored_at, hasher.digest(), n, k,
                       data_len, missing, tuple(sorted(departures.gone.items())))
 

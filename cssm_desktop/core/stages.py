@@ -95,10 +95,16 @@ class PartProgress:
         self._listener(FileProgress(self._name, done, max(self._total, done)))
 
 
+Guard = Callable[[list[bytes | memoryview], int], None]   # see journal.Journal.guard
+
+
 def read_stripes(pipe: Pipeline, fh: BinaryIO, source: str, size: int, data_len: int,
-                  k: int, block_size: int, out: Channel) -> None:
+                  k: int, block_size: int, out: Channel, guard: Guard | None = None,
+                  window: int = 1) -> None:
     """The file's `size` bytes, then zeros up to `data_len` (size padding), stripe by
-    stripe; each item carries how many of its bytes are the file's."""
+    stripe; each item carries how many of its bytes are the file's. With `guard`, stripes
+    go on `window` at a time, each window after guard(its file bytes, stripes so far)
+    returned (a resumable put records what it is about to send)."""
 
     def read(count: int) -> bytes:
         try:
@@ -112,6 +118,7 @@ def read_stripes(pipe: Pipeline, fh: BinaryIO, source: str, size: int, data_len:
     stripe_len = k * block_size
     stripes = stripe_count(data_len, k, block_size)
     offset = 0
+    held: list[tuple[int, bool, bytes, int]] = []
     for stripe in range(stripes):
         pipe.check()
         want = min(stripe_len, data_len - offset)
@@ -122,8 +129,16 @@ def read_stripes(pipe: Pipeline, fh: BinaryIO, source: str, size: int, data_len:
         final = stripe == stripes - 1
         if final and fh.read(1):
             raise InputError(f"{source} changed while it was being stored; nothing was kept")
-        out.put((stripe, final, data, real))
         offset += want
+        if guard is None:
+            out.put((stripe, final, data, real))
+            continue
+        held.append((stripe, final, data, real))
+        if final or len(held) >= window:
+            guard([memoryview(d)[:r] for _, _, d, r in held], stripe + 1)
+            for item in held:
+                out.put(item)
+            held.clear()
 
 
 def encode_stripe(k: int, n: int, block_size: int, final: bool, data: bytes
@@ -164,8 +179,9 @@ def seal_and_write(pipe: Pipeline, index: int, slot: int, store: str, key: bytes
     this writer's place in `progress`; items carry how many file bytes each stripe holds.
 
     With `leave`, a store that fails while writing leaves the job instead of ending it:
-    leave(error) raises when the job cannot go on without it; otherwise the writer is
-    aborted and the stage keeps taking its stripes (so the others are not held up)."""
+    leave(error) raises when the job cannot go on without it; otherwise the stage keeps
+    taking its stripes (so the others are not held up) and the caller aborts the writer
+    (not here: aborting on a store that is down waits out its retries)."""
     aead = AESGCM(key)
     written = 0
     plain_done = 0
@@ -183,7 +199,6 @@ def seal_and_write(pipe: Pipeline, index: int, slot: int, store: str, key: bytes
             leave(exc)
             live = False
             progress.drop(slot)
-            writer.abort()
             return
         written += len(data)
 

@@ -56,7 +56,7 @@ class Pipeline:
         if self.abort.is_set():
             raise Aborted()
         if self.cancel.cancelled:
-            self.fail(Cancelled())
+            self.fail(Cancelled(self.cancel.keep))
             raise Aborted()
 
     def spawn(self, target: Callable[..., None], *args: Any, name: str = "cssm-stage") -> None:

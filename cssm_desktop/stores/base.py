@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -14,6 +14,23 @@ class ObjectInfo:
     size: int
     modified: float  # seconds since the epoch
     upload_id: str | None = None  # for incomplete uploads: the store's handle on it
+
+
+@dataclass(frozen=True)
+class UploadState:
+    """What a store already holds of an unfinished write: its handle on the upload and
+    the parts it acknowledged, (number, etag, size) each. Kept in the upload journal
+    (core/journal.py) so that a later run sends only what is missing."""
+
+    upload_id: str
+    parts: tuple[tuple[int, str, int], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, _, size in self.parts)
+
+
+Progress = Callable[[UploadState], None]
 
 
 class ObjectWriter(ABC):
@@ -27,6 +44,11 @@ class ObjectWriter(ABC):
 
     @abstractmethod
     def abort(self) -> None: ...
+
+    def suspend(self) -> None:
+        """Stop, keeping what the store holds for a later run where the store can resume
+        (a journaled S3 upload); elsewhere the same as abort()."""
+        self.abort()
 
 
 class ObjectReader(ABC):
@@ -54,7 +76,12 @@ class Store(ABC):
     write_slack: int = 8
 
     @abstractmethod
-    def open_write(self, key: str) -> ObjectWriter: ...
+    def open_write(self, key: str, resume: UploadState | None = None,
+                   on_progress: Progress | None = None) -> ObjectWriter:
+        """A writer for `key`. Stores that can (S3) continue the upload `resume` describes,
+        skipping the bytes it holds, and report each part they have sent to on_progress;
+        while on_progress is set, a failure keeps the upload for a later run (abort()
+        discards it). Other stores write everything and never call on_progress."""
 
     @abstractmethod
     def open_read(self, key: str, offset: int = 0) -> ObjectReader:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from ..durable import TEMP_PREFIX, StreamingFile, fsync_dir, temp_name
 from ..errors import ObjectNotFound, StoreError
-from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
+from .base import ObjectInfo, ObjectReader, ObjectWriter, Progress, Store, UploadState
 
 # Reads never follow a link in the last step nor block on a FIFO or device a store put
 # in place of an object (O_NONBLOCK, then S_ISREG on the open descriptor).
@@ -107,7 +107,10 @@ class FolderStore(Store):
         if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
             raise StoreError(self.name, f"{folder} leads out of the store")
 
-    def open_write(self, key: str) -> ObjectWriter:
+    def open_write(self, key: str, resume: UploadState | None = None,
+                   on_progress: Progress | None = None) -> ObjectWriter:
+        # A folder is local (or a LAN share): writing a part again costs less than
+        # keeping half-written temp files between runs.
         return _FolderWriter(self, self._path(key))
 
     def open_read(self, key: str, offset: int = 0) -> ObjectReader:

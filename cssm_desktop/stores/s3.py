@@ -17,7 +17,7 @@ import botocore.exceptions
 import urllib3.exceptions
 
 from ..errors import MissingSecret, ObjectNotFound, StoreError
-from .base import ObjectInfo, ObjectReader, ObjectWriter, Store
+from .base import ObjectInfo, ObjectReader, ObjectWriter, Progress, Store, UploadState
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 PARTS_PER_STEP = 1_000
+TOO_LARGE = "TooManyParts"   # StoreError.code: trying again cannot help
 # A listing page holds up to 1,000 keys: 100,000 pages is 100 million objects.
 MAX_LIST_PAGES = 100_000
 
@@ -75,51 +76,97 @@ class _S3Writer(ObjectWriter):
     next part, once per part (~20% at 4 MB/s and 40 ms, measured: bench/shaped.py); two
     buffers keep it busy. At most two parts per writer are held in memory."""
 
-    def __init__(self, store: S3Store, key: str) -> None:
+    def __init__(self, store: S3Store, key: str, resume: UploadState | None = None,
+                 on_progress: Progress | None = None) -> None:
         self._store = store
         self._key = key
         self._buf = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._sizes: list[int] = []
         self._numbered = 0                      # parts handed out (sent or in flight)
-        self._sending: Future[dict[str, Any]] | None = None
+        self._sending: Future[tuple[dict[str, Any], int]] | None = None
+        self._on_progress = on_progress
+        self._skip = 0                          # bytes the store holds from a past run
+        self.resumed = 0
+        if resume is not None:
+            held = store.held_parts(key, resume)
+            if held is None:   # gone, or not as we left it: send this part again
+                with contextlib.suppress(StoreError):
+                    store._call("abort_multipart_upload", Key=key, UploadId=resume.upload_id)
+            else:
+                self._upload_id = resume.upload_id
+                self._parts = [{"PartNumber": n, "ETag": e} for n, e, _ in held]
+                self._sizes = [size for _, _, size in held]
+                self._numbered = len(held)
+                self._skip = self.resumed = sum(self._sizes)
 
     def _call(self, op: str, **kw: Any) -> Any:
         return self._store._call(op, **kw)
 
-    def _send(self, number: int, body: bytearray) -> dict[str, Any]:
+    def _send(self, number: int, body: bytearray) -> tuple[dict[str, Any], int]:
         # The bytearray itself, not bytes(body): one copy less of every part in flight.
         resp = self._call("upload_part", Key=self._key, UploadId=self._upload_id,
                           PartNumber=number, Body=body)
-        return {"PartNumber": number, "ETag": resp["ETag"]}
+        return {"PartNumber": number, "ETag": resp["ETag"]}, len(body)
+
+    def _report(self) -> None:
+        if self._on_progress is not None and self._upload_id is not None:
+            self._on_progress(UploadState(self._upload_id, tuple(
+                (p["PartNumber"], p["ETag"], size)
+                for p, size in zip(self._parts, self._sizes, strict=True))))
 
     def _settle(self) -> None:
         """Wait for the part in flight; its failure is raised here."""
         if self._sending is not None:
             sending, self._sending = self._sending, None
-            self._parts.append(sending.result())
+            part, size = sending.result()
+            self._parts.append(part)
+            self._sizes.append(size)
+            self._report()
 
     def _flush_part(self) -> None:
         self._settle()
         if self._upload_id is None:
             resp = self._call("create_multipart_upload", Key=self._key)
             self._upload_id = resp["UploadId"]
+            self._report()
         number = self._numbered + 1
         if number > MAX_PARTS:
             raise StoreError(self._store.name, f"{self._key} needs more than {MAX_PARTS} "
-                                                f"S3 parts: the file is too large for S3")
+                                                f"S3 parts: the file is too large for S3",
+                             TOO_LARGE)
         body, self._buf = self._buf, bytearray()
         self._numbered = number
         self._sending = _uploads().submit(self._send, number, body)
 
     def write(self, data: bytes | memoryview) -> None:
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = memoryview(data)[skipped:]
+            if not data:
+                return
         self._buf += data
         if len(self._buf) >= part_size(self._numbered + 1):
             try:
                 self._flush_part()
             except BaseException:
-                self.abort()
+                self._stop()
                 raise
+
+    def suspend(self) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        """After a failure: a journaled upload stays for a later run (abort() discards
+        it); any other is aborted at once."""
+        if self._on_progress is None:
+            self.abort()
+            return
+        self._buf = bytearray()
+        with contextlib.suppress(Exception):
+            self._settle()
 
     def commit(self) -> None:
         try:
@@ -134,7 +181,7 @@ class _S3Writer(ObjectWriter):
                 self._upload_id = None
             self._buf = bytearray()
         except BaseException:
-            self.abort()
+            self._stop()
             raise
 
     def abort(self) -> None:
@@ -291,8 +338,33 @@ class S3Store(Store):
         except botocore.exceptions.BotoCoreError as exc:
             raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
 
-    def open_write(self, key: str) -> ObjectWriter:
-        return _S3Writer(self, key)
+    def open_write(self, key: str, resume: UploadState | None = None,
+                   on_progress: Progress | None = None) -> ObjectWriter:
+        return _S3Writer(self, key, resume, on_progress)
+
+    def held_parts(self, key: str, resume: UploadState, every: bool = False
+                   ) -> list[tuple[int, str, int]] | None:
+        """The parts of `resume` the store still holds as they were sent (same number,
+        ETag and size, from the first on); None when the upload is gone. The store's
+        word decides only what we send again: every byte is authenticated on reading."""
+        kw: dict[str, Any] = {"Key": key, "UploadId": resume.upload_id}
+        have: dict[int, tuple[str, int]] = {}
+        try:
+            for resp in self._pages("list_parts", kw, ("PartNumberMarker",),
+                                    ("NextPartNumberMarker",)):
+                for part in resp.get("Parts", []):
+                    have[int(part["PartNumber"])] = (str(part["ETag"]).strip('"'),
+                                                     int(part["Size"]))
+        except ObjectNotFound:
+            return None
+        if every:   # all it holds (gc: how large an interrupted upload is)
+            return [(n, e, size) for n, (e, size) in sorted(have.items())]
+        held = []
+        for number, etag, size in resume.parts:
+            if number != len(held) + 1 or have.get(number) != (etag.strip('"'), size):
+                break
+            held.append((number, etag, size))
+        return held
 
     def _open_body(self, key: str, offset: int) -> Any:
         kw: dict[str, Any] = {"Key": key}
@@ -356,8 +428,10 @@ class S3Store(Store):
         for resp in self._pages("list_multipart_uploads", kw, ("KeyMarker", "UploadIdMarker"),
                                 ("NextKeyMarker", "NextUploadIdMarker")):
             for up in resp.get("Uploads", []):
-                yield ObjectInfo(up["Key"][strip:], 0, up["Initiated"].timestamp(),
-                                 up["UploadId"])
+                key = up["Key"][strip:]
+                held = self.held_parts(key, UploadState(up["UploadId"]), every=True) or []
+                yield ObjectInfo(key, sum(size for _, _, size in held),
+                                 up["Initiated"].timestamp(), up["UploadId"])
 
     def discard_upload(self, info: ObjectInfo) -> None:
         with contextlib.suppress(ObjectNotFound):

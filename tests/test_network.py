@@ -1,0 +1,247 @@
+"""Real networks (issue: fill slow links, keep going when a store is down, resume after
+anything): real S3 servers on loopback, each bucket behind its own shaped link
+(tests/netshape.py) that can go down and counts the bytes it carries."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cssm_desktop.catalog import AT_RISK, SAFE
+from cssm_desktop.config import Config, StoreConfig
+from cssm_desktop.core.progress import Event, FileProgress, Resumed
+from cssm_desktop.engine import Engine
+from cssm_desktop.errors import NotEnoughStores
+from cssm_desktop.stores.s3 import S3Store
+
+from .conftest import FAST_KDF, PASSWORD, S3Server, write_config
+from .netshape import ShapedProxy
+
+RATE = 8e6          # bytes/s per link and direction: a put of SIZE takes a few seconds
+SIZE = 30 * 1024 * 1024
+
+
+@dataclass
+class World:
+    server: S3Server
+    proxies: list[ShapedProxy]
+    cfg: Config
+    cfg_file: Path
+    root: Path
+
+    @property
+    def sent(self) -> int:
+        return sum(p.sent for p in self.proxies)
+
+    def engine(self) -> Engine:
+        # Stores that give up after two attempts: the default retries ride out a longer
+        # outage (about 15 s of backoff per request), which only makes these tests slow.
+        quick = [S3Store(sc.name, sc.bucket or "", endpoint_url=sc.endpoint_url,
+                         region="us-east-1", profile=sc.profile, max_attempts=2,
+                         connect_timeout=1, read_timeout=10) for sc in self.cfg.stores]
+        engine = Engine(self.cfg, catalog_path=self.root / "home/.local/share/cssm-desktop"
+                        / "catalog.sqlite", stores=quick)
+        engine.unlock(PASSWORD)
+        return engine
+
+    def uploads(self) -> list[str]:
+        client = self.server.client()
+        return [u["UploadId"] for sc in self.cfg.stores for u in
+                client.list_multipart_uploads(Bucket=sc.bucket).get("Uploads", [])]
+
+    def journals(self) -> list[Path]:
+        return sorted((self.root / "home/.local/share/cssm-desktop/uploads").rglob("*.json"))
+
+
+@pytest.fixture(params=["moto", "rclone"])
+def world(request: pytest.FixtureRequest, tmp_path: Path, isolated_home: Path
+          ) -> Iterator[World]:
+    server: S3Server = request.getfixturevalue(f"{request.param}_server")
+    buckets = server.make_buckets(f"net-{os.getpid()}-{time.time_ns() % 10**8}", 5)
+    # Credentials from a profile: the CLI in a child process reads them as well.
+    # One profile per server: sessions are kept per profile for the process.
+    profile = f"cssm-{request.param}"
+    (isolated_home / "aws-credentials").write_text(
+        f"[{profile}]\naws_access_key_id = {server.access_key}\n"
+        f"aws_secret_access_key = {server.secret_key}\n")
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    proxies = [ShapedProxy(port, rtt=0.01, rate=RATE).__enter__() for _ in buckets]
+    stores = [StoreConfig(name=f"net{i + 1}", type="s3", bucket=b, endpoint_url=p.endpoint,
+                          region="us-east-1", profile=profile)
+              for i, (b, p) in enumerate(zip(buckets, proxies, strict=True))]
+    cfg = Config(stores=stores, threshold=3)
+    w = World(server, proxies, cfg, write_config(tmp_path / "cssm.toml", cfg), tmp_path)
+    Engine(cfg, catalog_path=w.root / "home/.local/share/cssm-desktop/catalog.sqlite"
+           ).init(PASSWORD, kdf=FAST_KDF)
+    yield w
+    for p in proxies:
+        p.__exit__(None, None, None)
+
+
+def _cli_env(w: World) -> dict[str, str]:
+    return dict(os.environ, CSSM_CONFIG=str(w.cfg_file), CSSM_PASSWORD=PASSWORD)
+
+
+def _cssm(w: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cssm_desktop.cli", *args], env=_cli_env(w),
+                          capture_output=True, text=True, timeout=120)
+
+
+def _when(listener_test: object, action: object) -> object:
+    """A listener that runs `action` once, at the first event `listener_test` accepts."""
+    fired = []
+
+    def listen(event: Event) -> None:
+        if not fired and listener_test(event):  # type: ignore[operator]
+            fired.append(event)
+            action()  # type: ignore[operator]
+    return listen
+
+
+def _past(share: float) -> object:
+    return lambda e: isinstance(e, FileProgress) and e.total and e.done >= share * e.total
+
+
+def test_a_put_killed_at_60_percent_resumes_sending_only_what_is_missing(
+        world: World, tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    data = os.urandom(SIZE)
+    src.write_bytes(data)
+    full = 5 * SIZE // 3
+    proc = subprocess.Popen([sys.executable, "-m", "cssm_desktop.cli", "put", str(src)],
+                            env=_cli_env(world), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while world.sent < 0.6 * full and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)   # polling the proxies' byte count: the moment to kill
+    assert proc.poll() is None, "the put ended before 60% were sent: nothing to resume"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (journal_file,) = world.journals()
+    assert stat.S_IMODE(journal_file.stat().st_mode) == 0o600
+    journal = json.loads(journal_file.read_text())
+    held = sum(size for u in journal["uploads"].values() for _, _, size in u["parts"])
+    assert held > 0.3 * full, held
+    import hashlib
+    assert hashlib.sha256(data).hexdigest() not in journal_file.read_text()
+    gc = _cssm(world, "gc", "--dry-run", "--grace-hours", "0")
+    assert gc.returncode == 0 and "kept  net1:" in gc.stdout, gc.stdout
+    assert "unfinished upload of " + str(src) in gc.stdout
+    assert "would remove 0 objects" in gc.stdout, gc.stdout
+    before = world.sent
+    again = _cssm(world, "put", str(src))
+    assert again.returncode == 0, again.stderr
+    assert "resuming big.bin" in again.stderr
+    second = world.sent - before
+    client = world.server.client()
+    stored = sum(o["Size"] for sc in world.cfg.stores for o in
+                 client.list_objects_v2(Bucket=sc.bucket).get("Contents", [])
+                 if "/data/" in o["Key"])
+    missing = stored - held
+    assert second <= 1.1 * missing, (second, missing, stored)
+    assert world.journals() == [] and world.uploads() == []
+    out = tmp_path / "out.bin"
+    got = _cssm(world, "get", "big.bin", "-o", str(out))
+    assert got.returncode == 0, got.stderr
+    assert out.read_bytes() == data
+
+
+def _interrupted(world: World, src: Path) -> Engine:
+    """A put that loses two of five stores half-way: it fails (only 3 of the 4 needed
+    stores left), and keeps what was sent for a resume."""
+    engine = world.engine()
+
+    def two_down() -> None:
+        world.proxies[1].down()
+        world.proxies[3].down()
+
+    (res,) = engine.put([src], listener=_when(_past(0.5), two_down))  # type: ignore[arg-type]
+    assert isinstance(res.error, NotEnoughStores), res
+    assert len(world.journals()) == 1 and world.uploads()
+    for p in world.proxies:
+        p.up()
+    return engine
+
+
+def test_a_put_that_lost_its_stores_goes_on_when_they_are_back(world: World,
+                                                              tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    engine = _interrupted(world, src)
+    assert engine.entries() == []     # nothing listed while unfinished
+    (journal,) = engine.unfinished()
+    assert journal.source == str(src) and journal.held > 0
+    events: list[Event] = []
+    (res,) = engine.put([src], listener=events.append)
+    assert res.stored is not None and res.stored.missing == ()
+    assert [e.held for e in events if isinstance(e, Resumed)] == [journal.held]
+    assert engine.unfinished() == [] and world.uploads() == []
+    out = tmp_path / "out.bin"
+    engine.get(engine.resolve("f.bin"), out)
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_a_changed_file_starts_over_with_new_keys(world: World, tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    engine = _interrupted(world, src)
+    (old,) = engine.unfinished()
+    old_uploads = set(world.uploads())
+    # The same size and, as far as the journal can tell, the same file (identity copied
+    # over, as a file system that keeps no ctime would show it): the digest tells.
+    new = bytearray(src.read_bytes())
+    new[100] ^= 1
+    src.write_bytes(bytes(new))
+    raw = json.loads(old.path.read_text())
+    st = src.stat()
+    raw["identity"] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                       "ctime_ns": st.st_ctime_ns, "ino": st.st_ino, "dev": st.st_dev}
+    old.path.write_text(json.dumps(raw))
+    events: list[Event] = []
+    (res,) = engine.put([src], listener=events.append)
+    assert res.stored is not None and res.stored.file_id != old.file_id
+    assert not any(isinstance(e, Resumed) for e in events)
+    assert not old_uploads & set(world.uploads())    # the old upload was discarded
+    out = tmp_path / "out.bin"
+    engine.get(engine.resolve("f.bin"), out)
+    assert out.read_bytes() == bytes(new)
+
+
+def test_put_discard_drops_an_unfinished_upload_at_once(world: World, tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    _interrupted(world, src)
+    r = _cssm(world, "put", "--discard", str(src))
+    assert r.returncode == 0 and r.stdout.startswith(f"discarded  {src}"), r
+    assert world.uploads() == [] and world.journals() == []
+    r = _cssm(world, "put", "--discard", str(src))
+    assert r.returncode == 1 and r.stderr.strip() == f"cssm: error: no unfinished upload of {src}"
+
+
+def test_a_store_going_down_during_a_put_does_not_fail_it(world: World,
+                                                          tmp_path: Path) -> None:
+    """One store's link goes down at 30% (and stays down past the put): the put goes on
+    with four, the file is at risk naming it; back up, repair completes it."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    engine = world.engine()
+    (res,) = engine.put([src], listener=_when(_past(0.3), world.proxies[2].down))  # type: ignore[arg-type]
+    assert res.stored is not None and res.stored.missing == ("net3",)
+    entry = engine.resolve("f.bin")
+    assert entry.health == AT_RISK and entry.damaged == "net3"
+    assert world.journals() == []
+    world.proxies[2].up()
+    _, repaired = engine.repair()
+    assert [r.rebuilt for _, r in repaired] == [("net3",)]
+    assert engine.resolve("f.bin").health == SAFE
+    assert all(report.healthy for _, report in engine.verify())
