@@ -749,6 +749,14 @@ class Engine:
         return Journals(self.catalog.path.parent / "uploads" / vault.id_hex,
                         vault.require_key(), vault.vault_id)
 
+    def unfinished_count(self) -> int:
+        """How many unfinished uploads this machine holds for the vault (no key needed)."""
+        folder = self.catalog.path.parent / "uploads" / self.vault().id_hex
+        try:
+            return sum(1 for _ in folder.glob("*.json"))
+        except OSError:
+            return 0
+
     def unfinished(self) -> list[Journal]:
         """Uploads an interrupted put left, oldest first: the same put goes on with them."""
         return sorted(self.journals().all(), key=lambda j: j.started)

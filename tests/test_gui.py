@@ -359,9 +359,8 @@ def test_the_window_stays_responsive_during_a_256_mib_upload(qtbot, window: Main
     assert max(gaps) < 0.25, f"event loop blocked for {max(gaps) * 1000:.0f} ms"
 
 
-def test_closing_with_running_uploads_asks_and_cancels(qtbot, window: MainWindow,
-                                                       tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_closing_with_running_uploads_asks_and_keeps_them_for_the_next_start(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     window.engine.unlock(PASSWORD)
     path = tmp_path / "slow.bin"
     with open(path, "wb") as fh:   # sparse: quick to make, seconds to store
@@ -373,12 +372,16 @@ def test_closing_with_running_uploads_asks_and_cancels(qtbot, window: MainWindow
         window.add_paths([path])
     qtbot.waitUntil(lambda: window.queue.jobs[0].done > 0, timeout=20_000)
     window.close()
-    assert asked and "not finished" in asked[0]
-    qtbot.waitUntil(lambda: window.queue.jobs[0].state is State.CANCELLED, timeout=30_000)
+    assert asked and "not finished" in asked[0] and "next start" in asked[0]
+    qtbot.waitUntil(lambda: window.queue.jobs[0].worker is None, timeout=30_000)
     workers.wait_all()
+    assert window.queue.jobs[0].state is State.WAITING    # stopped, not given up
     stored = [p for p in (tmp_path / "stores").rglob("*")
               if p.is_file() and ("/data/" in p.as_posix() or "/meta/" in p.as_posix())]
-    assert stored == []   # cancelled: nothing of it stays in any store
+    assert stored == []   # nothing of it is listed or committed in any store
+    assert window.engine.entries() == []
+    (journal,) = (tmp_path / "uploads").rglob("*.json")   # offered at the next start
+    assert str(path) in journal.read_text()
 
 
 def test_selftest_command_passes(tmp_path: Path) -> None:

@@ -160,6 +160,7 @@ def _interrupted(world: World, src: Path) -> Engine:
     """A put that loses two of five stores half-way: it fails (only 3 of the 4 needed
     stores left), and keeps what was sent for a resume."""
     engine = world.engine()
+    before = len(world.journals())
 
     def two_down() -> None:
         world.proxies[1].down()
@@ -167,7 +168,7 @@ def _interrupted(world: World, src: Path) -> Engine:
 
     (res,) = engine.put([src], listener=_when(_past(0.5), two_down))  # type: ignore[arg-type]
     assert isinstance(res.error, NotEnoughStores), res
-    assert len(world.journals()) == 1 and world.uploads()
+    assert len(world.journals()) == before + 1 and world.uploads()
     for p in world.proxies:
         p.up()
     return engine

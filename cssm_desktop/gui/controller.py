@@ -189,6 +189,26 @@ class VaultController(QObject):
         self._mending = True
         self._start(workers.Call(mend), succeeded=mended, failed=failed)
 
+    def discard_unfinished(self, journals: list[Any]) -> None:
+        """Remove what unfinished uploads sent, off the UI thread (the stores are remote)."""
+        engine = self.engine
+        if engine is None:
+            return
+
+        def discard() -> list[str]:
+            return sorted({store for j in journals
+                           for store in engine.discard_unfinished(j)})
+
+        def done(away: list[str]) -> None:
+            text = self.tr("%n unfinished upload(s) discarded.", "", len(journals))
+            if away:
+                text += " " + self.tr("Not reachable: %1 (Clean up removes what is left "
+                                      "there).").replace("%1", ", ".join(away))
+            self.message.emit(text)
+
+        self._start(workers.Call(discard), succeeded=done,
+                    failed=lambda err: self.message.emit(workers.message(err)))
+
     def _checked(self) -> None:
         self._checking = False
         if self._again is not None:

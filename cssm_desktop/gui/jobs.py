@@ -2,7 +2,9 @@
 
 Cancel contract (as in Vorta's job manager): a job that has not started is simply
 marked cancelled and never runs; a running job is asked to stop through its cancel
-token, and the engine removes whatever it had written.
+token, and the engine removes whatever it had written. Pausing the queue, or quitting,
+stops running jobs with `keep`: they wait again (or at the next start), and a large
+file's upload goes on from where it stopped (core/journal.py).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class JobQueue(QObject):
     reset = Signal()
     job_finished = Signal(object)    # Job
     all_finished = Signal()
+    held_changed = Signal(bool)      # the user paused (True) or resumed the queue
 
     def __init__(self, parallel: int = 3, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -82,6 +85,7 @@ class JobQueue(QObject):
         self.parallel = parallel
         self.engine: Any = None
         self.paused = True  # until the vault is unlocked
+        self.held = False    # paused by the user: nothing runs until resumed
         self.closed = False  # at quit: nothing starts any more, whatever arrives late
 
     def add(self, items: list[tuple[Path, str, int]], duplicates: Any = None) -> None:
@@ -104,8 +108,24 @@ class JobQueue(QObject):
     def pending(self) -> list[Job]:
         return [j for j in self.jobs if j.state in (State.WAITING, State.RUNNING)]
 
+    def hold(self, on: bool) -> None:
+        """Pause (on) or resume the whole queue. Pausing stops what runs, keeping it:
+        those jobs wait again, and their uploads go on from where they stopped."""
+        if on == self.held:
+            return
+        self.held = on
+        self.held_changed.emit(on)
+        if on:
+            self._stop_running()
+        else:
+            self.pump()
+
+    def _stop_running(self) -> None:
+        for worker in {id(j.worker): j.worker for j in self.active() if j.worker}.values():
+            worker.cancel(keep=True)
+
     def pump(self) -> None:
-        if self.paused or self.closed or self.engine is None:
+        if self.paused or self.held or self.closed or self.engine is None:
             return
         # Counted once, not per job: a queue of 20,000 files must not pump in O(n^2).
         running = self._workers()
@@ -128,10 +148,21 @@ class JobQueue(QObject):
             worker,
             progress=lambda done, _total, j=job: self._progress(j, done),
             succeeded=lambda r, j=job: self._stored(j, r),
-            failed=lambda err, j=job: self._end(
-                j, State.CANCELLED if isinstance(err, Cancelled) else State.FAILED,
-                workers.message(err)))
+            failed=lambda err, j=job: self._failed(j, err))
         self._changed(job)
+
+    def _failed(self, job: Job, err: BaseException) -> None:
+        if isinstance(err, Cancelled) and err.keep and not job.cancel_asked:
+            self._wait_again([job])   # paused or quitting: it goes on later
+            self._settle()
+            return
+        self._end(job, State.CANCELLED if isinstance(err, Cancelled) else State.FAILED,
+                  workers.message(err))
+
+    def _wait_again(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            job.state, job.done, job.worker, job.result = State.WAITING, 0, None, None
+            self._changed(job)
 
     def _start_pack(self, first: Job, small: int) -> None:
         """Small files waiting in the queue go up together, as one pack (core/pack.py):
@@ -153,9 +184,7 @@ class JobQueue(QObject):
             worker,
             progress=lambda done, total, b=batch: self._pack_progress(b, done, total),
             succeeded=lambda results, b=batch: self._pack_stored(b, results),
-            failed=lambda err, b=batch: [self._end(
-                j, State.CANCELLED if isinstance(err, Cancelled) else State.FAILED,
-                workers.message(err)) for j in b])
+            failed=lambda err, b=batch: [self._failed(j, err) for j in b])
         for job in batch:
             self._changed(job)
 
@@ -174,9 +203,7 @@ class JobQueue(QObject):
         requeue = [(j, r) for j, r in zip(batch, results, strict=True)
                    if isinstance(r.error, Cancelled) and not j.cancel_asked
                    and not self.closed]
-        for job, _ in requeue:
-            job.state, job.done, job.worker, job.result = State.WAITING, 0, None, None
-            self._changed(job)
+        self._wait_again([j for j, _ in requeue])
         again = {id(j) for j, _ in requeue}
         for job, result in zip(batch, results, strict=True):
             if id(job) in again:
@@ -230,9 +257,10 @@ class JobQueue(QObject):
             self.cancel(row)
 
     def shut(self) -> None:
-        """At quit: cancel everything, and start nothing that a late listing still adds."""
+        """At quit: stop everything (keeping what large uploads sent, for the next start),
+        and start nothing that a late listing still adds."""
         self.closed = True
-        self.cancel_all()
+        self._stop_running()
 
     def clear_finished(self) -> None:
         self.replace_jobs([j for j in self.jobs if j.state not in FINAL])

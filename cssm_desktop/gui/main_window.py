@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from ..core.status import StoresLook
 from ..engine import Duplicate
+from ..errors import CssmError
 from ..paths import list_sources
 from ..units import human
 from . import workers
@@ -42,6 +43,7 @@ from .restore_dialog import RestoreDialog
 from .settings_dialog import SettingsDialog
 from .stores_view import RiskBanner, StoresView
 from .task_dialog import TaskDialog
+from .unfinished_dialog import UnfinishedDialog
 from .unlock_dialog import UnlockDialog
 from .welcome import NewPasswordDialog, WelcomePage
 
@@ -78,6 +80,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(self.tr("CSSM Desktop"))
         self.resize(1000, 780)
         self.queue = JobQueue(parent=self)
+        self._offered_unfinished = False   # once per run, after the first unlock
         self.queue.job_finished.connect(self._job_finished)
         self.queue.all_finished.connect(self._all_finished)
         self._finished_batch: list[Any] = []
@@ -102,6 +105,9 @@ class MainWindow(QMainWindow):
         self._menus()
         self.stores_label = QLabel()
         self.lock_label = QLabel()
+        self.held_label = QLabel(self.tr("Uploads paused"))
+        self.held_label.hide()
+        self.statusBar().addPermanentWidget(self.held_label)
         self.statusBar().addPermanentWidget(self.lock_label)
         self.statusBar().addPermanentWidget(self.stores_label)
         self.tray = QSystemTrayIcon(self.windowIcon(), self) \
@@ -198,6 +204,11 @@ class MainWindow(QMainWindow):
         action(m, self.tr("&Delete selected…"), self.delete_selected,
                QKeySequence.StandardKey.Delete)
         m.addSeparator()
+        self.pause_action = action(m, self.tr("&Pause uploads"), self.queue.hold, "Ctrl+P")
+        self.pause_action.setCheckable(True)
+        self.queue.held_changed.connect(self._held_changed)
+        action(m, self.tr("&Unfinished uploads…"), self.offer_unfinished_now)
+        m.addSeparator()
         action(m, self.tr("&Quit"), self.close, QKeySequence.StandardKey.Quit)
         m = bar.addMenu(self.tr("&Vault"))
         self.lock_action = action(m, self.tr("&Lock"), self.toggle_lock, "Ctrl+L")
@@ -240,6 +251,11 @@ class MainWindow(QMainWindow):
     def _vault_opened(self, vault: Any) -> None:
         # The vault's own n and k (its headers say them), not the settings' wish.
         self.drop.set_threshold(vault.k, vault.n)
+        waiting = self.engine.unfinished_count() if self.engine is not None else 0
+        if waiting and not self.engine.unlocked:
+            self.statusBar().showMessage(self.tr(
+                "%n upload(s) did not finish last time: unlock (Ctrl+L) to resume them.", "",
+                waiting), 30000)
         self.vault_ready.emit()
 
     def _show_stores(self, checked: StoresLook) -> None:
@@ -271,6 +287,45 @@ class MainWindow(QMainWindow):
         self.queue.paused = not unlocked
         if unlocked:
             self.queue.pump()
+            if not self._offered_unfinished:
+                self._offered_unfinished = True
+                QTimer.singleShot(0, self.offer_unfinished)
+
+    def _held_changed(self, held: bool) -> None:
+        self.pause_action.setChecked(held)
+        self.held_label.setVisible(held)
+        self.statusBar().showMessage(
+            self.tr("Uploads paused: what was sent is kept; Ctrl+P goes on.") if held
+            else self.tr("Uploads go on."), 10000)
+
+    def offer_unfinished_now(self) -> None:
+        if not self.ensure_unlocked():
+            return
+        if self.offer_unfinished() is None:
+            self.statusBar().showMessage(self.tr("No unfinished uploads."), 8000)
+
+    def offer_unfinished(self) -> UnfinishedDialog | None:
+        """Uploads an earlier run left unfinished: resume them, discard them, or later."""
+        engine = self.engine
+        if engine is None or not engine.unlocked:
+            return None
+        try:
+            journals = engine.unfinished()
+        except CssmError as exc:
+            self.statusBar().showMessage(workers.message(exc), 15000)
+            return None
+        if not journals:
+            return None
+        dialog = UnfinishedDialog(journals, self)
+        dialog.accepted.connect(lambda: self._act_on_unfinished(dialog))
+        dialog.open()
+        return dialog
+
+    def _act_on_unfinished(self, dialog: UnfinishedDialog) -> None:
+        if dialog.action == "resume":
+            self.queue.add([(Path(j.source), j.name, j.identity.size) for j in dialog.chosen])
+        elif dialog.action == "discard":
+            self.controller.discard_unfinished(dialog.chosen)
 
     def refresh_files(self) -> None:
         self.controller.refresh_files()
@@ -533,8 +588,9 @@ class MainWindow(QMainWindow):
         if pending:
             answer = QMessageBox.question(
                 self, self.tr("Uploads running"),
-                self.tr("%1 upload(s) are not finished. Cancel them and quit? Nothing "
-                        "half-stored is kept.").replace("%1", str(len(pending))),
+                self.tr("%1 upload(s) are not finished. Stop them and quit? Large files "
+                        "go on from where they stopped at the next start; the others "
+                        "start again.").replace("%1", str(len(pending))),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:

@@ -67,8 +67,9 @@ class Worker(QObject):
         finally:
             self.finished.emit()
 
-    def cancel(self) -> None:
-        self.token.cancel()
+    def cancel(self, keep: bool = False) -> None:
+        """`keep`: stopped to go on later (pause, quit), see errors.Cancelled."""
+        self.token.cancel(keep)
 
     def listen(self, event: Event) -> None:
         """Engine listener: called on pipeline threads; signals are queued to the UI."""
@@ -180,7 +181,7 @@ def running() -> int:
 def cancel_all() -> None:
     """At exit: ask every running job to stop, all at once, before waiting for any."""
     for worker, _relay in list(_running.values()):
-        worker.cancel()
+        worker.cancel(keep=True)   # an upload stopped by quitting goes on at next start
 
 
 def wait_all(timeout_ms: int = 30_000) -> None:

@@ -1,0 +1,104 @@
+"""The window on real networks: pausing the queue keeps what was sent; uploads an earlier
+run left are offered for Resume or Discard (real S3 behind the shaped proxy)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+
+from cssm_desktop.gui import workers
+from cssm_desktop.gui.context import AppContext
+from cssm_desktop.gui.jobs import State
+from cssm_desktop.gui.main_window import MainWindow
+from cssm_desktop.gui.unfinished_dialog import UnfinishedDialog
+
+from .conftest import PASSWORD
+from .test_gui import ctx, main_thread_gc, qt_settings, window  # noqa: F401  (fixtures)
+from .test_network import SIZE, World, _interrupted, world  # noqa: F401  (fixture)
+
+
+def test_pause_stops_the_upload_keeps_it_and_resume_goes_on(qtbot, window: MainWindow,  # noqa: F811
+                                                            tmp_path: Path) -> None:
+    window.engine.unlock(PASSWORD)
+    window._update_lock()
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(96 * 1024 * 1024))
+    paused: list[bool] = []
+
+    def pause_at_first_progress(row: int) -> None:
+        job = window.queue.jobs[row]
+        if not paused and job.state is State.RUNNING and job.done > 0:
+            paused.append(True)
+            window.pause_action.trigger()      # as Ctrl+P does
+
+    window.queue.changed.connect(pause_at_first_progress)
+    assert window.pause_action.shortcut().toString() == "Ctrl+P"
+    window.add_paths([big])
+    try:
+        qtbot.waitUntil(lambda: bool(paused) and window.queue.jobs[0].state is State.WAITING
+                        and window.queue.jobs[0].worker is None, timeout=60_000)
+    except BaseException:   # no paused job left for the window's close to ask about
+        window.queue.held = False
+        window.queue.cancel_all()
+        raise
+    assert window.queue.held and window.pause_action.isChecked()
+    assert window.held_label.isVisibleTo(window)
+    assert window.engine.entries() == []
+    assert len(window.engine.unfinished()) == 1     # kept for going on
+    with qtbot.waitSignal(window.queue.all_finished, timeout=120_000):
+        window.pause_action.trigger()
+    assert window.queue.jobs[0].state is State.DONE
+    assert not window.held_label.isVisibleTo(window)
+    assert [e.name for e in window.engine.entries()] == ["big.bin"]
+    assert window.engine.unfinished() == []
+
+
+@pytest.mark.parametrize("world", ["moto"], indirect=True)
+def test_the_window_offers_unfinished_uploads_to_resume_or_discard(
+        qtbot, world: World, tmp_path: Path) -> None:  # noqa: F811
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    for f in (a, b):
+        f.write_bytes(os.urandom(SIZE))
+        _interrupted(world, f)
+    assert len(world.journals()) == 2
+    win = MainWindow(AppContext(config_file=world.cfg_file, catalog_file=world.root
+                                / "home/.local/share/cssm-desktop/catalog.sqlite"))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.vault_ready, timeout=30_000):
+        win.show()
+    win.engine.unlock(PASSWORD)
+    win._update_lock()    # what an unlock in the window ends with: the offer comes once
+    try:
+        _offer_resume_discard(qtbot, win, world, a, b)
+    finally:   # nothing pending for the window's close to ask about
+        win.queue.cancel_all()
+        qtbot.waitUntil(lambda: not win.queue.pending(), timeout=30_000)
+        workers.wait_all()
+
+
+def _offer_resume_discard(qtbot, win: MainWindow, world: World, a: Path, b: Path  # noqa: F811
+                          ) -> None:
+    qtbot.waitUntil(lambda: win.findChild(UnfinishedDialog) is not None, timeout=10_000)
+    dialog = win.findChild(UnfinishedDialog)
+    assert dialog.isVisible() and dialog.table.rowCount() == 2
+    files = [dialog.table.item(r, 0).text() for r in range(2)]
+    assert sorted(files) == [str(a), str(b)]
+    dialog.table.clearSelection()
+    dialog.table.selectRow(files.index(str(b)))
+    qtbot.mouseClick(dialog.discard_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(world.journals()) == 1, timeout=30_000)
+    qtbot.waitUntil(lambda: len(world.uploads()) == len(win.engine.unfinished()[0]
+                                                        .uploads()), timeout=30_000)
+    later = next(a for a in win.findChildren(QAction) if a.text() == "&Unfinished uploads…")
+    later.trigger()   # the menu entry brings the list back
+    dialog = [d for d in win.findChildren(UnfinishedDialog) if d.isVisible()][-1]
+    assert dialog.table.rowCount() == 1
+    assert dialog.resume_button.isDefault()
+    with qtbot.waitSignal(win.queue.all_finished, timeout=120_000):
+        qtbot.keyClick(dialog.table, Qt.Key.Key_Return)   # Enter: the default, Resume
+    assert [e.name for e in win.engine.entries()] == ["a.bin"]
+    assert world.journals() == [] and world.uploads() == []
