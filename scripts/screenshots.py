@@ -163,6 +163,28 @@ def main() -> None:
     app.processEvents()
     docs["settings-dialog.png"] = settings.grab()
     settings.close()
+    # Uploads an earlier run left (real journals; the stores are not needed to list them)
+    import time as _time
+
+    from cssm_desktop.core.journal import Identity, Journals
+    from cssm_desktop.gui.unfinished_dialog import UnfinishedDialog
+    from cssm_desktop.stores.base import UploadState
+
+    journals = Journals(tmp / "uploads", bytes(32), bytes(16))
+    shown = []
+    for name, size, parts, hours in (("Videos/holiday-2026.mp4", 4_200_000_000, 96, 20),
+                                     ("Backups/laptop-disk.img", 21_000_000_000, 410, 1)):
+        j = journals.start(Path("/home/ana") / name, name, Identity(size, 0, 0, 1, 1),
+                           os.urandom(16), 5, 3, 256 * 1024, tuple(bytes(32) for _ in range(5)),
+                           _time.time() - hours * 3600)
+        for index in range(5):
+            j.record(index, UploadState("u", tuple((n, "e", 5 << 20) for n in range(1, parts))))
+        shown.append(j)
+    unfinished = UnfinishedDialog(shown, window)
+    unfinished.show()
+    app.processEvents()
+    docs["unfinished-uploads.png"] = unfinished.grab()
+    unfinished.close()
     queue.replace_jobs([])
     window.close()
     workers.wait_all()

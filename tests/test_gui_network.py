@@ -47,6 +47,10 @@ def test_pause_stops_the_upload_keeps_it_and_resume_goes_on(qtbot, window: MainW
         raise
     assert window.queue.held and window.pause_action.isChecked()
     assert window.held_label.isVisibleTo(window)
+    model = window.queue_view.model()
+    status = next(c for c in range(model.columnCount()) if model.headerData(
+        c, Qt.Orientation.Horizontal) == "Status")
+    assert model.index(0, status).data() == "paused"
     assert window.engine.entries() == []
     assert len(window.engine.unfinished()) == 1     # kept for going on
     with qtbot.waitSignal(window.queue.all_finished, timeout=120_000):

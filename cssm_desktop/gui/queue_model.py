@@ -33,12 +33,17 @@ class QueueModel(QAbstractTableModel):
         queue.reset.connect(self.endResetModel)
         queue.changed.connect(self._changed)
         queue.rows_changed.connect(self._rows_changed)
+        queue.held_changed.connect(self._held_changed)
 
     def _about_to_add(self, first: int, count: int) -> None:
         self.beginInsertRows(QModelIndex(), first, first + count - 1)
 
     def _changed(self, row: int) -> None:
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def _held_changed(self, _held: bool) -> None:
+        if self.queue.jobs:   # waiting rows say "paused" while the user holds the queue
+            self._rows_changed(0, len(self.queue.jobs) - 1)
 
     def _rows_changed(self, first: int, last: int) -> None:
         self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
@@ -88,4 +93,6 @@ class QueueModel(QAbstractTableModel):
             return self.tr("uploading, %n s left", "", max(1, round(job.eta)))
         if job.state is State.FAILED:
             return self.tr("failed: ") + job.error
+        if job.state is State.WAITING and self.queue.held:
+            return self.tr("paused")
         return self.tr(job.state.value)
