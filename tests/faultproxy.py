@@ -8,13 +8,13 @@ Every thread it starts ends by itself (stalls are bounded) or when the proxy sto
 
 from __future__ import annotations
 
-import contextlib
 import select
 import socket
-import struct
 import threading
 from collections import Counter
 from collections.abc import Callable
+
+from .netshape import _reset  # RST that also wakes a blocked reader
 
 STALL_SECONDS = 2.0
 CUT_AFTER = 600  # bytes of the answer forwarded before a "cut"
@@ -94,10 +94,3 @@ class FaultProxy:
                     other.sendall(data)
                 except OSError:
                     return
-
-
-def _reset(sock: socket.socket) -> None:
-    """Close with RST instead of FIN, like a crashed peer or a middlebox."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
