@@ -749,6 +749,12 @@ class Engine:
         return Journals(self.catalog.path.parent / "uploads" / vault.id_hex,
                         vault.require_key(), vault.vault_id)
 
+    @property
+    def can_resume(self) -> bool:
+        """Whether an interrupted upload can go on later: some store keeps unfinished
+        uploads (S3); a vault of folders writes a part again."""
+        return any(getattr(s, "resumable", False) for s in self.stores)
+
     def unfinished_count(self) -> int:
         """How many unfinished uploads this machine holds for the vault (no key needed)."""
         folder = self.catalog.path.parent / "uploads" / self.vault().id_hex

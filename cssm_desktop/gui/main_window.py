@@ -295,7 +295,8 @@ class MainWindow(QMainWindow):
         self.pause_action.setChecked(held)
         self.held_label.setVisible(held)
         self.statusBar().showMessage(
-            self.tr("Uploads paused: what was sent is kept; Ctrl+P goes on.") if held
+            self.tr("Uploads paused; Ctrl+P goes on (large files from what S3 stores "
+                    "already hold).") if held
             else self.tr("Uploads go on."), 10000)
 
     def offer_unfinished_now(self) -> None:
@@ -588,9 +589,13 @@ class MainWindow(QMainWindow):
         if pending:
             answer = QMessageBox.question(
                 self, self.tr("Uploads running"),
-                self.tr("%1 upload(s) are not finished. Stop them and quit? Large files "
-                        "go on from where they stopped at the next start; the others "
-                        "start again.").replace("%1", str(len(pending))),
+                (self.tr("%1 upload(s) are not finished. Stop them and quit? Large files "
+                         "go on from what the S3 stores hold after the next unlock; add "
+                         "the others again.") if self.engine is not None
+                 and self.engine.can_resume else
+                 self.tr("%1 upload(s) are not finished. Cancel them and quit? Nothing "
+                         "half-stored is kept; add them again later."))
+                .replace("%1", str(len(pending))),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:

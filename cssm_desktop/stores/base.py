@@ -74,6 +74,9 @@ class Store(ABC):
     # Stripes a writer of this store may fall behind the coder before it waits: room for
     # a disk's writeback stalls. Stores that buffer whole parts themselves need fewer.
     write_slack: int = 8
+    # Whether an unfinished write can go on in a later run (open_write's `resume`): a
+    # put journals its upload only when some store can, else the journal buys nothing.
+    resumable: bool = False
 
     @abstractmethod
     def open_write(self, key: str, resume: UploadState | None = None,
