@@ -55,6 +55,11 @@ class ObjectNotFound(StoreError):
         self.key = key
 
 
+# StoreError.code of an object too large for the store (S3's 10,000 parts): the file's
+# fault, not the store's; trying again, or another store, cannot help.
+TOO_LARGE = "TooManyParts"
+
+
 class NotEnoughStores(CssmError):
     """Fewer than k stores gave usable pieces; says which ones failed and why."""
 

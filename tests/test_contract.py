@@ -311,3 +311,18 @@ def test_store_calls_share_one_pool_and_nest_without_waiting_forever() -> None:
     assert all(name.startswith("cssm-store") for name in names)
     failures = parallel.each(lambda x: 1 // x, [1, 0])
     assert failures[0] == 1 and isinstance(failures[1], ZeroDivisionError)
+
+
+def test_a_vault_of_folders_never_loads_boto3() -> None:
+    """boto3 and botocore cost ~15 MiB of memory and a fifth of a second to import: the
+    CLI and engine load them only for S3 stores (put.py once pulled them in through a
+    constant of stores/s3.py: peak RSS of a 1 GiB put into folders went from 96 to 111)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cssm_desktop.cli, cssm_desktop.engine, cssm_desktop.core.put, "
+            "cssm_desktop.core.journal; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('boto3', 'botocore', 'PySide6')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import Cancelled, InputError, NotEnoughStores, StoreError
+from ..errors import TOO_LARGE, Cancelled, InputError, NotEnoughStores, StoreError
 from ..stores.base import ObjectWriter
-from ..stores.s3 import TOO_LARGE
 from . import shamir
 from .format import (
     KIND_FILE,

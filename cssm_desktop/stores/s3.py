@@ -16,7 +16,7 @@ import botocore.config
 import botocore.exceptions
 import urllib3.exceptions
 
-from ..errors import MissingSecret, ObjectNotFound, StoreError
+from ..errors import TOO_LARGE, MissingSecret, ObjectNotFound, StoreError
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Progress, Store, UploadState
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 PARTS_PER_STEP = 1_000
-TOO_LARGE = "TooManyParts"   # StoreError.code: trying again cannot help
 # A listing page holds up to 1,000 keys: 100,000 pages is 100 million objects.
 MAX_LIST_PAGES = 100_000
 
