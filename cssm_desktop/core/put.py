@@ -52,7 +52,7 @@ from .stages import (
     seal_and_write,
     write_metadata,
 )
-from .streams import Aborted, Pipeline
+from .streams import Pipeline
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -254,8 +254,8 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
                                  {indexes[s]: shares[indexes[s] + 1] for s in live},
                                  box_nonce, sealed_box, departures.leave)
     except BaseException as exc:
-        err = (pipe.first_error() or Cancelled()) if isinstance(exc, Aborted) else exc
-        if not isinstance(exc, Aborted):
+        err = pipe.cause(exc)
+        if err is exc:
             pipe.fail(Cancelled(keep=True))   # Ctrl+C here: the stages stop as well
         if journal is not None and not committing and _resumable(err):
             for writer in writers:

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..durable import PendingFile
-from ..errors import Cancelled, DamagedPart, InputError, NotEnoughStores, ObjectNotFound, StoreError
+from ..errors import DamagedPart, InputError, NotEnoughStores, ObjectNotFound, StoreError
 from ..stores.base import ObjectWriter, read_exact
 from . import erasure, parallel
 from .format import (
@@ -36,7 +36,7 @@ from .format import (
 )
 from .layout import data_key, meta_key
 from .progress import FileProgress, Listener, StoreDamaged, StoreProgress
-from .streams import Aborted, Channel, Pipeline
+from .streams import Channel, Pipeline
 from .vault import Vault
 
 if TYPE_CHECKING:
@@ -55,9 +55,10 @@ def undo_on_failure(pipe: Pipeline, *undo: Callable[[], object]) -> Iterator[Non
     except BaseException as exc:
         for step in undo:
             step()
-        if isinstance(exc, Aborted):
-            raise pipe.first_error() or Cancelled() from None
-        raise
+        cause = pipe.cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
 
 
 def abort_all(writers: list[ObjectWriter]) -> Callable[[], None]:

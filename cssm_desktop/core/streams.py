@@ -84,6 +84,13 @@ class Pipeline:
     def first_error(self) -> BaseException | None:
         return self.errors[0] if self.errors else None
 
+    def cause(self, exc: BaseException) -> BaseException:
+        """What really ended a job that raised `exc`: a stage's Aborted stands for the
+        error that aborted the pipeline (or a cancel)."""
+        if isinstance(exc, Aborted):
+            return self.first_error() or Cancelled(self.cancel.keep)
+        return exc
+
 
 class Channel:
     """A bounded FIFO between two stages. queue.Queue would do, but a waiter there can only
