@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .catalog import SAFE, Entry
@@ -79,7 +80,20 @@ class Passwords:
 
 
 def _engine(args: argparse.Namespace) -> Engine:
-    return Engine(load_config(config_path(args.config)))
+    cfg = load_config(config_path(args.config))
+    limits = getattr(args, "limit_rate", None)
+    if limits is not None:   # this run only, over the settings' limits
+        cfg.upload_limit, cfg.download_limit = (rate or None for rate in limits)
+    return Engine(cfg)
+
+
+def _limits(text: str) -> tuple[int, int]:
+    from .stores.ratelimit import parse_limits
+
+    try:
+        return parse_limits(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _unlock(engine: Engine, args: argparse.Namespace) -> None:
@@ -460,14 +474,26 @@ def _hint(exc: CssmError) -> str:
     return ""
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line too (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
                         help="configuration file (default: $CSSM_CONFIG, then the user config "
                              "dir)")
     common.add_argument("--password-stdin", action="store_true", default=argparse.SUPPRESS,
                         help="read the password (for passwd: old, then new) from standard input")
-    p = argparse.ArgumentParser(prog="cssm", parents=[common],
+    common.add_argument("--limit-rate", type=_limits, default=argparse.SUPPRESS,
+                        metavar="RATE",
+                        help="bandwidth limit for S3 stores, in bytes per second: 2M, 500k "
+                             "(both ways), or UP:DOWN (0 is none); the settings' "
+                             "upload_limit/download_limit otherwise")
+    p = _Parser(prog="cssm", parents=[common],
                                 description="Encrypted k-of-n storage across S3 buckets and "
                                             "folders.")
     p.add_argument("--version", action="version",

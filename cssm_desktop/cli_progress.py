@@ -15,10 +15,12 @@ from .core.progress import (
     FileStarted,
     Resumed,
     Step,
+    StoreBack,
     StoreDamaged,
+    StoreWaiting,
 )
 from .paths import printable
-from .units import human
+from .units import human, seconds
 
 
 class ProgressBar:
@@ -34,6 +36,7 @@ class ProgressBar:
         self._start = 0.0
         self._last = 0.0
         self._drawn = False
+        self._waiting: set[str] = set()   # stores we said we wait for
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -46,6 +49,14 @@ class ProgressBar:
                 self._clear()
                 print(f"resuming {printable(event.name)}: {human(event.held)} were sent "
                       "before", file=self.stream)
+            elif isinstance(event, StoreWaiting):
+                self._wait(event)
+            elif isinstance(event, StoreBack):
+                if event.store in self._waiting:
+                    self._waiting.discard(event.store)
+                    self._clear()
+                    print(f"store {event.store!r} answers again (after "
+                          f"{seconds(event.after)}); going on", file=self.stream)
             elif isinstance(event, FileStarted):
                 self._name, self._start, self._last = event.name, time.monotonic(), 0.0
             elif isinstance(event, FileProgress) and self.enabled:
@@ -58,6 +69,19 @@ class ProgressBar:
                 self._drawn = event.done < event.total
             elif isinstance(event, FileDone | FileFailed):
                 self._clear()
+
+    def _wait(self, ev: StoreWaiting) -> None:
+        """Said once per outage; on a terminal the line counts the time up."""
+        line = (f"waiting for store {ev.store!r}: no answer for {seconds(ev.since)} "
+                f"(waits up to {seconds(ev.limit)}, then goes on without it)")
+        if self.enabled:
+            self._clear()
+            self.stream.write("\r" + line)
+            self.stream.flush()
+            self._drawn = True
+        elif ev.store not in self._waiting:
+            print(line, file=self.stream)
+        self._waiting.add(ev.store)
 
     def _draw(self, ev: FileProgress) -> None:
         now = time.monotonic()

@@ -17,6 +17,8 @@ APP_NAME = "cssm-desktop"
 KEYRING_SERVICE = "cssm-desktop"
 DEFAULT_THRESHOLD = 3
 
+MAX_OUTAGE_WAIT = 24 * 3600   # a day: past that, a store is not "down for a while"
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 # AWS bucket naming rules (3-63 chars, lowercase, digits, dots, hyphens).
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -99,8 +101,23 @@ class Config:
     threshold: int = DEFAULT_THRESHOLD
     # Stores a new file must reach (None: n-1, and never fewer than k+1; core/put.py).
     put_min_stores: int | None = None
+    # Seconds a put waits for a store that stops answering (None: stores/outage.py's
+    # DEFAULT_WAIT); after it, the store is left and the file is stored at risk.
+    outage_wait: int | None = None
+    # Bytes per second for all S3 transfers each way (stores/ratelimit.py); None: none.
+    upload_limit: int | None = None
+    download_limit: int | None = None
     path: Path | None = None
     vault: str | None = None    # the vault id (hex) the stores' indexes belong to
+
+    def tuning_only(self, other: Config) -> bool:
+        """`other` differs from this only in settings a running engine takes over as it
+        runs (network: limits, outage wait), not in stores or vault."""
+        import dataclasses
+
+        def core(cfg: Config) -> Config:
+            return dataclasses.replace(cfg, path=None, **dict.fromkeys(_TUNING))
+        return core(self) == core(other)
 
     def binding(self) -> Binding | None:
         if self.vault is None:
@@ -141,6 +158,9 @@ class Config:
         if self.put_min_stores is not None and not 1 <= self.put_min_stores <= n:
             raise ConfigError(f"{self.where()}: put_min_stores must be between 1 and {n} "
                               f"(it is never taken below threshold + 1)")
+        if self.outage_wait is not None and not 0 <= self.outage_wait <= MAX_OUTAGE_WAIT:
+            raise ConfigError(f"{self.where()}: outage_wait must be between 0 and "
+                              f"{MAX_OUTAGE_WAIT} seconds")
         seen: set[str] = set()
         indexes: dict[int, str] = {}
         for store in self.stores:
@@ -175,6 +195,26 @@ class Config:
 
 
 _STORE_KEYS = {f.name for f in fields(StoreConfig)}
+# Optional top-level settings that are whole numbers (Config fields of the same name).
+_WHOLE_NUMBERS = ("put_min_stores", "outage_wait")
+# Bandwidth limits: "2M", "500k", "1.5 MiB/s" or bytes per second (stores/ratelimit.py).
+_RATES = ("upload_limit", "download_limit")
+_TUNING = ("outage_wait", *_RATES)
+
+
+def _rate(value: object, key: str, where: str) -> int | None:
+    from .stores.ratelimit import parse_rate
+
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value or None
+    if isinstance(value, str):
+        try:
+            return parse_rate(value) or None
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {key}: {exc}") from None
+    raise ConfigError(f"{where}: {key} must be a rate like \"2M\" (bytes per second)")
 
 
 def load_config(path: Path) -> Config:
@@ -194,7 +234,7 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"threshold", "store", "vault", "put_min_stores"}
+    unknown = set(doc) - {"threshold", "store", "vault", *_WHOLE_NUMBERS, *_RATES}
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     threshold = doc.get("threshold", DEFAULT_THRESHOLD)
@@ -221,11 +261,15 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         if "name" not in table or "type" not in table:
             raise ConfigError(f"{where}: store #{i} needs `name` and `type`")
         stores.append(StoreConfig(**table))
-    put_min = doc.get("put_min_stores")
-    if put_min is not None and (not isinstance(put_min, int) or isinstance(put_min, bool)):
-        raise ConfigError(f"{where}: put_min_stores must be a whole number")
-    cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault,
-                 put_min_stores=put_min)
+    numbers = {}
+    for key in _WHOLE_NUMBERS:
+        value = doc.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"{where}: {key} must be a whole number")
+        numbers[key] = value
+    for key in _RATES:
+        numbers[key] = _rate(doc.get(key), key, where)
+    cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault, **numbers)
     cfg.validate()
     return cfg
 
@@ -235,8 +279,14 @@ def dump_config(cfg: Config) -> str:
     import tomli_w
 
     top: dict[str, object] = {"threshold": int(cfg.threshold)}
-    if cfg.put_min_stores is not None:
-        top["put_min_stores"] = int(cfg.put_min_stores)
+    for key in _WHOLE_NUMBERS:
+        if getattr(cfg, key) is not None:
+            top[key] = int(getattr(cfg, key))
+    for key in _RATES:
+        if getattr(cfg, key):
+            from .stores.ratelimit import rate_text
+
+            top[key] = rate_text(int(getattr(cfg, key)))
     if cfg.vault:
         top["vault"] = cfg.vault
     parts = ["# CSSM Desktop settings. Secret keys are kept in the OS keyring, not here.\n"

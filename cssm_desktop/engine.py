@@ -59,6 +59,7 @@ from .core.progress import (
     Step,
     TreeProgress,
     ignore,
+    waiting_for_stores,
 )
 from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_file
 from .core.remove import remove_everywhere
@@ -83,8 +84,10 @@ from .errors import (
     log_text,
 )
 from .paths import Source, list_sources, printable, safe_relative
+from .stores import ratelimit
 from .stores.base import Store
 from .stores.factory import make_store
+from .stores.outage import DEFAULT_WAIT
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,9 @@ class Engine:
         """`stores` overrides the ones the config describes (tests use tuned clients)."""
         self.config = config
         self.catalog = Catalog(catalog_path or cfgmod.data_dir() / "catalog.sqlite")
+        # One limit each way for the whole process (the uplink is one); the last engine
+        # made sets it: the window makes a new one when Settings are saved.
+        ratelimit.configure(config.upload_limit, config.download_limit)
         self._stores: list[Store] | None = stores
         # Files below this size go into packs (core/pack.py); 0 stores every file alone.
         self.small_file = SMALL_FILE
@@ -154,6 +160,16 @@ class Engine:
 
     # ---------------------------------------------------------------- stores and vault
 
+    def retune(self, config: Config) -> None:
+        """Take over new network settings while running (uploads go on): the limits,
+        and how long a store that stops answering is waited for."""
+        self.config = config
+        ratelimit.configure(config.upload_limit, config.download_limit)
+        for store in self._stores or []:
+            outage = getattr(store, "outage", None)
+            if outage is not None:
+                outage.wait = DEFAULT_WAIT if config.outage_wait is None else config.outage_wait
+
     @property
     def stores(self) -> list[Store]:
         with self._lock:
@@ -162,7 +178,8 @@ class Engine:
                 for sc in self.config.stores:
                     try:
                         made.append(make_store(
-                            sc, folder=self.config.folder(sc) if sc.type == "folder" else None))
+                            sc, folder=self.config.folder(sc) if sc.type == "folder" else None,
+                            outage_wait=self.config.outage_wait))
                     except StoreError as exc:
                         self._broken[sc.name] = exc.reason
                 self._stores = made
@@ -444,9 +461,10 @@ class Engine:
                 todo.append(item)
                 place[id(item)] = pos
         try:
-            packed = put_pack(vault, todo, block_size=block_size, listener=listener,
-                              cancel=cancel, min_stores=self.config.put_min_stores) \
-                if todo else PackResult()
+            with waiting_for_stores(listener, cancel):
+                packed = put_pack(vault, todo, block_size=block_size, listener=listener,
+                                  cancel=cancel, min_stores=self.config.put_min_stores) \
+                    if todo else PackResult()
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             log.warning("put of a pack failed: %s", log_text(exc))
             for item in todo:
@@ -515,9 +533,11 @@ class Engine:
                     return PutResult(source, name, skipped="already stored with the same "
                                      "content", duplicate_of=twin)
             # k is the vault's (its headers say it), not what the config says today.
-            stored = put_file(vault, source, name, block_size=block_size, listener=listener,
-                              cancel=cancel, min_stores=self.config.put_min_stores,
-                              journals=self.journals())
+            with waiting_for_stores(listener, cancel):
+                stored = put_file(vault, source, name, block_size=block_size,
+                                  listener=listener, cancel=cancel,
+                                  min_stores=self.config.put_min_stores,
+                                  journals=self.journals())
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             listener(FileFailed(name, str(exc)))
             log.warning("put failed: %s", log_text(exc))   # no name or path in the log

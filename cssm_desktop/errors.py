@@ -58,6 +58,9 @@ class ObjectNotFound(StoreError):
 # StoreError.code of an object too large for the store (S3's 10,000 parts): the file's
 # fault, not the store's; trying again, or another store, cannot help.
 TOO_LARGE = "TooManyParts"
+# StoreError.code of a store that did not answer (no connection, a timeout, a 5xx after
+# every retry): it may answer again in a while (stores/outage.py waits for it).
+UNREACHABLE = "Unreachable"
 
 
 class NotEnoughStores(CssmError):

@@ -19,3 +19,13 @@ def age(seconds: float) -> str:
     if seconds < 72 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} days"
+
+
+def seconds(n: float) -> str:
+    """A short wait: 12 s, 4 min 10 s, 1 h 5 min."""
+    n = max(0, round(n))
+    if n < 60:
+        return f"{n} s"
+    if n < 3600:
+        return f"{n // 60} min {n % 60} s" if n % 60 else f"{n // 60} min"
+    return f"{n // 3600} h {n % 3600 // 60} min" if n % 3600 // 60 else f"{n // 3600} h"

@@ -46,6 +46,15 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def no_rate_limits() -> Iterator[None]:
+    """Bandwidth limits are the process's (stores/ratelimit.py): none leaks to the next test."""
+    from cssm_desktop.stores import ratelimit
+
+    yield
+    ratelimit.configure(None, None)
+
+
+@pytest.fixture(autouse=True)
 def memory_keyring() -> Iterator[MemoryKeyring]:
     previous = keyring.get_keyring()
     backend = MemoryKeyring()

@@ -16,7 +16,7 @@ from cssm_desktop.gui.jobs import State
 from cssm_desktop.gui.main_window import MainWindow
 from cssm_desktop.gui.unfinished_dialog import UnfinishedDialog
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, write_config
 from .test_gui import ctx, main_thread_gc, qt_settings, window  # noqa: F401  (fixtures)
 from .test_network import SIZE, World, _interrupted, world  # noqa: F401  (fixture)
 
@@ -107,3 +107,51 @@ def _offer_resume_discard(qtbot, win: MainWindow, world: World, a: Path, b: Path
         qtbot.keyClick(dialog.table, Qt.Key.Key_Return)   # Enter: the default, Resume
     assert [e.name for e in win.engine.entries()] == ["a.bin"]
     assert world.journals() == [] and world.uploads() == []
+
+
+@pytest.mark.parametrize("world", ["moto"], indirect=True)
+def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
+        qtbot, world: World, tmp_path: Path) -> None:  # noqa: F811
+    world.cfg.outage_wait = 120
+    write_config(world.cfg_file, world.cfg)
+    win = MainWindow(AppContext(config_file=world.cfg_file, catalog_file=world.root
+                                / "home/.local/share/cssm-desktop/catalog.sqlite"))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.vault_ready, timeout=30_000):
+        win.show()
+    win.engine.unlock(PASSWORD)
+    win._update_lock()
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(SIZE))
+    cut: list[bool] = []
+
+    def cut_at_first_progress(row: int) -> None:
+        if not cut and win.queue.jobs[row].done > 0:
+            cut.append(True)
+            world.proxies[0].down()
+
+    win.queue.changed.connect(cut_at_first_progress)
+    model = win.queue_view.model()
+    status = next(c for c in range(model.columnCount()) if model.headerData(
+        c, Qt.Orientation.Horizontal) == "Status")
+    win.add_paths([big])
+    try:
+        qtbot.waitUntil(lambda: str(model.index(0, status).data()).startswith(
+            "waiting for store “net1”… "), timeout=60_000)
+        assert win.stalled_label.isVisibleTo(win)
+        assert win.stalled_label.text().startswith("Waiting for store “net1” (")
+        assert "after 2 min" in win.stalled_label.toolTip()
+        # The time since counts up while it waits.
+        first = model.index(0, status).data()
+        qtbot.waitUntil(lambda: model.index(0, status).data() != first, timeout=5_000)
+        with qtbot.waitSignal(win.queue.all_finished, timeout=120_000):
+            world.proxies[0].up()
+    finally:   # nothing pending for the window's close to ask about
+        world.proxies[0].up()
+        win.queue.cancel_all()
+        qtbot.waitUntil(lambda: not win.queue.pending(), timeout=30_000)
+        workers.wait_all()
+    assert win.queue.jobs[0].state is State.DONE
+    assert not win.stalled_label.isVisibleTo(win)
+    (entry,) = win.engine.entries()
+    assert entry.health == "safe" and not entry.damaged

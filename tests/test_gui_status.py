@@ -397,3 +397,40 @@ def test_a_check_asked_for_while_one_runs_is_not_lost(qtbot, window: MainWindow,
         gate.set()
     qtbot.waitUntil(lambda: len(asked) == 2, timeout=10_000)
     assert asked == [False, True]    # the later requests ran once, counting bytes
+
+
+def test_network_settings_apply_at_once_and_keep_the_vault_open(qtbot, ctx) -> None:  # noqa: F811
+    """Limits and the outage wait are set in Settings, written to the file, and taken
+    over by the running engine: the vault stays unlocked (uploads go on)."""
+    from cssm_desktop.config import load_config
+    from cssm_desktop.stores import ratelimit
+
+    ctx.engine.unlock(PASSWORD)
+    engine = ctx.engine
+    dialog = SettingsDialog(ctx.config)
+    qtbot.addWidget(dialog)
+    assert dialog.upload_limit.text() == "no limit" and dialog.outage_wait.value() == 5
+    dialog.upload_limit.setValue(512)
+    dialog.outage_wait.setValue(0)       # do not wait for a silent store at all
+    dialog.save()
+    cfg = dialog.saved_config
+    assert cfg is not None and ctx.retunes(cfg)
+    assert (cfg.upload_limit, cfg.download_limit, cfg.outage_wait) == (512 * 1024, None, 0)
+    ctx.save(cfg)
+    assert ctx.engine is engine and engine.unlocked
+    assert ratelimit.UPLOAD.rate == 512 * 1024 and not ratelimit.DOWNLOAD.on
+    again = load_config(ctx.config_file)
+    assert (again.upload_limit, again.outage_wait) == (512 * 1024, 0)
+    assert 'upload_limit = "512K"' in ctx.config_file.read_text()
+    # Untouched boxes keep what the file says exactly (the boxes show whole units).
+    again.download_limit = 100_000
+    dialog = SettingsDialog(again)
+    qtbot.addWidget(dialog)
+    dialog.save()
+    assert dialog.saved_config is not None
+    assert dialog.saved_config.download_limit == 100_000
+    assert dialog.saved_config.outage_wait == 0
+    # A change to the stores is not a retune: the engine is made anew.
+    moved = dialog.saved_config
+    moved.threshold = 2
+    assert not ctx.retunes(moved)

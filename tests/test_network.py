@@ -4,6 +4,7 @@ anything): real S3 servers on loopback, each bucket behind its own shaped link
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -19,7 +20,13 @@ import pytest
 
 from cssm_desktop.catalog import AT_RISK, SAFE
 from cssm_desktop.config import Config, StoreConfig
-from cssm_desktop.core.progress import Event, FileProgress, Resumed
+from cssm_desktop.core.progress import (
+    Event,
+    FileProgress,
+    Resumed,
+    StoreBack,
+    StoreWaiting,
+)
 from cssm_desktop.engine import Engine
 from cssm_desktop.errors import NotEnoughStores
 from cssm_desktop.stores.s3 import S3Store
@@ -43,12 +50,14 @@ class World:
     def sent(self) -> int:
         return sum(p.sent for p in self.proxies)
 
-    def engine(self) -> Engine:
+    def engine(self, outage_wait: float = 0) -> Engine:
         # Stores that give up after two attempts: the default retries ride out a longer
         # outage (about 15 s of backoff per request), which only makes these tests slow.
+        # And no wait for a store that stops answering, unless the test is about that.
         quick = [S3Store(sc.name, sc.bucket or "", endpoint_url=sc.endpoint_url,
                          region="us-east-1", profile=sc.profile, max_attempts=2,
-                         connect_timeout=1, read_timeout=10) for sc in self.cfg.stores]
+                         connect_timeout=1, read_timeout=10, outage_wait=outage_wait)
+                 for sc in self.cfg.stores]
         engine = Engine(self.cfg, catalog_path=self.root / "home/.local/share/cssm-desktop"
                         / "catalog.sqlite", stores=quick)
         engine.unlock(PASSWORD)
@@ -231,12 +240,22 @@ def test_put_discard_drops_an_unfinished_upload_at_once(world: World, tmp_path: 
 
 def test_a_store_going_down_during_a_put_does_not_fail_it(world: World,
                                                           tmp_path: Path) -> None:
-    """One store's link goes down at 30% (and stays down past the put): the put goes on
-    with four, the file is at risk naming it; back up, repair completes it."""
+    """One store's link goes down at 30% (and stays down past the put): the put waits
+    for it as long as it is told (2 s here), then goes on with four, the file is at risk
+    naming it; back up, repair completes it."""
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(SIZE))
-    engine = world.engine()
-    (res,) = engine.put([src], listener=_when(_past(0.3), world.proxies[2].down))  # type: ignore[arg-type]
+    engine = world.engine(outage_wait=2)
+    events: list[Event] = []
+    down = _when(_past(0.3), world.proxies[2].down)
+
+    def listen(event: Event) -> None:
+        events.append(event)
+        down(event)  # type: ignore[operator]
+    (res,) = engine.put([src], listener=listen)
+    waits = [e for e in events if isinstance(e, StoreWaiting)]
+    assert waits and {e.store for e in waits} == {"net3"} and waits[0].limit == 2
+    assert not any(isinstance(e, StoreBack) for e in events)
     assert res.stored is not None and res.stored.missing == ("net3",)
     entry = engine.resolve("f.bin")
     assert entry.health == AT_RISK and entry.damaged == "net3"
@@ -246,3 +265,89 @@ def test_a_store_going_down_during_a_put_does_not_fail_it(world: World,
     assert [r.rebuilt for _, r in repaired] == [("net3",)]
     assert engine.resolve("f.bin").health == SAFE
     assert all(report.healthy for _, report in engine.verify())
+
+
+def test_a_store_silent_for_a_while_is_waited_for_and_the_put_goes_on(
+        world: World, tmp_path: Path) -> None:
+    """A store's link goes down at 30% and comes back after a few seconds: the put waits
+    (saying so, with the time since), then stores every part: the file is safe, with
+    nothing left for repair."""
+    src = tmp_path / "f.bin"
+    data = os.urandom(SIZE)
+    src.write_bytes(data)
+    engine = world.engine(outage_wait=120)
+    events: list[Event] = []
+    down = _when(_past(0.3), world.proxies[1].down)
+    up = _when(lambda e: isinstance(e, StoreWaiting) and e.since >= 2, world.proxies[1].up)
+
+    def listen(event: Event) -> None:
+        events.append(event)
+        down(event)  # type: ignore[operator]
+        up(event)    # type: ignore[operator]
+    (res,) = engine.put([src], listener=listen)
+    assert res.error is None and res.stored is not None
+    assert res.stored.missing == () and res.stored.left == ()
+    waits = [e for e in events if isinstance(e, StoreWaiting)]
+    assert waits and {e.store for e in waits} == {"net2"} and waits[-1].since >= 2
+    (back,) = [e for e in events if isinstance(e, StoreBack)]
+    assert back.store == "net2" and back.after >= 2
+    assert engine.resolve("f.bin").health == SAFE
+    out = tmp_path / "out.bin"
+    engine.get(engine.resolve("f.bin"), out)
+    assert out.read_bytes() == data
+    assert world.uploads() == []
+
+
+def test_the_cli_says_it_waits_for_a_store_and_when_it_is_back(world: World,
+                                                                tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    world.cfg.outage_wait = 60
+    write_config(world.cfg_file, world.cfg)
+    proc = subprocess.Popen([sys.executable, "-m", "cssm_desktop.cli", "put", str(src)],
+                            env=_cli_env(world), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while world.sent < SIZE and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)   # polling the proxies' byte count: the moment to cut the link
+    world.proxies[3].down()
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    world.proxies[3].up()
+    out, rest = proc.communicate(timeout=120)
+    assert first.startswith("waiting for store 'net4': no answer for "), first
+    assert "(waits up to 1 min, then goes on without it)" in first
+    assert proc.returncode == 0, rest
+    assert "store 'net4' answers again (after " in rest and "going on" in rest
+    assert out.strip().endswith(f"  {src}") and "at risk" not in out + rest, out
+
+
+def test_bandwidth_limits_hold_for_all_stores_together(world: World, tmp_path: Path) -> None:
+    """2 MiB/s each way for the five links together (each could carry 8 MB/s): the put
+    and the restore keep to it, on average over the whole transfer; a new setting applies
+    to the running engine."""
+    limit = 2 * 1024 * 1024
+    src = tmp_path / "f.bin"
+    data = os.urandom(4 * 1024 * 1024)
+    src.write_bytes(data)
+    world.cfg.upload_limit = world.cfg.download_limit = limit
+    engine = world.engine()
+    from cssm_desktop.stores import ratelimit
+    saved = limit * ratelimit.BURST    # what an idle link may send at once
+    before, started = world.sent, time.monotonic()
+    (res,) = engine.put([src])
+    up_rate = (world.sent - before - saved) / (time.monotonic() - started)
+    assert res.stored is not None
+    # ~6.7 MiB went up: unlimited, it takes a fifth of a second here.
+    assert 0.5 * limit < up_rate <= 1.05 * limit, up_rate / limit
+    # Downloads are paced as we read: the link may still fill socket buffers ahead of
+    # that, so the proxy's count is no measure here; the bytes the file needs are.
+    started = time.monotonic()
+    out = tmp_path / "out.bin"
+    engine.get(engine.resolve("f.bin"), out)
+    down_rate = (len(data) - saved) / (time.monotonic() - started)
+    assert out.read_bytes() == data
+    assert 0.5 * limit < down_rate <= 1.05 * limit, down_rate / limit
+    engine.retune(dataclasses.replace(world.cfg, upload_limit=None, outage_wait=7))
+    assert not ratelimit.UPLOAD.on and ratelimit.DOWNLOAD.rate == limit
+    assert {s.outage.wait for s in engine.stores} == {7}  # type: ignore[attr-defined]

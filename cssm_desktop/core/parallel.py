@@ -47,7 +47,9 @@ def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R | BaseException]:
 
     if len(items) <= 1 or getattr(_worker, "active", False):
         return [guarded(item) for item in items]
-    futures = [_executor().submit(guarded, item) for item in items]
+    from ..stores.outage import submit
+
+    futures = [submit(_executor(), guarded, item) for item in items]
     return [future.result() for future in futures]
 
 

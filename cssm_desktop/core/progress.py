@@ -19,11 +19,13 @@ must be thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import Cancelled
+from ..stores.outage import Watch, watching
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,26 @@ class Resumed:
     held: int
 
 
+@dataclass(frozen=True)
+class StoreWaiting:
+    """A store stopped answering; the job waits for it (stores/outage.py) up to `limit`
+    seconds, then goes on without it."""
+
+    store: str
+    since: float    # seconds it has not answered
+    limit: float
+
+
+@dataclass(frozen=True)
+class StoreBack:
+    """A store the job waited for answers again."""
+
+    store: str
+    after: float    # seconds it was gone
+
+
 Event = (FileStarted | FileProgress | StoreProgress | FileDone | FileFailed | StoreDamaged
-         | Step | Resumed)
+         | Step | Resumed | StoreWaiting | StoreBack)
 Listener = Callable[[Event], None]
 
 
@@ -135,9 +155,22 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to `seconds`, woken early by a cancel; True when cancelled."""
+        return self._event.wait(seconds)
+
     def check(self) -> None:
         if self._event.is_set():
             raise Cancelled(self.keep)
+
+
+def waiting_for_stores(listener: Listener,
+                       cancel: CancelToken) -> contextlib.AbstractContextManager[None]:
+    """Inside, a store that stops answering is waited for (stores/outage.py): the listener
+    hears StoreWaiting and StoreBack, and a cancel ends the wait."""
+    return watching(Watch(lambda store, since, limit: listener(StoreWaiting(store, since, limit)),
+                          lambda store, after: listener(StoreBack(store, after)),
+                          cancel.sleep))
 
 
 class TreeProgress:
@@ -156,7 +189,7 @@ class TreeProgress:
             with self._lock:
                 done = self._done + event.done
             self._listener(FileProgress(self.label, min(done, self.total), self.total))
-        elif isinstance(event, StoreDamaged | Step):
+        elif isinstance(event, StoreDamaged | Step | StoreWaiting | StoreBack):
             self._listener(event)
 
     def finished(self, size: int) -> None:

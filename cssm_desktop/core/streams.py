@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import Cancelled
+from ..stores.outage import carry
 from .progress import CancelToken
 
 
@@ -66,7 +67,8 @@ class Pipeline:
             except BaseException as exc:
                 self.fail(exc)
 
-        thread = threading.Thread(target=run, name=name, daemon=True)
+        # carry: the stage sees the job's context (the stores' outage watch).
+        thread = threading.Thread(target=carry(run), name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
 

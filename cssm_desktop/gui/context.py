@@ -34,8 +34,17 @@ class AppContext:
             self.config_error = str(exc)
 
     def save(self, cfg: Config) -> None:
+        if self.retunes(cfg):
+            save_config(cfg, self.config_file)
+            assert self.engine is not None
+            self.engine.retune(cfg)   # the vault stays open, uploads go on
+            return
         save_config(cfg, self.config_file)
         self.reload()
+
+    def retunes(self, cfg: Config) -> bool:
+        """Saving `cfg` only retunes the running engine (network settings changed)."""
+        return self.engine is not None and self.engine.config.tuning_only(cfg)
 
     @property
     def config(self) -> Config | None:

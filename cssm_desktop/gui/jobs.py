@@ -52,6 +52,11 @@ class Job:
     result: Any = field(default=None, repr=False)   # the engine's PutResult when done
     cancel_asked: bool = False   # this job itself was cancelled (not only its pack)
     row: int = -1                # its place in the queue (kept by JobQueue)
+    # A store that stopped answering, which the upload waits for: its name, since when
+    # (time.monotonic()) and how long it waits; "" while every store answers.
+    stalled: str = ""
+    stalled_since: float = 0.0
+    stalled_limit: float = 0.0
 
     @property
     def speed(self) -> float:
@@ -78,6 +83,7 @@ class JobQueue(QObject):
     job_finished = Signal(object)    # Job
     all_finished = Signal()
     held_changed = Signal(bool)      # the user paused (True) or resumed the queue
+    stalled_changed = Signal()       # an upload began or stopped waiting for a store
 
     def __init__(self, parallel: int = 3, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -147,6 +153,8 @@ class JobQueue(QObject):
         workers.start(
             worker,
             progress=lambda done, _total, j=job: self._progress(j, done),
+            waiting=lambda store, since, limit, j=job: self._stalled([j], store, since, limit),
+            back=lambda _store, j=job: self._stalled([j], "", 0.0, 0.0),
             succeeded=lambda r, j=job: self._stored(j, r),
             failed=lambda err, j=job: self._failed(j, err))
         self._changed(job)
@@ -162,6 +170,7 @@ class JobQueue(QObject):
     def _wait_again(self, jobs: list[Job]) -> None:
         for job in jobs:
             job.state, job.done, job.worker, job.result = State.WAITING, 0, None, None
+            job.stalled = ""
             self._changed(job)
 
     def _start_pack(self, first: Job, small: int) -> None:
@@ -183,6 +192,8 @@ class JobQueue(QObject):
         workers.start(
             worker,
             progress=lambda done, total, b=batch: self._pack_progress(b, done, total),
+            waiting=lambda store, since, limit, b=batch: self._stalled(b, store, since, limit),
+            back=lambda _store, b=batch: self._stalled(b, "", 0.0, 0.0),
             succeeded=lambda results, b=batch: self._pack_stored(b, results),
             failed=lambda err, b=batch: [self._failed(j, err) for j in b])
         for job in batch:
@@ -221,12 +232,26 @@ class JobQueue(QObject):
         job.result = result
         self._end(job, State.SKIPPED if result.duplicate_of is not None else State.DONE)
 
+    def _stalled(self, jobs: list[Job], store: str, since: float, limit: float) -> None:
+        """A store the upload waits for (or "", it answers again): the rows say so."""
+        now = time.monotonic()
+        moved = [j for j in jobs if j.state is State.RUNNING]
+        for job in moved:
+            job.stalled, job.stalled_since, job.stalled_limit = store, now - since, limit
+        if moved:
+            self.stalled_changed.emit()
+            self.rows_changed.emit(min(j.row for j in moved), max(j.row for j in moved))
+
+    def stalled(self) -> list[Job]:
+        return [j for j in self.jobs if j.stalled and j.state is State.RUNNING]
+
     def _progress(self, job: Job, done: int) -> None:
         job.done = done
         self._changed(job)
 
     def _end(self, job: Job, state: State, error: str = "", settle: bool = True) -> None:
         job.state, job.error, job.ended, job.worker = state, error, time.monotonic(), None
+        job.stalled = ""
         if state in (State.DONE, State.SKIPPED):
             job.done = job.size
         self._changed(job)

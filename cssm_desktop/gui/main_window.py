@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..core.status import StoresLook
 from ..engine import Duplicate
 from ..errors import CssmError
 from ..paths import list_sources
-from ..units import human
+from ..units import human, seconds
 from . import workers
 from .context import AppContext
 from .controller import VaultController
@@ -107,7 +108,13 @@ class MainWindow(QMainWindow):
         self.lock_label = QLabel()
         self.held_label = QLabel(self.tr("Uploads paused"))
         self.held_label.hide()
+        self.stalled_label = QLabel()
+        self.stalled_label.hide()
+        self.statusBar().addPermanentWidget(self.stalled_label)
         self.statusBar().addPermanentWidget(self.held_label)
+        # While an upload waits for a store that stopped answering, the time counts up.
+        self._stall_timer = QTimer(self, interval=1000)
+        self._stall_timer.timeout.connect(self._tick_stalled)
         self.statusBar().addPermanentWidget(self.lock_label)
         self.statusBar().addPermanentWidget(self.stores_label)
         self.tray = QSystemTrayIcon(self.windowIcon(), self) \
@@ -207,6 +214,7 @@ class MainWindow(QMainWindow):
         self.pause_action = action(m, self.tr("&Pause uploads"), self.queue.hold, "Ctrl+P")
         self.pause_action.setCheckable(True)
         self.queue.held_changed.connect(self._held_changed)
+        self.queue.stalled_changed.connect(self._tick_stalled)
         action(m, self.tr("&Unfinished uploads…"), self.offer_unfinished_now)
         m.addSeparator()
         action(m, self.tr("&Quit"), self.close, QKeySequence.StandardKey.Quit)
@@ -290,6 +298,27 @@ class MainWindow(QMainWindow):
             if not self._offered_unfinished:
                 self._offered_unfinished = True
                 QTimer.singleShot(0, self.offer_unfinished)
+
+    def _tick_stalled(self) -> None:
+        """Rows and status bar say which store uploads wait for, and for how long; the
+        label goes once every store answers (or the waiting uploads ended)."""
+        stalled = self.queue.stalled()
+        if not stalled:
+            self._stall_timer.stop()
+            self.stalled_label.hide()
+            return
+        if not self._stall_timer.isActive():
+            self._stall_timer.start()
+        first = min(stalled, key=lambda j: j.stalled_since)
+        gone = time.monotonic() - first.stalled_since
+        self.stalled_label.setText(self.tr("Waiting for store “%1” (%2)").replace(
+            "%1", first.stalled).replace("%2", seconds(gone)))
+        self.stalled_label.setToolTip(self.tr(
+            "It stopped answering. Uploads go on when it answers again, or without it "
+            "after %1 (the file is then stored at risk, and repaired when it is back).")
+            .replace("%1", seconds(first.stalled_limit)))
+        self.stalled_label.show()
+        self.queue.rows_changed.emit(min(j.row for j in stalled), max(j.row for j in stalled))
 
     def _held_changed(self, held: bool) -> None:
         self.pause_action.setChecked(held)
@@ -541,7 +570,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.ctx.config, self)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted or dialog.saved_config is None:
             return False
-        if self.queue.active():
+        if self.queue.active() and not self.ctx.retunes(dialog.saved_config):
             self.queue.cancel_all()
         self.ctx.save(dialog.saved_config)
         self.show_current_page()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from PySide6.QtCore import (
@@ -12,7 +13,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
-from ..units import human
+from ..units import human, seconds
 from .jobs import Job, JobQueue, State
 
 COLUMNS = ("Name", "Size", "Progress", "Speed", "Status", "")
@@ -89,6 +90,9 @@ class QueueModel(QAbstractTableModel):
         return None
 
     def _status(self, job: Job) -> str:
+        if job.state is State.RUNNING and job.stalled:
+            return self.tr("waiting for store “%1”… %2").replace("%1", job.stalled).replace(
+                "%2", seconds(time.monotonic() - job.stalled_since))
         if job.state is State.RUNNING and job.eta is not None:
             return self.tr("uploading, %n s left", "", max(1, round(job.eta)))
         if job.state is State.FAILED:

@@ -23,11 +23,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import Config, StoreConfig, get_secret, keep_secret_for_session, set_secret
+from ..config import (
+    MAX_OUTAGE_WAIT,
+    Config,
+    StoreConfig,
+    get_secret,
+    keep_secret_for_session,
+    set_secret,
+)
 from ..core.put import put_needs
 from ..errors import ConfigError, StoreError
 from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
+from ..stores.outage import DEFAULT_WAIT
 from . import workers
 
 # Mnemonics are unique within the dialog: Alt+B is "Add S3 bucket", Alt+R "restore",
@@ -52,6 +60,7 @@ class SettingsDialog(QDialog):
         base = config or Config(stores=[], threshold=3)
         self._vault = base.vault   # the binding is kept as it is; Settings never edits it
         self._put_min = base.put_min_stores   # kept as the config says (no field for it)
+        self._base = base
         self.stores: list[StoreConfig] = copy.deepcopy(base.stores)
         self.original_names = [s.name for s in self.stores]
         self.secrets: dict[int, str] = {}   # row -> secret typed in this dialog
@@ -178,6 +187,7 @@ class SettingsDialog(QDialog):
         self.put_rule.setWordWrap(True)
         layout.addWidget(self.put_rule)
         self._say_put_rule()
+        layout.addLayout(self._network_row(base))
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
         self._refresh_list()
@@ -209,6 +219,56 @@ class SettingsDialog(QDialog):
             self.tr(" (fixed when the vault was created)") if self._vault is not None else ""))
         self.remove_button.setEnabled(n > 0)
         self._say_put_rule()
+
+    def _network_row(self, base: Config) -> QHBoxLayout:
+        """Bandwidth limits (S3 stores, both ways) and how long an upload waits for a
+        store that stops answering; all three apply at once, uploads go on."""
+        def limit(value: int | None) -> QSpinBox:
+            box = QSpinBox()
+            box.setRange(0, 10_000_000)
+            box.setSingleStep(128)
+            box.setSuffix(self.tr(" KiB/s"))
+            box.setSpecialValueText(self.tr("no limit"))
+            box.setValue((value or 0) // 1024)
+            box.setToolTip(self.tr("For all S3 stores together (folders are not limited); "
+                                   "0 is no limit."))
+            return box
+        self.upload_limit = limit(base.upload_limit)
+        self.download_limit = limit(base.download_limit)
+        self.outage_wait = QSpinBox()
+        self.outage_wait.setRange(0, MAX_OUTAGE_WAIT // 60)
+        self.outage_wait.setSuffix(self.tr(" min"))
+        wait = DEFAULT_WAIT if base.outage_wait is None else base.outage_wait
+        self.outage_wait.setValue(round(wait / 60))
+        self.outage_wait.setToolTip(self.tr(
+            "An upload waits this long for a store that stops answering (a router "
+            "restarting, Wi-Fi changing), then goes on without it: the file is stored at "
+            "risk and repaired when the store is back."))
+        row = QHBoxLayout()
+        for text, box in ((self.tr("Upload l&imit:"), self.upload_limit),
+                          (self.tr("&Download limit:"), self.download_limit),
+                          (self.tr("&Wait for a silent store:"), self.outage_wait)):
+            row.addWidget(_label(text, box))
+            row.addWidget(box)
+            row.addSpacing(12)
+        row.addStretch(1)
+        return row
+
+    def _network(self) -> dict[str, int | None]:
+        """The three settings as the config keeps them; each left exactly as it was
+        unless changed here (the boxes show whole KiB/s and minutes)."""
+        def kept(box: QSpinBox, old: int | None, shown: int, unit: int) -> int | None:
+            if box.value() == shown:
+                return old
+            return box.value() * unit if box is self.outage_wait else \
+                box.value() * unit or None     # a limit of 0 is none; a wait of 0 is 0
+        base = self._base
+        wait = DEFAULT_WAIT if base.outage_wait is None else base.outage_wait
+        return {"upload_limit": kept(self.upload_limit, base.upload_limit,
+                                     (base.upload_limit or 0) // 1024, 1024),
+                "download_limit": kept(self.download_limit, base.download_limit,
+                                       (base.download_limit or 0) // 1024, 1024),
+                "outage_wait": kept(self.outage_wait, base.outage_wait, round(wait / 60), 60)}
 
     def _say_put_rule(self) -> None:
         """The rule for storing while a store is down, and what it means (core/put.py)."""
@@ -427,7 +487,7 @@ class SettingsDialog(QDialog):
     # -- save
     def save(self) -> None:
         cfg = Config(stores=copy.deepcopy(self.stores), threshold=self.threshold.value(),
-                     vault=self._vault, put_min_stores=self._put_min)
+                     vault=self._vault, put_min_stores=self._put_min, **self._network())
         try:
             cfg.validate()
             newcomers = [s.name for s in cfg.stores if s.index is None]

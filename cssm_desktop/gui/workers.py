@@ -19,7 +19,15 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from ..core.progress import CancelToken, Event, FileProgress, Step, StoreDamaged
+from ..core.progress import (
+    CancelToken,
+    Event,
+    FileProgress,
+    Step,
+    StoreBack,
+    StoreDamaged,
+    StoreWaiting,
+)
 from ..errors import CssmError, MissingSecret
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,10 @@ class Worker(QObject):
     progress = Signal(object, object)    # bytes done, bytes total (current file)
     step = Signal(object, object, str)   # items done, items total, the item now (a name)
     damaged = Signal(str, str)           # store, reason
+    # A store stopped answering: store, seconds since, seconds the job waits; it answers
+    # again: store, "" (stores/outage.py).
+    waiting = Signal(str, float, float)
+    back = Signal(str)
     succeeded = Signal(object)
     failed = Signal(object)              # the exception itself; faces render it
     finished = Signal()
@@ -77,6 +89,10 @@ class Worker(QObject):
             self.damaged.emit(event.store, event.reason)
         elif isinstance(event, Step):
             self.step.emit(event.done, event.total, event.item)
+        elif isinstance(event, StoreWaiting):
+            self.waiting.emit(event.store, event.since, event.limit)
+        elif isinstance(event, StoreBack):
+            self.back.emit(event.store)
         elif isinstance(event, FileProgress):
             now = time.monotonic()
             with self._lock:
@@ -119,6 +135,14 @@ class _Relay(QObject):
     def damaged(self, store: str, reason: str) -> None:
         self._call("damaged", store, reason)
 
+    @Slot(str, float, float)
+    def waiting(self, store: str, since: float, limit: float) -> None:
+        self._call("waiting", store, since, limit)
+
+    @Slot(str)
+    def back(self, store: str) -> None:
+        self._call("back", store)
+
     @Slot(int, str)
     def current(self, index: int, name: str) -> None:
         self._call("current", index, name)
@@ -155,7 +179,7 @@ def message(error: BaseException) -> str:
 def start(worker: Worker, owner: QObject | None = None,
           **callbacks: Callable[..., None]) -> QThread:
     """Run the worker on a new QThread. Callbacks (succeeded, failed, progress, step,
-    damaged, current, finished) run on the thread that called start: the UI thread;
+    damaged, waiting, back, current, finished) run on the thread that called start: the UI thread;
     `failed` gets the exception itself. With an `owner`, they are skipped once it has
     been deleted (a result arriving after its window closed)."""
     relay = _Relay(callbacks, owner)

@@ -10,10 +10,11 @@ from .base import Store
 
 
 def make_store(cfg: StoreConfig, *, secret: str | None = None, quick: bool = False,
-               folder: Path | None = None) -> Store:
+               folder: Path | None = None, outage_wait: float | None = None) -> Store:
     """`secret`: one typed but not saved yet (else the keyring's). `quick`: few retries
     and short timeouts, for a connection test a person waits for. `folder`: the folder
-    store's path as Config.folder() resolves it."""
+    store's path as Config.folder() resolves it. `outage_wait`: how long a put waits for
+    the store when it stops answering (stores/outage.py)."""
     if cfg.type == "folder":
         from .folder import FolderStore
 
@@ -26,7 +27,10 @@ def make_store(cfg: StoreConfig, *, secret: str | None = None, quick: bool = Fal
         secret = get_secret(cfg.name)
     # A person waits for a connection test: no retry (botocore's max_attempts counts
     # retries), an answer within 10 s.
-    timeouts = {"max_attempts": 0, "connect_timeout": 5, "read_timeout": 10} if quick else {}
+    timeouts: dict[str, float] = {"max_attempts": 0, "connect_timeout": 5,
+                                  "read_timeout": 10} if quick else {}
+    if outage_wait is not None:
+        timeouts["outage_wait"] = outage_wait
     return S3Store(cfg.name, cfg.bucket, endpoint_url=cfg.endpoint_url, region=cfg.region,
                    prefix=cfg.prefix or "", access_key_id=cfg.access_key_id,
                    secret_access_key=secret if cfg.access_key_id else None,

@@ -16,8 +16,10 @@ import botocore.config
 import botocore.exceptions
 import urllib3.exceptions
 
-from ..errors import TOO_LARGE, MissingSecret, ObjectNotFound, StoreError
+from ..errors import TOO_LARGE, UNREACHABLE, MissingSecret, ObjectNotFound, StoreError
+from . import ratelimit
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Progress, Store, UploadState
+from .outage import DEFAULT_WAIT, Outage, submit
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,25 @@ def part_size(number: int) -> int:
 
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                      "ExpiredToken", "AuthorizationHeaderMalformed", "InvalidClientTokenId"}
+
+
+# Failures that say "not now" rather than "no": the store may answer in a while.
+_SILENT = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+_BUSY_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+               "RequestTimeTooSkewed"}
+
+
+def unreachable_code(exc: BaseException) -> str | None:
+    """UNREACHABLE for a failure that may pass (no connection, a timeout, a 5xx or
+    "slow down" left after botocore's own retries), else None."""
+    if isinstance(exc, _SILENT):
+        return UNREACHABLE
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in _BUSY_CODES or int(status) >= 500:
+            return UNREACHABLE
+    return None
 
 
 def explain(exc: BaseException, bucket: str, endpoint: str | None) -> str:
@@ -106,7 +127,7 @@ class _S3Writer(ObjectWriter):
     def _send(self, number: int, body: bytearray) -> tuple[dict[str, Any], int]:
         # The bytearray itself, not bytes(body): one copy less of every part in flight.
         resp = self._call("upload_part", Key=self._key, UploadId=self._upload_id,
-                          PartNumber=number, Body=body)
+                          PartNumber=number, Body=_paced(body))
         return {"PartNumber": number, "ETag": resp["ETag"]}, len(body)
 
     def _report(self) -> None:
@@ -137,7 +158,7 @@ class _S3Writer(ObjectWriter):
                              TOO_LARGE)
         body, self._buf = self._buf, bytearray()
         self._numbered = number
-        self._sending = _uploads().submit(self._send, number, body)
+        self._sending = submit(_uploads(), self._send, number, body)
 
     def write(self, data: bytes | memoryview) -> None:
         if self._skip:
@@ -170,7 +191,7 @@ class _S3Writer(ObjectWriter):
     def commit(self) -> None:
         try:
             if self._upload_id is None:
-                self._call("put_object", Key=self._key, Body=self._buf)
+                self._call("put_object", Key=self._key, Body=_paced(self._buf))
             else:
                 if self._buf:
                     self._flush_part()
@@ -192,6 +213,52 @@ class _S3Writer(ObjectWriter):
             # On failure the upload is left for `cssm gc`, which aborts stale ones.
             with contextlib.suppress(StoreError):
                 self._call("abort_multipart_upload", Key=self._key, UploadId=upload_id)
+
+
+class _PacedBody:
+    """A request body sent no faster than the upload limit (stores/ratelimit.py).
+
+    botocore reads a body twice: once whole to sign its SHA-256, then in 8 KiB blocks as
+    it sends. Only the sending is paced: the body is armed just before the request goes
+    out (the before-send event) and disarmed by the seek back that starts a retry."""
+
+    def __init__(self, data: bytearray) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self.armed = False
+
+    def __len__(self) -> int:
+        return len(self._data) - self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else min(len(self._data),
+                                                                    self._pos + size)
+        chunk = bytes(self._data[self._pos:end])
+        self._pos = end
+        if self.armed:
+            for i in range(0, len(chunk), ratelimit.CHUNK):
+                ratelimit.UPLOAD.take(min(ratelimit.CHUNK, len(chunk) - i))
+        return chunk
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.armed = False
+        base = {0: 0, 1: self._pos, 2: len(self._data)}[whence]
+        self._pos = max(0, min(len(self._data), base + pos))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _paced(body: bytearray) -> bytearray | _PacedBody:
+    return _PacedBody(body) if ratelimit.UPLOAD.on else body
+
+
+def _arm(request: Any = None, **_kw: Any) -> None:
+    """before-send: what goes out now is paced (returns None: the request goes on)."""
+    body = getattr(request, "body", None)
+    if isinstance(body, _PacedBody):
+        body.armed = True
 
 
 _upload_pool: ThreadPoolExecutor | None = None
@@ -225,6 +292,19 @@ class _S3Reader(ObjectReader):
         self._resumed = 0
 
     def read(self, size: int) -> bytes:
+        if not ratelimit.DOWNLOAD.on:
+            return self._read(size)
+        chunks, left = [], size
+        while left > 0:   # in small pieces, each waiting for its share of the limit
+            chunk = self._read(min(left, ratelimit.CHUNK))
+            if not chunk:
+                break
+            ratelimit.DOWNLOAD.take(len(chunk))
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _read(self, size: int) -> bytes:
         while True:
             try:
                 data = self._body.read(size)
@@ -270,9 +350,10 @@ class S3Store(Store):
     def __init__(self, name: str, bucket: str, *, endpoint_url: str | None = None,
                  region: str | None = None, prefix: str = "", access_key_id: str | None = None,
                  secret_access_key: str | None = None, profile: str | None = None,
-                 max_attempts: int = 5, connect_timeout: float = 10, read_timeout: float = 60
-                 ) -> None:
+                 max_attempts: int = 5, connect_timeout: float = 10, read_timeout: float = 60,
+                 outage_wait: float = DEFAULT_WAIT) -> None:
         self.name = name
+        self.outage = Outage(name, outage_wait)
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.prefix = prefix.strip("/")
@@ -300,6 +381,7 @@ class S3Store(Store):
             creds = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
         self._client = session.client("s3", endpoint_url=endpoint_url, config=config, **creds)
         self._client.meta.events.register("needs-retry.s3", self._log_attempt)
+        self._client.meta.events.register("before-send.s3", _arm)
 
     def _log_attempt(self, attempts: int = 0, response: Any = None,
                      caught_exception: BaseException | None = None, operation: Any = None,
@@ -314,6 +396,8 @@ class S3Store(Store):
         what = type(caught_exception).__name__ if caught_exception else f"HTTP {status}"
         name = getattr(operation, "name", "request")
         log.warning("store %s: S3 %s attempt %d failed (%s)", self.name, name, attempts, what)
+        if caught_exception is not None and unreachable_code(caught_exception):
+            self.outage.note()
         return None
 
     def describe(self) -> str:
@@ -325,8 +409,14 @@ class S3Store(Store):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, op: str, **kw: Any) -> Any:
+        """One S3 operation; inside a job that waits for stores (stores/outage.py), tried
+        again while the store does not answer, up to the outage wait."""
         if "Key" in kw:
             kw["Key"] = self._key(kw["Key"])
+        return self.outage.ride(lambda: self._call_once(op, kw),
+                                lambda exc: exc.code == UNREACHABLE)
+
+    def _call_once(self, op: str, kw: dict[str, Any]) -> Any:
         try:
             return getattr(self._client, op)(Bucket=self.bucket, **kw)
         except botocore.exceptions.ClientError as exc:
@@ -334,9 +424,10 @@ class S3Store(Store):
             if code in ("NoSuchKey", "404", "NoSuchUpload") and "Key" in kw:
                 raise ObjectNotFound(self.name, kw["Key"]) from None
             raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url),
-                             str(code) if code else None) from exc
+                             unreachable_code(exc) or (str(code) if code else None)) from exc
         except botocore.exceptions.BotoCoreError as exc:
-            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
+            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url),
+                             unreachable_code(exc)) from exc
 
     def open_write(self, key: str, resume: UploadState | None = None,
                    on_progress: Progress | None = None) -> ObjectWriter:
