@@ -47,7 +47,8 @@ class ProgressBar:
                       file=self.stream)
             elif isinstance(event, Resumed):
                 self._clear()
-                print(f"resuming {printable(event.name)}: {human(event.held)} were sent "
+                done = "fetched" if event.download else "sent"
+                print(f"resuming {printable(event.name)}: {human(event.held)} were {done} "
                       "before", file=self.stream)
             elif isinstance(event, StoreWaiting):
                 self._wait(event)

@@ -29,11 +29,12 @@ from .catalog import (
     worst,
 )
 from .config import Config
-from .core import parallel
+from .core import fetched, parallel
+from .core.fetched import FetchCache
 from .core.format import KIND_PACK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
-from .core.get import open_file, restore_file
-from .core.journal import Journal, Journals
+from .core.get import OpenedFile, open_file, restore_file
+from .core.journal import RESUMABLE, Journal, Journals
 from .core.keys import KdfParams, content_tag, content_tagger
 from .core.pack import (
     PACK_FILES,
@@ -580,10 +581,20 @@ class Engine:
             raise
         try:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
-                                cancel=cancel)
+                                cancel=cancel, cache=self._fetch_cache(vault, opened))
         finally:
             self._health_after_restore(vault, entry.id, opened.damaged, opened.header.k)
         return path
+
+    def _fetch_cache(self, vault: Vault, opened: OpenedFile) -> FetchCache | None:
+        """Where a restore keeps what far stores sent (core/fetched.py): for large files
+        with parts on S3 stores; a vault of folders keeps nothing."""
+        far = {i for i, s in vault.stores.items() if s.resumable}
+        if opened.box.size < RESUMABLE or not far:
+            return None
+        folder = self.catalog.path.parent / "downloads" / vault.id_hex
+        fetched.sweep(folder)
+        return FetchCache(folder / opened.file_id.hex(), far)
 
     def _health_after_restore(self, vault: Vault, stored_id: str, damaged: dict[str, str],
                               k: int, pack: bool = False) -> None:

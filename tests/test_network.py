@@ -21,14 +21,16 @@ import pytest
 from cssm_desktop.catalog import AT_RISK, SAFE
 from cssm_desktop.config import Config, StoreConfig
 from cssm_desktop.core.progress import (
+    CancelToken,
     Event,
     FileProgress,
     Resumed,
     StoreBack,
+    StoreDamaged,
     StoreWaiting,
 )
 from cssm_desktop.engine import Engine
-from cssm_desktop.errors import NotEnoughStores
+from cssm_desktop.errors import Cancelled, NotEnoughStores
 from cssm_desktop.stores.s3 import S3Store
 
 from .conftest import FAST_KDF, PASSWORD, S3Server, write_config
@@ -351,3 +353,79 @@ def test_bandwidth_limits_hold_for_all_stores_together(world: World, tmp_path: P
     engine.retune(dataclasses.replace(world.cfg, upload_limit=None, outage_wait=7))
     assert not ratelimit.UPLOAD.on and ratelimit.DOWNLOAD.rate == limit
     assert {s.outage.wait for s in engine.stores} == {7}  # type: ignore[attr-defined]
+
+
+def _downloaded(w: World) -> int:
+    return sum(p.download.bytes for p in w.proxies)
+
+
+def test_a_restore_killed_at_60_percent_fetches_only_what_it_lacks(world: World,
+                                                                    tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    data = os.urandom(SIZE)
+    src.write_bytes(data)
+    assert _cssm(world, "put", str(src)).returncode == 0
+    out = tmp_path / "out.bin"
+    before = _downloaded(world)
+    proc = subprocess.Popen([sys.executable, "-m", "cssm_desktop.cli", "get", "big.bin",
+                             "-o", str(out)], env=_cli_env(world),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _downloaded(world) - before < 0.6 * SIZE and proc.poll() is None and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)   # polling the proxies' byte count: the moment to kill
+    assert proc.poll() is None, "the restore ended before 60%: nothing to resume"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    cache = world.root / "home/.local/share/cssm-desktop/downloads"
+    parts = sorted(cache.rglob("*.blocks"))
+    assert len(parts) == 3
+    for part in parts:    # sealed blocks only: owner-only, and no run of the plaintext
+        assert stat.S_IMODE(part.stat().st_mode) == 0o600
+        assert data[4096:4096 + 64] not in part.read_bytes()
+    held = sum(p.stat().st_size for p in parts)
+    assert held > 0.3 * SIZE, held
+    lacking = SIZE - held          # ~: the three systematic parts hold the file's bytes
+    before = _downloaded(world)
+    again = _cssm(world, "get", "big.bin", "-o", str(out))
+    assert again.returncode == 0, again.stderr
+    assert "were fetched before" in again.stderr or held == 0
+    fetched = _downloaded(world) - before
+    assert fetched <= 1.1 * lacking + 256 * 1024, (fetched, lacking)
+    assert out.read_bytes() == data
+    assert list(cache.rglob("*.blocks")) == []
+
+
+def test_a_damaged_download_cache_is_cut_where_it_fails_and_blames_no_store(
+        world: World, tmp_path: Path) -> None:
+    """The cache is this machine's, yet read like a store: a block that fails to open
+    there is fetched again from its store, which is not reported damaged."""
+    src = tmp_path / "big.bin"
+    data = os.urandom(SIZE)
+    src.write_bytes(data)
+    engine = world.engine()
+    engine.put([src])
+    entry = engine.resolve("big.bin")
+    out = tmp_path / "out.bin"
+    with pytest.raises(Cancelled):   # stopped to go on later: the cache is kept
+        engine.get(entry, out, listener=_when(_past(0.5), lambda: token.cancel(keep=True)),  # type: ignore[arg-type]
+                   cancel=(token := CancelToken()))
+    parts = sorted((world.root / "home/.local/share/cssm-desktop/downloads").rglob("*.blocks"))
+    assert parts and all(p.stat().st_size > 0 for p in parts)
+    raw = bytearray(parts[0].read_bytes())
+    raw[len(raw) // 2] ^= 1
+    parts[0].write_bytes(bytes(raw))
+    events: list[Event] = []
+    engine.get(entry, out, listener=events.append)
+    assert out.read_bytes() == data
+    assert not [e for e in events if isinstance(e, StoreDamaged)]
+    assert [e.download for e in events if isinstance(e, Resumed)] == [True]
+    assert engine.resolve("big.bin").health == SAFE
+    assert not parts[0].parent.exists()
+    # A cancel that does not mean "later" drops what was kept.
+    out.unlink()
+    with pytest.raises(Cancelled):
+        engine.get(entry, out, listener=_when(_past(0.5), lambda: token2.cancel()),  # type: ignore[arg-type]
+                   cancel=(token2 := CancelToken()))
+    assert not parts[0].parent.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..durable import PendingFile
 from ..errors import (
+    Cancelled,
     DamagedPart,
     DestinationExists,
     FormatError,
@@ -25,9 +26,18 @@ from ..errors import (
     StoreError,
 )
 from . import parallel, shamir
+from .fetched import FetchCache
 from .format import MAX_META_LEN, FileHeader, KeyBox, MetaObject, stripe_count
 from .layout import meta_key
-from .progress import CancelToken, FileDone, FileStarted, Listener, StoreDamaged, ignore
+from .progress import (
+    CancelToken,
+    FileDone,
+    FileStarted,
+    Listener,
+    Resumed,
+    StoreDamaged,
+    ignore,
+)
 from .stages import decode_stripes, hash_stripes, undo_on_failure, write_plain
 from .status import PieceState
 from .streams import Pipeline
@@ -180,13 +190,38 @@ def _open_box(good: dict[int, tuple[MetaObject, bytes]]
 
 
 def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: bool = False,
-                 listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:
-    """Write the file to `dest` via a temp file beside it; publish only if SHA-256 matches."""
+                 listener: Listener = ignore, cancel: CancelToken | None = None,
+                 cache: FetchCache | None = None) -> Path:
+    """Write the file to `dest` via a temp file beside it; publish only if SHA-256 matches.
+    With `cache` (core/fetched.py), what far stores send is kept until the restore ends,
+    and what an interrupted earlier run kept is used first."""
     cancel = cancel or CancelToken()
     if dest.exists() and not overwrite:
         raise DestinationExists(str(dest))
-    with local_writing(dest):
-        return _restore_into(vault, opened, dest, overwrite, listener, cancel)
+    if cache is not None:
+        held = cache.held()
+        if held:
+            listener(Resumed(opened.name, held, download=True))
+    try:
+        with local_writing(dest):
+            path = _restore_into(vault, opened, dest, overwrite, listener, cancel, cache)
+    except BaseException as exc:
+        if cache is not None:
+            cache.close()
+            if not _worth_keeping(exc):
+                cache.drop()
+        raise
+    if cache is not None:
+        cache.drop()
+    return path
+
+
+def _worth_keeping(exc: BaseException) -> bool:
+    """A restore that a later run may go on from: stores or the network failed, or it was
+    interrupted to go on later. A cancel, a wrong destination or bad bytes end it."""
+    if isinstance(exc, Cancelled):
+        return exc.keep
+    return isinstance(exc, StoreError | NotEnoughStores | KeyboardInterrupt)
 
 
 @contextmanager
@@ -202,7 +237,7 @@ def local_writing(dest: Path) -> Iterator[None]:
 
 
 def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
-                  listener: Listener, cancel: CancelToken) -> Path:
+                  listener: Listener, cancel: CancelToken, cache: FetchCache | None) -> Path:
     box = opened.box
     dest.parent.mkdir(parents=True, exist_ok=True)
     out = PendingFile(dest)
@@ -212,7 +247,8 @@ def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
     with undo_on_failure(pipe, out.discard):
         to_writer = pipe.channel(depth=6)
         to_hash = pipe.channel(depth=8)
-        pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, name="cssm-decode")
+        pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, 0, None, cache,
+                   name="cssm-decode")
         pipe.spawn(write_plain, pipe, out, box.name, box.size, opened.stripes, listener,
                    to_writer, to_hash, name="cssm-write")
         pipe.spawn(hash_stripes, pipe, hasher, opened.stripes, to_hash, name="cssm-hash")

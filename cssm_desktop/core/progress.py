@@ -86,10 +86,13 @@ class StoreDamaged:
 
 @dataclass(frozen=True)
 class Resumed:
-    """A put goes on with an upload an earlier run left: the stores hold `held` bytes."""
+    """A put goes on with an upload an earlier run left (the stores hold `held` bytes),
+    or a restore with the blocks an earlier run fetched (`download`: this machine holds
+    `held` bytes of them)."""
 
     name: str
     held: int
+    download: bool = False
 
 
 @dataclass(frozen=True)

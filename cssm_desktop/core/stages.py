@@ -41,6 +41,7 @@ from .vault import Vault
 
 if TYPE_CHECKING:
 
+    from .fetched import FetchCache, PartCache
     from .get import OpenedFile
 
 log = logging.getLogger(__name__)
@@ -283,8 +284,8 @@ class BadBlock:
 
 
 def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
-                to_end: bool = False, stop: int | None = None
-                ) -> Iterator[tuple[int, bytes | BadBlock]]:
+                to_end: bool = False, stop: int | None = None,
+                cache: PartCache | None = None) -> Iterator[tuple[int, bytes | BadBlock]]:
     """Open the sealed blocks of part `index` from stripe `start` up to (not including)
     `stop`, in order. Every block is authenticated on its own (its nonce names its
     stripe, its associated data the part), so a range needs nothing before it.
@@ -292,6 +293,10 @@ def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
     A block whose tag fails comes out as a BadBlock and reading goes on. Raises
     DamagedPart when the rest of the part is unusable (bad header, short part, and with
     `to_end` trailing bytes), ObjectNotFound or StoreError.
+
+    With a `cache` (core/fetched.py), blocks an earlier run fetched come from it first
+    (opened like the store's: the cache is used up to its first block that fails, and cut
+    there), the rest from the store, each block that opens added to the cache.
     """
     store = vault.stores[index]
     key = data_key(vault.vault_id, opened.file_id)
@@ -304,21 +309,42 @@ def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
     def damaged(reason: str) -> DamagedPart:
         return DamagedPart(store.name, opened.file_id.hex(), reason)
 
-    offset = 0 if start == 0 else stripe_offset(start, bsize)
     end = stripes if stop is None else min(stop, stripes)
+
+    def sealed_len(stripe: int) -> int:
+        return block_len(stripe, data_len, k, bsize) + TAG_LEN
+
+    if cache is not None and start == 0:
+        kept = 0
+        for stripe, sealed in cache.replay(end, sealed_len):
+            try:
+                plain = aead.decrypt(block_nonce(stripe, stripe == stripes - 1), sealed, ad)
+            except InvalidTag:
+                break
+            kept, start = kept + len(sealed), stripe + 1
+            yield stripe, plain
+        cache.keep(kept)
+        if start >= end:
+            return
+    offset = 0 if start == 0 else stripe_offset(start, bsize)
     with store.open_read(key, offset) as reader:
-        if start == 0 and not hmac.compare_digest(read_exact(reader, HEADER_LEN), ad):
+        if offset == 0 and not hmac.compare_digest(read_exact(reader, HEADER_LEN), ad):
             raise damaged("part header does not match the metadata")
         for stripe in range(start, end):
             final = stripe == stripes - 1
-            want = block_len(stripe, data_len, k, bsize) + TAG_LEN
+            want = sealed_len(stripe)
             sealed = read_exact(reader, want)
             if len(sealed) != want:
                 raise damaged(f"part truncated at block {stripe}")
             try:
-                yield stripe, aead.decrypt(block_nonce(stripe, final), sealed, ad)
+                plain = aead.decrypt(block_nonce(stripe, final), sealed, ad)
             except InvalidTag:
+                cache = None   # the cache holds a part's blocks without a gap, or none
                 yield stripe, BadBlock(damaged(f"block {stripe} failed authentication"))
+                continue
+            if cache is not None:
+                cache.add(sealed)
+            yield stripe, plain
         if to_end and reader.read(1):
             raise damaged("part is longer than its file needs")
 
@@ -334,8 +360,9 @@ class _PartStream:
     """Feeds one part's opened blocks into a channel from its own thread."""
 
     def __init__(self, pipe: Pipeline, vault: Vault, opened: OpenedFile, index: int,
-                 start: int, stop: int) -> None:
+                 start: int, stop: int, cache: PartCache | None = None) -> None:
         self.index = index
+        self._cache = cache
         self.store = vault.stores[index]
         # Deep enough that a part read from a slower disk or link runs ahead (measured:
         # ~8% faster parity restores than depth 3 on 2 cores).
@@ -346,7 +373,8 @@ class _PartStream:
     def _run(self) -> None:
         vault, opened, index, stripe, stop = self._args
         try:
-            for done, item in part_blocks(vault, opened, index, stripe, stop=stop):
+            for done, item in part_blocks(vault, opened, index, stripe, stop=stop,
+                                          cache=self._cache):
                 self.out.put((done, item))
                 stripe = done + 1
         except (StoreError, DamagedPart) as exc:
@@ -354,7 +382,8 @@ class _PartStream:
 
 
 def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: Listener,
-                   out: Channel, first: int = 0, stop: int | None = None) -> None:
+                   out: Channel, first: int = 0, stop: int | None = None,
+                   cache: FetchCache | None = None) -> None:
     """Per stripe from `first` up to `stop` (default: all), in order, a future of its file
     bytes (padding cut off).
 
@@ -375,7 +404,8 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
         if not candidates:
             return None
         index = candidates.pop(0)
-        active[index] = _PartStream(pipe, vault, opened, index, stripe, stop)
+        part = cache.part(index) if cache is not None and stripe == 0 else None
+        active[index] = _PartStream(pipe, vault, opened, index, stripe, stop, part)
         return index
 
     def take(index: int, blocks: dict[int, bytes]) -> None:
