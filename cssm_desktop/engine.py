@@ -204,6 +204,11 @@ class Engine:
         with self._lock:
             vault.unlock(password)
             self._keep_binding(vault)
+        if len(vault.stores) < vault.n:
+            # Stores down when the vault was opened may be back: a look takes them in
+            # (only an unlocked vault can check their headers), so the first put after
+            # the unlock reaches every store there is.
+            self.check_stores()
 
     def _keep_binding(self, vault: Vault) -> None:
         """Record which store holds which index in the config (and its file, if it has one):
@@ -857,6 +862,28 @@ class Engine:
         else:
             health = health_of(len(bad), vault.n, report.opened.header.k)
         self._set_health(vault, entry, health, bad)
+
+    def note_silent(self, name: str) -> StoresLook | None:
+        """A job waits for `name`, which stopped answering: the look at the stores says it
+        is down from now (it is not "reachable" because an earlier look found it so)."""
+        self._note_down({name: "not answering; uploads wait for it"})
+        return self.look()
+
+    def note_answering(self, name: str) -> StoresLook | None:
+        """A store a job waited for answers again."""
+        self._note_up({name})
+        return self.look()
+
+    def look(self) -> StoresLook | None:
+        """The newest look at the stores, from what checks and jobs found (no new check);
+        None before any."""
+        vault = self._vault
+        with self._lock:
+            reports = [self._checked[sc.name] for sc in self.config.stores
+                       if sc.name in self._checked]
+        if vault is None or len(reports) != len(self.config.stores):
+            return None
+        return StoresLook(reports, self.down(vault), vault.n, vault.k)
 
     def _note_down(self, down: dict[str, str]) -> None:
         """A store a job just failed to reach is down now, whatever the last look said."""

@@ -141,6 +141,9 @@ def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
         assert win.stalled_label.isVisibleTo(win)
         assert win.stalled_label.text().startswith("Waiting for store “net1” (")
         assert "after 2 min" in win.stalled_label.toolTip()
+        # The stores' table does not go on saying "reachable" from the look at start.
+        qtbot.waitUntil(lambda: win.stores_summary.text() == "4 of 5 stores reachable",
+                        timeout=5_000)
         # The time since counts up while it waits.
         first = model.index(0, status).data()
         qtbot.waitUntil(lambda: model.index(0, status).data() != first, timeout=5_000)
@@ -153,5 +156,6 @@ def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
         workers.wait_all()
     assert win.queue.jobs[0].state is State.DONE
     assert not win.stalled_label.isVisibleTo(win)
+    assert win.stores_summary.text() == "5 of 5 stores reachable"
     (entry,) = win.engine.entries()
     assert entry.health == "safe" and not entry.damaged

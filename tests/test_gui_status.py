@@ -434,3 +434,29 @@ def test_network_settings_apply_at_once_and_keep_the_vault_open(qtbot, ctx) -> N
     moved = dialog.saved_config
     moved.threshold = 2
     assert not ctx.retunes(moved)
+
+
+def test_no_label_shows_a_placeholder_before_or_after_the_vault_opens(qtbot, tmp_path: Path
+                                                                      ) -> None:
+    """Before (or without) a vault the drop zone said "restored from any %1 of them"."""
+    from PySide6.QtWidgets import QLabel
+
+    from cssm_desktop.gui.context import AppContext
+    from cssm_desktop.gui.dropzone import DropZone
+
+    zone = DropZone()
+    qtbot.addWidget(zone)
+    assert "%" not in zone.hint.text()
+    zone.set_threshold(3, 5)
+    assert zone.hint.text().endswith("your 5 stores, and can be restored from any 3 of them.")
+    # A window whose stores are all gone: every label it shows is whole.
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('threshold = 2\n[[store]]\nname = "a"\ntype = "folder"\npath = "gone-a"\n'
+                   '[[store]]\nname = "b"\ntype = "folder"\npath = "gone-b"\n')
+    win = MainWindow(AppContext(config_file=cfg, catalog_file=tmp_path / "catalog.sqlite"))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: "reachable" in win.stores_label.text()
+                    or "unavailable" in win.stores_label.text(), timeout=20_000)
+    shown = [lbl.text() for lbl in win.findChildren(QLabel) if lbl.isVisibleTo(win)]
+    assert not [t for t in shown if re.search(r"%\d|%n", t)], shown

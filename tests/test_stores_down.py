@@ -187,3 +187,22 @@ def test_the_app_repairs_by_itself_when_the_store_is_back(qtbot, tmp_path: Path)
     (names,) = [r for r in repaired if r]
     assert len(names) == 1 and names[0].startswith("in/f0.txt and 4 more small files")
     win.queue.cancel_all()
+
+
+def test_a_store_back_while_locked_is_reachable_and_in_use_after_unlock(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    """Seen in the window: a store down when the vault opened, back before the unlock,
+    was still listed "unreachable: cannot reach" with a fresh time at every check."""
+    _away(tmp_path, "store3")
+    engine = Engine(folder_engine.config, catalog_path=tmp_path / "catalog.sqlite")
+    assert "store3" in engine.check_stores().down
+    _back(tmp_path, "store3")
+    look = engine.check_stores()
+    (report,) = [r for r in look.reports if r.name == "store3"]
+    assert look.down == {} and "once the vault is unlocked" in report.reason
+    engine.unlock(PASSWORD)
+    assert len(engine.vault().stores) == 5     # in use again: a put reaches every store
+    big = tmp_path / "f.bin"
+    big.write_bytes(os.urandom(300_000))
+    (res,) = engine.put([big])
+    assert res.stored is not None and res.stored.missing == ()

@@ -513,10 +513,22 @@ class Vault:
                                             "unlock)")
             elif self._readmit(name, store, res):
                 now[name] = StoreStatus(StoreState.REACHABLE, "")
+            elif self._back_while_locked(name, res):
+                # It answers: saying "cannot reach" with a fresh time would be untrue.
+                now[name] = StoreStatus(StoreState.REACHABLE, "answers again; in use again "
+                                                              "once the vault is unlocked")
             else:
                 now[name] = self.status.get(name) or StoreStatus(
                     StoreState.DAMAGED, "its vault header is not one this vault opened with")
         return now
+
+    def _back_while_locked(self, name: str, header: VaultHeader) -> bool:
+        """A store that was unreachable at open answers with a header at its bound index,
+        while the vault is locked (it is taken in by the first probe after unlocking)."""
+        status = self.status.get(name)
+        return self.vmk is None and status is not None and \
+            status.state is StoreState.UNREACHABLE and name not in self.foreign and \
+            self.bound.get(name) == header.index
 
     def _readmit(self, name: str, store: Store, header: VaultHeader) -> bool:
         """A store that was unreachable at open, back with a header we can trust: use it.

@@ -26,8 +26,10 @@ class DropZone(QFrame):
         font.setPointSizeF(font.pointSizeF() * 1.4)
         font.setBold(True)
         self.title.setFont(font)
-        self.hint = QLabel(self.tr("Each file is encrypted on this computer, split across "
-                                   "your stores, and can be restored from any %1 of them."))
+        # Until the vault says its k and n (set_threshold): no number is known yet.
+        self.hint = QLabel(self.tr("Each file is encrypted on this computer and split across "
+                                   "your stores; enough of them restore it, fewer reveal "
+                                   "nothing."))
         self.hint.setWordWrap(True)
         self.button = QPushButton(self.tr("&Add files…"))
         self.button.clicked.connect(self.browse_requested)

@@ -84,6 +84,7 @@ class JobQueue(QObject):
     all_finished = Signal()
     held_changed = Signal(bool)      # the user paused (True) or resumed the queue
     stalled_changed = Signal()       # an upload began or stopped waiting for a store
+    store_silent = Signal(str, bool)  # a store stopped (True) or went on (False) answering
 
     def __init__(self, parallel: int = 3, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -154,7 +155,7 @@ class JobQueue(QObject):
             worker,
             progress=lambda done, _total, j=job: self._progress(j, done),
             waiting=lambda store, since, limit, j=job: self._stalled([j], store, since, limit),
-            back=lambda _store, j=job: self._stalled([j], "", 0.0, 0.0),
+            back=lambda store, j=job: self._back([j], store),
             succeeded=lambda r, j=job: self._stored(j, r),
             failed=lambda err, j=job: self._failed(j, err))
         self._changed(job)
@@ -193,7 +194,7 @@ class JobQueue(QObject):
             worker,
             progress=lambda done, total, b=batch: self._pack_progress(b, done, total),
             waiting=lambda store, since, limit, b=batch: self._stalled(b, store, since, limit),
-            back=lambda _store, b=batch: self._stalled(b, "", 0.0, 0.0),
+            back=lambda store, b=batch: self._back(b, store),
             succeeded=lambda results, b=batch: self._pack_stored(b, results),
             failed=lambda err, b=batch: [self._failed(j, err) for j in b])
         for job in batch:
@@ -232,8 +233,14 @@ class JobQueue(QObject):
         job.result = result
         self._end(job, State.SKIPPED if result.duplicate_of is not None else State.DONE)
 
+    def _back(self, jobs: list[Job], store: str) -> None:
+        self.store_silent.emit(store, False)
+        self._stalled(jobs, "", 0.0, 0.0)
+
     def _stalled(self, jobs: list[Job], store: str, since: float, limit: float) -> None:
         """A store the upload waits for (or "", it answers again): the rows say so."""
+        if store:
+            self.store_silent.emit(store, True)
         now = time.monotonic()
         moved = [j for j in jobs if j.state is State.RUNNING]
         for job in moved:

@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         # While an upload waits for a store that stopped answering, the time counts up.
         self._stall_timer = QTimer(self, interval=1000)
         self._stall_timer.timeout.connect(self._tick_stalled)
+        self._silent: set[str] = set()   # stores an upload waits for now
         self.statusBar().addPermanentWidget(self.lock_label)
         self.statusBar().addPermanentWidget(self.stores_label)
         self.tray = QSystemTrayIcon(self.windowIcon(), self) \
@@ -215,6 +216,7 @@ class MainWindow(QMainWindow):
         self.pause_action.setCheckable(True)
         self.queue.held_changed.connect(self._held_changed)
         self.queue.stalled_changed.connect(self._tick_stalled)
+        self.queue.store_silent.connect(self._store_silent)
         action(m, self.tr("&Unfinished uploads…"), self.offer_unfinished_now)
         m.addSeparator()
         action(m, self.tr("&Quit"), self.close, QKeySequence.StandardKey.Quit)
@@ -298,6 +300,20 @@ class MainWindow(QMainWindow):
             if not self._offered_unfinished:
                 self._offered_unfinished = True
                 QTimer.singleShot(0, self.offer_unfinished)
+
+    def _store_silent(self, store: str, silent: bool) -> None:
+        """An upload found a store silent, or heard it again: the stores' table and the
+        count say so at once (not "reachable" from a look taken before)."""
+        if self.engine is None or (store in self._silent) == silent:
+            return
+        if silent:
+            self._silent.add(store)
+            look = self.engine.note_silent(store)
+        else:
+            self._silent.discard(store)
+            look = self.engine.note_answering(store)
+        if look is not None:
+            self._show_stores(look)
 
     def _tick_stalled(self) -> None:
         """Rows and status bar say which store uploads wait for, and for how long; the
