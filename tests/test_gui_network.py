@@ -121,6 +121,13 @@ def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
         win.show()
     win.engine.unlock(PASSWORD)
     win._update_lock()
+    earlier = tmp_path / "earlier.bin"
+    earlier.write_bytes(os.urandom(100_000))
+    (stored,) = win.engine.put([earlier])
+    assert stored.stored is not None
+    win.refresh_files()
+    qtbot.waitUntil(lambda: [e.health for e in win.files.source.entries] == ["safe"],
+                    timeout=10_000)
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(SIZE))
     cut: list[bool] = []
@@ -144,6 +151,9 @@ def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
         # The stores' table does not go on saying "reachable" from the look at start.
         qtbot.waitUntil(lambda: win.stores_summary.text() == "4 of 5 stores reachable",
                         timeout=5_000)
+        # Files stored before follow: with a store silent they are at risk, said at once.
+        qtbot.waitUntil(lambda: [e.health for e in win.files.source.entries] == ["at risk"],
+                        timeout=5_000)
         # The time since counts up while it waits.
         first = model.index(0, status).data()
         qtbot.waitUntil(lambda: model.index(0, status).data() != first, timeout=5_000)
@@ -157,5 +167,7 @@ def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
     assert win.queue.jobs[0].state is State.DONE
     assert not win.stalled_label.isVisibleTo(win)
     assert win.stores_summary.text() == "5 of 5 stores reachable"
-    (entry,) = win.engine.entries()
+    qtbot.waitUntil(lambda: {e.health for e in win.files.source.entries} == {"safe"},
+                    timeout=5_000)
+    entry = win.engine.resolve("big.bin")
     assert entry.health == "safe" and not entry.damaged

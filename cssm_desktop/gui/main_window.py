@@ -314,6 +314,7 @@ class MainWindow(QMainWindow):
             look = self.engine.note_answering(store)
         if look is not None:
             self._show_stores(look)
+        self._refresh_timer.start()   # file health follows the stores (at risk, or not)
 
     def _tick_stalled(self) -> None:
         """Rows and status bar say which store uploads wait for, and for how long; the

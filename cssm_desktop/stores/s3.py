@@ -79,6 +79,8 @@ def explain(exc: BaseException, bucket: str, endpoint: str | None) -> str:
     if isinstance(exc, botocore.exceptions.EndpointConnectionError
                   | botocore.exceptions.ConnectTimeoutError):
         return f"cannot reach endpoint {where}"
+    if isinstance(exc, botocore.exceptions.ConnectionClosedError):
+        return f"{where} closed the connection before answering"
     if isinstance(exc, botocore.exceptions.ReadTimeoutError):
         return (f"{where} accepted the connection but did not answer in time (server "
                 "overloaded, or not an S3 endpoint?)")
