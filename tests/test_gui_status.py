@@ -410,6 +410,9 @@ def test_network_settings_apply_at_once_and_keep_the_vault_open(qtbot, ctx) -> N
     dialog = SettingsDialog(ctx.config)
     qtbot.addWidget(dialog)
     assert dialog.upload_limit.text() == "no limit" and dialog.outage_wait.value() == 5
+    # Alt+S saves (Qt's own "Save" has no mnemonic here: under Xvfb Alt+S did nothing).
+    from PySide6.QtWidgets import QDialogButtonBox
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Save).text() == "&Save"
     dialog.upload_limit.setValue(512)
     dialog.outage_wait.setValue(0)       # do not wait for a silent store at all
     dialog.save()

@@ -178,6 +178,8 @@ class SettingsDialog(QDialog):
                                               "restart."))
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                                         | QDialogButtonBox.StandardButton.Cancel)
+        # Qt's own "Save" carries no mnemonic on every platform: Alt+S is ours to give.
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setText(self.tr("&Save"))
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
