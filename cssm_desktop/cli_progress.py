@@ -73,9 +73,10 @@ class ProgressBar:
 
     def _wait(self, ev: StoreWaiting) -> None:
         """Said once per outage; on a terminal the line counts the time up."""
-        line = (f"waiting for store {ev.store!r}: no answer for {seconds(ev.since)} "
-                f"(waits up to {seconds(ev.limit)}, then goes on without it)")
+        line = (f"waiting for store {ev.store!r}, which stopped answering (up to "
+                f"{seconds(ev.limit)}, then the upload goes on without it)")
         if self.enabled:
+            line += f"… {seconds(ev.since)}"
             self._clear()
             self.stream.write("\r" + line)
             self.stream.flush()

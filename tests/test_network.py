@@ -317,8 +317,8 @@ def test_the_cli_says_it_waits_for_a_store_and_when_it_is_back(world: World,
     first = proc.stderr.readline()
     world.proxies[3].up()
     out, rest = proc.communicate(timeout=120)
-    assert first.startswith("waiting for store 'net4': no answer for "), first
-    assert "(waits up to 1 min, then goes on without it)" in first
+    assert first == ("waiting for store 'net4', which stopped answering (up to 1 min, "
+                     "then the upload goes on without it)\n"), first
     assert proc.returncode == 0, rest
     assert "store 'net4' answers again (after " in rest and "going on" in rest
     assert out.strip().endswith(f"  {src}") and "at risk" not in out + rest, out

@@ -140,3 +140,22 @@ def test_outage_wait_is_read_checked_and_written(tmp_path: Path) -> None:
 def test_seconds_reads_as_a_person_says_it() -> None:
     assert [seconds(s) for s in (0.4, 12, 60, 250, 3600, 3900)] == \
         ["0 s", "12 s", "1 min", "4 min 10 s", "1 h", "1 h 5 min"]
+
+
+def test_the_cli_line_says_it_once_and_counts_up_on_a_terminal() -> None:
+    import io
+
+    from cssm_desktop.cli_progress import ProgressBar
+
+    for terminal in (False, True):
+        out = io.StringIO()
+        bar = ProgressBar(out, enabled=terminal)
+        for since in (0.2, 3, 8):
+            bar(StoreWaiting("b2", since, 300))
+        bar(StoreBack("b2", 9.4))
+        text = out.getvalue()
+        first = "waiting for store 'b2', which stopped answering (up to 5 min, then the " \
+                "upload goes on without it)"
+        assert text.count(first) == (3 if terminal else 1)
+        assert ("… 8 s" in text) is terminal
+        assert text.endswith("store 'b2' answers again (after 9 s); going on\n")
