@@ -5,6 +5,7 @@ Nothing here draws or prompts; the CLI and the GUI pass listeners and cancel tok
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -205,10 +206,12 @@ class Engine:
             vault.unlock(password)
             self._keep_binding(vault)
         if len(vault.stores) < vault.n:
-            # Stores down when the vault was opened may be back: a look takes them in
+            # Stores down when the vault was opened may be back: a probe takes them in
             # (only an unlocked vault can check their headers), so the first put after
-            # the unlock reaches every store there is.
-            self.check_stores()
+            # the unlock reaches every store there is. Not recorded as a look: what the
+            # window shows comes from its own checks.
+            with contextlib.suppress(CssmError):
+                vault.probe()
 
     def _keep_binding(self, vault: Vault) -> None:
         """Record which store holds which index in the config (and its file, if it has one):

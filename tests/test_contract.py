@@ -213,7 +213,9 @@ def test_verify_says_down_empty_missing_and_damaged_by_type(folder_engine: Engin
     shutil.move(roots[1], tmp_path / "unplugged")                 # store2: gone
     next(roots[2].rglob(f"meta/{fid}")).unlink()                  # store3: one object gone
     part = next(roots[3].rglob(f"data/{fid}"))                    # store4: a rotten part
-    part.write_bytes(part.read_bytes()[:-1] + b"!")
+    raw = bytearray(part.read_bytes())
+    raw[-1] ^= 1     # flipped: setting it to "!" changed nothing when it was one (1 in 256)
+    part.write_bytes(bytes(raw))
 
     def report_of() -> list[tuple[PieceState, PieceState]]:
         engine = Engine(folder_engine.config, catalog_path=folder_engine.catalog.path)
