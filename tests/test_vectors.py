@@ -280,6 +280,10 @@ THREE_OF_FIVE = Spec(5, 3, bytes.fromhex("11112222333344445555666677778888"),
 PARITY_ONLY = Spec(4, 2, bytes.fromhex("99990000aaaabbbbccccddddeeeeffff"),
                    (("vectors/parity.txt", PLAIN * 3),))
 NEW_PASSWORD, NEW_SALT = "changed password", bytes(range(16, 32))
+# A pack of four members, the second removed (sections 6a, 7a).
+PACK_VAULT = Spec(5, 3, bytes.fromhex("0123456789abcdef0123456789abcdef"), ())
+PACK_MEMBERS = [("docs/a.txt", PLAIN), ("docs/b.txt", b"b" * 5000), ("c.txt", b""),
+                ("docs/d.bin", bytes(range(256)) * 7)]
 
 
 def _write(cfg: Config, objects: dict[str, bytes]) -> None:
@@ -333,9 +337,7 @@ def test_version_2_headers_after_a_password_change(tmp_path: Path) -> None:
 def test_version_2_pack_with_a_removed_member(tmp_path: Path) -> None:
     """A pack and a removal record written from FORMAT.md alone: the engine lists the
     members not removed and restores each, byte for byte, from 3 of 5 stores."""
-    members = [("docs/a.txt", PLAIN), ("docs/b.txt", b"b" * 5000), ("c.txt", b""),
-               ("docs/d.bin", bytes(range(256)) * 7)]
-    spec = Spec(5, 3, bytes.fromhex("0123456789abcdef0123456789abcdef"), ())
+    members, spec = PACK_MEMBERS, PACK_VAULT
     cfg = Config(stores=folder_stores(tmp_path / "stores", 5), threshold=3)
     _write(cfg, {**vault_headers(spec, spec.password, spec.salt, 0x10),
                  **pack_objects(spec, members, removed={1})})
@@ -360,6 +362,9 @@ def _published() -> dict[str, dict[str, object]]:
     v2 |= {f"after password change {key}": blob.hex() for key, blob in sorted(
         vault_headers(THREE_OF_FIVE, NEW_PASSWORD, NEW_SALT, 0x50).items())}
     v2 |= {f"2-of-4 {key}": blob.hex() for key, blob in sorted(build_v2(PARITY_ONLY).items())}
+    v2 |= {f"pack {key}": blob.hex() for key, blob in sorted(
+        {**vault_headers(PACK_VAULT, PACK_VAULT.password, PACK_VAULT.salt, 0x10),
+         **pack_objects(PACK_VAULT, PACK_MEMBERS, removed={1})}.items())}
     inputs_v1 = {
         "password": PASSWORD, "salt": SALT.hex(), "argon2id": {"m": M, "t": T, "p": P},
         "vmk": VMK.hex(), "ck": CK.hex(), "vault_id": VAULT_ID.hex(),
@@ -377,7 +382,14 @@ def _published() -> dict[str, dict[str, object]]:
                                         THREE_OF_FIVE.files}},
                    "2-of-4": {"vault_id": PARITY_ONLY.vault_id.hex(),
                               "files": {name: data.decode() for name, data in
-                                        PARITY_ONLY.files}}},
+                                        PARITY_ONLY.files}},
+                   "pack": {"vault_id": PACK_VAULT.vault_id.hex(),
+                            "members": {name: data.hex() for name, data in PACK_MEMBERS},
+                            "removed": [PACK_MEMBERS[1][0]]}},
+        "pack": "pack id: first 16 bytes of SHA-256(b'pack'); member ids: first 16 bytes of "
+                "SHA-256(b'member %d' % i); every member's time mtime_ns; the pack's keys "
+                "as a file's, from the pack id; removal record nonce 12 x 0x60, "
+                "object name gone/<pack id>/" + "ab" * 16,
         "vmk": "SHA-256(b'vmk' + vault id)",
         "file_id": "first 16 bytes of SHA-256(b'file %d' % number), files numbered from 0",
         "ck": "SHA-256(b'ck' + file id)",
