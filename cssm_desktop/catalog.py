@@ -47,6 +47,9 @@ class Entry:
     health: str = SAFE
     damaged: str = ""   # comma-separated store names
     pack: str = ""      # the id of the pack that holds it (a small file); '' stored alone
+    # Files this row stands for: 1, or for a pack's row in verify and repair (one check
+    # of the pack) the files in it, so that "n files" counts files, not objects.
+    files: int = 1
 
     @property
     def stored_as(self) -> str:

@@ -296,12 +296,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _unlock(engine, args)
     results = engine.verify(args.refs or None, listener=ProgressBar(report_damage=False))
     _print_checks([(e.id, e.name, r) for e, r in results])
-    healthy = sum(1 for _, r in results if isinstance(r, FileReport) and r.healthy)
-    lost = sum(1 for _, r in results if not isinstance(r, FileReport) or not r.restorable)
-    degraded = len(results) - healthy - lost
-    print(f"verified {len(results)} files: {healthy} safe, {degraded} at risk "
+    # Counted in files: a pack's row stands for every file in it.
+    total = sum(e.files for e, _ in results)
+    healthy = sum(e.files for e, r in results if isinstance(r, FileReport) and r.healthy)
+    lost = sum(e.files for e, r in results
+               if not isinstance(r, FileReport) or not r.restorable)
+    degraded = total - healthy - lost
+    print(f"verified {total} files: {healthy} safe, {degraded} at risk "
           f"(restorable; run `cssm repair`), {lost} lost")
-    return 0 if healthy == len(results) else EXIT_ERROR
+    return 0 if healthy == total else EXIT_ERROR
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -311,10 +314,10 @@ def cmd_repair(args: argparse.Namespace) -> int:
                                      listener=ProgressBar(report_damage=False))
     for name in adopted:
         print(f"store {name!r}: vault header written (it was empty, damaged or stale)")
-    bad = 0
+    bad = 0   # counted in files: a pack's row stands for every file in it
     for entry, res in results:
         if isinstance(res, CssmError):
-            bad += 1
+            bad += entry.files
             print(f"cssm: error: {printable(entry.name)}: {res}", file=sys.stderr)
         elif res.after.healthy:
             if res.rebuilt:
@@ -323,11 +326,11 @@ def cmd_repair(args: argparse.Namespace) -> int:
         else:
             # What was checked just now says so: unreachable or foreign stores could not
             # be written, so the file is not whole, whatever else was rebuilt.
-            bad += 1
+            bad += entry.files
             left = "; ".join(f"{c.store}: {c.problem}" for c in res.after.checks if not c.ok)
             print(f"cssm: error: {printable(entry.name)}: still at risk ({left})", file=sys.stderr)
-    fine = len(results) - bad
-    print(f"{fine} of {len(results)} files safe")
+    total = sum(e.files for e, _ in results)
+    print(f"{total - bad} of {total} files safe")
     return 0 if bad == 0 else EXIT_ERROR
 
 

@@ -842,7 +842,8 @@ class Engine:
             members = self.catalog.in_pack(self.vault().id_hex, pack_id) or members
             out.append(dataclasses.replace(members[0], id=pack_id, pack=pack_id,
                                            name=pack_label(members, pack_id),
-                                           size=sum(m.size for m in members)))
+                                           size=sum(m.size for m in members),
+                                           files=len(members)))
         return sorted(out, key=lambda e: e.name)
 
     def _set_health(self, vault: Vault, entry: Entry, health: str, bad: Iterable[str]

@@ -307,3 +307,27 @@ def test_stores_replace_binds_an_empty_store_and_repair_fills_it(
     code, _, err = cli("get", fid, "-o", str(tmp_path / "back.bin"))
     assert code == 0, err
     assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+
+
+def test_verify_and_repair_count_files_not_packs(cli: Cli, tmp_path: Path) -> None:
+    """A folder of small files is one pack: verify and repair check it once, and say how
+    many files that was (they said "verified 2 files" for 41)."""
+    import shutil
+
+    notes = tmp_path / "Notes"
+    notes.mkdir()
+    for i in range(40):
+        (notes / f"n{i}.txt").write_bytes(os.urandom(100 + i))
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2_000_000))
+    assert cli("put", str(notes), str(big))[0] == 0
+    code, out, _ = cli("verify")
+    assert code == 0 and out.rstrip().endswith("verified 41 files: 41 safe, 0 at risk "
+                                               "(restorable; run `cssm repair`), 0 lost")
+    assert "and 39 more small files" in out
+    shutil.rmtree(tmp_path / "stores" / "store2")
+    (tmp_path / "stores" / "store2").mkdir()
+    code, out, _ = cli("verify")
+    assert code == 1 and "verified 41 files: 0 safe, 41 at risk" in out
+    code, out, _ = cli("repair")
+    assert code == 0 and out.rstrip().endswith("41 of 41 files safe"), out

@@ -181,3 +181,18 @@ def test_deleting_a_folder_then_clean_up_gives_the_space_back(
     dialog.close()
     assert {e.pack for e in window.engine.entries()} != {""}
     assert len(window.engine.entries()) == 30
+
+
+def test_the_windows_summaries_count_files_in_packs() -> None:
+    from cssm_desktop.catalog import Entry
+    from cssm_desktop.errors import NotEnoughStores, StoreError
+    from cssm_desktop.gui.controller import repair_rows
+
+    pack = Entry("p" * 32, "a.txt and 39 more small files", 4000, 0, 0, "", 5, 3,
+                 pack="p" * 32, files=40)
+    alone = Entry("f" * 32, "big.bin", 10, 0, 0, "", 5, 3)
+    summary, rows = repair_rows([(pack, NotEnoughStores(2, 3, {"s1": "gone"})),
+                                 (alone, StoreError("s2", "down"))])
+    assert summary == ("0 of 41 files safe, 1 at risk (restorable; Repair, or bring the "
+                       "stores back), 40 lost (fewer than the needed stores hold good parts).")
+    assert [r.files for r in rows] == [40, 1]

@@ -39,10 +39,11 @@ def verify_rows(results: list[tuple[Entry, FileReport | CssmError]]) -> tuple[st
     rows = []
     for entry, r in results:
         if isinstance(r, CssmError):
-            rows.append(Row(entry.name, "lost", str(r)))
+            rows.append(Row(entry.name, "lost", str(r), entry.files))
         elif not r.healthy:
-            rows.append(Row(entry.name, "at risk" if r.restorable else "lost", _problems(r)))
-    return _summary(len(results), rows, 0), rows
+            rows.append(Row(entry.name, "at risk" if r.restorable else "lost", _problems(r),
+                            entry.files))
+    return _summary(sum(e.files for e, _ in results), rows, 0), rows
 
 
 def repair_rows(results: list[tuple[Entry, RepairResult | CssmError]]
@@ -52,19 +53,20 @@ def repair_rows(results: list[tuple[Entry, RepairResult | CssmError]]
     for entry, r in results:
         if isinstance(r, CssmError):
             rows.append(Row(entry.name, "lost" if isinstance(r, NotEnoughStores)
-                            else "at risk", str(r)))
+                            else "at risk", str(r), entry.files))
         elif not r.after.healthy:
             rows.append(Row(entry.name, "at risk" if r.after.restorable else "lost",
-                            _problems(r.after)))
+                            _problems(r.after), entry.files))
         elif r.rebuilt:
-            rebuilt += 1
-            rows.append(Row(entry.name, "repaired", "rebuilt on " + ", ".join(r.rebuilt)))
-    return _summary(len(results), rows, rebuilt), rows
+            rebuilt += entry.files
+            rows.append(Row(entry.name, "repaired", "rebuilt on " + ", ".join(r.rebuilt),
+                            entry.files))
+    return _summary(sum(e.files for e, _ in results), rows, rebuilt), rows
 
 
 def _summary(total: int, rows: list[Row], rebuilt: int) -> str:
-    at_risk = sum(r.outcome == "at risk" for r in rows)
-    lost = sum(r.outcome == "lost" for r in rows)
+    at_risk = sum(r.files for r in rows if r.outcome == "at risk")
+    lost = sum(r.files for r in rows if r.outcome == "lost")
     safe = total - at_risk - lost
     if not at_risk and not lost:
         text = f"All {total} files are safe: every part on every store was read and checked."

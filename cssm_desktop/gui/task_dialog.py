@@ -34,6 +34,7 @@ class Row:
     name: str
     outcome: str      # "safe", "repaired", "at risk", "lost"
     why: str = ""
+    files: int = 1    # a pack's row stands for every file in it
 
 
 MARKS = {"safe": "✔", "repaired": "✔", "at risk": "⚠", "lost": "✖"}
