@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,14 @@ TEMP_PREFIX = ".tmp-"
 # again do not push the user's own files out of the page cache.
 WRITEBACK_EVERY = 8 * 1024 * 1024
 _FADVISE = getattr(os, "posix_fadvise", None)
+# And make it durable beside the work, not all after it: a final fsync of 1 GiB cost
+# ~1.2 s here (the virtual disk flushes its cache then, however early writeback began),
+# while the pipeline sat idle. An fdatasync on a helper thread once FLUSH_EVERY new bytes
+# are written and the previous one has returned (so never more than one, and no faster
+# than the disk takes them) leaves the final fsync a few hundredths of a second: a
+# restore of 1 GiB, warm, went from 3.6 to 2.5 s (medians of 4; 16 MiB: 2.8, 64: 2.8).
+FLUSH_EVERY = 8 * 1024 * 1024
+_DATASYNC = getattr(os, "fdatasync", None)
 
 
 def fsync_dir(path: Path) -> None:
@@ -45,6 +54,9 @@ class StreamingFile:
         self._fd: int | None = fd
         self._written = 0
         self._advised = 0
+        self._flushed = 0
+        self._flusher: threading.Thread | None = None
+        self._flush_error: OSError | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None
@@ -56,6 +68,33 @@ class StreamingFile:
             _FADVISE(self._fd, self._advised, self._written - self._advised,
                      os.POSIX_FADV_DONTNEED)
             self._advised = self._written
+        if _DATASYNC and self._written - self._flushed >= FLUSH_EVERY and (
+                self._flusher is None or not self._flusher.is_alive()):
+            self._flushed = self._written
+            self._flusher = threading.Thread(target=self._datasync, args=(self._fd,),
+                                             name="cssm-flush", daemon=True)
+            self._flusher.start()
+
+    def _datasync(self, fd: int) -> None:
+        try:
+            assert _DATASYNC is not None
+            _DATASYNC(fd)
+        except OSError as exc:   # kept for sync(): the kernel reports it to one caller only
+            self._flush_error = exc
+
+    def settle(self) -> None:
+        """Wait for a flush in progress (before the fd closes); raise what it met."""
+        if self._flusher is not None:
+            self._flusher.join()
+            self._flusher = None
+        if self._flush_error is not None:
+            error, self._flush_error = self._flush_error, None
+            raise error
+
+    def sync(self) -> None:
+        """fsync (after the background flush): what was written is on the disk."""
+        self.settle()
+        os.fsync(self.fd)
 
     @property
     def fd(self) -> int:
@@ -65,20 +104,25 @@ class StreamingFile:
     def close(self) -> None:
         """Close without syncing (the data was made durable another way)."""
         assert self._fd is not None
-        fd, self._fd = self._fd, None
-        os.close(fd)
+        try:
+            self.settle()
+        finally:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def sync_and_close(self) -> None:
         assert self._fd is not None
-        fd, self._fd = self._fd, None
         try:
-            os.fsync(fd)
+            self.sync()
         finally:
+            fd, self._fd = self._fd, None
             os.close(fd)
 
     def discard(self) -> None:
         """Close (if open) and delete; for failures and cancels."""
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.settle()
             fd, self._fd = self._fd, None
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -240,7 +284,9 @@ class PendingFile:
         if self._anonymous:
             if not synced:
                 os.utime(self.out.fd, ns=(mtime_ns, mtime_ns))
-                os.fsync(self.out.fd)
+                self.out.sync()
+            else:
+                self.out.settle()   # a failed background flush, before the file has a name
             if overwrite:
                 named = temp_name(self.dest)
                 _link_fd(self.out.fd, named)
