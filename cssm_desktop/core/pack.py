@@ -34,7 +34,7 @@ from .get import OpenedFile, open_file
 from .layout import id_from_key, new_id, removal_prefix
 from .pack_format import Member, index_bytes, open_removals, parse_index, seal_removals
 from .progress import CancelToken, Listener, ignore
-from .put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_needs, store_content
+from .put import DEFAULT_BLOCK_SIZE, StoredFile, open_source_fd, put_needs, store_content
 from .stages import decode_stripes
 from .streams import Aborted, Pipeline
 from .vault import Vault
@@ -70,13 +70,23 @@ class PackResult:
 
 def _read_small(item: PackInput) -> tuple[bytes, int]:
     """The whole file and its mtime; a file that grew far past small while being read is
-    refused (it would be held in memory)."""
-    with open_source(item.source) as fh:
-        try:
-            data = fh.read(4 * SMALL_FILE + 1)
-            mtime = os.fstat(fh.fileno()).st_mtime_ns
-        except OSError as exc:
-            raise InputError(f"cannot read {item.source}: {exc.strerror or exc}") from exc
+    refused (it would be held in memory). Plain reads on the fd: a buffered file object
+    per file was a third of the time of a put of 2,000 small files."""
+    fd, _st = open_source_fd(item.source)
+    try:
+        chunks, left = [], 4 * SMALL_FILE + 1
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        mtime = os.fstat(fd).st_mtime_ns   # as read (it may have changed since the open)
+    except OSError as exc:
+        raise InputError(f"cannot read {item.source}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > 4 * SMALL_FILE:
         raise InputError(f"{item.source} changed while it was being stored; nothing was kept")
     return data, mtime
