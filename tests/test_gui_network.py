@@ -62,6 +62,18 @@ def test_pause_stops_the_upload_keeps_it_and_resume_goes_on(qtbot, window: MainW
     assert window.engine.unfinished() == []
 
 
+def _unlocked_window(qtbot, world: World) -> MainWindow:  # noqa: F811
+    """The window over the world's stores, shown and unlocked as a person would."""
+    win = MainWindow(AppContext(config_file=world.cfg_file, catalog_file=world.root
+                                / "home/.local/share/cssm-desktop/catalog.sqlite"))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.vault_ready, timeout=30_000):
+        win.show()
+    win.engine.unlock(PASSWORD)
+    win._update_lock()    # what an unlock in the window ends with: the offer comes once
+    return win
+
+
 @pytest.mark.parametrize("world", ["moto"], indirect=True)
 def test_the_window_offers_unfinished_uploads_to_resume_or_discard(
         qtbot, world: World, tmp_path: Path) -> None:  # noqa: F811
@@ -70,13 +82,7 @@ def test_the_window_offers_unfinished_uploads_to_resume_or_discard(
         f.write_bytes(os.urandom(SIZE))
         _interrupted(world, f)
     assert len(world.journals()) == 2
-    win = MainWindow(AppContext(config_file=world.cfg_file, catalog_file=world.root
-                                / "home/.local/share/cssm-desktop/catalog.sqlite"))
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(win.vault_ready, timeout=30_000):
-        win.show()
-    win.engine.unlock(PASSWORD)
-    win._update_lock()    # what an unlock in the window ends with: the offer comes once
+    win = _unlocked_window(qtbot, world)
     try:
         _offer_resume_discard(qtbot, win, world, a, b)
     finally:   # nothing pending for the window's close to ask about
@@ -114,13 +120,7 @@ def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
         qtbot, world: World, tmp_path: Path) -> None:  # noqa: F811
     world.cfg.outage_wait = 120
     write_config(world.cfg_file, world.cfg)
-    win = MainWindow(AppContext(config_file=world.cfg_file, catalog_file=world.root
-                                / "home/.local/share/cssm-desktop/catalog.sqlite"))
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(win.vault_ready, timeout=30_000):
-        win.show()
-    win.engine.unlock(PASSWORD)
-    win._update_lock()
+    win = _unlocked_window(qtbot, world)
     earlier = tmp_path / "earlier.bin"
     earlier.write_bytes(os.urandom(100_000))
     (stored,) = win.engine.put([earlier])
