@@ -429,3 +429,32 @@ def test_a_damaged_download_cache_is_cut_where_it_fails_and_blames_no_store(
         engine.get(entry, out, listener=_when(_past(0.5), lambda: token2.cancel()),  # type: ignore[arg-type]
                    cancel=(token2 := CancelToken()))
     assert not parts[0].parent.exists()
+
+
+@pytest.mark.parametrize("world", ["moto"], indirect=True)
+def test_a_30_second_outage_of_one_store_does_not_fail_a_put(world: World,
+                                                              tmp_path: Path) -> None:
+    """The issue's own figure, with the default wait (5 min) and botocore's retries as
+    shipped: one link down for 30 s in the middle of a put."""
+    src = tmp_path / "f.bin"
+    data = os.urandom(SIZE)
+    src.write_bytes(data)
+    engine = Engine(world.cfg, catalog_path=world.root / "home/.local/share/cssm-desktop"
+                    / "catalog.sqlite")
+    engine.unlock(PASSWORD)
+    events: list[Event] = []
+    down = _when(_past(0.3), world.proxies[4].down)
+    up = _when(lambda e: isinstance(e, StoreWaiting) and e.since >= 30, world.proxies[4].up)
+
+    def listen(event: Event) -> None:
+        events.append(event)
+        down(event)  # type: ignore[operator]
+        up(event)    # type: ignore[operator]
+    (res,) = engine.put([src], listener=listen)
+    assert res.error is None and res.stored is not None and res.stored.missing == ()
+    assert [e.store for e in events if isinstance(e, StoreBack)] == ["net5"]
+    assert max(e.since for e in events if isinstance(e, StoreWaiting)) >= 30
+    assert engine.resolve("f.bin").health == SAFE
+    out = tmp_path / "out.bin"
+    engine.get(engine.resolve("f.bin"), out)
+    assert out.read_bytes() == data
