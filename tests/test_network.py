@@ -24,6 +24,7 @@ from cssm_desktop.core.progress import (
     CancelToken,
     Event,
     FileProgress,
+    Listener,
     Resumed,
     StoreBack,
     StoreDamaged,
@@ -121,6 +122,23 @@ def _when(listener_test: object, action: object) -> object:
 
 def _past(share: float) -> object:
     return lambda e: isinstance(e, FileProgress) and e.total and e.done >= share * e.total
+
+
+def _outage(proxy: ShapedProxy, back_after: float | None = None
+            ) -> tuple[list[Event], Listener]:
+    """A listener that cuts `proxy`'s link at 30% of a put and (with `back_after`) brings
+    it back once the put has waited that many seconds for it; and the events it heard."""
+    events: list[Event] = []
+    down = _when(_past(0.3), proxy.down)
+    up = _when(lambda e: isinstance(e, StoreWaiting) and e.since >= (back_after or 0),
+               proxy.up)
+
+    def listen(event: Event) -> None:
+        events.append(event)
+        down(event)  # type: ignore[operator]
+        if back_after is not None:
+            up(event)  # type: ignore[operator]
+    return events, listen
 
 
 def test_a_put_killed_at_60_percent_resumes_sending_only_what_is_missing(
@@ -248,12 +266,7 @@ def test_a_store_going_down_during_a_put_does_not_fail_it(world: World,
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(SIZE))
     engine = world.engine(outage_wait=2)
-    events: list[Event] = []
-    down = _when(_past(0.3), world.proxies[2].down)
-
-    def listen(event: Event) -> None:
-        events.append(event)
-        down(event)  # type: ignore[operator]
+    events, listen = _outage(world.proxies[2])
     (res,) = engine.put([src], listener=listen)
     waits = [e for e in events if isinstance(e, StoreWaiting)]
     assert waits and {e.store for e in waits} == {"net3"} and waits[0].limit == 2
@@ -269,23 +282,19 @@ def test_a_store_going_down_during_a_put_does_not_fail_it(world: World,
     assert all(report.healthy for _, report in engine.verify())
 
 
+@pytest.mark.parametrize("limit", [None, 512 * 1024 * 1024], ids=["", "paced"])
 def test_a_store_silent_for_a_while_is_waited_for_and_the_put_goes_on(
-        world: World, tmp_path: Path) -> None:
+        world: World, tmp_path: Path, limit: int | None) -> None:
     """A store's link goes down at 30% and comes back after a few seconds: the put waits
     (saying so, with the time since), then stores every part: the file is safe, with
-    nothing left for repair."""
+    nothing left for repair. Also with an upload limit (paced request bodies), which
+    the link cares nothing about."""
     src = tmp_path / "f.bin"
     data = os.urandom(SIZE)
     src.write_bytes(data)
+    world.cfg.upload_limit = limit
     engine = world.engine(outage_wait=120)
-    events: list[Event] = []
-    down = _when(_past(0.3), world.proxies[1].down)
-    up = _when(lambda e: isinstance(e, StoreWaiting) and e.since >= 2, world.proxies[1].up)
-
-    def listen(event: Event) -> None:
-        events.append(event)
-        down(event)  # type: ignore[operator]
-        up(event)    # type: ignore[operator]
+    events, listen = _outage(world.proxies[1], back_after=2)
     (res,) = engine.put([src], listener=listen)
     assert res.error is None and res.stored is not None
     assert res.stored.missing == () and res.stored.left == ()
@@ -442,14 +451,7 @@ def test_a_30_second_outage_of_one_store_does_not_fail_a_put(world: World,
     engine = Engine(world.cfg, catalog_path=world.root / "home/.local/share/cssm-desktop"
                     / "catalog.sqlite")
     engine.unlock(PASSWORD)
-    events: list[Event] = []
-    down = _when(_past(0.3), world.proxies[4].down)
-    up = _when(lambda e: isinstance(e, StoreWaiting) and e.since >= 30, world.proxies[4].up)
-
-    def listen(event: Event) -> None:
-        events.append(event)
-        down(event)  # type: ignore[operator]
-        up(event)    # type: ignore[operator]
+    events, listen = _outage(world.proxies[4], back_after=30)
     (res,) = engine.put([src], listener=listen)
     assert res.error is None and res.stored is not None and res.stored.missing == ()
     assert [e.store for e in events if isinstance(e, StoreBack)] == ["net5"]
@@ -458,3 +460,4 @@ def test_a_30_second_outage_of_one_store_does_not_fail_a_put(world: World,
     out = tmp_path / "out.bin"
     engine.get(engine.resolve("f.bin"), out)
     assert out.read_bytes() == data
+
