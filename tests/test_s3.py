@@ -160,3 +160,39 @@ def test_too_many_parts_fails_clearly_and_leaves_nothing(
         assert all(k.endswith("/vault") for k in keys), keys
         uploads = client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
         assert uploads == []
+
+
+def test_an_attempt_the_outage_wait_repeats_sends_the_whole_paced_body(
+        moto_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an upload limit, bodies are paced file-like objects. An attempt cut off
+    mid-send has read part of its body; the wait's next attempt must send it from its
+    first byte (botocore takes a stream's length from where it stands: reused, the body
+    sent only the rest, and the object was short)."""
+    import os
+
+    from cssm_desktop.core.progress import CancelToken, waiting_for_stores
+    from cssm_desktop.errors import UNREACHABLE, StoreError
+    from cssm_desktop.stores import ratelimit
+
+    (bucket,) = moto_server.make_buckets(f"paced-{secrets.token_hex(3)}", 1)
+    store = _store(moto_server, bucket=bucket)
+    ratelimit.configure(512 * 1024 * 1024, None)   # paced, never limiting here
+    data = os.urandom(3 * 1024 * 1024)              # one put_object, at commit
+    real = store._call_once
+    attempts: list[str] = []
+
+    def first_cut_half_sent(op: str, kw: dict) -> object:
+        attempts.append(op)
+        if op == "put_object" and attempts.count(op) == 1:
+            body = kw["Body"]
+            if hasattr(body, "read"):
+                body.read(len(data) // 2)   # what the cut connection had taken
+            raise StoreError(store.name, "connection reset", UNREACHABLE)
+        return real(op, kw)
+    monkeypatch.setattr(store, "_call_once", first_cut_half_sent)
+    token = CancelToken()
+    token.sleep = lambda _s: False  # type: ignore[method-assign]
+    with waiting_for_stores(lambda _e: None, token):
+        store.put_bytes("obj", data)
+    assert attempts.count("put_object") == 2
+    assert moto_server.client().get_object(Bucket=bucket, Key="obj")["Body"].read() == data

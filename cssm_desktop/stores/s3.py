@@ -129,7 +129,7 @@ class _S3Writer(ObjectWriter):
     def _send(self, number: int, body: bytearray) -> tuple[dict[str, Any], int]:
         # The bytearray itself, not bytes(body): one copy less of every part in flight.
         resp = self._call("upload_part", Key=self._key, UploadId=self._upload_id,
-                          PartNumber=number, Body=_paced(body))
+                          PartNumber=number, Body=body)
         return {"PartNumber": number, "ETag": resp["ETag"]}, len(body)
 
     def _report(self) -> None:
@@ -193,7 +193,7 @@ class _S3Writer(ObjectWriter):
     def commit(self) -> None:
         try:
             if self._upload_id is None:
-                self._call("put_object", Key=self._key, Body=_paced(self._buf))
+                self._call("put_object", Key=self._key, Body=self._buf)
             else:
                 if self._buf:
                     self._flush_part()
@@ -250,10 +250,6 @@ class _PacedBody:
 
     def tell(self) -> int:
         return self._pos
-
-
-def _paced(body: bytearray) -> bytearray | _PacedBody:
-    return _PacedBody(body) if ratelimit.UPLOAD.on else body
 
 
 def _arm(request: Any = None, **_kw: Any) -> None:
@@ -419,6 +415,11 @@ class S3Store(Store):
                                 lambda exc: exc.code == UNREACHABLE)
 
     def _call_once(self, op: str, kw: dict[str, Any]) -> Any:
+        if isinstance(kw.get("Body"), bytearray) and ratelimit.UPLOAD.on:
+            # Paced, and a fresh body for each attempt: one that an attempt cut off
+            # mid-send had read part of would send only the rest (botocore takes a
+            # stream's length from where it stands).
+            kw = {**kw, "Body": _PacedBody(kw["Body"])}
         try:
             return getattr(self._client, op)(Bucket=self.bucket, **kw)
         except botocore.exceptions.ClientError as exc:
