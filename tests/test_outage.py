@@ -29,14 +29,10 @@ def _flaky(failures: int, code: str | None = UNREACHABLE) -> tuple[list[int], ob
     return calls, call
 
 
-def _unreachable(exc: StoreError) -> bool:
-    return exc.code == UNREACHABLE
-
-
 def test_outside_a_job_a_silent_store_fails_at_once() -> None:
     calls, call = _flaky(1)
     with pytest.raises(StoreError):
-        Outage("b2", wait=60).ride(call, _unreachable)  # type: ignore[arg-type]
+        Outage("b2", wait=60).ride(call)  # type: ignore[arg-type]
     assert len(calls) == 1
 
 
@@ -49,7 +45,7 @@ def test_a_job_waits_says_so_and_hears_when_the_store_is_back() -> None:
     # Sleeping is the token's: a cancel wakes it. Counted here, not slept.
     token.sleep = lambda s: bool(slept.append(s))  # type: ignore[method-assign]
     with watched(events.append, token):
-        assert outage.ride(call, _unreachable) == "ok"  # type: ignore[arg-type]
+        assert outage.ride(call) == "ok"  # type: ignore[arg-type]
     assert len(calls) == 4 and slept == [1.0, 2.0, 4.0]
     assert [type(e) for e in events] == [StoreWaiting] * 3 + [StoreBack]
     assert all(e.store == "b2" and e.limit == 60 for e in events[:3])  # type: ignore[union-attr]
@@ -60,7 +56,7 @@ def test_a_refusal_is_not_an_outage() -> None:
     events: list[Event] = []
     calls, call = _flaky(1, code="AccessDenied")
     with watched(events.append, CancelToken()), pytest.raises(StoreError):
-        Outage("b2", wait=60).ride(call, _unreachable)  # type: ignore[arg-type]
+        Outage("b2", wait=60).ride(call)  # type: ignore[arg-type]
     assert len(calls) == 1 and events == []
 
 
@@ -77,7 +73,7 @@ def test_a_cancel_ends_the_wait_at_once() -> None:
     def run() -> None:
         with watched(listen, token):
             try:
-                Outage("b2", wait=3600).ride(call, _unreachable)  # type: ignore[arg-type]
+                Outage("b2", wait=3600).ride(call)  # type: ignore[arg-type]
             except StoreError as exc:
                 result.append(exc)
     thread = threading.Thread(target=run)
@@ -94,13 +90,13 @@ def test_a_store_waited_out_is_not_waited_for_again_until_it_answers() -> None:
     _, down = _flaky(10**6)
     with watched(lambda _e: None, token):
         with pytest.raises(StoreError):
-            outage.ride(down, _unreachable)  # type: ignore[arg-type]
+            outage.ride(down)  # type: ignore[arg-type]
         calls, again = _flaky(10**6)
         with pytest.raises(StoreError):
-            outage.ride(again, _unreachable)  # type: ignore[arg-type]
+            outage.ride(again)  # type: ignore[arg-type]
         assert len(calls) == 1      # no wait the second time: the outage is old
         _, back = _flaky(0)
-        assert outage.ride(back, _unreachable) == "ok"  # type: ignore[arg-type]
+        assert outage.ride(back) == "ok"  # type: ignore[arg-type]
     assert outage.since is None     # answered: the next outage is waited for anew
 
 
@@ -112,11 +108,11 @@ def test_the_watch_reaches_pipeline_stages_and_store_threads() -> None:
 
     def stage() -> None:
         _, call = _flaky(1)
-        Outage("s1").ride(call, _unreachable)  # type: ignore[arg-type]
+        Outage("s1").ride(call)  # type: ignore[arg-type]
 
     def in_pool(name: str) -> str:
         _, call = _flaky(1)
-        return Outage(name).ride(call, _unreachable)  # type: ignore[arg-type]
+        return Outage(name).ride(call)  # type: ignore[arg-type]
     with watched(events.append, token):
         pipe = Pipeline(token)
         pipe.spawn(stage)

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import StoreError
+from ..errors import UNREACHABLE, StoreError
 
 T = TypeVar("T")
 
@@ -109,16 +109,17 @@ class Outage:
             if gone < self.wait:
                 watch.waiting(self.store, gone, self.wait)
 
-    def ride(self, call: Callable[[], T], unreachable: Callable[[StoreError], bool]) -> T:
-        """`call()`, again and again while it finds the store unreachable, for as long as
-        the job's watch lets it and the outage is younger than `wait`."""
+    def ride(self, call: Callable[[], T]) -> T:
+        """`call()`, again and again while it finds the store unreachable (StoreError code
+        UNREACHABLE), for as long as the job's watch lets it and the outage is younger
+        than `wait`."""
         pause = 1.0
         while True:
             try:
                 result = call()
             except StoreError as exc:
                 watch = _watch.get()
-                if not unreachable(exc):
+                if exc.code != UNREACHABLE:
                     raise
                 gone = self.failed()
                 if watch is None or gone >= self.wait:

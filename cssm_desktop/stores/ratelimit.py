@@ -21,7 +21,7 @@ CHUNK = 64 * 1024
 # Seconds of bytes an idle link may save up and send at once.
 BURST = 0.25
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?(?:\s*/\s*s)?\s*$", re.IGNORECASE)
 
 
@@ -81,7 +81,8 @@ def parse_rate(text: str) -> int:
 def parse_limits(text: str) -> tuple[int, int]:
     """`--limit-rate`: one rate for both directions, or UP:DOWN (as rclone's --bwlimit)."""
     up, sep, down = text.partition(":")
-    return (parse_rate(up), parse_rate(down)) if sep else (parse_rate(up), parse_rate(up))
+    rate = parse_rate(up)
+    return (rate, parse_rate(down)) if sep else (rate, rate)
 
 
 def rate_text(rate: int) -> str:

@@ -411,8 +411,7 @@ class S3Store(Store):
         again while the store does not answer, up to the outage wait."""
         if "Key" in kw:
             kw["Key"] = self._key(kw["Key"])
-        return self.outage.ride(lambda: self._call_once(op, kw),
-                                lambda exc: exc.code == UNREACHABLE)
+        return self.outage.ride(lambda: self._call_once(op, kw))
 
     def _call_once(self, op: str, kw: dict[str, Any]) -> Any:
         if isinstance(kw.get("Body"), bytearray) and ratelimit.UPLOAD.on:
