@@ -110,6 +110,13 @@ class Config:
     path: Path | None = None
     vault: str | None = None    # the vault id (hex) the stores' indexes belong to
 
+    @property
+    def outage_seconds(self) -> float:
+        """How long a put waits for a silent store: the setting, or the default."""
+        from .stores.outage import DEFAULT_WAIT
+
+        return DEFAULT_WAIT if self.outage_wait is None else self.outage_wait
+
     def tuning_only(self, other: Config) -> bool:
         """`other` differs from this only in settings a running engine takes over as it
         runs (network: limits, outage wait), not in stores or vault."""

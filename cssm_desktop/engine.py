@@ -89,7 +89,6 @@ from .paths import Source, list_sources, printable, safe_relative
 from .stores import ratelimit
 from .stores.base import Store
 from .stores.factory import make_store
-from .stores.outage import DEFAULT_WAIT
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ class Engine:
         for store in self._stores or []:
             outage = getattr(store, "outage", None)
             if outage is not None:
-                outage.wait = DEFAULT_WAIT if config.outage_wait is None else config.outage_wait
+                outage.wait = config.outage_seconds
 
     @property
     def stores(self) -> list[Store]:
@@ -181,7 +180,7 @@ class Engine:
                     try:
                         made.append(make_store(
                             sc, folder=self.config.folder(sc) if sc.type == "folder" else None,
-                            outage_wait=self.config.outage_wait))
+                            outage_wait=self.config.outage_seconds))
                     except StoreError as exc:
                         self._broken[sc.name] = exc.reason
                 self._stores = made

@@ -35,7 +35,6 @@ from ..core.put import put_needs
 from ..errors import ConfigError, StoreError
 from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
-from ..stores.outage import DEFAULT_WAIT
 from . import workers
 
 # Mnemonics are unique within the dialog: Alt+B is "Add S3 bucket", Alt+R "restore",
@@ -60,7 +59,6 @@ class SettingsDialog(QDialog):
         base = config or Config(stores=[], threshold=3)
         self._vault = base.vault   # the binding is kept as it is; Settings never edits it
         self._put_min = base.put_min_stores   # kept as the config says (no field for it)
-        self._base = base
         self.stores: list[StoreConfig] = copy.deepcopy(base.stores)
         self.original_names = [s.name for s in self.stores]
         self.secrets: dict[int, str] = {}   # row -> secret typed in this dialog
@@ -240,8 +238,14 @@ class SettingsDialog(QDialog):
         self.outage_wait = QSpinBox()
         self.outage_wait.setRange(0, MAX_OUTAGE_WAIT // 60)
         self.outage_wait.setSuffix(self.tr(" min"))
-        wait = DEFAULT_WAIT if base.outage_wait is None else base.outage_wait
-        self.outage_wait.setValue(round(wait / 60))
+        self.outage_wait.setValue(round(base.outage_seconds / 60))
+        # Config key -> (its box, the value as loaded, the box's unit in the config's,
+        # what the box showed): a box left alone keeps the loaded value exactly.
+        self._network_boxes = {
+            key: (box, getattr(base, key), unit, box.value())
+            for key, box, unit in (("upload_limit", self.upload_limit, 1024),
+                                   ("download_limit", self.download_limit, 1024),
+                                   ("outage_wait", self.outage_wait, 60))}
         self.outage_wait.setToolTip(self.tr(
             "An upload waits this long for a store that stops answering (a router "
             "restarting, Wi-Fi changing), then goes on without it: the file is stored at "
@@ -259,18 +263,15 @@ class SettingsDialog(QDialog):
     def _network(self) -> dict[str, int | None]:
         """The three settings as the config keeps them; each left exactly as it was
         unless changed here (the boxes show whole KiB/s and minutes)."""
-        def kept(box: QSpinBox, old: int | None, shown: int, unit: int) -> int | None:
+        out: dict[str, int | None] = {}
+        for key, (box, loaded, unit, shown) in self._network_boxes.items():
             if box.value() == shown:
-                return old
-            return box.value() * unit if box is self.outage_wait else \
-                box.value() * unit or None     # a limit of 0 is none; a wait of 0 is 0
-        base = self._base
-        wait = DEFAULT_WAIT if base.outage_wait is None else base.outage_wait
-        return {"upload_limit": kept(self.upload_limit, base.upload_limit,
-                                     (base.upload_limit or 0) // 1024, 1024),
-                "download_limit": kept(self.download_limit, base.download_limit,
-                                       (base.download_limit or 0) // 1024, 1024),
-                "outage_wait": kept(self.outage_wait, base.outage_wait, round(wait / 60), 60)}
+                out[key] = loaded
+            elif key == "outage_wait":
+                out[key] = box.value() * unit           # a wait of 0 is 0
+            else:
+                out[key] = box.value() * unit or None   # a limit of 0 is none
+        return out
 
     def _say_put_rule(self) -> None:
         """The rule for storing while a store is down, and what it means (core/put.py)."""
