@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from bench import clear, make_file, run
+from bench import clear, compile_package, make_file, run
 from tests.netshape import ShapedProxy
 
 PASSWORD = "bench password"
@@ -65,6 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     size, rate, rtt = args.size_mib << 20, args.rate * 1e6, args.rtt / 1000
     py = sys.executable
+    compile_package()
     rclone = next((p for p in (Path(py).parent / "rclone",) if p.exists()), None)
     rclone_exe = str(rclone) if rclone else "rclone"
     work = Path(tempfile.mkdtemp(prefix="cssm-shaped-", dir=args.workdir))
