@@ -218,6 +218,23 @@ class Catalog:
                                     ).fetchall()
         return [Entry(*row) for row in rows]
 
+    def named_many(self, vault_id: str, names: Iterable[str]) -> dict[str, list[Entry]]:
+        """named() for a batch: the names that are stored, in a few queries instead of one
+        per file (a put of thousands of small files asked thousands of times)."""
+        wanted = list(dict.fromkeys(names))
+        found: dict[str, list[Entry]] = {}
+        with self._lock:
+            for at in range(0, len(wanted), 500):   # below SQLite's bound-variable limit
+                chunk = wanted[at:at + 500]
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND name IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY stored_at_ns",
+                    (vault_id, *chunk)).fetchall()
+                for row in rows:
+                    entry = Entry(*row)
+                    found.setdefault(entry.name, []).append(entry)
+        return found
+
     def remove(self, vault_id: str, file_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM files WHERE vault_id = ? AND id = ?",

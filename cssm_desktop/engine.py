@@ -454,10 +454,12 @@ class Engine:
         results: dict[int, PutResult] = {}
         todo: list[PackInput] = []
         place: dict[int, int] = {}   # id() of a PackInput -> its position in `sources`
+        known = {} if duplicates is Duplicate.AGAIN else \
+            self.catalog.named_many(vault.id_hex, (s.name for s in sources))
         for pos, src in enumerate(sources):
             try:
-                twin = None if duplicates is Duplicate.AGAIN else \
-                    self.stored_copy(src.path, src.name)
+                twin = None if src.name not in known else \
+                    self.stored_copy(src.path, src.name, known[src.name])
             except InputError as exc:
                 results[pos] = PutResult(src.path, src.name, error=exc)
                 continue
@@ -513,13 +515,15 @@ class Engine:
         roots += [cfgmod.data_dir(), cfgmod.log_dir(), self.catalog.path.parent]
         return frozenset(os.path.realpath(r) for r in roots)
 
-    def stored_copy(self, source: Path, name: str) -> Entry | None:
+    def stored_copy(self, source: Path, name: str, named: list[Entry] | None = None
+                    ) -> Entry | None:
         """An entry with this name and the same content (keyed tag), if there is one.
 
         Only files whose name is already stored are read for this, so a put of new files
-        costs no extra pass."""
+        costs no extra pass. `named`: the copies of this name, when already looked up."""
         vault = self.vault()
-        same_name = [e for e in self._named(vault, name) if e.tag]
+        same_name = [e for e in (self._named(vault, name) if named is None else named)
+                     if e.tag]
         if not same_name:
             return None
         tag = content_tag(vault.require_key(), vault.vault_id, sha256_of(source)).hex()
