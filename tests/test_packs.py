@@ -27,8 +27,10 @@ from cssm_desktop.core.pack_format import (
     parse_index,
     seal_removals,
 )
+from cssm_desktop.core.progress import CancelToken
 from cssm_desktop.engine import Engine
-from cssm_desktop.errors import FormatError
+from cssm_desktop.errors import Cancelled, FormatError
+from cssm_desktop.paths import list_sources
 
 from .conftest import FAST_KDF, PASSWORD, folder_stores, free_port, write_config
 from .test_cli import Cli, cli  # noqa: F401  (the fixture)
@@ -89,6 +91,77 @@ def test_a_tree_of_small_files_round_trips_through_packs_with_two_stores_gone(
     rows = folder_engine.get_many(chosen, str(out) + "/")
     assert all(isinstance(got, Path) for _, got in rows)
     assert read_tree(out) == tree
+
+
+def test_a_second_put_of_a_tree_skips_what_is_stored_and_stores_what_changed(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    """Names are looked up in batches of 500 (catalog.named_many): more than two."""
+    make_tree(tmp_path / "Documents", 1100, size=(1, 200))
+    assert all(r.stored for r in folder_engine.put([tmp_path / "Documents"]))
+    changed = tmp_path / "Documents" / "d07" / "f00707.txt"
+    changed.write_bytes(b"new content")
+    again = folder_engine.put([tmp_path / "Documents"])
+    stored = [r.source for r in again if r.stored is not None]
+    assert stored == [changed]
+    assert sum(1 for r in again if r.duplicate_of is not None) == 1099
+    assert len(folder_engine.entries()) == 1101
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts fds in /proc")
+def test_files_gone_or_special_among_those_read_ahead_fail_alone_and_no_fd_is_left(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    """Packs open the next files ahead of the one read: a file deleted or replaced by a
+    FIFO after the listing fails alone, wherever it falls in that window."""
+    tree = make_tree(tmp_path / "Documents", 100, folders=1, size=(1, 3000))
+    sources, _ = list_sources([tmp_path / "Documents"], frozenset())
+    gone, fifo = sources[3].path, sources[40].path
+    gone.unlink()
+    fifo.unlink()
+    os.mkfifo(fifo)
+    before = _open_fds()
+    results = folder_engine.put_sources(sources)
+    assert _open_fds() == before
+    failed = {r.source: str(r.error) for r in results if r.error is not None}
+    assert failed.keys() == {gone, fifo}
+    assert "no such file" in failed[gone].lower() and "not a regular file" in failed[fifo]
+    assert len(folder_engine.entries()) == 98
+    out = tmp_path / "back"
+    chosen, _ = folder_engine.select(["Documents"])
+    folder_engine.get_many(chosen, str(out) + "/")
+    del tree[f"Documents/d00/{gone.name}"], tree[f"Documents/d00/{fifo.name}"]
+    assert read_tree(out) == tree
+
+
+class _CancelWhileReading(CancelToken):
+    """The user cancels while the pack's files are being read (the 10th check)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.checks == 10:
+            self.cancel()
+        super().check()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts fds in /proc")
+def test_a_cancel_while_files_are_read_ahead_closes_them_and_lists_nothing(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    make_tree(tmp_path / "Documents", 200, folders=2, size=(1, 100))
+    before = _open_fds()
+    cancel = _CancelWhileReading()
+    results = folder_engine.put([tmp_path / "Documents"], cancel=cancel)
+    assert cancel.checks >= 10
+    assert _open_fds() == before
+    assert results and all(isinstance(r.error, Cancelled) for r in results)
+    assert folder_engine.entries() == []
+    assert all(objects(s) == [] for s in (tmp_path / "stores").iterdir())
 
 
 def test_small_and_large_files_together_restore_by_folder_on_s3(

@@ -10,11 +10,13 @@ an index of its members, inside the sealed content, at the end.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,11 +70,14 @@ class PackResult:
     failed: list[tuple[PackInput, CssmError]] = field(default_factory=list)
 
 
-def _read_small(item: PackInput) -> tuple[bytes, int]:
+# Files opened ahead of the one being read, the system asked to fetch each at once.
+READ_AHEAD = 32
+
+
+def _read_small(fd: int, item: PackInput) -> tuple[bytes, int]:
     """The whole file and its mtime; a file that grew far past small while being read is
     refused (it would be held in memory). Plain reads on the fd: a buffered file object
     per file was a third of the time of a put of 2,000 small files."""
-    fd, _st = open_source_fd(item.source)
     try:
         chunks, left = [], 4 * SMALL_FILE + 1
         while left > 0:
@@ -84,12 +89,59 @@ def _read_small(item: PackInput) -> tuple[bytes, int]:
         mtime = os.fstat(fd).st_mtime_ns   # as read (it may have changed since the open)
     except OSError as exc:
         raise InputError(f"cannot read {item.source}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > 4 * SMALL_FILE:
         raise InputError(f"{item.source} changed while it was being stored; nothing was kept")
     return data, mtime
+
+
+def _read_all(items: list[PackInput], cancel: CancelToken
+              ) -> Iterator[tuple[PackInput, tuple[bytes, int] | InputError]]:
+    """Each file's bytes and mtime (or why it cannot be read), in order. The next
+    READ_AHEAD files are already open and the system was asked to read them
+    (POSIX_FADV_WILLNEED), so the disk serves many at once: 20,000 files of 1 KiB not in
+    the page cache read in 0.4-0.5 s instead of 1.0 s one by one; in the cache the hint
+    costs ~1 us a file. (Threads reading were slower: the work is the interpreter's.)"""
+    hint = getattr(os, "posix_fadvise", None)   # not on macOS or Windows: plain reads
+    ahead: deque[tuple[PackInput, int | InputError]] = deque()
+    todo = iter(items)
+
+    def open_next() -> None:
+        item = next(todo, None)
+        if item is None:
+            return
+        try:
+            fd, _st = open_source_fd(item.source)
+        except InputError as exc:
+            ahead.append((item, exc))
+            return
+        ahead.append((item, fd))
+        if hint is not None:
+            with contextlib.suppress(OSError):
+                hint(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+
+    try:
+        for _ in range(READ_AHEAD):
+            open_next()
+        while ahead:
+            cancel.check()
+            item, opened = ahead.popleft()
+            open_next()
+            if isinstance(opened, InputError):
+                yield item, opened
+                continue
+            fd = opened
+            try:
+                got: tuple[bytes, int] | InputError = _read_small(fd, item)
+            except InputError as exc:
+                got = exc
+            finally:
+                os.close(fd)
+            yield item, got
+    finally:   # cancelled, or a failure: the files opened ahead are closed
+        for _item, left in ahead:
+            if isinstance(left, int):
+                os.close(left)
 
 
 def put_pack(vault: Vault, items: list[PackInput], *, k: int | None = None,
@@ -110,15 +162,11 @@ def put_pack(vault: Vault, items: list[PackInput], *, k: int | None = None,
         index.append(Member(member.member_id, len(content), len(data), member.mtime_ns,
                             member.sha256, member.name))
         content += data
-    # One after the other: reading on 8 threads was measured slower here (7.0-7.7 s
-    # against 6.3-6.5 s for 20,000 files, warm cache: the work is the interpreter's).
-    for item in items:
-        cancel.check()
-        try:
-            data, mtime = _read_small(item)
-        except InputError as exc:
-            result.failed.append((item, exc))
+    for item, got in _read_all(items, cancel):
+        if isinstance(got, InputError):
+            result.failed.append((item, got))
             continue
+        data, mtime = got
         member = Member(new_id(), len(content), len(data), mtime,
                         hashlib.sha256(data).digest(), item.name)
         content += data
