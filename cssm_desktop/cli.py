@@ -111,13 +111,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_put(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    _unlock(engine, args)
     if args.discard:
+        _unlock(engine, args)
         return _discard_unfinished(engine, args.paths)
     bar = ProgressBar(enabled=None if not args.json else False)
     mode = Duplicate.REPLACE if args.replace else Duplicate.AGAIN if args.again \
         else Duplicate.SKIP
-    results = engine.put(args.paths, listener=bar, duplicates=mode)
+    results = engine.put(args.paths, listener=bar, duplicates=mode,
+                         password=args.passwords.current())
     failed = 0
     twins = 0
     for r in results:

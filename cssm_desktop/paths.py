@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,8 +35,8 @@ class Skipped:
     asked: bool = False   # the path was given by name: not storing it is an error
 
 
-def list_sources(paths: list[Path], own: frozenset[str] = frozenset()
-                 ) -> tuple[list[Source], list[Skipped]]:
+def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
+                 stop: threading.Event | None = None) -> tuple[list[Source], list[Skipped]]:
     """The regular files under `paths`, and what was left out and why.
 
     A path given by name may be a link to a file (the user pointed at it); inside folders
@@ -43,7 +44,8 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset()
     the target's name, a link out of it would store what the user did not choose, and a
     loop would never end. FIFOs, sockets and devices are skipped, never opened (opening a
     FIFO blocks until a writer comes). Folders in `own` (real paths: the stores' folders,
-    the app's data) are never stored into the vault itself.
+    the app's data) are never stored into the vault itself. `stop` ends the listing at
+    the next folder (what was found so far is returned).
     """
     files: list[Source] = []
     skipped: list[Skipped] = []
@@ -64,20 +66,22 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset()
             if os.path.realpath(path) in own:
                 skipped.append(Skipped(path, OWN_SKIPPED, asked=True))
             else:
-                _walk(path, files, skipped, own)
+                _walk(path, files, skipped, own, stop)
         else:
             skipped.append(Skipped(path, SPECIAL_SKIPPED, asked=True))
     return files, skipped
 
 
-def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset[str]
-          ) -> None:
+def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset[str],
+          stop: threading.Event | None = None) -> None:
     top_name = top.name or Path(os.path.abspath(top)).name or "folder"
 
     def failed(exc: OSError) -> None:
         skipped.append(Skipped(Path(exc.filename or top), (exc.strerror or "unreadable").lower()))
 
     for dirpath, dirs, names in os.walk(top, onerror=failed):
+        if stop is not None and stop.is_set():
+            return
         here = Path(dirpath)
         rel = here.relative_to(top)
         keep = []

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,22 @@ def test_wrong_password_says_so_and_writes_nothing(cli: Cli, tmp_path: Path) -> 
     assert code == 1
     assert err.strip() == "cssm: error: wrong password: the vault key could not be unlocked"
     assert not dest.exists()
+
+
+def test_put_with_a_wrong_password_says_so_and_stores_nothing(cli: Cli,
+                                                              tmp_path: Path) -> None:
+    """The unlock runs while the tree is listed: its failure still ends the put, at once
+    and in one line, with no listing left running."""
+    for i in range(200):
+        (tmp_path / "tree" / f"d{i}").mkdir(parents=True)
+        (tmp_path / "tree" / f"d{i}" / "f.txt").write_text(str(i))
+    code, out, err = cli("put", str(tmp_path / "tree"), stdin="guess\n")
+    assert code == 1 and out == ""
+    assert err.strip() == "cssm: error: wrong password: the vault key could not be unlocked"
+    assert not [t for t in threading.enumerate() if t.name == "cssm-list"]
+    assert cli("ls", "--json")[1].strip() == "[]"
+    assert not [p for p in (tmp_path / "stores").rglob("*")
+                if p.is_file() and p.name != "vault"]
 
 
 def test_only_k_minus_1_stores(cli: Cli, tmp_path: Path) -> None:
