@@ -103,7 +103,7 @@ class Duplicate(Enum):
 
 @dataclass(frozen=True)
 class PutResult:
-    source: Path
+    source: str     # the path as given to the system (paths.Source.path)
     name: str
     stored: StoredFile | None = None
     error: CssmError | None = None
@@ -112,7 +112,7 @@ class PutResult:
     replaced: tuple[str, ...] = ()    # ids of older copies removed (Duplicate.REPLACE)
 
 
-def sha256_of(source: Path) -> bytes:
+def sha256_of(source: Path | str) -> bytes:
     """The plain SHA-256 of a local file, kept in memory only (it becomes a keyed tag)."""
     with open_source(source) as fh:
         try:
@@ -409,10 +409,10 @@ class Engine:
             for s in left_out:
                 if s.asked:
                     log.warning("put failed: InputError (%s)", s.reason)   # no path in the log
-                    results.append(PutResult(s.path, s.path.name,
+                    results.append(PutResult(str(s.path), s.path.name,
                                              error=InputError(f"{s.path}: {s.reason}")))
                 else:
-                    results.append(PutResult(s.path, s.path.name, skipped=s.reason))
+                    results.append(PutResult(str(s.path), s.path.name, skipped=s.reason))
             results += self.put_sources(sources, listener, cancel, block_size, duplicates)
         return results
 
@@ -472,7 +472,7 @@ class Engine:
                 if held >= PACK_TARGET or len(batch) >= PACK_FILES:
                     flush()
             else:
-                out[pos] = self.put_one(src.path, src.name, listener, cancel, block_size,
+                out[pos] = self.put_one(Path(src.path), src.name, listener, cancel, block_size,
                                         duplicates)
         if batch:
             flush()
@@ -522,16 +522,18 @@ class Engine:
             pack = packed.stored
             self._note_down(dict(pack.left))
             tag_of = content_tagger(vault.require_key(), vault.vault_id)
+            health, damaged = _stored_health(pack)
+            pack_hex = pack.id_hex
             entries = []
             for item, m in packed.members:
                 stored = StoredFile(m.member_id, m.name, m.size, m.mtime_ns,
                                     pack.stored_at_ns, m.sha256, pack.n, pack.k, m.size,
                                     pack.missing)
-                tag = tag_of(m.sha256).hex()
-                entries.append(Entry(stored.id_hex, m.name, m.size, m.mtime_ns,
-                                     pack.stored_at_ns, tag, pack.n, pack.k,
-                                     *_stored_health(pack), pack=pack.id_hex))
-                listener(FileDone(m.name, stored.id_hex, m.size))
+                file_hex = m.member_id.hex()
+                entries.append(Entry(file_hex, m.name, m.size, m.mtime_ns, pack.stored_at_ns,
+                                     tag_of(m.sha256).hex(), pack.n, pack.k, health, damaged,
+                                     pack_hex))
+                listener(FileDone(m.name, file_hex, m.size))
                 results[place[id(item)]] = PutResult(item.source, item.name, stored=stored)
             self.catalog.add_many(vault.id_hex, entries)
             if duplicates is Duplicate.REPLACE:
@@ -549,7 +551,7 @@ class Engine:
         roots += [cfgmod.data_dir(), cfgmod.log_dir(), self.catalog.path.parent]
         return frozenset(os.path.realpath(r) for r in roots)
 
-    def stored_copy(self, source: Path, name: str, named: list[Entry] | None = None
+    def stored_copy(self, source: Path | str, name: str, named: list[Entry] | None = None
                     ) -> Entry | None:
         """An entry with this name and the same content (keyed tag), if there is one.
 
@@ -576,7 +578,7 @@ class Engine:
             if duplicates is not Duplicate.AGAIN:
                 twin = self.stored_copy(source, name)
                 if twin is not None and duplicates is Duplicate.SKIP:
-                    return PutResult(source, name, skipped="already stored with the same "
+                    return PutResult(str(source), name, skipped="already stored with the same "
                                      "content", duplicate_of=twin)
             # k is the vault's (its headers say it), not what the config says today.
             with waiting_for_stores(listener, cancel):
@@ -587,7 +589,7 @@ class Engine:
         except (InputError, StoreError, NotEnoughStores, Cancelled) as exc:
             listener(FileFailed(name, str(exc)))
             log.warning("put failed: %s", log_text(exc))   # no name or path in the log
-            return PutResult(source, name, error=exc)
+            return PutResult(str(source), name, error=exc)
         except CssmError as exc:
             listener(FileFailed(name, str(exc)))
             raise
@@ -602,7 +604,7 @@ class Engine:
             for old in older:
                 self.remove(old)
             replaced = tuple(older)
-        return PutResult(source, name, stored=stored, replaced=replaced)
+        return PutResult(str(source), name, stored=stored, replaced=replaced)
 
     def get(self, entry: Entry, dest: str | Path | None = None, force: bool = False,
             listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:

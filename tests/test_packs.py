@@ -102,7 +102,7 @@ def test_a_second_put_of_a_tree_skips_what_is_stored_and_stores_what_changed(
     changed.write_bytes(b"new content")
     again = folder_engine.put([tmp_path / "Documents"])
     stored = [r.source for r in again if r.stored is not None]
-    assert stored == [changed]
+    assert stored == [str(changed)]
     assert sum(1 for r in again if r.duplicate_of is not None) == 1099
     assert len(folder_engine.entries()) == 1101
 
@@ -118,7 +118,7 @@ def test_files_gone_or_special_among_those_read_ahead_fail_alone_and_no_fd_is_le
     FIFO after the listing fails alone, wherever it falls in that window."""
     tree = make_tree(tmp_path / "Documents", 100, folders=1, size=(1, 3000))
     sources, _ = list_sources([tmp_path / "Documents"], frozenset())
-    gone, fifo = sources[3].path, sources[40].path
+    gone, fifo = Path(sources[3].path), Path(sources[40].path)
     gone.unlink()
     fifo.unlink()
     os.mkfifo(fifo)
@@ -126,8 +126,9 @@ def test_files_gone_or_special_among_those_read_ahead_fail_alone_and_no_fd_is_le
     results = folder_engine.put_sources(sources)
     assert _open_fds() == before
     failed = {r.source: str(r.error) for r in results if r.error is not None}
-    assert failed.keys() == {gone, fifo}
-    assert "no such file" in failed[gone].lower() and "not a regular file" in failed[fifo]
+    assert failed.keys() == {str(gone), str(fifo)}
+    assert "no such file" in failed[str(gone)].lower()
+    assert "not a regular file" in failed[str(fifo)]
     assert len(folder_engine.entries()) == 98
     out = tmp_path / "back"
     chosen, _ = folder_engine.select(["Documents"])

@@ -19,7 +19,6 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import (
     Cancelled,
@@ -59,7 +58,7 @@ REPACK_DEAD_SHARE = 0.25
 
 @dataclass(frozen=True)
 class PackInput:
-    source: Path
+    source: str     # the path (paths.Source)
     name: str
 
 

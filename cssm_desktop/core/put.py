@@ -291,7 +291,7 @@ _SOURCE_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLO
                  | getattr(os, "O_BINARY", 0))
 
 
-def open_source(source: Path) -> BinaryIO:
+def open_source(source: Path | str) -> BinaryIO:
     fd, _st = open_source_fd(source)
     try:
         return os.fdopen(fd, "rb")

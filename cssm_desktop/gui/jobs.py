@@ -186,7 +186,7 @@ class JobQueue(QObject):
                 batch.append(job)
                 size += job.size
         now = time.monotonic()
-        worker = workers.PackWorker(self.engine, [Source(j.source, j.name, j.size)
+        worker = workers.PackWorker(self.engine, [Source(str(j.source), j.name, j.size)
                                                   for j in batch], first.duplicates)
         for job in batch:
             job.state, job.started, job.worker = State.RUNNING, now, worker

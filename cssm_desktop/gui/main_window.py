@@ -443,7 +443,7 @@ class MainWindow(QMainWindow):
 
         def listing() -> tuple[list[tuple[Path, str, int]], list[Any]]:
             files, skipped = list_sources(paths, engine.own_folders())
-            return [(f.path, f.name, f.size) for f in files], skipped
+            return [(Path(f.path), f.name, f.size) for f in files], skipped
 
         workers.start(workers.Call(listing), owner=self, succeeded=self._queue_files,
                       failed=lambda err: QMessageBox.warning(
