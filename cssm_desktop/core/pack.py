@@ -56,7 +56,7 @@ PACK_FILES = 20_000
 REPACK_DEAD_SHARE = 0.25
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)   # one per file: not frozen, whose __init__ costs ~3 us more
 class PackInput:
     source: str     # the path (paths.Source)
     name: str

@@ -52,7 +52,7 @@ class StoreProgress:
     done: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)   # one per file: not frozen, whose __init__ costs ~3 us more
 class FileDone:
     name: str
     file_id: str

@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK_SIZE = 256 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)   # one per file: not frozen, whose __init__ costs ~3 us more
 class StoredFile:
     file_id: bytes
     name: str
