@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import stat
 import sys
 import traceback
 from collections.abc import Sequence
@@ -209,9 +210,15 @@ def cmd_get(args: argparse.Namespace) -> int:
     skipped = 0
     for entry in entries:
         target = engine.destination(entry.name, dest)
-        if target.is_dir() or ((target.exists() or target.is_symlink()) and not args.force):
+        try:   # one look (lstat) a file, not three: most targets are not there yet
+            st = os.lstat(target)
+        except OSError:
+            plan.append(entry)
+            continue
+        folder = stat.S_ISDIR(st.st_mode) or (stat.S_ISLNK(st.st_mode) and target.is_dir())
+        if folder or not args.force:
             skipped += 1
-            why = "a folder is there" if target.is_dir() else "exists (--force replaces it)"
+            why = "a folder is there" if folder else "exists (--force replaces it)"
             print(f"skipped  {printable(entry.name)}: {printable(str(target))} {why}",
                   file=sys.stderr)
             continue

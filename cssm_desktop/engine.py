@@ -669,7 +669,8 @@ class Engine:
         base = Path(dest)
         for e in entries:
             target = base / safe_relative(e.name)
-            if target.is_dir():
+            # Small files find a folder in their way when they are named (_get_members).
+            if not e.pack and target.is_dir():
                 out[e.id] = DestinationExists(str(target), folder=True)
             else:
                 plan.append((e, target))
@@ -726,8 +727,8 @@ class Engine:
             if isinstance(got, NotADirectoryError):
                 out[e.id] = InputError(f"cannot write {target}: a file is in the way of its "
                                        "folder")
-            elif isinstance(got, FileExistsError):
-                out[e.id] = DestinationExists(str(target))
+            elif isinstance(got, (FileExistsError, IsADirectoryError)):
+                out[e.id] = DestinationExists(str(target), folder=target.is_dir())
             elif isinstance(got, OSError):
                 out[e.id] = InputError(f"cannot write {target}: {got.strerror or got}")
             else:

@@ -29,7 +29,7 @@ from cssm_desktop.core.pack_format import (
 )
 from cssm_desktop.core.progress import CancelToken
 from cssm_desktop.engine import Engine
-from cssm_desktop.errors import Cancelled, FormatError
+from cssm_desktop.errors import Cancelled, DestinationExists, FormatError
 from cssm_desktop.paths import list_sources
 
 from .conftest import FAST_KDF, PASSWORD, folder_stores, free_port, write_config
@@ -202,6 +202,37 @@ def test_cli_get_of_a_folder_restores_the_tree_with_one_password(
     code, out, err = cli("get", "Notes/d01", "-o", str(tmp_path / "back"),
                          stdin=PASSWORD + "\n")
     assert code == 0 and out.splitlines()[-1] == "0 restored, 20 skipped, 0 failed"
+
+
+def test_a_tree_restore_keeps_what_is_in_the_way_and_leaves_no_temporary_file(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    """Taken names are found when each small file is named (a link never replaces): a
+    file in the way is kept (replaced with force), a folder in the way never."""
+    tree = make_tree(tmp_path / "Notes", 30, folders=3, size=(1, 500))
+    folder_engine.put([tmp_path / "Notes"])
+    back = tmp_path / "back"
+    (back / "Notes" / "d00" / "f00000.txt").mkdir(parents=True)      # a folder in the way
+    (back / "Notes" / "d01").mkdir(parents=True)
+    (back / "Notes" / "d01" / "f00001.txt").write_bytes(b"mine")     # a file in the way
+    (back / "Notes" / "d02").mkdir(parents=True)
+    (back / "Notes" / "d02" / "f00002.txt").symlink_to(tmp_path / "nowhere")   # and a link
+    chosen, _ = folder_engine.select(["Notes"])
+    for force in (False, True):
+        rows = {e.name: got for e, got in folder_engine.get_many(chosen, back, force=force)}
+        failed = {name: got for name, got in rows.items() if not isinstance(got, Path)}
+        folder = failed.pop("Notes/d00/f00000.txt")
+        assert isinstance(folder, DestinationExists) and folder.folder
+        if force:
+            assert failed == {}
+        else:
+            assert failed.keys() == {"Notes/d01/f00001.txt", "Notes/d02/f00002.txt"}
+            assert all(isinstance(e, DestinationExists) and not e.folder
+                       for e in failed.values())
+            assert (back / "Notes" / "d01" / "f00001.txt").read_bytes() == b"mine"
+            assert (back / "Notes" / "d02" / "f00002.txt").is_symlink()
+    assert (back / "Notes" / "d00" / "f00000.txt").is_dir()
+    del tree["Notes/d00/f00000.txt"]
+    assert read_tree(back) == tree       # replaced with force; no temporary file left
 
 
 def test_one_member_is_read_without_reading_the_whole_pack(folder_engine: Engine,
