@@ -156,3 +156,12 @@ def rclone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def translated(qapp):
+    """The window's texts as the app shows them: English plural forms installed."""
+    from cssm_desktop.gui.app import install_translations
+
+    assert install_translations(qapp)
+    return qapp

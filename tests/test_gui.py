@@ -28,8 +28,9 @@ from .conftest import FAST_KDF, PASSWORD, S3Server, folder_stores, free_port, wr
 
 
 @pytest.fixture(autouse=True)
-def main_thread_gc(qapp):
-    """As in the app: collect garbage (and Qt objects in it) on the UI thread only."""
+def main_thread_gc(translated):
+    """As in the app: collect garbage (and Qt objects in it) on the UI thread only, with
+    the app's translations."""
     from cssm_desktop.gui.gcguard import MainThreadGC
 
     guard = MainThreadGC()
@@ -101,9 +102,32 @@ def test_dropped_files_run_to_done_with_progress(qtbot, window: MainWindow, tmp_
     with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
         _drop(window.drop, paths)
     assert [j.state for j in window.queue.jobs] == [State.DONE] * 3
+    assert window.statusBar().currentMessage() == "3 files stored"
     assert partial, "no progress was reported before the end"
     qtbot.waitUntil(lambda: window.files.source.rowCount() == 3, timeout=10_000)
     assert sorted(e.name for e in window.files.source.entries) == ["a.txt", "b.bin", "big.bin"]
+
+
+def test_counts_read_as_english_one_file_two_files() -> None:
+    """Qt shows "%n file(s)" as written unless a translation gives the forms; the app
+    installs English ones (build_scripts/english_plurals.py), kept current here."""
+    import subprocess
+    import sys
+
+    from PySide6.QtCore import QCoreApplication
+
+    def tr(context: str, text: str, n: int) -> str:
+        return QCoreApplication.translate(context, text, "", n)
+
+    assert tr("MainWindow", "%n file(s) stored", 1) == "1 file stored"
+    assert tr("MainWindow", "%n file(s) stored", 2) == "2 files stored"
+    assert tr("RestoreDialog", "%n file(s) already exist in %1. Replace them with the stored "
+              "copies? (No keeps them as they are.)", 1) == \
+        "1 file already exists in %1. Replace it with the stored copy? (No keeps it as it is.)"
+    script = Path(__file__).parent.parent / "build_scripts" / "english_plurals.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_locked_vault_asks_for_the_password_on_first_upload(qtbot, window: MainWindow,

@@ -169,7 +169,7 @@ def test_deleting_a_folder_then_clean_up_gives_the_space_back(
         _find(window, "D", "d00"), QItemSelectionModel.SelectionFlag.ClearAndSelect
         | QItemSelectionModel.SelectionFlag.Rows)
     window.delete_selected()
-    assert asked and asked[0].startswith("Delete 30 file(s) (117.2 KiB)")
+    assert asked and asked[0].startswith("Delete 30 files (117.2 KiB)")
     _stored(qtbot, window, 30)
     dialog = window.clean_up()
     assert dialog is not None

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer, SignalInstance
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEventLoop,
+    QSettings,
+    QTimer,
+    QTranslator,
+    SignalInstance,
+)
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QStyle, QWidget
 
@@ -125,6 +132,19 @@ def _store_and_restore(window: Any, tmp: Path) -> int:
     return len(data)
 
 
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def install_translations(app: QCoreApplication) -> bool:
+    """English plural forms, so "%n file(s)" reads "1 file" and "2 files": without a
+    translation that gives them Qt shows such a text as written. The forms come from
+    build_scripts/english_plurals.py (Qt's numerus forms, not plurals made by hand)."""
+    translator = QTranslator(app)   # the application keeps it
+    if not translator.load(str(ASSETS / "cssm_en.qm")):
+        return False
+    return app.installTranslator(translator)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cssm-desktop", description="CSSM Desktop")
     parser.add_argument("--config", type=Path, help="configuration file")
@@ -137,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     QCoreApplication.setApplicationName("CSSM Desktop")
     QCoreApplication.setApplicationVersion(__version__)
     app = QApplication([sys.argv[0], *qt_args])
-    icon = Path(__file__).resolve().parent / "assets" / "cssm-desktop.png"
+    install_translations(app)
+    icon = ASSETS / "cssm-desktop.png"
     app.setWindowIcon(QIcon(str(icon)) if icon.exists()
                       else app.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon))
     keep_freed_buffers()

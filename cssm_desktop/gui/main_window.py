@@ -477,7 +477,7 @@ class MainWindow(QMainWindow):
         done = sum(j.state is State.DONE for j in batch)
         failed = sum(j.state is State.FAILED for j in batch)
         twins = [j for j in batch if j.state is State.SKIPPED]
-        text = self.tr("%1 file(s) stored").replace("%1", str(done))
+        text = self.tr("%n file(s) stored", "", done)
         if twins:
             text += self.tr(", %1 already stored").replace("%1", str(len(twins)))
         if failed:
@@ -635,13 +635,12 @@ class MainWindow(QMainWindow):
         if pending:
             answer = QMessageBox.question(
                 self, self.tr("Uploads running"),
-                (self.tr("%1 upload(s) are not finished. Stop them and quit? Large files "
-                         "go on from what the S3 stores hold after the next unlock; add "
-                         "the others again.") if self.engine is not None
-                 and self.engine.can_resume else
-                 self.tr("%1 upload(s) are not finished. Cancel them and quit? Nothing "
-                         "half-stored is kept; add them again later."))
-                .replace("%1", str(len(pending))),
+                self.tr("%n upload(s) are not finished. Stop them and quit? Large files "
+                        "go on from what the S3 stores hold after the next unlock; add "
+                        "the others again.", "", len(pending)) if self.engine is not None
+                and self.engine.can_resume else
+                self.tr("%n upload(s) are not finished. Cancel them and quit? Nothing "
+                        "half-stored is kept; add them again later.", "", len(pending)),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:
