@@ -418,9 +418,10 @@ class Engine:
 
     def _list_while_unlocking(self, paths: list[Path], own: frozenset[str], password: str
                               ) -> list[tuple[list[Source], list[Skipped]]]:
-        """Argon2id (~0.2 s, the GIL released) and the headers' reads overlap the listing:
-        they were a fifth of a put of 2,000 small files. A wrong password still ends the
-        put at once: the listing stops at its next folder."""
+        """Argon2id (~0.2 s, the GIL released) and the headers' reads overlap the listing
+        instead of coming first (a put of 2,000 small files: 0.87 -> 0.78 s median here,
+        where Argon2id already keeps both cores busy). A wrong password still ends the put
+        at once: the listing stops at its next folder."""
         stop = threading.Event()
         listed: list[tuple[list[Source], list[Skipped]]] = []
         failure: list[BaseException] = []
