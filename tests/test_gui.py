@@ -222,6 +222,37 @@ def test_restore_with_a_wrong_password_writes_nothing(qtbot, window: MainWindow,
     assert dialog.ok.isEnabled()
 
 
+def test_restore_leaves_a_folder_in_the_way_alone_and_says_so(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The question counts only files it could replace; a folder where a file goes is
+    never replaced, never asked about, and named in the report."""
+    window.engine.unlock(PASSWORD)
+    paths = _files(tmp_path, {"a.txt": 10, "b.txt": 20, "c.txt": 30})
+    with qtbot.waitSignal(window.queue.all_finished, timeout=30_000):
+        window.add_paths(paths)
+    qtbot.waitUntil(lambda: window.files.source.rowCount() == 3, timeout=10_000)
+    dest = tmp_path / "restore"
+    (dest / "a.txt").mkdir(parents=True)        # a folder in the way
+    (dest / "b.txt").write_bytes(b"mine")       # a file in the way
+    asked: list[str] = []
+
+    def yes(_parent: object, _title: str, text: str, *_a: object) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", yes)
+    dialog = window.open_restore(window.files.source.entries, destination=dest)
+    with qtbot.waitSignal(dialog.restored, timeout=30_000):
+        qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+    assert len(asked) == 1 and "b.txt already exists" in asked[0]
+    assert dialog.status.text() == "✔ 2 restored, 1 left alone (a folder is in the way)."
+    assert "a.txt is a folder; a restored file never replaces a folder" in \
+        dialog.report.toPlainText()
+    assert (dest / "a.txt").is_dir() and list((dest / "a.txt").iterdir()) == []
+    assert (dest / "b.txt").read_bytes() == paths[1].read_bytes()
+    assert (dest / "c.txt").read_bytes() == paths[2].read_bytes()
+
+
 def test_restore_asks_before_replacing(qtbot, window: MainWindow, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     data, entry = _store_one(qtbot, window, tmp_path)
@@ -396,7 +427,8 @@ def test_closing_with_running_uploads_asks_and_keeps_them_for_the_next_start(
         window.add_paths([path])
     qtbot.waitUntil(lambda: window.queue.jobs[0].done > 0, timeout=20_000)
     window.close()
-    assert asked and "not finished" in asked[0] and "add them again" in asked[0]
+    assert asked and asked[0] == ("1 upload is not finished. Cancel it and quit? Nothing "
+                                  "half-stored is kept; add it again later.")
     qtbot.waitUntil(lambda: window.queue.jobs[0].worker is None, timeout=30_000)
     workers.wait_all()
     assert window.queue.jobs[0].state is State.WAITING    # stopped, not given up
