@@ -49,7 +49,7 @@ def forms(source: str) -> tuple[str, str]:
     for plural, singular in SINGULAR:
         one = one.replace(plural, singular)
     many = source.replace("(s)", "s")
-    if "(s)" not in source and not re.search(r"%n (s left|more|restored|skipped|failed)",
+    if "(s)" not in source and not re.search(r"%n (s left|more|restored|skipped|failed|left alone)",
                                                source):
         sys.exit(f"no rule for: {source!r}")
     return one, many

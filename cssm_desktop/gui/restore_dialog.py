@@ -45,6 +45,7 @@ class RestoreDialog(JobDialog):
         self.worker: workers.RestoreWorker | None = None
         self.results: list[Path] = []
         self.skipped = 0       # files the user chose not to replace
+        self.in_way: list[tuple[Entry, Path]] = []   # files a folder is in the way of
         self.folder: Path | None = None
         self.setWindowTitle(self.tr("Restore files"))
         self.setMinimumWidth(520)
@@ -157,8 +158,15 @@ class RestoreDialog(JobDialog):
     def _unlocked(self, folder: Path) -> None:
         self._show_password(False)
         self.skipped = 0
+        self.report.clear()   # a second try reports afresh
+        self.report.hide()
         targets = [(e, self.engine.destination(e.name, folder)) for e in self.entries]
-        present = [(e, t) for e, t in targets if t.exists() or t.is_symlink()]
+        # A restored file never replaces a folder: not asked about, left alone and said
+        # (as `cssm get` does); the question counts only files it could replace.
+        self.in_way = [(e, t) for e, t in targets if t.is_dir()]
+        way = {e.id for e, _ in self.in_way}
+        present = [(e, t) for e, t in targets
+                   if e.id not in way and (t.exists() or t.is_symlink())]
         replace: set[str] = set()
         if len(present) == 1:
             question = self.tr("%1 already exists. Replace it with the stored copy?") \
@@ -180,11 +188,12 @@ class RestoreDialog(JobDialog):
                 replace = {e.id for e, _ in present}
             else:
                 self.skipped = len(present)
-        skip = {e.id for e, _ in present} - replace
+        skip = ({e.id for e, _ in present} - replace) | way
         keep = [e for e, _ in targets if e.id not in skip and e.id not in replace]
         again = [e for e, _ in targets if e.id in replace]
         if not keep and not again:
             self._say(self.tr("Nothing to restore: every file was skipped."))
+            self._report_in_the_way()
             self.ok.setEnabled(True)
             return
         self.bar.show()
@@ -213,12 +222,16 @@ class RestoreDialog(JobDialog):
         text = self.tr("%n restored", "", len(paths))
         if self.skipped:
             text += ", " + self.tr("%n skipped (kept as they were)", "", self.skipped)
+        if self.in_way:
+            text += ", " + self.tr("%n left alone (a folder is in the way)", "",
+                                   len(self.in_way))
         if failed:
             text += ", " + self.tr("%n failed", "", len(failed))
             self.report.show()
             for e, err in failed:
                 self.report.appendPlainText(f"{e.name}: {workers.message(err)}")
         self._say(("⚠ " if failed else "✔ ") + text + ".")
+        self._report_in_the_way()
         self.buttons.clear()
         open_folder = self.buttons.addButton(self.tr("&Open folder"),
                                              QDialogButtonBox.ButtonRole.ActionRole)
@@ -227,6 +240,15 @@ class RestoreDialog(JobDialog):
         close.setDefault(True)
         close.setFocus()
         self.restored.emit(paths)
+
+    def _report_in_the_way(self) -> None:
+        """Which files a folder kept out, and where (in the report under the status)."""
+        if self.in_way:
+            self.report.show()
+        for e, target in self.in_way:
+            self.report.appendPlainText(
+                self.tr("%1: %2 is a folder; a restored file never replaces a folder")
+                .replace("%1", e.name).replace("%2", str(target)))
 
     def open_folder(self) -> None:
         if self.folder is not None:
