@@ -67,6 +67,16 @@ class Entry:
                 "damaged_stores": self.damaged_stores}
 
 
+def newest_per_name(entries: Iterable[Entry]) -> list[Entry]:
+    """One copy of each name, the newest: what restoring into one folder takes (copies
+    of one name would land on one path), in the order of their names."""
+    newest: dict[str, Entry] = {}
+    for e in entries:
+        if e.name not in newest or e.stored_at_ns > newest[e.name].stored_at_ns:
+            newest[e.name] = e
+    return sorted(newest.values(), key=lambda e: e.name)
+
+
 def _iso(ns: int) -> str:
     from datetime import UTC, datetime
 

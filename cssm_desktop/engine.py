@@ -27,6 +27,7 @@ from .catalog import (
     Catalog,
     Entry,
     health_of,
+    newest_per_name,
     worst,
 )
 from .config import Config
@@ -380,11 +381,7 @@ class Engine:
                 under = [e for e in everything if e.name.startswith(prefix)]
                 if under:
                     folder = True
-                    newest: dict[str, Entry] = {}
-                    for e in under:
-                        if e.name not in newest or e.stored_at_ns > newest[e.name].stored_at_ns:
-                            newest[e.name] = e
-                    chosen.update((e.id, e) for e in newest.values())
+                    chosen.update((e.id, e) for e in newest_per_name(under))
                     continue
             entry = self.resolve(ref)
             chosen[entry.id] = entry

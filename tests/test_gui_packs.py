@@ -196,3 +196,29 @@ def test_the_windows_summaries_count_files_in_packs() -> None:
     assert summary == ("0 of 41 files safe, 1 at risk (restorable; Repair, or bring the "
                        "stores back), 40 lost (fewer than the needed stores hold good parts).")
     assert [r.files for r in rows] == [40, 1]
+
+
+def test_restoring_a_folder_takes_the_newest_copy_of_each_name(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: F811
+    """Two copies of one name would land on one path: the folder restore takes the newest
+    (as `cssm get FOLDER`), and says nothing failed."""
+    window.engine.unlock(PASSWORD)
+    tree = make_tree(tmp_path / "Docs", 12, folders=2, size=(1, 300))
+    _upload(qtbot, window, [tmp_path / "Docs"])
+    changed = tmp_path / "Docs" / "d01" / "f00001.txt"
+    changed.write_bytes(b"the second version")
+    _upload(qtbot, window, [tmp_path / "Docs"])     # only the changed file goes up again
+    _stored(qtbot, window, 13)
+    window.tree.selectionModel().select(
+        _find(window, "Docs"), QItemSelectionModel.SelectionFlag.ClearAndSelect
+        | QItemSelectionModel.SelectionFlag.Rows)
+    dialog = window.restore_selected()
+    assert dialog is not None and len(dialog.entries) == 12
+    out = tmp_path / "out"
+    dialog.dest.setText(str(out))
+    with qtbot.waitSignal(dialog.restored, timeout=60_000):
+        dialog.start()
+    assert dialog.status.text() == "✔ 12 restored."
+    tree["Docs/d01/f00001.txt"] = b"the second version"
+    assert read_tree(out) == tree
+    dialog.close()

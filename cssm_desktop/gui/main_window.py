@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..catalog import newest_per_name
 from ..core.status import StoresLook
 from ..engine import Duplicate
 from ..errors import CssmError
@@ -518,7 +519,9 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- files
     def restore_selected(self) -> RestoreDialog | None:
-        entries = self.shown_files().selected_entries()
+        # Copies of one name would land on one path: the newest is restored (as
+        # `cssm get FOLDER` does); a folder's older copies are for restoring by id.
+        entries = newest_per_name(self.shown_files().selected_entries())
         if not entries or self.engine is None:
             self.statusBar().showMessage(self.tr("Select the files to restore."), 5000)
             return None
