@@ -31,6 +31,19 @@ def _find(win: MainWindow, *names: str):  # type: ignore[no-untyped-def]
     return index
 
 
+def _restore(qtbot, win: MainWindow, index: QModelIndex, out: Path) -> RestoreDialog:
+    """Select a folder of the tree, Restore…, into `out`; the dialog once it is done."""
+    win.tree.selectionModel().select(
+        index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        | QItemSelectionModel.SelectionFlag.Rows)
+    dialog = win.restore_selected()
+    assert dialog is not None
+    dialog.dest.setText(str(out))
+    with qtbot.waitSignal(dialog.restored, timeout=60_000):
+        dialog.start()
+    return dialog
+
+
 def test_a_dropped_folder_goes_up_in_packs_and_restores_as_a_folder(
         qtbot, window: MainWindow, tmp_path: Path,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,16 +66,9 @@ def test_a_dropped_folder_goes_up_in_packs_and_restores_as_a_folder(
     sub = _find(window, "Docs", "d01")
     assert window.tree.source.data(sub).startswith("d01/")
     # Select a folder, Restore…: every file under it, one progress, "n restored".
-    window.tree.selectionModel().select(
-        sub, QItemSelectionModel.SelectionFlag.ClearAndSelect
-        | QItemSelectionModel.SelectionFlag.Rows)
-    dialog = window.restore_selected()
-    assert dialog is not None and len(dialog.entries) == 100
     out = tmp_path / "out"
-    dialog.dest.setText(str(out))
-    with qtbot.waitSignal(dialog.restored, timeout=60_000):
-        dialog.start()
-    assert "100 restored" in dialog.status.text()
+    dialog = _restore(qtbot, window, sub, out)
+    assert len(dialog.entries) == 100 and "100 restored" in dialog.status.text()
     assert read_tree(out) == {k: v for k, v in tree.items() if k.startswith("Docs/d01/")}
     dialog.close()
     # Typing a filter shows the flat list, clearing it brings the tree back.
@@ -209,16 +215,9 @@ def test_restoring_a_folder_takes_the_newest_copy_of_each_name(
     changed.write_bytes(b"the second version")
     _upload(qtbot, window, [tmp_path / "Docs"])     # only the changed file goes up again
     _stored(qtbot, window, 13)
-    window.tree.selectionModel().select(
-        _find(window, "Docs"), QItemSelectionModel.SelectionFlag.ClearAndSelect
-        | QItemSelectionModel.SelectionFlag.Rows)
-    dialog = window.restore_selected()
-    assert dialog is not None and len(dialog.entries) == 12
     out = tmp_path / "out"
-    dialog.dest.setText(str(out))
-    with qtbot.waitSignal(dialog.restored, timeout=60_000):
-        dialog.start()
-    assert dialog.status.text() == "✔ 12 restored."
+    dialog = _restore(qtbot, window, _find(window, "Docs"), out)
+    assert len(dialog.entries) == 12 and dialog.status.text() == "✔ 12 restored."
     tree["Docs/d01/f00001.txt"] = b"the second version"
     assert read_tree(out) == tree
     dialog.close()
