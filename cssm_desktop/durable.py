@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sys
@@ -167,7 +168,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 _libc: Any = None
-_proc_links = True   # until /proc/self/fd links fail once (some sandboxes): then linkat
+_proc_links = True   # until a /proc/self/fd link fails where linkat works (some sandboxes)
 
 
 def _c_library() -> Any:
@@ -187,16 +188,35 @@ def _link_fd(fd: int, dest: Path) -> None:
     AT_EMPTY_PATH, hence the libc call.
     """
     global _proc_links
-    if _proc_links:
+    if not _proc_links:
+        _linkat_empty_path(fd, dest)
+        return
+    try:
+        os.link(f"/proc/self/fd/{fd}", dest, follow_symlinks=True)
+    except FileExistsError:
+        raise
+    except OSError as proc_error:
+        # Only where linkat then succeeds is /proc the trouble (a sandbox): from then on
+        # linkat. The destination's own fault (full, a name too long, a folder gone) fails
+        # both, and /proc stays in use (any failure used to turn it off for the process,
+        # leaving every later restore to linkat, which some kernels allow only with
+        # CAP_DAC_READ_SEARCH).
         try:
-            os.link(f"/proc/self/fd/{fd}", dest, follow_symlinks=True)
-            return
+            _linkat_empty_path(fd, dest)
         except FileExistsError:
             raise
-        except OSError:
-            _proc_links = False
+        except OSError as linkat_error:
+            # linkat's words are the plain ones (/proc said EXDEV for a read-only folder
+            # to a user here, linkat EACCES), unless linkat is what is not allowed.
+            if linkat_error.errno in (errno.EPERM, errno.ENOENT) and \
+                    proc_error.errno != linkat_error.errno:
+                raise proc_error from None
+            raise linkat_error from None
+        _proc_links = False
+
+
+def _linkat_empty_path(fd: int, dest: Path) -> None:
     import ctypes
-    import errno
 
     at_fdcwd, at_empty_path = -100, 0x1000
     if _c_library().linkat(fd, b"", at_fdcwd, os.fsencode(dest), at_empty_path) != 0:

@@ -82,3 +82,25 @@ def test_a_failed_background_flush_fails_the_restore_and_leaves_no_file(
     with pytest.raises(InputError, match="Input/output error"):
         folder_engine.get(folder_engine.resolve("f.bin"), out / "f.bin")
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir() or not getattr(os, "O_TMPFILE", 0),
+                    reason="Linux: unnamed files are named through /proc/self/fd")
+def test_a_name_the_destination_refuses_keeps_proc_links_in_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link that fails for the destination's own reason (here a name too long) fails the
+    same way through linkat: its error is the answer, and /proc links stay in use. (Any
+    failure used to turn them off for the process; for a user without
+    CAP_DAC_READ_SEARCH every later restore in the window then failed.)"""
+    monkeypatch.setattr(durable, "_proc_links", True)
+    fd = os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    try:
+        os.write(fd, b"kept")
+        with pytest.raises(OSError) as refused:
+            durable._link_fd(fd, tmp_path / ("x" * 300))
+        assert refused.value.errno == errno.ENAMETOOLONG
+        assert durable._proc_links is True
+        durable._link_fd(fd, tmp_path / "named")
+    finally:
+        os.close(fd)
+    assert (tmp_path / "named").read_bytes() == b"kept"
