@@ -221,12 +221,8 @@ class Catalog:
                                               pack_id))
 
     def named(self, vault_id: str, name: str) -> list[Entry]:
-        """The copies stored under exactly this name (by its index: a put asks per file)."""
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND "
-                                    "name = ? ORDER BY stored_at_ns", (vault_id, name)
-                                    ).fetchall()
-        return [Entry(*row) for row in rows]
+        """The copies stored under exactly this name, oldest first (by its index)."""
+        return self.named_many(vault_id, [name]).get(name, [])
 
     def named_many(self, vault_id: str, names: Iterable[str]) -> dict[str, list[Entry]]:
         """named() for a batch: the names that are stored, in a few queries instead of one

@@ -401,7 +401,7 @@ class Engine:
         if password is None:
             listed = (list_sources([path], own) for path in paths)
         else:
-            listed = iter(self._list_while_unlocking(paths, own, password))
+            listed = self._list_while_unlocking(paths, own, password)
         for sources, left_out in listed:
             for s in left_out:
                 if s.asked:
