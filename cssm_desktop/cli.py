@@ -8,7 +8,6 @@ import getpass
 import json
 import logging
 import os
-import stat
 import sys
 import traceback
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from .errors import (
     NoVault,
     log_text,
 )
-from .paths import printable
+from .paths import FOLDER, TAKEN, in_the_way, printable
 from .units import age, human
 
 log = logging.getLogger(__name__)
@@ -210,15 +209,10 @@ def cmd_get(args: argparse.Namespace) -> int:
     skipped = 0
     for entry in entries:
         target = engine.destination(entry.name, dest)
-        try:   # one look (lstat) a file, not three: most targets are not there yet
-            st = os.lstat(target)
-        except OSError:
-            plan.append(entry)
-            continue
-        folder = stat.S_ISDIR(st.st_mode) or (stat.S_ISLNK(st.st_mode) and target.is_dir())
-        if folder or not args.force:
+        met = in_the_way(target)
+        if met == FOLDER or (met == TAKEN and not args.force):
             skipped += 1
-            why = "a folder is there" if folder else "exists (--force replaces it)"
+            why = "a folder is there" if met == FOLDER else "exists (--force replaces it)"
             print(f"skipped  {printable(entry.name)}: {printable(str(target))} {why}",
                   file=sys.stderr)
             continue

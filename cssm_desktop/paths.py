@@ -113,6 +113,23 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
                 files.append(Source(full, prefix + fname, st.st_size))
 
 
+FOLDER = "folder"   # in_the_way(): a folder, or a link to one (a restore never replaces it)
+TAKEN = "taken"     # in_the_way(): a file, a link, anything else (replaced when asked)
+
+
+def in_the_way(target: Path) -> str | None:
+    """What a restored file would meet at `target`: None (nothing), FOLDER or TAKEN.
+    One look (lstat): most targets of a restore are not there yet. A target that cannot
+    be looked at counts as free: writing it then says why."""
+    try:
+        st = os.lstat(target)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode) or (stat.S_ISLNK(st.st_mode) and target.is_dir()):
+        return FOLDER
+    return TAKEN
+
+
 # Characters Windows does not allow in a file name; elsewhere only "/" and NUL are barred.
 _WINDOWS_BAD = set('<>:"|?*\\') | {chr(c) for c in range(32)}
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from ..catalog import Entry
 from ..errors import Cancelled
+from ..paths import FOLDER, TAKEN, in_the_way
 from ..units import human
 from . import workers
 from .job_dialog import JobDialog
@@ -161,12 +162,12 @@ class RestoreDialog(JobDialog):
         self.report.clear()   # a second try reports afresh
         self.report.hide()
         targets = [(e, self.engine.destination(e.name, folder)) for e in self.entries]
+        met = {e.id: in_the_way(t) for e, t in targets}
         # A restored file never replaces a folder: not asked about, left alone and said
         # (as `cssm get` does); the question counts only files it could replace.
-        self.in_way = [(e, t) for e, t in targets if t.is_dir()]
+        self.in_way = [(e, t) for e, t in targets if met[e.id] == FOLDER]
         way = {e.id for e, _ in self.in_way}
-        present = [(e, t) for e, t in targets
-                   if e.id not in way and (t.exists() or t.is_symlink())]
+        present = [(e, t) for e, t in targets if met[e.id] == TAKEN]
         replace: set[str] = set()
         if len(present) == 1:
             question = self.tr("%1 already exists. Replace it with the stored copy?") \
