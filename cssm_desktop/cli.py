@@ -219,9 +219,8 @@ def cmd_get(args: argparse.Namespace) -> int:
         plan.append(entry)
     failed = 0
     if plan:
-        _unlock(engine, args)
-        for entry, got in engine.get_many(plan, dest, force=args.force,
-                                          listener=ProgressBar()):
+        for entry, got in engine.get_many(plan, dest, force=args.force, listener=ProgressBar(),
+                                          password=args.passwords.current()):
             if isinstance(got, Path):
                 print(f"restored {printable(entry.name)} -> {printable(str(got))}")
             else:

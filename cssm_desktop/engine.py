@@ -72,7 +72,7 @@ from .core.scan import scan
 from .core.status import PieceState, StoreReport, StoresLook, StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
-from .durable import DurableBatch
+from .durable import DurableBatch, MadeAhead
 from .errors import (
     Cancelled,
     ConfigError,
@@ -652,16 +652,15 @@ class Engine:
             self.catalog.set_health(vault.id_hex, stored_id, health, bad)
 
     def get_many(self, entries: list[Entry], dest: str | Path, force: bool = False,
-                 listener: Listener = ignore, cancel: CancelToken | None = None
-                 ) -> list[tuple[Entry, Path | CssmError]]:
+                 listener: Listener = ignore, cancel: CancelToken | None = None,
+                 password: str | None = None) -> list[tuple[Entry, Path | CssmError]]:
         """Restore many files under `dest` (a folder): one progress line for the whole
-        tree; small files come out of each pack in one read and are written in parallel.
-        Each file's own failure is in its row; a cancel stops the whole job."""
-        vault = self.vault()
-        vault.require_key()
+        tree; small files come out of each pack in one read, into files made ahead on
+        two threads (durable.MadeAhead). Each file's own failure is in its row; a cancel
+        stops the whole job. With `password`, the vault is unlocked while the first
+        files are made (a wrong password leaves nothing behind)."""
         cancel = cancel or CancelToken()
         dest = str(dest).rstrip("/" + os.sep) + os.sep    # always a folder, made if missing
-        tree = TreeProgress(listener, f"{len(entries)} files", sum(e.size for e in entries))
         out: dict[str, Path | CssmError] = {}
         plan: list[tuple[Entry, Path]] = []
         base = Path(dest)
@@ -676,10 +675,18 @@ class Engine:
         for e, target in plan:
             if e.pack:
                 by_pack.setdefault(e.pack, []).append((e, target))
-        for pack_id, wanted in by_pack.items():
-            cancel.check()
-            for e, got in self._get_members(vault, pack_id, wanted, force, tree, cancel):
-                out[e.id] = got
+        with MadeAhead([t for wanted in by_pack.values() for _, t in wanted]) as made:
+            if password is not None:
+                self.unlock(password)
+            vault = self.vault()
+            vault.require_key()
+            tree = TreeProgress(listener, f"{len(entries)} files",
+                                sum(e.size for e in entries))
+            for pack_id, wanted in by_pack.items():
+                cancel.check()
+                for e, got in self._get_members(vault, pack_id, wanted, force, tree, cancel,
+                                                made=made):
+                    out[e.id] = got
         for e, target in plan:
             if e.pack:
                 continue
@@ -695,7 +702,8 @@ class Engine:
 
     def _get_members(self, vault: Vault, pack_id: str, wanted: list[tuple[Entry, Path]],
                      force: bool, listener: Listener, cancel: CancelToken | None,
-                     events: bool = False) -> list[tuple[Entry, Path | CssmError]]:
+                     events: bool = False, made: MadeAhead | None = None
+                     ) -> list[tuple[Entry, Path | CssmError]]:
         """Small files of one pack: the pack's index once, then the stripes that hold them;
         each is checked against its SHA-256 and written atomically, made durable in
         batches (durable.DurableBatch)."""
@@ -718,7 +726,7 @@ class Engine:
             else:
                 found[m.member_id] = (m, e, target)
         finished = getattr(listener, "finished", None)
-        batch = DurableBatch()
+        batch = DurableBatch(made=made)
 
         def ended(mid: object, got: Path | OSError) -> None:
             _, e, target = found[bytes(mid)]   # the member ids batch.add was given
