@@ -3,6 +3,7 @@ whole, a flush that fails is never lost, and no fd is closed under a flush."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import threading
@@ -85,22 +86,63 @@ def test_a_failed_background_flush_fails_the_restore_and_leaves_no_file(
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir() or not getattr(os, "O_TMPFILE", 0),
-                    reason="Linux: unnamed files are named through /proc/self/fd")
-def test_a_name_the_destination_refuses_keeps_proc_links_in_use(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                    reason="Linux: unnamed files are named through linkat")
+@pytest.mark.parametrize("empty_path_first", [True, False])
+def test_a_name_the_destination_refuses_keeps_the_way_of_linking_in_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_path_first: bool) -> None:
     """A link that fails for the destination's own reason (here a name too long) fails the
-    same way through linkat: its error is the answer, and /proc links stay in use. (Any
-    failure used to turn them off for the process; for a user without
-    CAP_DAC_READ_SEARCH every later restore in the window then failed.)"""
-    monkeypatch.setattr(durable, "_proc_links", True)
+    same way both ways: its error is the answer, and the way in use stays. (Any failure
+    used to turn /proc links off for the process; for a user without
+    CAP_DAC_READ_SEARCH on a kernel before 6.10 every later restore in the window then
+    failed.) And both ways work here: /proc links did not (os.link, EXDEV every time)."""
+    monkeypatch.setattr(durable, "_empty_path_first", empty_path_first)
     fd = os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600)
     try:
         os.write(fd, b"kept")
         with pytest.raises(OSError) as refused:
             durable._link_fd(fd, tmp_path / ("x" * 300))
         assert refused.value.errno == errno.ENAMETOOLONG
-        assert durable._proc_links is True
+        assert durable._empty_path_first is empty_path_first
         durable._link_fd(fd, tmp_path / "named")
+        assert durable._empty_path_first is empty_path_first
     finally:
         os.close(fd)
     assert (tmp_path / "named").read_bytes() == b"kept"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir() or not getattr(os, "O_TMPFILE", 0),
+                    reason="Linux: unnamed files are named through linkat")
+def test_where_linkat_with_an_empty_path_is_refused_files_still_get_names_through_proc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels before 6.10 refuse AT_EMPTY_PATH to a user without CAP_DAC_READ_SEARCH
+    (ENOENT): restores there must name their unnamed files through /proc, not fall back
+    to named temporary files (which a killed restore leaves behind)."""
+    libc = durable._c_library()
+
+    class OldKernel:
+        """libc whose linkat refuses AT_EMPTY_PATH, as those kernels do (ENOENT)."""
+
+        def linkat(self, dirfd: int, src: bytes, newdirfd: int, dest: bytes,
+                   flags: int) -> int:
+            if flags & 0x1000:
+                ctypes.set_errno(errno.ENOENT)
+                return -1
+            return int(libc.linkat(dirfd, src, newdirfd, dest, flags))
+
+    monkeypatch.setattr(durable, "_c_library", OldKernel)
+    monkeypatch.setattr(durable, "_empty_path_first", True)
+    monkeypatch.setattr(durable, "_unnamed_ok", {})
+    out = tmp_path / "out"
+    out.mkdir()
+    pending = durable.PendingFile(out / "a.txt")
+    assert pending.out.path is None       # an unnamed file, not a named temporary one
+    pending.write(b"a")
+    pending.publish(overwrite=False, mtime_ns=10**18)
+    assert [p.name for p in out.iterdir()] == ["a.txt"]
+    assert (out / "a.txt").read_bytes() == b"a"
+    assert durable._unnamed_ok == {str(out): True}
+    assert durable._empty_path_first is False     # /proc links from now on
+    again = durable.PendingFile(out / "b.txt")
+    again.write(b"b")
+    again.publish(overwrite=False, mtime_ns=10**18)
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt"]
