@@ -206,9 +206,9 @@ def cmd_get(args: argparse.Namespace) -> int:
     # one password, one line per file, and what was left alone is said.
     dest = (args.output or ".").rstrip("/\\") + "/"
     plan = []
+    targets = []
     skipped = 0
-    for entry in entries:
-        target = engine.destination(entry.name, dest)
+    for entry, target in zip(entries, engine.tree_targets(entries, dest), strict=True):
         met = in_the_way(target)
         if met == FOLDER or (met == TAKEN and not args.force):
             skipped += 1
@@ -217,10 +217,11 @@ def cmd_get(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             continue
         plan.append(entry)
+        targets.append(target)
     failed = 0
     if plan:
         for entry, got in engine.get_many(plan, dest, force=args.force, listener=ProgressBar(),
-                                          password=args.passwords.current()):
+                                          password=args.passwords.current(), targets=targets):
             if isinstance(got, Path):
                 print(f"restored {printable(entry.name)} -> {printable(str(got))}")
             else:

@@ -27,7 +27,7 @@ FLUSH_EVERY = 8 * 1024 * 1024
 _DATASYNC = getattr(os, "fdatasync", None)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | Path) -> None:
     """Make a rename durable; directories cannot be opened this way on Windows."""
     if os.name == "nt":
         return
@@ -244,16 +244,23 @@ def sync_file_system(fd: int) -> bool:
         return False
 
 
+def _folder_of(path: str | Path) -> str:
+    """The folder of a file, as a string: a Path's `parent` is a new object to parse and
+    hash each time, a tenth of a restore of many small files."""
+    return os.path.dirname(path) or "."
+
+
 # Folders known to take O_TMPFILE files that can be named later (probed once each).
 _unnamed_ok: dict[str, bool] = {}
 
 
-def _unnamed_file(folder: Path) -> int | None:
+def _unnamed_file(folder: str | Path) -> int | None:
     """An O_TMPFILE in `folder` if this system can later give it a name, else None."""
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if not tmpfile or not hasattr(os, "fsencode"):
         return None
-    known = _unnamed_ok.get(str(folder))
+    folder = os.fspath(folder)
+    known = _unnamed_ok.get(folder)
     if known is False:
         return None
     if known is None:
@@ -262,15 +269,15 @@ def _unnamed_file(folder: Path) -> int | None:
         except OSError:  # not Linux, or a file system without O_TMPFILE
             return None
         try:
-            name = temp_name(folder / "probe")
+            name = temp_name(Path(folder, "probe"))
             _link_fd(probe, name)
             name.unlink()
         except OSError:
-            _unnamed_ok[str(folder)] = False
+            _unnamed_ok[folder] = False
             return None
         finally:
             os.close(probe)
-        _unnamed_ok[str(folder)] = True
+        _unnamed_ok[folder] = True
     try:
         return os.open(folder, tmpfile | os.O_WRONLY, 0o600)
     except OSError:
@@ -289,7 +296,7 @@ class PendingFile:
         """`fd`: an unnamed file already made in `dest`'s folder (MadeAhead), adopted."""
         self.dest = dest
         if fd is None:
-            fd = _unnamed_file(dest.parent)
+            fd = _unnamed_file(_folder_of(dest))
         self._anonymous = fd is not None
         if fd is not None:
             self.out = StreamingFile(None, fd=fd)
@@ -387,8 +394,8 @@ class MadeAhead:
         self._ahead = ahead
         self._closed = False
         self._cond = threading.Condition()
-        self._folders: list[Path] = []         # made here
-        self._ready: set[Path] = set()         # folders known to exist
+        self._folders: list[str] = []          # made here
+        self._ready: set[str] = set()          # folders known to exist
         self._threads = [threading.Thread(target=self._run, name="cssm-make", daemon=True)
                          for _ in range(threads if getattr(os, "O_TMPFILE", 0) else 0)]
         for t in self._threads:
@@ -413,22 +420,22 @@ class MadeAhead:
                     continue          # taken already, or a second target of one path
                 self._state[i] = _MAKING
                 self._waiting += 1
-            fd = self._make(self._targets[i].parent)
+            fd = self._make(_folder_of(self._targets[i]))
             with self._cond:
                 if fd is None:
                     self._waiting -= 1
                 self._state[i] = _NONE if fd is None else fd
                 self._cond.notify_all()
 
-    def _make(self, folder: Path) -> int | None:
+    def _make(self, folder: str) -> int | None:
         if folder not in self._ready:
-            missing: list[Path] = []
+            missing: list[str] = []
             up = folder
-            while not up.is_dir():
+            while not os.path.isdir(up):
                 missing.append(up)
-                if up.parent == up:
+                if os.path.dirname(up) == up:
                     return None
-                up = up.parent
+                up = os.path.dirname(up)
             for f in reversed(missing):
                 try:
                     os.mkdir(f)
@@ -468,9 +475,9 @@ class MadeAhead:
                 self._state[i] = _TAKEN
         self._waiting = 0
         # Deepest first (two threads append in no set order); rmdir never removes content.
-        for folder in sorted(self._folders, key=lambda f: len(f.parts), reverse=True):
+        for folder in sorted(self._folders, key=len, reverse=True):
             with contextlib.suppress(OSError):   # not empty: a file was restored there
-                folder.rmdir()
+                os.rmdir(folder)
         self._folders.clear()
 
 
@@ -484,8 +491,8 @@ class DurableBatch:
         self.limit = limit
         self.made = made
         self._open: list[tuple[object, PendingFile, bool, int]] = []
-        self._folders: set[Path] = set()
-        self._made: set[Path] = set()    # folders known to exist (made or found)
+        self._folders: set[str] = set()
+        self._made: set[str] = set()     # folders known to exist (made or found)
         self.done: list[tuple[object, Path | OSError]] = []
 
     def add(self, key: object, dest: Path, data: bytes, mtime_ns: int,
@@ -496,15 +503,16 @@ class DurableBatch:
         try:
             # No look first whether `dest` is taken: naming the file (a link) fails then,
             # and never replaces anything. Two stats a file were a tenth of a restore.
+            folder = _folder_of(dest)
             fd = self.made.take(dest) if self.made is not None else None
             if fd is not None:
-                self._made.add(dest.parent)
-            elif dest.parent not in self._made:
+                self._made.add(folder)
+            elif folder not in self._made:
                 try:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.makedirs(folder, exist_ok=True)
                 except (FileExistsError, NotADirectoryError) as exc:   # a file is there
-                    raise NotADirectoryError(str(dest.parent)) from exc
-                self._made.add(dest.parent)
+                    raise NotADirectoryError(folder) from exc
+                self._made.add(folder)
             pending = PendingFile(dest, fd)
         except OSError as exc:
             self.done.append((key, exc))
@@ -522,8 +530,12 @@ class DurableBatch:
 
     def flush(self) -> None:
         devices: dict[int, int] = {}
+        folders: set[str] = set()
         for _, pending, _, _ in self._open:
-            devices.setdefault(os.fstat(pending.out.fd).st_dev, pending.out.fd)
+            folder = _folder_of(pending.dest)
+            if folder not in folders:    # a file is on its folder's file system
+                folders.add(folder)
+                devices.setdefault(os.fstat(pending.out.fd).st_dev, pending.out.fd)
         synced = all([sync_file_system(fd) for fd in devices.values()])
         for key, pending, overwrite, mtime_ns in self._open:
             try:
@@ -532,7 +544,7 @@ class DurableBatch:
                 pending.discard()
                 self.done.append((key, exc))
                 continue
-            self._folders.add(pending.dest.parent)
+            self._folders.add(_folder_of(pending.dest))
             self.done.append((key, pending.dest))
         self._open.clear()
 

@@ -143,6 +143,11 @@ def safe_relative(name: str, windows: bool = sys.platform == "win32") -> Path:
     like `a:b` or `a\\b` is one file on Linux and macOS; on Windows those characters are
     replaced, never taken as a drive or a separator.
     """
+    return Path(*safe_parts(name, windows))
+
+
+def safe_parts(name: str, windows: bool = sys.platform == "win32") -> list[str]:
+    """safe_relative's parts (a tree restore joins them onto its folder in one step)."""
     parts = []
     for part in name.split("/"):
         if part in ("", ".", "..") or "\x00" in part:
@@ -156,7 +161,7 @@ def safe_relative(name: str, windows: bool = sys.platform == "win32") -> Path:
         parts.append(part)
     if not parts:
         raise FormatError(f"stored name {printable(name)} is not usable as a file name")
-    return Path(*parts)
+    return parts
 
 
 def printable(name: str) -> str:

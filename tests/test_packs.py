@@ -589,3 +589,16 @@ def test_cli_rm_of_small_files_then_gc_says_what_it_repacks(
     assert "repack" not in out
     code, out, err = cli("get", "N", "-o", str(tmp_path / "back"))
     assert code == 0 and out.splitlines()[-1] == "8 restored, 0 skipped, 0 failed", err
+
+
+def test_a_small_file_restores_to_a_name_relative_to_the_working_folder(
+        folder_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "note.txt").write_bytes(b"small")
+    folder_engine.put([tmp_path / "note.txt"])
+    (entry,) = folder_engine.entries()
+    assert entry.pack
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert folder_engine.get(entry, "back.txt") == Path("back.txt")
+    assert [p.name for p in (tmp_path / "here").iterdir()] == ["back.txt"]
+    assert (tmp_path / "here" / "back.txt").read_bytes() == b"small"

@@ -161,7 +161,8 @@ class RestoreDialog(JobDialog):
         self.skipped = 0
         self.report.clear()   # a second try reports afresh
         self.report.hide()
-        targets = [(e, self.engine.destination(e.name, folder)) for e in self.entries]
+        targets = list(zip(self.entries, self.engine.tree_targets(self.entries, folder),
+                           strict=True))
         met = {e.id: in_the_way(t) for e, t in targets}
         # A restored file never replaces a folder: not asked about, left alone and said
         # (as `cssm get` does); the question counts only files it could replace.
