@@ -26,6 +26,7 @@ from .errors import (
     CatalogError,
     CssmError,
     DestinationExists,
+    InputError,
     MissingSecret,
     NotFound,
     NoVault,
@@ -205,6 +206,9 @@ def cmd_get(args: argparse.Namespace) -> int:
     # Several files, or a folder: DEST is a folder, names keep their folders under it;
     # one password, one line per file, and what was left alone is said.
     dest = (args.output or ".").rstrip("/\\") + "/"
+    if in_the_way(Path(dest)) == TAKEN:   # a file (or a link to none) where the folder goes
+        raise InputError(f"cannot restore into {printable(dest[:-1])}: it is a file; "
+                         "several files, or a folder, restore into a folder")
     plan = []
     targets = []
     skipped = 0

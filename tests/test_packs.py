@@ -216,6 +216,13 @@ def test_cli_get_of_a_folder_restores_the_tree_with_one_password(
     assert code == 1 and out == ""
     assert err.strip() == "cssm: error: wrong password: the vault key could not be unlocked"
     assert not (tmp_path / "other").exists()
+    # A file where the folder goes: one line, before any password is asked for.
+    (tmp_path / "afile").write_text("mine")
+    code, out, err = cli("get", "Notes", "-o", str(tmp_path / "afile"), stdin="")
+    assert code == 1 and out == ""
+    assert err.strip() == (f"cssm: error: cannot restore into {tmp_path / 'afile'}: it is a "
+                           "file; several files, or a folder, restore into a folder")
+    assert (tmp_path / "afile").read_text() == "mine"
 
 
 def test_a_tree_restore_keeps_what_is_in_the_way_and_leaves_no_temporary_file(
