@@ -238,10 +238,9 @@ def cmd_get(args: argparse.Namespace) -> int:
 def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
     dest = args.output
     target = engine.destination(entry.name, dest)
-    if target.is_dir():
-        raise DestinationExists(str(target), folder=True)
-    if (target.exists() or target.is_symlink()) and not args.force:
-        raise DestinationExists(str(target))
+    met = in_the_way(target)   # as for a tree: a folder never, a file only with --force
+    if met == FOLDER or (met == TAKEN and not args.force):
+        raise DestinationExists(str(target), folder=met == FOLDER)
     _unlock(engine, args)
     path = engine.get(entry, dest, force=args.force, listener=ProgressBar())
     print(f"restored {printable(entry.name)} -> {printable(str(path))}")
