@@ -292,11 +292,14 @@ class PendingFile:
     file beside the destination. Owner-only permissions either way.
     """
 
-    def __init__(self, dest: Path, fd: int | None = None) -> None:
-        """`fd`: an unnamed file already made in `dest`'s folder (MadeAhead), adopted."""
+    def __init__(self, dest: Path, fd: int | None = None, folder: str | None = None
+                 ) -> None:
+        """`fd`: an unnamed file already made in `dest`'s folder (MadeAhead), adopted;
+        `folder`: that folder, if the caller has it."""
         self.dest = dest
+        self.folder = folder or _folder_of(dest)
         if fd is None:
-            fd = _unnamed_file(_folder_of(dest))
+            fd = _unnamed_file(self.folder)
         self._anonymous = fd is not None
         if fd is not None:
             self.out = StreamingFile(None, fd=fd)
@@ -344,7 +347,7 @@ class PendingFile:
             os.utime(self.out.path, ns=(mtime_ns, mtime_ns))
             _rename_into_place(self.out.path, self.dest, overwrite)
         if sync_dir:
-            fsync_dir(self.dest.parent)
+            fsync_dir(self.folder)
 
     def discard(self) -> None:
         self.out.discard()
@@ -513,7 +516,7 @@ class DurableBatch:
                 except (FileExistsError, NotADirectoryError) as exc:   # a file is there
                     raise NotADirectoryError(folder) from exc
                 self._made.add(folder)
-            pending = PendingFile(dest, fd)
+            pending = PendingFile(dest, fd, folder)
         except OSError as exc:
             self.done.append((key, exc))
             return
@@ -532,9 +535,8 @@ class DurableBatch:
         devices: dict[int, int] = {}
         folders: set[str] = set()
         for _, pending, _, _ in self._open:
-            folder = _folder_of(pending.dest)
-            if folder not in folders:    # a file is on its folder's file system
-                folders.add(folder)
+            if pending.folder not in folders:    # a file is on its folder's file system
+                folders.add(pending.folder)
                 devices.setdefault(os.fstat(pending.out.fd).st_dev, pending.out.fd)
         synced = all([sync_file_system(fd) for fd in devices.values()])
         for key, pending, overwrite, mtime_ns in self._open:
@@ -544,7 +546,7 @@ class DurableBatch:
                 pending.discard()
                 self.done.append((key, exc))
                 continue
-            self._folders.add(_folder_of(pending.dest))
+            self._folders.add(pending.folder)
             self.done.append((key, pending.dest))
         self._open.clear()
 
