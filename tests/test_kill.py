@@ -101,3 +101,50 @@ def test_killed_gets_leave_no_partial_file(world: dict[str, object], tmp_path: P
             assert not finished
     print(f"gets killed mid-way: {killed} of {len(SEEDS)}")
     assert killed >= len(SEEDS) // 4
+
+
+@pytest.fixture(scope="module")
+def tree_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A vault holding a tree of 1,500 small files (in packs), and how long a restore of
+    the whole tree takes here."""
+    root = tmp_path_factory.mktemp("killtree")
+    cfg = write_config(root / "c.toml", Config(stores=folder_stores(root / "stores"), threshold=3))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSSM_")}
+    env.update(CSSM_CONFIG=str(cfg), CSSM_PASSWORD=PASSWORD, HOME=str(root / "home"),
+               XDG_DATA_HOME=str(root / "data"), XDG_STATE_HOME=str(root / "state"))
+    rnd = random.Random(7)
+    tree = {}
+    for i in range(1500):
+        rel = f"Notes/d{i % 30:02d}/n{i:04d}.txt"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        tree[rel] = rnd.randbytes(rnd.randint(1, 6000))
+        (root / rel).write_bytes(tree[rel])
+    world: dict[str, object] = {"root": root, "env": env, "tree": tree}
+    _cssm(world, "init")
+    _cssm(world, "put", str(root / "Notes"))
+    start = time.monotonic()
+    _cssm(world, "get", "Notes", "-o", str(root / "timed"))
+    world["put_seconds"] = time.monotonic() - start    # what _killed_run spreads kills over
+    return world
+
+
+def test_killed_tree_restores_leave_only_whole_files(tree_world: dict[str, object],
+                                                     tmp_path: Path) -> None:
+    """A tree restore makes its files ahead, unnamed: killed at any moment, what is at the
+    destination is whole files under their own names (and folders), nothing else."""
+    tree = tree_world["tree"]
+    assert isinstance(tree, dict)
+    killed = 0
+    counts = []
+    for seed in SEEDS:
+        dest = tmp_path / f"restore-{seed}"
+        finished = _killed_run(tree_world, 200 + seed, "get", "Notes", "-o", str(dest))
+        killed += not finished
+        found = {p.relative_to(dest).as_posix(): p for p in dest.rglob("*") if not p.is_dir()}
+        assert set(found) <= set(tree), sorted(set(found) - set(tree))[:3]
+        assert all(p.read_bytes() == tree[rel] for rel, p in found.items())
+        if finished:
+            assert len(found) == len(tree)
+        counts.append(len(found))
+    print(f"tree restores killed mid-way: {killed} of {len(SEEDS)}; files there: {counts}")
+    assert killed >= len(SEEDS) // 4
