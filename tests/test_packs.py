@@ -473,6 +473,48 @@ def test_a_killed_pack_upload_leaves_nothing_listed_and_gc_cleans_up(tmp_path: P
 # ---------------------------------------------------------------- stores that lie
 
 
+def _forge_removal(store_dir: Path, vault_id: bytes, vmk: bytes, pack_id: bytes,
+                   members: set[bytes]) -> None:
+    """One store's operator, who knows the password (so the vault key), seals a record."""
+    gone = store_dir / vault_id.hex() / "gone" / pack_id.hex()
+    gone.mkdir(parents=True, exist_ok=True)
+    (gone / os.urandom(16).hex()).write_bytes(seal_removals(vmk, vault_id, pack_id, members))
+
+
+def test_an_insiders_removal_records_delete_nothing(folder_engine: Engine,
+                                                     tmp_path: Path) -> None:
+    """SECURITY.md, insiders: a repack names every member of the old pack; a store keeps
+    that and seals one for the new pack naming the members that moved (it knows the
+    password). Before, the next gc deleted the new pack from every store."""
+    tree = make_tree(tmp_path / "K", 8, folders=1, size=(2000, 3000))
+    folder_engine.put([tmp_path / "K"])
+    entries = sorted(folder_engine.entries(), key=lambda e: e.name)
+    vault = folder_engine.vault()
+    vmk = vault.require_key()
+    folder_engine.remove_many([e.id for e in entries[:5]])
+    report = folder_engine.gc(grace_seconds=0)
+    ((moved,),) = [[r for r in report.repacked if r.done]]
+    assert moved.new is not None and len(moved.kept) == 3
+    new_pack = bytes.fromhex(moved.new)
+    # k-1 = 2 insiders each seal "all removed" for the new pack, and for a second time.
+    for name in ("store1", "store2"):
+        for _ in range(2):
+            _forge_removal(tmp_path / "stores" / name, vault.vault_id, vmk, new_pack,
+                           set(moved.kept))
+    for _ in range(2):
+        report = folder_engine.gc(grace_seconds=0)
+        assert [r for r in report.repacked if r.done] == []
+    for i in range(1, 6):   # the new pack is on every store
+        assert (tmp_path / "stores" / f"store{i}" / vault.id_hex / "data" / moved.new).exists()
+    other = Engine(folder_engine.config, catalog_path=tmp_path / "other.sqlite")
+    other.unlock(PASSWORD)
+    assert other.rebuild_catalog()[0] == 3
+    rows = other.get_many(other.entries(), tmp_path / "back")
+    assert all(isinstance(got, Path) for _, got in rows)
+    assert read_tree(tmp_path / "back") == {k: v for k, v in tree.items()
+                                            if k in {e.name for e in entries[5:]}}
+
+
 def test_a_store_cannot_forge_or_hide_a_removal(folder_engine: Engine, tmp_path: Path) -> None:
     make_tree(tmp_path / "L", 10, folders=1)
     folder_engine.put([tmp_path / "L"])
@@ -488,9 +530,9 @@ def test_a_store_cannot_forge_or_hide_a_removal(folder_engine: Engine, tmp_path:
     other = Engine(folder_engine.config, catalog_path=tmp_path / "o.sqlite")
     other.unlock(PASSWORD)
     assert other.rebuild_catalog()[0] == 10
-    # A real removal, then three stores drop their copies of the record: still gone.
+    # A real removal, then n-k = 2 stores drop their copies of the record: still gone.
     folder_engine.remove(entries[0].id)
-    for name in ("store2", "store3", "store4"):
+    for name in ("store2", "store3"):
         shutil.rmtree(tmp_path / "stores" / name / vault.id_hex / "gone")
     other = Engine(folder_engine.config, catalog_path=tmp_path / "p.sqlite")
     other.unlock(PASSWORD)

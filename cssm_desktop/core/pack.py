@@ -26,6 +26,7 @@ from ..errors import (
     FormatError,
     InputError,
     IntegrityError,
+    NotEnoughStores,
     ObjectNotFound,
     StoreError,
 )
@@ -33,7 +34,14 @@ from . import parallel
 from .format import KIND_PACK
 from .get import OpenedFile, open_file
 from .layout import id_from_key, new_id, removal_prefix
-from .pack_format import Member, index_bytes, open_removals, parse_index, seal_removals
+from .pack_format import (
+    MAX_REMOVAL_LEN,
+    Member,
+    index_bytes,
+    open_removals,
+    parse_index,
+    seal_removals,
+)
 from .progress import CancelToken, Listener, ignore
 from .put import DEFAULT_BLOCK_SIZE, StoredFile, open_source_fd, put_needs, store_content
 from .stages import decode_stripes
@@ -297,25 +305,39 @@ def _checked(member: Member, data: bytes) -> bytes | IntegrityError:
 # ---------------------------------------------------------------- removal records
 
 
+# What one run reads of removal records, per store: past it the rest is left unread (a
+# removal not seen deletes nothing), so a store cannot make gc or a rebuild read without end.
+MAX_REMOVAL_RECORDS = 4096
+MAX_REMOVAL_BYTES = 64 * 1024 * 1024
+
+
 def read_removals(vault: Vault, pack_ids: set[bytes] | None = None
                   ) -> dict[bytes, set[bytes]]:
-    """pack id -> removed member ids: the union of every authentic record on every
-    reachable store (a store that hides or rolls back its records hides nothing the
-    others hold). Records that do not authenticate count for nothing."""
+    """pack id -> removed member ids: those that authentic records on at least k of the
+    vault's stores name (FORMAT.md 7a). A store that knows the password can seal any
+    record, but only on itself: k-1 of them cannot make a removal count, and a store that
+    hides or rolls back its records only makes fewer removals count (nothing is deleted
+    that is not removed)."""
     vmk = vault.require_key()
     prefix = removal_prefix(vault.vault_id)
 
     def one_store(index: int) -> dict[bytes, set[bytes]]:
         store = vault.stores[index]
         found: dict[bytes, set[bytes]] = {}
+        records = read = 0
         for info in store.list(prefix):
             pid_hex, _, _rid = info.key[len(prefix):].partition("/")
             pid = id_from_key(prefix + pid_hex, prefix)
             if pid is None or (pack_ids is not None and pid not in pack_ids):
                 continue
+            if records >= MAX_REMOVAL_RECORDS or read + info.size > MAX_REMOVAL_BYTES:
+                log.warning("store %s: more removal records than one run reads; the rest "
+                            "are left for the next", store.name)
+                break
+            records, read = records + 1, read + info.size
             try:
                 removed = open_removals(vmk, vault.vault_id, pid,
-                                        store.get_bytes(info.key, limit=4 * 1024 * 1024))
+                                        store.get_bytes(info.key, limit=MAX_REMOVAL_LEN))
             except (FormatError, ObjectNotFound, StoreError) as exc:
                 log.warning("store %s: removal record %s unusable: %s", store.name,
                             info.key, exc)
@@ -323,7 +345,7 @@ def read_removals(vault: Vault, pack_ids: set[bytes] | None = None
             found.setdefault(pid, set()).update(removed)
         return found
 
-    out: dict[bytes, set[bytes]] = {}
+    votes: dict[bytes, dict[bytes, int]] = {}
     indexes = sorted(vault.stores)
     for res in parallel.each(one_store, indexes):
         if isinstance(res, StoreError):
@@ -331,19 +353,31 @@ def read_removals(vault: Vault, pack_ids: set[bytes] | None = None
         if isinstance(res, BaseException):
             raise res
         for pid, removed in res.items():
-            out.setdefault(pid, set()).update(removed)
+            counts = votes.setdefault(pid, {})
+            for mid in removed:
+                counts[mid] = counts.get(mid, 0) + 1
+    out: dict[bytes, set[bytes]] = {}
+    for pid, counts in votes.items():
+        agreed = {mid for mid, count in counts.items() if count >= vault.k}
+        if agreed:
+            out[pid] = agreed
     return out
 
 
 def record_removal(vault: Vault, pack_id: bytes, removed: set[bytes]) -> dict[str, str]:
     """Write one new record (a new object: no read-modify-write, so two machines removing
-    at once lose nothing) to every reachable store; store name -> why it failed."""
+    at once lose nothing) to every reachable store; store name -> why it failed. A removal
+    counts only where k stores hold it: on fewer, NotEnoughStores (nothing is removed)."""
     vmk = vault.require_key()
+    vault.require_stores(vault.k, "record the removal")
     key = f"{removal_prefix(vault.vault_id)}{pack_id.hex()}/{new_id().hex()}"
     data = seal_removals(vmk, vault.vault_id, pack_id, removed)
     stores = [vault.stores[i] for i in sorted(vault.stores)]
     failures = parallel.reasons([s.name for s in stores],
                                 parallel.each(lambda s: s.put_bytes(key, data), stores))
+    if len(stores) - len(failures) < vault.k:
+        raise NotEnoughStores(len(stores) - len(failures), vault.k,
+                              {**vault.unavailable, **failures}, what="record the removal")
     failures.update(vault.unavailable)
     return failures
 
