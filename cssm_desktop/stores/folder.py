@@ -140,7 +140,8 @@ class FolderStore(Store):
 
     def _walk(self, prefix: str, temporary: bool) -> Iterator[ObjectInfo]:
         """Committed objects, or (temporary=True) the temp files of unfinished writes."""
-        base = self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") else self.root
+        base = self._folder(prefix)
+        self.require_inside(base)   # a link out of the store in place of meta/ or data/
         for dirpath, _dirs, files in os.walk(base):
             for fname in files:
                 if fname.startswith(TEMP_PREFIX) != temporary:
@@ -159,10 +160,15 @@ class FolderStore(Store):
             raise StoreError(self.name, f"folder {self.root} does not exist")
         return self._walk(prefix, temporary=False)
 
+    def _folder(self, prefix: str) -> Path:
+        return self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") \
+            else self.root
+
     def children(self, prefix: str) -> list[str]:
-        base = self.root.joinpath(*prefix.strip("/").split("/")) if prefix.strip("/") else self.root
+        base = self._folder(prefix)
         if not self.root.is_dir():
             raise StoreError(self.name, f"folder {self.root} does not exist")
+        self.require_inside(base)
         try:
             return sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
@@ -177,14 +183,17 @@ class FolderStore(Store):
         path = self.root.joinpath(*info.key.split("/"))
         if not path.name.startswith(TEMP_PREFIX):
             raise ValueError(f"not a temporary file: {info.key}")
+        self.require_inside(path.parent)
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise StoreError(self.name, f"cannot delete {info.key}: {exc.strerror}") from exc
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
+        self.require_inside(path.parent)   # never delete through a link out of the store
         try:
-            self._path(key).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         except OSError as exc:
             raise StoreError(self.name, f"cannot delete {key}: {exc.strerror}") from exc
 
