@@ -368,6 +368,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
               "run `cssm repair`")
     for what, why in report.failed.items():
         print(f"cssm: error: could not remove {what}: {why}", file=sys.stderr)
+    for name, why in report.unlisted.items():
+        print(f"cssm: warning: store {name} was left as it is: {printable(why)}",
+              file=sys.stderr)
     total = sum(i.size for i in report.found)
     print(f"{verb} {len(report.found)} objects, {human(total)}")
     return EXIT_ERROR if report.failed or any(r.why for r in report.repacked) else 0
@@ -400,7 +403,9 @@ def cmd_stores_list(args: argparse.Namespace) -> int:
             f"s3://{s.bucket}/{s.prefix or ''} {s.endpoint_url or 'AWS'}")
         slot = f"#{s.index + 1}" if s.index is not None else "-"
         print(f"{s.name:<16} {slot:<4} {s.type:<6} {where}")
-    print(f"threshold: {cfg.threshold} of {len(cfg.stores)}")
+    # The vault's own n and k once recorded; before that, what `init` would make.
+    n, k = cfg.shape or (len(cfg.stores), cfg.threshold)
+    print(f"threshold: {k} of {n}")
     return 0
 
 

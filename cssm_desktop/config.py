@@ -11,7 +11,7 @@ from pathlib import Path
 import platformdirs
 
 from .core.vault import Binding
-from .errors import ConfigError, StoreError
+from .errors import ConfigError, CssmError, StoreError
 
 APP_NAME = "cssm-desktop"
 KEYRING_SERVICE = "cssm-desktop"
@@ -109,6 +109,9 @@ class Config:
     download_limit: int | None = None
     path: Path | None = None
     vault: str | None = None    # the vault id (hex) the stores' indexes belong to
+    # The vault's n and k, recorded with the binding: from then on no store decides them.
+    vault_n: int | None = None
+    vault_k: int | None = None
 
     @property
     def outage_seconds(self) -> float:
@@ -130,11 +133,20 @@ class Config:
         if self.vault is None:
             return None
         return Binding(bytes.fromhex(self.vault),
-                       {s.name: s.index for s in self.stores if s.index is not None})
+                       {s.name: s.index for s in self.stores if s.index is not None},
+                       self.vault_n, self.vault_k)
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        """(n, k) as recorded (or written by the user), else None."""
+        if self.vault_n is None or self.vault_k is None:
+            return None
+        return self.vault_n, self.vault_k
 
     def record_binding(self, binding: Binding) -> None:
         """Take the vault's binding over (after init, a first unlock, a replace)."""
         self.vault = binding.vault_id.hex()
+        self.vault_n, self.vault_k = binding.n, binding.k
         for store in self.stores:
             store.index = binding.indexes.get(store.name)
 
@@ -196,6 +208,15 @@ class Config:
             raise ConfigError(f"{self.where()}: vault must be 32 lowercase hex digits")
         if indexes and self.vault is None:
             raise ConfigError(f"{self.where()}: store indexes are set but `vault` is not")
+        if (self.vault_n is None) != (self.vault_k is None):
+            raise ConfigError(f"{self.where()}: vault_n and vault_k go together")
+        if self.vault_n is not None and self.vault_k is not None:
+            from .core.format import check_geometry
+
+            try:
+                check_geometry(self.vault_n, self.vault_k)
+            except CssmError as exc:
+                raise ConfigError(f"{self.where()}: vault_n, vault_k: {exc}") from None
 
     def where(self) -> str:
         return str(self.path) if self.path else "config"
@@ -203,7 +224,7 @@ class Config:
 
 _STORE_KEYS = {f.name for f in fields(StoreConfig)}
 # Optional top-level settings that are whole numbers (Config fields of the same name).
-_WHOLE_NUMBERS = ("put_min_stores", "outage_wait")
+_WHOLE_NUMBERS = ("put_min_stores", "outage_wait", "vault_n", "vault_k")
 # Bandwidth limits: "2M", "500k", "1.5 MiB/s" or bytes per second (stores/ratelimit.py).
 _RATES = ("upload_limit", "download_limit")
 _TUNING = ("outage_wait", *_RATES)
@@ -296,9 +317,13 @@ def dump_config(cfg: Config) -> str:
             top[key] = rate_text(int(getattr(cfg, key)))
     if cfg.vault:
         top["vault"] = cfg.vault
+    for key in ("vault_n", "vault_k"):   # after `vault`, where a reader looks for them
+        if getattr(cfg, key) is not None:
+            top[key] = top.pop(key)
     parts = ["# CSSM Desktop settings. Secret keys are kept in the OS keyring, not here.\n"
-             "# `vault` and each store's `index` say which store holds which part of the\n"
-             "# vault: set when it was created or first opened here; do not edit by hand.\n",
+             "# `vault`, `vault_n`, `vault_k` and each store's `index` say what the vault is and\n"
+             "# which store holds which part of it: set when it was created or first opened\n"
+             "# here; do not edit by hand.\n",
              tomli_w.dumps(top)]
     for store in cfg.stores:   # always [[store]] tables, as the README shows them
         table = {f.name: getattr(store, f.name) for f in fields(StoreConfig)

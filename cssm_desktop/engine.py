@@ -190,7 +190,7 @@ class Engine:
     def vault(self) -> Vault:
         with self._lock:
             if self._vault is None:
-                vault = Vault.open(self.stores, self.config.binding())
+                vault = Vault.open(self.stores, self.config.binding(), self.config.shape)
                 for name, reason in self._broken.items():   # could not even be set up
                     vault.status[name] = StoreStatus(StoreState.UNREACHABLE, reason)
                 self._vault = vault
@@ -878,8 +878,14 @@ class Engine:
             return report   # a repack stores a new pack: it needs every store
         report.repacked = repack(vault, dry_run, listener=listener, cancel=cancel)
         for r in report.repacked:
-            if r.done and r.new is not None:
+            if not r.done:
+                continue
+            if r.new is not None:
                 self.catalog.move_to_pack(vault.id_hex, [m.hex() for m in r.kept], r.new)
+            # The old pack is gone: what the catalog still lists in it (removed on another
+            # machine) can no longer be restored from anywhere.
+            for entry in self.catalog.in_pack(vault.id_hex, r.old):
+                self.catalog.remove(vault.id_hex, entry.id)
         return report
 
     def _selection(self, ids: list[str] | None) -> list[Entry]:

@@ -78,6 +78,19 @@ class NotEnoughStores(CssmError):
         super().__init__(msg)
 
 
+class ForeignFile(CssmError):
+    """Metadata that authenticates but names another n or k than the vault's: a file no
+    one restores, repairs or lists (a store that knows the password can seal any k; a
+    k = 1 file would be one store's alone)."""
+
+    def __init__(self, file_id: str, stores: dict[str, str]) -> None:
+        self.held = "; ".join(f"{name}: {why}" for name, why in sorted(stores.items()))
+        super().__init__(f"file {file_id[:12]} is foreign ({self.held}): not this vault's, "
+                         "so it is neither listed, restored nor repaired")
+        self.file_id = file_id
+        self.stores = stores
+
+
 class DamagedPart(CssmError):
     """A part (or metadata object) failed authentication or is truncated."""
 

@@ -165,3 +165,6 @@ def translated(qapp):
 
     assert install_translations(qapp)
     return qapp
+
+
+from .worlds import world  # noqa: E402, F401  (the fixture; worlds.py needs this file's helpers)

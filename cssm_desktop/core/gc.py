@@ -1,10 +1,10 @@
 """Remove what interrupted work left behind, never anything a restore could still use.
 
 Decides on authenticated data only (the vault must be unlocked): a file id counts as
-garbage when fewer than k stores hold metadata whose share opens under that store's key,
-with k the smallest any such metadata names, and counting every unreachable, damaged or
-foreign store as if it held one. A store can hide or edit its own objects, which at most
-makes gc delete less; it cannot make it read a larger k. Objects younger than the grace
+garbage when fewer than the vault's k stores hold metadata of the vault's n and k whose
+share opens under that store's key, counting every unreachable, damaged or foreign store
+as if it held one. A store can hide or edit its own objects, which at most makes gc delete
+less; k is the vault's (local), never what a file's metadata says. Objects younger than the grace
 period are left alone (an upload may still be running on another machine).
 """
 
@@ -53,6 +53,9 @@ class GcReport:
     repacked: list[Repacked] = field(default_factory=list)  # packs rewritten (engine.gc)
     # Interrupted uploads a resume on this machine would still use: kept.
     resumable: list[Garbage] = field(default_factory=list)
+    # Stores that could not be listed (down, or a folder leading out of the store): nothing
+    # was removed there, and they counted as holding every file's metadata.
+    unlisted: dict[str, str] = field(default_factory=dict)
 
     @property
     def skipped_young(self) -> int:
@@ -83,16 +86,17 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
         return metas, datas, list(store.incomplete_uploads(vault.id_hex + "/"))
 
     listing: dict[int, Listing] = {}
+    report = GcReport([])
     for index, res in zip(stores, parallel.each(scan, stores.values()), strict=True):
         if isinstance(res, CssmError):
             log.warning("gc: cannot list store %s: %s", vault.store_name(index), res)
+            report.unlisted[vault.store_name(index)] = getattr(res, "reason", str(res))
             unreachable += 1
             continue
         if isinstance(res, BaseException):
             raise res
         listing[index] = res
 
-    report = GcReport([])
     ids = {fid for metas, datas, _ in listing.values() for fid in (*metas, *datas)}
     for fid in sorted(ids):
         if cancel is not None:
@@ -103,14 +107,13 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
             if len(holders) < vault.n:
                 report.incomplete.append(fid.hex())
             continue
-        thresholds = _authentic_thresholds(vault, vmk, fid, holders)
-        k = min(thresholds.values(), default=1)
-        if len(thresholds) + unreachable >= k:
-            if len(thresholds) >= k:
+        authentic = _authentic_holders(vault, vmk, fid, holders)
+        if authentic + unreachable >= vault.k:
+            if authentic >= vault.k:
                 report.incomplete.append(fid.hex())
             continue
         why = ("no metadata" if not holders else
-               f"authentic metadata on {len(thresholds)} of the {k} stores needed")
+               f"authentic metadata on {authentic} of the {vault.k} stores needed")
         objects = [(i, o) for i, (metas, datas, _) in listing.items()
                    for o in (metas.get(fid), datas.get(fid)) if o is not None]
         items = [Garbage(vault.store_name(i), o.key, o.size, f"orphan ({why})",
@@ -151,23 +154,25 @@ def collect_garbage(vault: Vault, grace_seconds: float = DEFAULT_GRACE_SECONDS,
     return report
 
 
-def _authentic_thresholds(vault: Vault, vmk: bytes, fid: bytes, holders: list[int]
-                          ) -> dict[int, int]:
-    """Store index -> k, for each holder whose metadata names this file and store and
-    whose share opens under that store's key. Anything else counts for nothing."""
+def _authentic_holders(vault: Vault, vmk: bytes, fid: bytes, holders: list[int]) -> int:
+    """How many holders have metadata that names this file, this store and the vault's own
+    n and k, and whose share opens under that store's key. Anything else counts for
+    nothing: a store that knows the password seals any k, but a file that is not the
+    vault's shape is never restored (core/get.py), so it is not kept for one."""
 
-    def read(index: int) -> int | None:
+    def read(index: int) -> bool:
         raw = vault.stores[index].get_bytes(meta_key(vault.vault_id, fid), limit=MAX_META_LEN)
         meta = MetaObject.parse(raw)
         h = meta.header
-        if (h.vault_id, h.file_id, h.index, h.n) != (vault.vault_id, fid, index, vault.n):
-            return None
-        return h.k if meta.open_share(vmk) is not None else None
+        if (h.vault_id, h.file_id, h.index, h.n, h.k) != (vault.vault_id, fid, index,
+                                                          vault.n, vault.k):
+            return False
+        return meta.open_share(vmk) is not None
 
-    out: dict[int, int] = {}
-    for index, res in zip(holders, parallel.each(read, holders), strict=True):
-        if isinstance(res, int):
-            out[index] = res
+    count = 0
+    for res in parallel.each(read, holders):
+        if res is True:
+            count += 1
         elif isinstance(res, BaseException) and not isinstance(res, CssmError | FormatError):
             raise res
-    return out
+    return count

@@ -17,6 +17,7 @@ from ..errors import (
     Cancelled,
     DamagedPart,
     DestinationExists,
+    ForeignFile,
     FormatError,
     InputError,
     IntegrityError,
@@ -69,6 +70,10 @@ class OpenedFile:
         return stripe_count(self.box.data_len, self.header.k, self.header.block_size)
 
 
+class _OtherShape(DamagedPart):
+    """A store's metadata for the file opens, but names another n or k than the vault."""
+
+
 # Bounds the Lagrange work when stores hand in bad shares: C(5,3) = 10, C(16,8) = 12,870.
 MAX_SHARE_SUBSETS = 2000
 
@@ -89,13 +94,18 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
         store = vault.stores[index]
         meta = MetaObject.parse(store.get_bytes(key, limit=MAX_META_LEN))
         h = meta.header
-        if h.vault_id != vault.vault_id or h.file_id != file_id or h.index != index \
-                or h.n != vault.n:
+        if h.vault_id != vault.vault_id or h.file_id != file_id or h.index != index:
             raise DamagedPart(store.name, file_id.hex(), "metadata belongs to another file, "
                                                          "vault or store")
         share = meta.open_share(vmk)
         if share is None:
             raise DamagedPart(store.name, file_id.hex(), "metadata failed authentication")
+        if (h.n, h.k) != (vault.n, vault.k):
+            # Sealed by someone with the vault key, but not as this vault stores files:
+            # never a share to combine (a k = 1 file is its one store's alone).
+            raise _OtherShape(store.name, file_id.hex(),
+                              f"metadata says {h.k} of {h.n}; the vault is "
+                              f"{vault.k} of {vault.n}")
         return meta, share
 
     damaged: dict[str, str] = dict(vault.unavailable)
@@ -106,6 +116,7 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
         damaged[vault.store_name(index)] = f"metadata {reason}"
 
     good: dict[int, tuple[MetaObject, bytes]] = {}
+    other_shape: dict[str, str] = {}
     missing = 0
     for index, res in zip(indexes, parallel.each(fetch, indexes), strict=True):
         if isinstance(res, ObjectNotFound):
@@ -113,6 +124,9 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
             bad(index, PieceState.MISSING, "missing")
         elif isinstance(res, FormatError):
             bad(index, PieceState.DAMAGED, f"unreadable: {res}")
+        elif isinstance(res, _OtherShape):
+            other_shape[vault.store_name(index)] = res.reason
+            bad(index, PieceState.DAMAGED, res.reason.removeprefix("metadata "))
         elif isinstance(res, DamagedPart):
             bad(index, PieceState.DAMAGED, res.reason.removeprefix("metadata "))
         elif isinstance(res, StoreError):
@@ -123,10 +137,11 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
             good[index] = res
     if not good and missing == len(indexes):
         raise NotFound(f"no file with id {file_id.hex()} in this vault")
+    if not good and other_shape:
+        raise ForeignFile(file_id.hex(), other_shape)
     found = _open_box(good)
     if found is None:
-        needed = min((m.header.k for m, _ in good.values()), default=vault.k)
-        raise NotEnoughStores(_usable(good), needed, damaged)
+        raise NotEnoughStores(_usable(good), vault.k, damaged)
     header, box, meta, fitting = found
     for index, (m, _share) in good.items():
         if index in fitting:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..errors import CssmError, NotEnoughStores, StoreError
+from ..errors import CssmError, ForeignFile, NotEnoughStores, StoreError
 from . import parallel
 from .format import part_size
 from .get import OpenedFile, open_file
@@ -25,7 +25,7 @@ class ScannedFile:
 @dataclass(frozen=True)
 class ScanResult:
     files: list[ScannedFile]
-    unreadable: dict[str, str]     # file id -> why it could not be opened
+    unreadable: dict[str, str]     # file id -> why it could not be opened ("foreign: ...")
 
 
 def _listing(vault: Vault, prefix: str) -> dict[int, dict[bytes, int]]:
@@ -65,6 +65,9 @@ def scan(vault: Vault, listener: Listener = ignore,
         listener(Step("read file list", done, len(ids)))
         try:
             opened = open_file(vault, fid)
+        except ForeignFile as exc:
+            unreadable[fid.hex()] = f"foreign: {exc.held}; not listed"
+            continue
         except (NotEnoughStores, CssmError) as exc:
             unreadable[fid.hex()] = str(exc)
             continue

@@ -46,6 +46,14 @@ class Binding:
 
     vault_id: bytes
     indexes: dict[str, int]     # store name -> vault index (0-based, as in FORMAT.md)
+    # The vault's n and k as recorded here (None: not yet, a config of an older version):
+    # once recorded, no header decides them.
+    n: int | None = None
+    k: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        return (self.n, self.k) if self.n is not None and self.k is not None else None
 
 
 def _vault_ids(store: Store) -> list[bytes]:
@@ -96,18 +104,52 @@ def _read_all(store: Store, binding: Binding | None) -> dict[bytes, VaultHeader 
     return out
 
 
-def _header_problem(header: VaultHeader, key: bytes, vmk: bytes, n: int, k: int) -> str:
+def _header_problem(header: VaultHeader, key: bytes, vmk: bytes,
+                    shape: tuple[int, int] | None = None) -> str:
     """Why a header cannot be trusted as one of this vault's ('' when it can): it must
-    open under the password key to this very master key and agree about n and k."""
+    open under the password key to this very master key and, once the vault's shape is
+    known, agree about n and k."""
     try:
         opened = header.open_with_key(key)
     except WrongPassword:
         return "vault header failed authentication"
     if not hmac.compare_digest(opened, vmk):
         return "vault header holds another master key"
-    if (header.n, header.k) != (n, k):
-        return "vault header disagrees about n and k"
+    if shape is not None and (header.n, header.k) != shape:
+        return (f"vault header says {header.k} of {header.n}, but this vault is "
+                f"{shape[1]} of {shape[0]}")
     return ""
+
+
+def _shape_words(shape: tuple[int, int]) -> str:
+    return f"{shape[1]} of {shape[0]}"
+
+
+def settle_shape(claims: dict[str, tuple[int, int]], configured: int) -> tuple[int, int]:
+    """The vault's (n, k) from authenticated headers, where nothing local records it.
+
+    Up to k-1 stores may know the password and seal any n and k, so a shape is taken only
+    when at least its k stores and at least half of the stores (of its n, or of those
+    configured, whichever is more) sealed it, and more than sealed any other: k-1 insiders
+    cannot reach that wherever they are fewer than half (k <= n/2 rounded up: 3 of 5,
+    2 of 4), so at least one store that sealed it is the user's. Headers that say otherwise
+    mark their stores damaged. Short of that the user decides (VaultError says what each
+    store claims).
+    """
+    ranked = Counter(claims.values()).most_common()
+    if ranked:
+        (n, k), count = ranked[0]
+        runner_up = ranked[1][1] if len(ranked) > 1 else 0
+        if count >= k and 2 * count >= max(n, configured) and count > runner_up:
+            return n, k
+    said = "; ".join(
+        ", ".join(sorted(name for name, s in claims.items() if s == shape))
+        + f": {_shape_words(shape)}" for shape, _ in ranked)
+    raise VaultError(
+        "cannot tell how many stores this vault has and needs: the stores that opened "
+        f"say {said}, and too few agree to be sure (a store that knows the password can "
+        "claim anything). If you know the right numbers, write them into the config as "
+        "vault_n and vault_k (for 3 of 5: vault_n = 5, vault_k = 3) and try again")
 
 
 @dataclass
@@ -136,6 +178,8 @@ class Vault:
     reseal: dict[str, Store] = field(default_factory=dict)
     binding_changed: bool = False
     legacy: bool = False     # opened without any binding (a config from the first release)
+    # (n, k) as recorded locally; None until settled (settle_shape) on a first unlock.
+    shape: tuple[int, int] | None = None
 
     @property
     def id_hex(self) -> str:
@@ -167,7 +211,8 @@ class Vault:
 
     @property
     def binding(self) -> Binding:
-        return Binding(self.vault_id, dict(self.bound))
+        n, k = self.shape if self.shape is not None else (None, None)
+        return Binding(self.vault_id, dict(self.bound), n, k)
 
     def store_name(self, index: int) -> str:
         store = self.stores.get(index)
@@ -181,11 +226,13 @@ class Vault:
     # ---------------------------------------------------------------- open
 
     @classmethod
-    def open(cls, stores: list[Store], binding: Binding | None = None) -> Vault:
+    def open(cls, stores: list[Store], binding: Binding | None = None,
+             shape: tuple[int, int] | None = None) -> Vault:
         """Read each store's header. With a binding, only the bound vault's header is read
         and each store is taken only as the index bound to it; without one (a first
         connection, or a config from the first release) the vault most stores hold is
-        chosen, and indexes are settled at unlock."""
+        chosen, and indexes are settled at unlock. `shape` is (n, k) as the user wrote it
+        where no binding records it yet."""
         results = parallel.each(lambda s: _read_all(s, binding), stores)
         status: dict[str, StoreStatus] = {}
         found: dict[str, dict[bytes, VaultHeader | Exception]] = {}
@@ -217,7 +264,8 @@ class Vault:
             vault_id = ranked[0][0]
         bound = dict(binding.indexes) if binding else {}
         vault = cls(vault_id, 0, 0, {}, {}, status, bound=bound,
-                    members={s.name: s for s in stores}, legacy=binding is None)
+                    members={s.name: s for s in stores}, legacy=binding is None,
+                    shape=binding.shape if binding and binding.shape else shape)
         for store in stores:
             if store.name not in found:
                 continue
@@ -230,6 +278,11 @@ class Vault:
                     vault.reseal[store.name] = store
             elif store.name in bound and res.index != bound[store.name]:
                 vault._foreign(store.name, res.index)
+            elif vault.shape is not None and (res.n, res.k) != vault.shape:
+                vault._damaged(store.name, f"vault header says {res.k} of {res.n}, but this "
+                                           f"vault is {_shape_words(vault.shape)}")
+                if store.name in bound:   # repair writes it a good one
+                    vault.reseal[store.name] = store
             else:
                 vault.seen[store.name] = res
         if not vault.seen:
@@ -260,9 +313,12 @@ class Vault:
                                             "written")
 
     def _settle_provisionally(self) -> None:
-        """Before unlock: n and k as most headers say; stores at their bound index, or at
-        an index only one unbound store claims. Unlock replaces all of this."""
+        """Before unlock: n and k as recorded (else as most headers say); stores at their
+        bound index, or at an index only one unbound store claims. Unlock replaces all of
+        this."""
         (self.n, self.k), _ = Counter((h.n, h.k) for h in self.seen.values()).most_common(1)[0]
+        if self.shape is not None:
+            self.n, self.k = self.shape
         claims = Counter(h.index for h in self.seen.values())
         self.stores, self.headers = {}, {}
         taken = set(self.bound.values())
@@ -337,13 +393,28 @@ class Vault:
                                         "other password parameters)")
                     continue
                 keys[group] = password_key(password, *group)
-            problem = _header_problem(header, keys[group], vmk, unlocked.n, unlocked.k)
+            problem = _header_problem(header, keys[group], vmk)
             if problem:
                 self._damaged(name, problem)
             else:
                 authentic[name] = header
-        self.vmk, self.pk, self.unlocked_with = vmk, keys[unlocked.kdf_group], unlocked
-        self.n, self.k = unlocked.n, unlocked.k
+        if self.shape is None:
+            self.shape = settle_shape({name: (h.n, h.k) for name, h in authentic.items()},
+                                      len(self.members))
+            self.binding_changed = True
+        for name, header in list(authentic.items()):
+            if (header.n, header.k) != self.shape:
+                self._damaged(name, _header_problem(header, keys[header.kdf_group], vmk,
+                                                    self.shape))
+                del authentic[name]
+        if not authentic:
+            raise VaultError(f"no store holds a vault header of {_shape_words(self.shape)}, "
+                             "as this vault was recorded here")
+        # The header whose settings repair and new headers copy: one that agrees with the
+        # vault, of the newest version any of them has (a store cannot talk it down).
+        base = max(authentic.values(), key=lambda h: (h.version, h is unlocked))
+        self.vmk, self.pk, self.unlocked_with = vmk, keys[base.kdf_group], base
+        self.n, self.k = self.shape
         self._bind(authentic)
         return vmk
 
@@ -545,7 +616,7 @@ class Vault:
         index = self.bound.get(name)
         if index is None or index != header.index or index in self.stores \
                 or header.kdf_group != self.unlocked_with.kdf_group \
-                or _header_problem(header, self.pk, self.vmk, self.n, self.k):
+                or _header_problem(header, self.pk, self.vmk, (self.n, self.k)):
             return False
         self._use(index, store, header)
         log.info("store %s is reachable again; back in use as store #%d", name, index + 1)
@@ -593,7 +664,7 @@ def init_vault(stores: list[Store], k: int, password: str, kdf: KdfParams | None
     pk = password_key(password, salt, kdf)
     headers = {i: VaultHeader.seal(vmk, pk, vault_id, n, k, i, kdf, salt) for i in range(n)}
     _write_headers(stores, headers)
-    return Vault(vault_id, n, k, dict(enumerate(stores)), headers, {}, vmk,
+    return Vault(vault_id, n, k, dict(enumerate(stores)), headers, {}, vmk, shape=(n, k),
                  bound={s.name: i for i, s in enumerate(stores)}, pk=pk,
                  unlocked_with=headers[0], members={s.name: s for s in stores},
                  seen={s.name: headers[i] for i, s in enumerate(stores)}, binding_changed=True)

@@ -259,7 +259,8 @@ class VaultController(QObject):
     def rebuild(self, parent: QWidget) -> TaskDialog:
         def render(result: tuple[int, dict[str, str]]) -> tuple[str, list[Row]]:
             count, unreadable = result
-            rows = [Row(fid[:12], "lost", why) for fid, why in unreadable.items()]
+            rows = [Row(fid[:12], "foreign" if why.startswith("foreign") else "lost", why)
+                    for fid, why in unreadable.items()]
             text = f"{count} files found in the stores."
             if unreadable:
                 text += f" {len(unreadable)} could not be read."

@@ -37,7 +37,7 @@ class Row:
     files: int = 1    # a pack's row stands for every file in it
 
 
-MARKS = {"safe": "✔", "repaired": "✔", "at risk": "⚠", "lost": "✖"}
+MARKS = {"safe": "✔", "repaired": "✔", "at risk": "⚠", "lost": "✖", "foreign": "⊘"}
 
 
 class TaskDialog(JobDialog):
