@@ -135,7 +135,18 @@ class StreamingFile:
 def private_dir(path: Path, tighten: bool = False) -> None:
     """Create `path` readable by its owner only; with `tighten`, also make an existing one
     so (only for folders that are ours alone, never a folder the user named)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    missing = []
+    folder = path
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    # Every level made here is the owner's only, not just the last (mkdir(parents=True)
+    # makes the others 0755).
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            level.mkdir(mode=0o700)
+    if not path.is_dir():
+        path.mkdir(mode=0o700)   # raises what is in the way
     if tighten and os.name != "nt":
         os.chmod(path, 0o700)
 

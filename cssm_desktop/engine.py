@@ -282,6 +282,13 @@ class Engine:
         states = vault.probe()
         for name, reason in self._broken.items():
             states[name] = StoreStatus(StoreState.UNREACHABLE, reason)
+        for store in self.stores:   # reads work, but a put would be refused there
+            st = states.get(store.name)
+            if st is not None and st.state is StoreState.REACHABLE:
+                problem = store.write_problem(vault.id_hex)
+                if problem:
+                    states[store.name] = StoreStatus(StoreState.DAMAGED,
+                                                     f"cannot be written: {problem}")
         held: dict[str, int | BaseException] = {}
         if count_bytes:
             reachable = [s for s in self.stores

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .text import printable
+
 
 class CssmError(Exception):
     """Base of every error the engine raises on purpose."""
@@ -36,6 +38,9 @@ class StoreError(CssmError):
     """A store could not be reached or refused an operation."""
 
     def __init__(self, store: str, message: str, code: str | None = None) -> None:
+        # A store's own words (an S3 error message) may hold newlines or escapes: one
+        # escaped line, so it cannot forge lines on the terminal or in the log.
+        message = printable(message)
         super().__init__(f"store {store!r}: {message}")
         self.store = store
         self.reason = message

@@ -10,11 +10,11 @@ import os
 import stat
 import sys
 import threading
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import FormatError
+from .text import printable
 
 LINK_SKIPPED = "symbolic link, not followed"
 OWN_SKIPPED = "one of this app's own folders (a store, or where the app keeps its data)"
@@ -164,11 +164,3 @@ def safe_parts(name: str, windows: bool = sys.platform == "win32") -> list[str]:
     return parts
 
 
-def printable(name: str) -> str:
-    """A name for one line of terminal output: control characters (a newline in a file
-    name) are shown escaped, so one file is always one line."""
-    if name.isprintable():   # the common case, at C speed (spaces are printable)
-        return name
-    return "".join(c if c.isprintable() or c == " " else
-                   repr(c)[1:-1] if unicodedata.category(c) == "Cc" else f"\\u{ord(c):04x}"
-                   for c in name)

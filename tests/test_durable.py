@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -146,3 +147,17 @@ def test_where_linkat_with_an_empty_path_is_refused_files_still_get_names_throug
     again.write(b"b")
     again.publish(overwrite=False, mtime_ns=10**18)
     assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_private_dir_makes_every_level_it_creates_owner_only(tmp_path: Path) -> None:
+    """uploads/<vault>/ and downloads/<vault>/<file>/ were made 0755 above the last level."""
+    from cssm_desktop.durable import private_dir
+
+    old = os.umask(0o022)
+    try:
+        private_dir(tmp_path / "data" / "downloads" / "vault" / "file")
+    finally:
+        os.umask(old)
+    for level in ("data", "data/downloads", "data/downloads/vault",
+                  "data/downloads/vault/file"):
+        assert stat.S_IMODE((tmp_path / level).stat().st_mode) == 0o700, level

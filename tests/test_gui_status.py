@@ -3,7 +3,9 @@ widgets offscreen, a real vault of folders, and real uploads and restores."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -219,6 +221,36 @@ def test_a_second_start_wakes_the_first(qtbot, tmp_path: Path) -> None:
     again = SingleInstance(tmp_path / "config.toml")
     assert again.acquire()
     again.release()
+
+
+def test_a_squatted_socket_folder_does_not_stop_the_window_coming_forward(
+        qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another local user made the folder the lock and socket would go in (the temp folder
+    is shared): it is not used, the socket lives in a folder of our own, and a second
+    start still wakes the first."""
+    import tempfile
+
+    from cssm_desktop.gui import single
+
+    shared = tmp_path / "tmp"
+    shared.mkdir(mode=0o777)
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(shared))   # not ours alone: not used
+    squatted = shared / f"cssm-desktop-{os.getuid()}"
+    squatted.mkdir(mode=0o777)
+    os.chown(squatted, 65534, 65534)
+    first = SingleInstance(tmp_path / "config.toml")
+    folder = Path(first.name).parent
+    assert folder != squatted and single._own_folder(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert first.acquire()
+    try:
+        second = SingleInstance(tmp_path / "config.toml")
+        with qtbot.waitSignal(first.wake, timeout=5_000):
+            assert not second.acquire()
+    finally:
+        first.release()
+    assert list(squatted.iterdir()) == []
 
 
 def test_three_gib_through_the_queue_progress(qtbot, window: MainWindow,  # noqa: F811

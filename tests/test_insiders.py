@@ -207,3 +207,14 @@ def test_a_file_injected_at_k_1_is_foreign_never_restored_or_repaired(
     for i in range(1, 5):
         keys = {o.key for o in world.store(i).list(world.vault_id.hex() + "/")}
         assert not any(fid in key for key in keys)
+
+
+# ---------------------------------------------------------------- local hygiene
+
+
+def test_a_stores_own_words_reach_the_terminal_and_log_as_one_escaped_line() -> None:
+    from cssm_desktop.errors import StoreError
+
+    err = StoreError("s3", "Access Denied\n2026-12-02 INFO forged: all good\x1b[2J")
+    assert "\n" not in str(err) and "\x1b" not in str(err)
+    assert "\\n2026-12-02 INFO forged" in err.reason

@@ -206,3 +206,33 @@ def test_a_store_back_while_locked_is_reachable_and_in_use_after_unlock(
     big.write_bytes(os.urandom(300_000))
     (res,) = engine.put([big])
     assert res.stored is not None and res.stored.missing == ()
+
+
+@pytest.mark.parametrize("refusal", ["a file where data/ goes", "a file where meta/ goes"])
+def test_a_store_that_refuses_to_create_files_leaves_puts_at_risk_not_failed(
+        folder_engine: Engine, tmp_path: Path, refusal: str) -> None:
+    """Writers are opened before anything is sent: a refusal there goes through the same
+    rule as a store failing mid-put (it used to fail every put). The file restores."""
+    vault = folder_engine.vault()
+    folder = "data" if "data" in refusal else "meta"
+    blocked = tmp_path / "stores" / "store2" / vault.id_hex / folder
+    if blocked.exists():
+        blocked.rmdir()
+    blocked.write_bytes(b"")   # mkdir and every create below it fail (ENOTDIR / EEXIST)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1_500_000))
+    notes = tmp_path / "Notes"
+    notes.mkdir()
+    for i in range(5):
+        (notes / f"n{i}.txt").write_bytes(os.urandom(700 + i))
+    look = folder_engine.check_stores()   # a look says it at once, before any put
+    report = next(r for r in look.reports if r.name == "store2")
+    assert report.state.value == "damaged" and "cannot be written" in report.reason
+    assert list(look.down) == ["store2"]
+    results = folder_engine.put([big, notes])
+    assert all(r.stored is not None for r in results), [r.error for r in results]
+    for entry in folder_engine.entries():
+        assert entry.health == AT_RISK and "store2" in entry.damaged_stores
+    rows = folder_engine.get_many(folder_engine.entries(), tmp_path / "back")
+    assert all(isinstance(got, Path) for _, got in rows)
+    assert (tmp_path / "back" / "big.bin").read_bytes() == big.read_bytes()

@@ -137,6 +137,22 @@ def _journal_for(journals: Journals, vault: Vault, fh: BinaryIO, source: Path, n
                           tuple(os.urandom(KEY_LEN) for _ in range(vault.n)), time.time())
 
 
+class Refused(ObjectWriter):
+    """Stands for a writer its store would not open: every write raises why."""
+
+    def __init__(self, why: StoreError | OSError) -> None:
+        self.why = why
+
+    def write(self, data: bytes | memoryview) -> None:
+        raise self.why
+
+    def commit(self) -> None:
+        raise self.why
+
+    def abort(self) -> None:
+        pass
+
+
 def _quietly(steps: list[Callable[[], object]]) -> None:
     for step in steps:
         with contextlib.suppress(StoreError, OSError):
@@ -216,9 +232,14 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
         listener(FileStarted(name, size))
         progress = PartProgress(name, size, len(stores), listener)
         for i, store in zip(indexes, stores, strict=True):
-            writers.append(store.open_write(
-                data_key(vault.vault_id, file_id), uploads.get(i),
-                functools.partial(journal.record, i) if journal else None))
+            try:
+                writers.append(store.open_write(
+                    data_key(vault.vault_id, file_id), uploads.get(i),
+                    functools.partial(journal.record, i) if journal else None))
+            except (StoreError, OSError) as exc:
+                # Refused at once (read-only share, a file where data/ goes): the store
+                # leaves at its first write, by the same rule as one failing later.
+                writers.append(Refused(exc))
         held = sum(getattr(w, "resumed", 0) for w in writers)
         if held:
             listener(Resumed(name, held))

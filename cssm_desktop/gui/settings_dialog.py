@@ -57,7 +57,8 @@ class SettingsDialog(QDialog):
         self.setWindowTitle(self.tr("Settings"))
         self.setMinimumSize(720, 440)
         base = config or Config(stores=[], threshold=3)
-        self._vault = base.vault   # the binding is kept as it is; Settings never edits it
+        # The binding (vault id, n and k) is kept as it is; Settings never edits it.
+        self._vault, self._shape = base.vault, (base.vault_n, base.vault_k)
         self._put_min = base.put_min_stores   # kept as the config says (no field for it)
         self.stores: list[StoreConfig] = copy.deepcopy(base.stores)
         self.original_names = [s.name for s in self.stores]
@@ -148,9 +149,10 @@ class SettingsDialog(QDialog):
 
         self.threshold = QSpinBox()
         self.threshold.setRange(1, 16)
-        self.threshold.setValue(base.threshold)
-        # What the user asked for; the spin box only narrows it while there are fewer stores.
-        self._wanted_k = base.threshold
+        # What the user asked for (the vault's own k once it exists); the spin box only
+        # narrows it while there are fewer stores.
+        self._wanted_k = base.vault_k or base.threshold
+        self.threshold.setValue(self._wanted_k)
         self.threshold.valueChanged.connect(self._k_changed)
         self.of_n = QLabel()
         if self._vault is not None:
@@ -210,14 +212,14 @@ class SettingsDialog(QDialog):
         self.list.blockSignals(False)
         if 0 <= row < len(self.stores):
             self.list.setCurrentRow(row)
-        n = len(self.stores)
+        n = self._shape[0] or len(self.stores)
         self._loading = True
         self.threshold.setMaximum(max(1, n))
         self.threshold.setValue(min(self._wanted_k, max(1, n)))
         self._loading = False
         self.of_n.setText(self.tr("of %1 stores").replace("%1", str(n)) + (
             self.tr(" (fixed when the vault was created)") if self._vault is not None else ""))
-        self.remove_button.setEnabled(n > 0)
+        self.remove_button.setEnabled(bool(self.stores))
         self._say_put_rule()
 
     def _network_row(self, base: Config) -> QHBoxLayout:
@@ -490,7 +492,8 @@ class SettingsDialog(QDialog):
     # -- save
     def save(self) -> None:
         cfg = Config(stores=copy.deepcopy(self.stores), threshold=self.threshold.value(),
-                     vault=self._vault, put_min_stores=self._put_min, **self._network())
+                     vault=self._vault, vault_n=self._shape[0], vault_k=self._shape[1],
+                     put_min_stores=self._put_min, **self._network())
         try:
             cfg.validate()
             newcomers = [s.name for s in cfg.stores if s.index is None]

@@ -74,6 +74,11 @@ class Store(ABC):
     # Stripes a writer of this store may fall behind the coder before it waits: room for
     # a disk's writeback stalls. Stores that buffer whole parts themselves need fewer.
     write_slack: int = 8
+
+    def write_problem(self, prefix: str) -> str:
+        """Why objects under `prefix` could not be created now ('' when nothing says so),
+        from a cheap look, without writing: stores that can tell (a folder) override it."""
+        return ""
     # Whether an unfinished write can go on in a later run (open_write's `resume`): a
     # put journals its upload only when some store can, else the journal buys nothing.
     resumable: bool = False

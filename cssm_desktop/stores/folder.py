@@ -197,6 +197,27 @@ class FolderStore(Store):
         except OSError as exc:
             raise StoreError(self.name, f"cannot delete {key}: {exc.strerror}") from exc
 
+    def write_problem(self, prefix: str) -> str:
+        base = self._folder(prefix)
+        for sub in ("data", "meta", ""):
+            try:
+                st = (base / sub).lstat() if sub else base.lstat()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                return f"cannot look at {sub or base.name}: {exc.strerror}"
+            if not stat.S_ISDIR(st.st_mode):
+                return f"a file or link is where the folder {sub or base.name}/ goes"
+        where = base if base.is_dir() else self.root
+        try:
+            if hasattr(os, "statvfs") and os.statvfs(where).f_flag & os.ST_RDONLY:
+                return "it is on a read-only file system"
+        except OSError as exc:
+            return f"cannot look at {where}: {exc.strerror}"
+        if not os.access(where, os.W_OK):
+            return f"no write permission in {where}"
+        return ""
+
     def check(self) -> None:
         if not self.root.exists():
             raise StoreError(self.name, f"folder {self.root} does not exist")

@@ -29,6 +29,11 @@ MAX_PARTS = 10_000
 PARTS_PER_STEP = 1_000
 # A listing page holds up to 1,000 keys: 100,000 pages is 100 million objects.
 MAX_LIST_PAGES = 100_000
+# A page that says "more follows" holds a full page of entries on every S3 we know (the
+# last page is the short one). More than this many thin ones (under half a page) and the
+# listing is a store error: the pages read stay proportional to what the store holds, not
+# to how long a hostile server keeps saying "truncated".
+MAX_THIN_PAGES = 16
 
 
 def part_size(number: int) -> int:
@@ -487,11 +492,20 @@ class S3Store(Store):
         """Every page of a listing. A server that never ends one (IsTruncated forever, or a
         marker it already gave) is a store error, not a loop with growing memory."""
         seen: set[tuple[Any, ...]] = set()
+        thin = 0
         for _page in range(MAX_LIST_PAGES):
             resp = self._call(op, **kw)
             yield resp
             if not resp.get("IsTruncated"):
                 return
+            entries = sum(len(resp.get(f) or ()) for f in
+                          ("Contents", "CommonPrefixes", "Uploads", "Parts"))
+            if entries < 500:
+                thin += 1
+                if thin > MAX_THIN_PAGES:
+                    raise StoreError(self.name, f"the listing of {kw.get('Prefix') or '/'} "
+                                                "goes on with nearly empty pages (a server "
+                                                "that does not end it)")
             marker = tuple(resp.get(f) for f in next_fields)
             if not any(marker) or marker in seen:
                 raise StoreError(self.name, f"the listing of {kw.get('Prefix') or '/'} does "
