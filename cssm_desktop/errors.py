@@ -47,6 +47,15 @@ class StoreError(CssmError):
         self.code = code   # the store's own error code (S3's), for decisions; never text
 
 
+SLOW = "slow"   # StoreError.code: the store answered too slowly and was left behind
+
+
+def too_slow(store: str) -> StoreError:
+    """What a store left behind by a read that went on without it is reported as."""
+    return StoreError(store, "answers far more slowly than the others; left behind "
+                             "(the others were used)", SLOW)
+
+
 class MissingSecret(StoreError):
     """An S3 store names an access key whose secret is not in the OS keyring."""
 

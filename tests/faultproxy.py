@@ -2,7 +2,9 @@
 
 Connection number i is handled as plan(i) says: "ok" forwards both ways; "drop" closes
 at once; "stall" accepts and never answers (the client's read timeout must fire);
-"cut" forwards the request and a little of the answer, then resets the connection.
+"cut" forwards the request and a little of the answer, then resets the connection;
+"trickle" forwards the request and then the answer one byte every TRICKLE_SECONDS (a
+store that stays under every read timeout while answering nothing useful).
 Every thread it starts ends by itself (stalls are bounded) or when the proxy stops.
 """
 
@@ -18,6 +20,7 @@ from .netshape import _reset  # RST that also wakes a blocked reader
 
 STALL_SECONDS = 2.0
 CUT_AFTER = 600  # bytes of the answer forwarded before a "cut"
+TRICKLE_SECONDS = 5.0
 
 
 class FaultProxy:
@@ -69,9 +72,10 @@ class FaultProxy:
             except OSError:
                 return
             with upstream:
-                self._pump(client, upstream, cut=mode == "cut")
+                self._pump(client, upstream, cut=mode == "cut", trickle=mode == "trickle")
 
-    def _pump(self, client: socket.socket, upstream: socket.socket, cut: bool) -> None:
+    def _pump(self, client: socket.socket, upstream: socket.socket, cut: bool,
+              trickle: bool = False) -> None:
         answered = 0
         while not self._stop.is_set():
             ready, _, _ = select.select([client, upstream], [], [], 0.2)
@@ -91,6 +95,12 @@ class FaultProxy:
                     data = data[:room]
                     answered += len(data)
                 try:
-                    other.sendall(data)
+                    if sock is upstream and trickle:
+                        for i in range(len(data)):
+                            if self._stop.wait(TRICKLE_SECONDS):
+                                return
+                            other.sendall(data[i:i + 1])
+                    else:
+                        other.sendall(data)
                 except OSError:
                     return

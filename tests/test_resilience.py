@@ -438,3 +438,68 @@ def test_make_store_builds_each_type(tmp_path: Path, memory_keyring: object) -> 
     s3 = make_store(StoreConfig("s", "s3", bucket="my-bucket", access_key_id="AKIA",
                                 endpoint_url="http://127.0.0.1:9", prefix="/p/"))
     assert s3.describe() == "s3://my-bucket/p at http://127.0.0.1:9"
+
+
+# ---------------------------------------------------------------- a store that trickles
+
+
+def test_a_store_that_trickles_is_left_behind_like_a_dead_one(moto_server: S3Server,
+                                                              tmp_path: Path) -> None:
+    """One store answers a byte every 5 s (under every read timeout): `cssm ls`, `get` and
+    `verify` go on with the others within 3x their honest time, measured here (they took
+    minutes); the file restores exactly and the store is named as too slow."""
+    import subprocess
+    import sys
+    import time
+
+    from cssm_desktop.config import save_config
+
+    from . import faultproxy
+
+    assert faultproxy.TRICKLE_SECONDS >= 5
+    port = int(moto_server.endpoint.rsplit(":", 1)[1])
+    honest_cfg = tmp_path / "honest.toml"
+    cfg = _s3_config(moto_server)
+    for sc in cfg.stores:   # the keys from the environment (a child has no test keyring)
+        sc.access_key_id = None
+    save_config(cfg, honest_cfg)
+    env = {**os.environ, "CSSM_PASSWORD": PASSWORD, "AWS_ACCESS_KEY_ID": "testing-key",
+           "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+
+    def cssm(config: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "cssm_desktop.cli", "--config",
+                               str(config), *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+        return time.monotonic() - started, done
+
+    assert cssm(honest_cfg, "init")[1].returncode == 0
+    source = tmp_path / "f.bin"
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 4321))
+    _, put = cssm(honest_cfg, "put", str(source))
+    assert put.returncode == 0, put.stderr
+    fid = put.stdout.split()[0]
+    commands = {"ls": ("ls",), "get": ("get", fid, "-o", "OUT"), "verify": ("verify", fid)}
+    honest = {}
+    for name, args in commands.items():
+        out = tmp_path / f"honest-{name}.bin"
+        took, done = cssm(honest_cfg, *(str(out) if a == "OUT" else a for a in args))
+        assert done.returncode == 0, done.stderr
+        honest[name] = took
+    with FaultProxy(port, lambda i: "trickle") as proxy:
+        from cssm_desktop.config import load_config
+
+        cfg = load_config(honest_cfg)   # the same vault, its first store behind the proxy
+        cfg.stores[0].endpoint_url = f"http://127.0.0.1:{proxy.port}"
+        slow_cfg = tmp_path / "slow.toml"
+        save_config(cfg, slow_cfg)
+        for name, args in commands.items():
+            out = tmp_path / f"slow-{name}.bin"
+            took, done = cssm(slow_cfg, *(str(out) if a == "OUT" else a for a in args))
+            assert took <= 3 * honest[name], (name, took, honest[name], done.stderr)
+            if name == "get":
+                assert done.returncode == 0, done.stderr
+                assert out.read_bytes() == source.read_bytes()
+            if name == "verify":   # restorable, but not every store answered: not healthy
+                assert done.returncode != 0 and "slowly" in done.stdout + done.stderr
+        assert proxy.counts["trickle"] >= 3

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..durable import PendingFile
 from ..errors import (
+    SLOW,
     Cancelled,
     DamagedPart,
     DestinationExists,
@@ -25,6 +26,7 @@ from ..errors import (
     NotFound,
     ObjectNotFound,
     StoreError,
+    too_slow,
 )
 from . import parallel, shamir
 from .fetched import FetchCache
@@ -118,7 +120,9 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
     good: dict[int, tuple[MetaObject, bytes]] = {}
     other_shape: dict[str, str] = {}
     missing = 0
-    for index, res in zip(indexes, parallel.each(fetch, indexes), strict=True):
+    answers = parallel.each(fetch, indexes, quorum=vault.k,
+                            late=lambda i: too_slow(vault.store_name(i)))
+    for index, res in zip(indexes, answers, strict=True):
         if isinstance(res, ObjectNotFound):
             missing += 1
             bad(index, PieceState.MISSING, "missing")
@@ -131,6 +135,8 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
             bad(index, PieceState.DAMAGED, res.reason.removeprefix("metadata "))
         elif isinstance(res, StoreError):
             bad(index, PieceState.UNREACHABLE, f"unreadable: {res.reason}")
+            if res.code == SLOW:   # not asked again for every file of this run
+                vault.leave_behind(vault.store_name(index), res.reason)
         elif isinstance(res, BaseException):
             raise res
         else:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -14,26 +16,76 @@ R = TypeVar("R")
 # joined), paid several times per stored file. 32 workers: a store that hangs until its
 # timeout holds one worker per call, and leaves the others to the rest of the work.
 MAX_WORKERS = 32
-_pool: ThreadPoolExecutor | None = None
+_pool: _DaemonPool | None = None
 _pool_lock = threading.Lock()
 _worker = threading.local()
 
 
-def _mark_worker() -> None:
-    _worker.active = True
+class _DaemonPool:
+    """Threads that take store calls, started as needed up to MAX_WORKERS. Daemons, unlike
+    ThreadPoolExecutor's (joined when the interpreter exits): a call left behind in a
+    store that answers a byte at a time must not keep a finished command from exiting."""
+
+    def __init__(self, workers: int) -> None:
+        self._max = workers
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] \
+            = queue.SimpleQueue()
+        self._idle = 0      # threads waiting for a task
+        self._queued = 0    # tasks no thread has taken yet
+        self._threads = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
+        future: Future[R] = Future()
+        with self._lock:
+            self._queued += 1
+            start = self._queued > self._idle and self._threads < self._max
+            if start:
+                self._threads += 1
+        if start:
+            threading.Thread(target=self._work, name=f"cssm-store_{self._threads}",
+                             daemon=True).start()
+        self._tasks.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        _worker.active = True
+        while True:
+            with self._lock:
+                self._idle += 1
+            future, fn, args = self._tasks.get()
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
 
 
-def _executor() -> ThreadPoolExecutor:
+def _executor() -> _DaemonPool:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="cssm-store",
-                                       initializer=_mark_worker)
+            _pool = _DaemonPool(MAX_WORKERS)
         return _pool
 
 
-def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R | BaseException]:
+# A store that answers after the others have is given this long, or as long again as the
+# others took, whichever is more, before it is left behind (`each(quorum=...)`).
+MIN_GRACE = 0.75
+
+
+def each(fn: Callable[[T], R], items: Iterable[T], *, quorum: int | None = None,
+         late: Callable[[T], BaseException] | None = None) -> list[R | BaseException]:
     """fn over items in threads; a failure comes back as its exception, in order.
+
+    With `quorum`: once that many calls have succeeded, the others get a grace of
+    max(MIN_GRACE, the time taken so far); a call still running then is left behind and
+    comes back as late(item). A store that trickles its answer stays under every read
+    timeout, so waiting for all would let one store set the pace of every command.
 
     Called from a pool worker (a nested call) or with one item, it runs in the calling
     thread: a nested call waiting on the same pool could otherwise wait forever."""
@@ -47,10 +99,23 @@ def each(fn: Callable[[T], R], items: Iterable[T]) -> list[R | BaseException]:
 
     if len(items) <= 1 or getattr(_worker, "active", False):
         return [guarded(item) for item in items]
-    from ..stores.outage import submit
+    from ..stores.outage import carry
 
-    futures = [submit(_executor(), guarded, item) for item in items]
-    return [future.result() for future in futures]
+    pool = _executor()
+    futures = [pool.submit(carry(guarded), item) for item in items]
+    if quorum is None or late is None or quorum >= len(items):
+        return [future.result() for future in futures]
+    started = time.monotonic()
+    pending = set(futures)
+    succeeded = 0
+    while pending and succeeded < quorum:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        succeeded += sum(not isinstance(f.result(), BaseException) for f in done)
+    if pending:
+        grace = max(MIN_GRACE, time.monotonic() - started)
+        _done, pending = wait(pending, timeout=grace)
+    return [late(item) if future in pending else future.result()
+            for item, future in zip(items, futures, strict=True)]
 
 
 def each_or_raise(fn: Callable[[T], R], items: Iterable[T], names: Iterable[str],

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO
@@ -21,8 +22,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..durable import PendingFile
-from ..errors import DamagedPart, InputError, NotEnoughStores, ObjectNotFound, StoreError
-from ..stores.base import ObjectWriter, read_exact
+from ..errors import (
+    DamagedPart,
+    InputError,
+    NotEnoughStores,
+    ObjectNotFound,
+    StoreError,
+    too_slow,
+)
+from ..stores.base import ObjectReader, ObjectWriter, read_exact
 from . import erasure, parallel
 from .format import (
     HEADER_LEN,
@@ -36,7 +44,7 @@ from .format import (
 )
 from .layout import data_key, meta_key
 from .progress import FileProgress, Listener, StoreDamaged, StoreProgress
-from .streams import Channel, Pipeline
+from .streams import Arrivals, Channel, Closed, Pipeline
 from .vault import Vault
 
 if TYPE_CHECKING:
@@ -285,7 +293,9 @@ class BadBlock:
 
 def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
                 to_end: bool = False, stop: int | None = None,
-                cache: PartCache | None = None) -> Iterator[tuple[int, bytes | BadBlock]]:
+                cache: PartCache | None = None,
+                hold: Callable[[ObjectReader], None] | None = None,
+                ) -> Iterator[tuple[int, bytes | BadBlock]]:
     """Open the sealed blocks of part `index` from stripe `start` up to (not including)
     `stop`, in order. Every block is authenticated on its own (its nonce names its
     stripe, its associated data the part), so a range needs nothing before it.
@@ -328,6 +338,8 @@ def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
             return
     offset = 0 if start == 0 else stripe_offset(start, bsize)
     with store.open_read(key, offset) as reader:
+        if hold is not None:   # whoever may need to cut the read short
+            hold(reader)
         if offset == 0 and not hmac.compare_digest(read_exact(reader, HEADER_LEN), ad):
             raise damaged("part header does not match the metadata")
         for stripe in range(start, end):
@@ -360,25 +372,53 @@ class _PartStream:
     """Feeds one part's opened blocks into a channel from its own thread."""
 
     def __init__(self, pipe: Pipeline, vault: Vault, opened: OpenedFile, index: int,
-                 start: int, stop: int, cache: PartCache | None = None) -> None:
+                 start: int, stop: int, cache: PartCache | None = None,
+                 arrivals: Arrivals | None = None) -> None:
         self.index = index
         self._cache = cache
+        self._pipe = pipe
         self.store = vault.stores[index]
+        self._reader: ObjectReader | None = None
+        self._left = False
         # Deep enough that a part read from a slower disk or link runs ahead (measured:
         # ~8% faster parity restores than depth 3 on 2 cores).
-        self.out: Channel = pipe.channel(depth=8)
+        self.out: Channel = pipe.channel(depth=8, arrivals=arrivals)
         self._args = (vault, opened, index, start, stop)
-        pipe.spawn(self._run, name=f"cssm-part-{index}")
+        self._thread = pipe.spawn(self._run, name=f"cssm-part-{index}")
+
+    def _hold(self, reader: ObjectReader) -> None:
+        self._reader = reader
+        if self._left:
+            reader.abort()
+
+    def leave(self) -> None:
+        """Not needed any more (it lags): cut its read, drop what it made, stop waiting
+        for its thread (a store stuck mid-answer may hold it a while)."""
+        self._left = True
+        self.out.close()
+        if self._reader is not None:
+            self._reader.abort()
+        self._pipe.release(self._thread)
 
     def _run(self) -> None:
         vault, opened, index, stripe, stop = self._args
         try:
-            for done, item in part_blocks(vault, opened, index, stripe, stop=stop,
-                                          cache=self._cache):
-                self.out.put((done, item))
-                stripe = done + 1
-        except (StoreError, DamagedPart) as exc:
-            self.out.put((stripe, _PartEnded(exc)))
+            try:
+                for done, item in part_blocks(vault, opened, index, stripe, stop=stop,
+                                              cache=self._cache, hold=self._hold):
+                    self.out.put((done, item))
+                    stripe = done + 1
+            except (StoreError, DamagedPart) as exc:
+                self.out.put((stripe, _PartEnded(exc)))
+        except Closed:
+            return   # left behind: nobody reads this part any more
+
+
+# A part whose block of a stripe has not come this long after the stripe's other blocks
+# did (or as long again as they took, whichever is more) is left behind for another
+# store's, while one is left to try: a store that answers a byte at a time stays under
+# every read timeout. The same grace as a store call left behind (core/parallel.py).
+LAG_GRACE = parallel.MIN_GRACE
 
 
 def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: Listener,
@@ -388,7 +428,8 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
     bytes (padding cut off).
 
     Failover is per block: a block that fails brings in one more part from that stripe on,
-    while the part it came from stays in use for the stripes after it.
+    while the part it came from stays in use for the stripes after it. A part that lags
+    far behind the others is left for another while one is left.
     """
     h = opened.header
     k, n, bsize = h.k, h.n, h.block_size
@@ -397,6 +438,7 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
     candidates = [i for i in range(n) if i in vault.stores]
     active: dict[int, _PartStream] = {}
     reported: set[str] = set()
+    arrivals = Arrivals(pipe)
 
     stop = opened.stripes if stop is None else min(stop, opened.stripes)
 
@@ -405,8 +447,15 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
             return None
         index = candidates.pop(0)
         part = cache.part(index) if cache is not None and stripe == 0 else None
-        active[index] = _PartStream(pipe, vault, opened, index, stripe, stop, part)
+        active[index] = _PartStream(pipe, vault, opened, index, stripe, stop, part, arrivals)
         return index
+
+    def report(name: str, reason: str) -> None:
+        if name not in reported:   # one report per store, not one per bad block
+            reported.add(name)
+            log.warning("file %s: store %s: %s", opened.file_id.hex(), name, reason)
+            listener(StoreDamaged(name, opened.file_id.hex(), reason))
+        opened.damaged[name] = reason
 
     def take(index: int, blocks: dict[int, bytes]) -> None:
         stream = active[index]
@@ -414,29 +463,52 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
         if isinstance(item, bytes):
             blocks[index] = item
             return
-        error = item.error
         if isinstance(item, _PartEnded):
             del active[index]
-        reason = _reason(error)
-        name = stream.store.name
-        if name not in reported:   # one report per store, not one per bad block
-            reported.add(name)
-            log.warning("file %s: store %s: %s", opened.file_id.hex(), name, reason)
-            listener(StoreDamaged(name, opened.file_id.hex(), reason))
-        opened.damaged[name] = reason
+        report(stream.store.name, _reason(item.error))
+
+    def leave_behind(indexes: set[int]) -> None:
+        for index in indexes:
+            stream = active.pop(index)
+            stream.leave()
+            reason = too_slow(stream.store.name).reason
+            report(stream.store.name, reason)
+            vault.leave_behind(stream.store.name, reason)   # the next file skips it
+
+    def gather(stripe: int) -> dict[int, bytes]:
+        blocks: dict[int, bytes] = {}
+        waiting = set(active)
+        began = time.monotonic()
+        last: float | None = None
+        while True:
+            seen = arrivals.count
+            for index in sorted(waiting):
+                if active[index].out.ready():
+                    waiting.discard(index)
+                    take(index, blocks)
+                    last = time.monotonic()
+            if not waiting:
+                if len(blocks) >= k:
+                    return blocks
+                index = start_next(stripe)
+                if index is None:
+                    raise NotEnoughStores(len(blocks), k, opened.damaged)
+                waiting.add(index)
+                continue
+            timeout = None
+            if candidates and last is not None:   # another store could stand in
+                timeout = last + max(LAG_GRACE, last - began) - time.monotonic()
+                if timeout <= 0:
+                    leave_behind(set(waiting))
+                    waiting.clear()
+                    continue
+            arrivals.wait(seen, timeout)
 
     for _ in range(k):
         start_next(first)
     with erasure.executor() as pool:
         for stripe in range(first, stop):
-            blocks: dict[int, bytes] = {}
-            for index in sorted(active):
-                take(index, blocks)
-            while len(blocks) < k:
-                index = start_next(stripe)
-                if index is None:
-                    raise NotEnoughStores(len(blocks), k, opened.damaged)
-                take(index, blocks)
+            blocks = gather(stripe)
             begin = stripe * k * bsize
             keep = max(0, min(k * bsize, data_len - begin, size - begin))
             chosen = {i: blocks[i] for i in sorted(blocks)[:k]}

@@ -23,21 +23,58 @@ class Aborted(Exception):
     """Raised inside a stage when another stage failed; never leaves the pipeline."""
 
 
+class Closed(Exception):
+    """Raised in a stage putting into a channel its reader closed (a part left behind)."""
+
+
+class Arrivals:
+    """Counts puts into a set of channels, so one reader can wait for the next item from
+    any of them (or a timeout); a failure or cancel wakes it like a channel."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._cond = threading.Condition()
+        self.count = 0
+        pipeline.watch(self)
+
+    def arrived(self) -> None:
+        with self._cond:
+            self.count += 1
+            self._cond.notify_all()
+
+    def wait(self, since: int, timeout: float | None) -> None:
+        """Until an arrival after `since` (a count read before looking), or `timeout`."""
+        with self._cond:
+            if self.count == since and not self._pipeline.abort.is_set() \
+                    and not self._pipeline.cancel.cancelled:
+                self._cond.wait(timeout)
+        self._pipeline.check()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
 class Pipeline:
     def __init__(self, cancel: CancelToken | None = None) -> None:
         self.cancel = cancel or CancelToken()
         self.abort = threading.Event()
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
-        self._channels: list[Channel] = []
+        self._channels: list[Channel | Arrivals] = []
+        self._released: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._forget_cancel = self.cancel.on_cancel(self._wake)
 
-    def channel(self, depth: int = 2) -> Channel:
-        channel = Channel(self, depth)
-        with self._lock:
-            self._channels.append(channel)
+    def channel(self, depth: int = 2, arrivals: Arrivals | None = None) -> Channel:
+        channel = Channel(self, depth, arrivals)
+        self.watch(channel)
         return channel
+
+    def watch(self, waiter: Channel | Arrivals) -> None:
+        """`waiter.wake()` is called on a failure or cancel."""
+        with self._lock:
+            self._channels.append(waiter)
 
     def fail(self, exc: BaseException) -> None:
         with self._lock:
@@ -60,7 +97,8 @@ class Pipeline:
             self.fail(Cancelled(self.cancel.keep))
             raise Aborted()
 
-    def spawn(self, target: Callable[..., None], *args: Any, name: str = "cssm-stage") -> None:
+    def spawn(self, target: Callable[..., None], *args: Any,
+              name: str = "cssm-stage") -> threading.Thread:
         def run() -> None:
             try:
                 target(*args)
@@ -69,14 +107,28 @@ class Pipeline:
 
         # carry: the stage sees the job's context (the stores' outage watch).
         thread = threading.Thread(target=carry(run), name=name, daemon=True)
-        self._threads.append(thread)
+        with self._lock:
+            self._threads.append(thread)
         thread.start()
+        return thread
+
+    def release(self, thread: threading.Thread) -> None:
+        """The job no longer waits for this stage (a part left behind, blocked in a store
+        that answers a byte at a time); it ends by itself, its output unread."""
+        with self._lock:
+            self._released.add(thread)
 
     def join(self) -> None:
-        """Wait for every stage; re-raise the first real failure."""
+        """Wait for every stage not released; re-raise the first real failure."""
         try:
-            for thread in self._threads:
-                thread.join()
+            while True:
+                with self._lock:
+                    waiting = [t for t in self._threads
+                               if t.is_alive() and t not in self._released]
+                if not waiting:
+                    break
+                # With a timeout: a stage may be released while it is waited for.
+                waiting[0].join(0.5 if len(self._released) or len(waiting) > 1 else None)
         finally:
             self._threads.clear()
             self._forget_cancel()
@@ -98,9 +150,12 @@ class Channel:
     """A bounded FIFO between two stages. queue.Queue would do, but a waiter there can only
     be woken by the queue itself; here a failure or cancel elsewhere wakes it too."""
 
-    def __init__(self, pipeline: Pipeline, depth: int) -> None:
+    def __init__(self, pipeline: Pipeline, depth: int, arrivals: Arrivals | None = None
+                 ) -> None:
         self._pipeline = pipeline
         self._depth = depth
+        self._arrivals = arrivals
+        self._closed = False
         self._items: deque[Any] = deque()
         # Re-entrant: a stage that finds the job cancelled inside put/get fails the
         # pipeline, which wakes every channel, this one included.
@@ -111,12 +166,28 @@ class Channel:
     def put(self, item: Any) -> None:
         with self._lock:
             while True:
+                if self._closed:
+                    raise Closed()
                 self._pipeline.check()
                 if len(self._items) < self._depth:
                     break
                 self._not_full.wait()
             self._items.append(item)
             self._not_empty.notify()
+        if self._arrivals is not None:
+            self._arrivals.arrived()
+
+    def ready(self) -> bool:
+        """An item waits: get() would not block."""
+        with self._lock:
+            return bool(self._items)
+
+    def close(self) -> None:
+        """The reader is gone: puts from now on raise Closed."""
+        with self._lock:
+            self._closed = True
+            self._items.clear()
+            self._not_full.notify_all()
 
     def get(self) -> Any:
         with self._lock:

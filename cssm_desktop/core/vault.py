@@ -11,10 +11,12 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import (
+    SLOW,
     CssmError,
     FormatError,
     NotEnoughStores,
@@ -23,6 +25,7 @@ from ..errors import (
     StoreError,
     VaultError,
     WrongPassword,
+    too_slow,
 )
 from ..stores.base import Store
 from . import parallel
@@ -32,6 +35,9 @@ from .layout import id_from_key, new_id, vault_key
 from .status import StoreState, StoreStatus
 
 log = logging.getLogger(__name__)
+
+# A store left behind as too slow is looked at again by a probe after this long.
+SLOW_RECHECK = 60.0
 
 # A store may hold other vaults (another prefix's, a test's); more than this many
 # candidates on one store are not read, so a store cannot make opening slow.
@@ -180,6 +186,9 @@ class Vault:
     legacy: bool = False     # opened without any binding (a config from the first release)
     # (n, k) as recorded locally; None until settled (settle_shape) on a first unlock.
     shape: tuple[int, int] | None = None
+    # Stores left behind as too slow -> when (time.monotonic()): not asked again at once.
+    slow: dict[str, float] = field(default_factory=dict)
+    _asking: set[str] = field(default_factory=set)   # header reads still running (probe)
 
     @property
     def id_hex(self) -> str:
@@ -193,6 +202,13 @@ class Vault:
     def mark(self, name: str, state: StoreState, reason: str) -> None:
         self.status = {**self.status, name: StoreStatus(state, reason)}
         log.warning("store %s %s: %s", name, state.value, reason)
+
+    def leave_behind(self, name: str, reason: str) -> None:
+        """A store in use failed to keep up (too slow): out of use for this run, like one
+        down at open; a probe after SLOW_RECHECK that finds it answering takes it back."""
+        self.stores = {i: s for i, s in self.stores.items() if s.name != name}
+        self.slow[name] = time.monotonic()
+        self.mark(name, StoreState.UNREACHABLE, reason)
 
     def _use(self, index: int, store: Store, header: VaultHeader) -> None:
         """`store` holds `index` with this good header: in use, nothing pending for it.
@@ -233,11 +249,18 @@ class Vault:
         connection, or a config from the first release) the vault most stores hold is
         chosen, and indexes are settled at unlock. `shape` is (n, k) as the user wrote it
         where no binding records it yet."""
-        results = parallel.each(lambda s: _read_all(s, binding), stores)
+        # Go on once enough stores answered: one that trickles its header is left behind.
+        shape = binding.shape if binding and binding.shape else shape
+        enough = shape[1] if shape else len(stores) // 2 + 1
+        results = parallel.each(lambda s: _read_all(s, binding), stores, quorum=enough,
+                                late=lambda s: too_slow(s.name))
         status: dict[str, StoreStatus] = {}
         found: dict[str, dict[bytes, VaultHeader | Exception]] = {}
+        slow = {}
         for store, res in zip(stores, results, strict=True):
             if isinstance(res, StoreError):
+                if res.code == SLOW:
+                    slow[store.name] = time.monotonic()
                 status[store.name] = StoreStatus(StoreState.UNREACHABLE, res.reason)
                 log.warning("store %s unreachable: %s", store.name, res.reason)
             elif isinstance(res, BaseException):
@@ -265,7 +288,7 @@ class Vault:
         bound = dict(binding.indexes) if binding else {}
         vault = cls(vault_id, 0, 0, {}, {}, status, bound=bound,
                     members={s.name: s for s in stores}, legacy=binding is None,
-                    shape=binding.shape if binding and binding.shape else shape)
+                    shape=shape, slow=slow)
         for store in stores:
             if store.name not in found:
                 continue
@@ -559,11 +582,30 @@ class Vault:
         at open and is back with the very header it had, or (unlocked) one that
         authenticates under the key that unlocked, is taken into use again.
         """
-        members = list(self.members.values())
-        results = parallel.each(lambda s: _read_header(s, self.vault_id), members)
-        now: dict[str, StoreStatus] = {}
+        recent = time.monotonic() - SLOW_RECHECK
+        # A store left behind is asked again after a while, and never while an earlier
+        # read of it still hangs (each would hold a thread).
+        members = [s for s in self.members.values() if s.name not in self._asking
+                   and (s.name not in self.slow or self.slow[s.name] < recent)]
+
+        def read(store: Store) -> VaultHeader | None:
+            self._asking.add(store.name)
+            try:
+                return _read_header(store, self.vault_id)
+            finally:
+                self._asking.discard(store.name)
+
+        results = parallel.each(read, members, quorum=max(1, self.k),
+                                late=lambda s: too_slow(s.name))
+        asked = {s.name for s in members}
+        now: dict[str, StoreStatus] = {
+            name: self.status.get(name) or StoreStatus(
+                StoreState.UNREACHABLE, "has not finished answering an earlier request")
+            for name in self.members if name not in asked}
         for store, res in zip(members, results, strict=True):
             name = store.name
+            if isinstance(res, StoreError) and res.code == SLOW:
+                self.slow[name] = time.monotonic()
             in_use = any(s is store for s in self.stores.values())
             if isinstance(res, StoreError):
                 now[name] = StoreStatus(StoreState.UNREACHABLE, res.reason)

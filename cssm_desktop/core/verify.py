@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..errors import CssmError, DamagedPart, ObjectNotFound, StoreError
+from ..errors import SLOW, CssmError, DamagedPart, ObjectNotFound, StoreError, too_slow
 from . import parallel
 from .get import OpenedFile, open_file
 from .progress import CancelToken, Listener, ignore
@@ -114,13 +114,19 @@ def verify_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
                 cancel: CancelToken | None = None) -> FileReport:
     """Reads every part in full (in parallel, one thread per store); writes nothing."""
     opened = open_file(vault, file_id, listener)
-    parts = parallel.each(lambda i: check_part(vault, opened, i, cancel), range(vault.n))
+    # Every store is read in full; one far slower than the rest is left behind (reported
+    # unreachable, too slow) rather than setting the pace of the whole check.
+    parts = parallel.each(lambda i: check_part(vault, opened, i, cancel), range(vault.n),
+                          quorum=opened.header.k,
+                          late=lambda i: too_slow(vault.store_name(i)))
     if cancel is not None:
         cancel.check()
     checks = []
     for index, res in enumerate(parts):
         name = vault.store_name(index)
         if isinstance(res, CssmError):
+            if isinstance(res, StoreError) and res.code == SLOW:
+                vault.leave_behind(name, res.reason)   # not waited for again this run
             res = (PieceState.UNREACHABLE, f"unreadable: {res}", None)
         elif isinstance(res, BaseException):
             raise res

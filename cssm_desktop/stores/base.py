@@ -59,6 +59,10 @@ class ObjectReader(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def abort(self) -> None:  # noqa: B027  (optional: most readers cannot be interrupted)
+        """From another thread: the object is no longer wanted; a read in progress may end
+        with a StoreError. Readers that cannot be interrupted do nothing."""
+
     def __enter__(self) -> ObjectReader:
         return self
 

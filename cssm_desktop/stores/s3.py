@@ -16,7 +16,7 @@ import botocore.config
 import botocore.exceptions
 import urllib3.exceptions
 
-from ..errors import TOO_LARGE, UNREACHABLE, MissingSecret, ObjectNotFound, StoreError
+from ..errors import SLOW, TOO_LARGE, UNREACHABLE, MissingSecret, ObjectNotFound, StoreError
 from . import ratelimit
 from .base import ObjectInfo, ObjectReader, ObjectWriter, Progress, Store, UploadState
 from .outage import DEFAULT_WAIT, Outage, submit
@@ -279,10 +279,92 @@ def _uploads() -> ThreadPoolExecutor:
         return _upload_pool
 
 
+# A read of a GET body must bring at least this many bytes a second, and may take at
+# least READ_DEADLINE seconds: a store that answers a byte every few seconds stays under
+# every read timeout, and would hold a thread (and the job) for hours.
+MIN_READ_RATE = 16 * 1024
+READ_DEADLINE = 30.0
+
+
+class _Watchdog:
+    """Ends body reads that run past their deadline: shutting the socket down wakes the
+    thread blocked in it (urllib3's HTTPResponse.shutdown), which then sees the deadline
+    passed. One thread for every reader, woken only while reads are running."""
+
+    def __init__(self) -> None:
+        self._reads: dict[int, tuple[float, Any]] = {}
+        self._expired: set[int] = set()
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._next = 0
+
+    def enter(self, deadline: float, body: Any) -> int:
+        with self._lock:
+            self._next += 1
+            self._reads[self._next] = (deadline, body)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cssm-s3-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._lock.notify()
+            return self._next
+
+    def leave(self, token: int) -> bool:
+        """Whether the read ran past its deadline (and was cut)."""
+        with self._lock:
+            self._reads.pop(token, None)
+            if token in self._expired:
+                self._expired.discard(token)
+                return True
+            return False
+
+    def expire(self, token: int) -> None:
+        """Cut a running read now (a caller that no longer needs it)."""
+        with self._lock:
+            entry = self._reads.get(token)
+            if entry is not None:
+                self._reads[token] = (0.0, entry[1])
+                self._lock.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._reads:
+                    self._lock.wait()
+                now = time.monotonic()
+                due = [(t, body) for t, (deadline, body) in self._reads.items()
+                       if deadline <= now and t not in self._expired]
+                self._expired.update(t for t, _ in due)
+                wait = min((d for t, (d, _) in self._reads.items() if t not in self._expired),
+                           default=None)
+            for _t, body in due:
+                _shutdown(body)
+            with self._lock:
+                if wait is not None and not due:
+                    self._lock.wait(max(0.05, wait - time.monotonic()))
+                elif not due:
+                    self._lock.wait(1.0)
+
+
+def _shutdown(body: Any) -> None:
+    """Wake a thread blocked reading `body` (a botocore StreamingBody over urllib3)."""
+    raw = getattr(body, "_raw_stream", body)
+    with contextlib.suppress(Exception):
+        raw.shutdown()
+        return
+    with contextlib.suppress(Exception):
+        body.close()
+
+
+_WATCH = _Watchdog()
+
+
 class _S3Reader(ObjectReader):
     """A GET body that resumes with a ranged GET when the connection breaks mid-object.
 
     botocore retries whole requests, not a body that fails half-way through reading.
+    Each read has a deadline (MIN_READ_RATE, READ_DEADLINE): past it, a StoreError with
+    code SLOW, never a resume.
     """
 
     RESUMES = 4
@@ -293,6 +375,8 @@ class _S3Reader(ObjectReader):
         self._offset = offset
         self._body = body
         self._resumed = 0
+        self._token: int | None = None
+        self._aborted = False
 
     def read(self, size: int) -> bytes:
         if not ratelimit.DOWNLOAD.on:
@@ -307,10 +391,41 @@ class _S3Reader(ObjectReader):
             left -= len(chunk)
         return b"".join(chunks)
 
+    def _timed_read(self, size: int) -> bytes:
+        want = size if size and size > 0 else 1 << 20
+        token = self._token = _WATCH.enter(
+            time.monotonic() + max(READ_DEADLINE, want / MIN_READ_RATE), self._body)
+        try:
+            data = self._body.read(size)
+        except BaseException:
+            if _WATCH.leave(token) or self._aborted:
+                raise self._slow() from None
+            raise
+        else:
+            if _WATCH.leave(token) or self._aborted:
+                raise self._slow()
+        finally:
+            self._token = None
+        return data
+
+    def _slow(self) -> StoreError:
+        if self._aborted:
+            return StoreError(self._store.name, f"read of {self._key} was left behind", SLOW)
+        return StoreError(self._store.name, f"read of {self._key} is far too slow (under "
+                                            f"{MIN_READ_RATE // 1024} KiB/s); left behind",
+                          SLOW)
+
+    def abort(self) -> None:
+        """From another thread: end a read in progress now (the reader is not needed)."""
+        self._aborted = True
+        token = self._token
+        if token is not None:
+            _WATCH.expire(token)
+
     def _read(self, size: int) -> bytes:
         while True:
             try:
-                data = self._body.read(size)
+                data = self._timed_read(size)
                 self._offset += len(data)
                 return data
             except (botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError,
