@@ -28,6 +28,7 @@ from cssm_desktop.config import Config
 from cssm_desktop.engine import Engine
 from cssm_desktop.errors import CssmError
 
+from .conftest import PASSWORD as CONF_PASSWORD
 from .conftest import folder_stores
 
 VECTORS = Path(__file__).resolve().parent.parent / "docs" / "test-vectors.json"
@@ -194,9 +195,16 @@ def shamir_split_k(secret: bytes, k: int, n: int, seed: bytes) -> dict[int, byte
     return out
 
 
+# Intermediate values of every step, as the writer computed them (published in
+# docs/test-vectors.json, "intermediate"), so a reader's mismatch can be traced to its step.
+TRACE: dict[str, dict[str, object]] = {}
+
+
 def vault_headers(spec: Spec, password: str, salt: bytes, tag: int) -> dict[str, bytes]:
     pk = Argon2id(salt=salt, length=32, iterations=T, lanes=P, memory_cost=M).derive(
         password.encode())
+    TRACE.setdefault(spec.vault_id.hex(), {})[f"pk ({password})"] = pk.hex()
+    TRACE[spec.vault_id.hex()]["vmk"] = spec.vmk().hex()
     out = {}
     for i in range(spec.n):
         ad = (b"CSVH" + bytes([2]) + spec.vault_id + bytes([spec.n, spec.k, i, 1])
@@ -236,10 +244,18 @@ def file_objects(spec: Spec, fid: bytes, plain: bytes, raw_name: bytes, kind: in
     box += bytes(-len(box) % 256)
     sealed_box = AESGCM(ck).encrypt(nonce(0x20), box, header(b"CSMD", 0)[:43])
     shares = shamir_split_k(ck, k, n, fid)
+    trace: dict[str, object] = {
+        "ck": ck.hex(), "data_len": padme(len(plain)), "key_box": box.hex(),
+        "common_header": header(b"CSMD", 0)[:43].hex(),
+        "part_keys": [key.hex() for key in part_keys],
+        "shares (x: y bytes)": {str(x): y.hex() for x, y in shares.items()},
+        "share_keys (store index: SK_i)": {}}
+    TRACE.setdefault(vid.hex(), {})[f"file {fid.hex()}"] = trace
     for i in range(n):
         h = header(b"CSMD", i)
         sk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                   info=b"cssm-v1 share key" + vid + fid + bytes([i])).derive(spec.vmk())
+        trace["share_keys (store index: SK_i)"][str(i)] = sk.hex()  # type: ignore[index]
         objects[f"{i}:{vid.hex()}/meta/{fid.hex()}"] = (
             h + nonce(0x30 + i) + AESGCM(sk).encrypt(nonce(0x30 + i), shares[i + 1], h)
             + nonce(0x20) + struct.pack(">I", len(sealed_box)) + sealed_box)
@@ -266,6 +282,7 @@ def pack_objects(spec: Spec, members: list[tuple[str, bytes]], removed: set[int]
                            struct.pack(">Q", offset), 0)
     rk = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
               info=b"cssm-v2 removal key" + spec.vault_id + pid).derive(spec.vmk())
+    TRACE.setdefault(spec.vault_id.hex(), {})[f"removal_key {pid.hex()}"] = rk.hex()
     head = b"CSGR" + bytes([2]) + spec.vault_id + pid
     gone = sorted(ids[i] for i in removed)
     record = head + nonce(0x60) + AESGCM(rk).encrypt(
@@ -357,6 +374,7 @@ def test_version_2_pack_with_a_removed_member(tmp_path: Path) -> None:
 
 
 def _published() -> dict[str, dict[str, object]]:
+    TRACE.clear()
     v1 = {key: blob.hex() for key, blob in sorted(build().items())}
     v2 = {f"3-of-5 {key}": blob.hex() for key, blob in sorted(build_v2(THREE_OF_FIVE).items())}
     v2 |= {f"after password change {key}": blob.hex() for key, blob in sorted(
@@ -399,7 +417,9 @@ def _published() -> dict[str, dict[str, object]]:
         "nonces": "vault header i: 12 x (0x10+i), after the password change 12 x (0x50+i); "
                   "share i: 12 x (0x30+i); key box: 12 x 0x20"}
     return {"version 1": {"inputs": inputs_v1, "objects": v1},
-            "version 2": {"inputs": inputs_v2, "objects": v2}}
+            "version 2": {"inputs": inputs_v2, "objects": v2,
+                          "intermediate": {vid: dict(sorted(values.items()))
+                                           for vid, values in sorted(TRACE.items())}}}
 
 
 def test_published_vectors_match() -> None:
@@ -442,3 +462,32 @@ def test_a_version_1_vault_repairs_in_version_1(tmp_path: Path) -> None:
     fresh.rebuild_catalog()
     (entry,) = fresh.entries()
     assert fresh.get(entry, tmp_path / "out.txt").read_bytes() == PLAIN
+
+
+def test_an_independent_reader_restores_what_the_engine_wrote_from_any_k_stores(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    """tests/independent_reader.py knows only docs/FORMAT.md: from every 3 of the 5
+    stores it restores every file the engine stored (one stored alone, small ones in a
+    pack, one of them removed), and nothing removed."""
+    import itertools
+
+    from . import independent_reader
+
+    tree = tmp_path / "T"
+    (tree / "sub").mkdir(parents=True)
+    files = {"T/big.bin": os.urandom(1_200_000), "T/a.txt": b"alpha " * 100,
+             "T/sub/b.txt": b"", "T/sub/gone.txt": b"removed later",
+             "T/\u00e9t\u00e9.txt": "r\u00e9sum\u00e9".encode()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    results = folder_engine.put([tree])
+    assert all(r.stored is not None for r in results)
+    folder_engine.remove(folder_engine.resolve("T/sub/gone.txt").id)
+    del files["T/sub/gone.txt"]
+    cfg = folder_engine.config
+    vault = folder_engine.vault()
+    roots = {sc.index: Path(sc.path or "") for sc in cfg.stores if sc.index is not None}
+    for chosen in itertools.combinations(sorted(roots), 3):
+        got = independent_reader.restore_all({i: roots[i] for i in chosen}, vault.id_hex,
+                                             CONF_PASSWORD, 5, 3)
+        assert got == files, chosen
