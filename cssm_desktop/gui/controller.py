@@ -7,6 +7,8 @@ connects to its signals. Every status it emits follows from a check just made.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -316,11 +318,24 @@ class VaultController(QObject):
         stores = [StoreConfig(name=f"local-{i}", type="folder", path=str(root / f"store-{i}"))
                   for i in range(1, 6)]
         self.ctx.save(Config(stores=stores, threshold=3))
+        self.create_vault(password)
+
+    def create_vault(self, password: str, needed: int | None = None) -> None:
+        """A new vault on the configured stores (as `cssm init`), `needed` of them to
+        restore a file; the settings keep that number."""
+        config = self.ctx.config
+        if config is None:
+            return
+        if needed is not None and needed != config.threshold:
+            self.ctx.save(dataclasses.replace(config, threshold=needed,
+                                              stores=copy.deepcopy(config.stores)))
         self.message.emit(self.tr("Creating the vault…"))
         engine = self.engine
+
         def created(vault: Any) -> None:
-            self.message.emit(self.tr("Vault created: %1 folders, any %2 restore a file.")
-                              .replace("%1", str(vault.n)).replace("%2", str(vault.k)))
+            self.message.emit(self.tr("Vault created on %1 stores: any %2 of them restore a "
+                                      "file.").replace("%1", str(vault.n))
+                              .replace("%2", str(vault.k)))
             self.vault_created.emit()
 
         self._start(workers.Call(lambda: engine.init(password)), succeeded=created,

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..catalog import newest_per_name
-from ..core.status import StoresLook
+from ..core.status import StoresLook, StoreState
 from ..engine import Duplicate
-from ..errors import CssmError
+from ..errors import CssmError, NoVault
 from ..paths import list_sources
 from ..units import human, seconds
 from . import workers
@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.resize(1000, 780)
         self.queue = JobQueue(parent=self)
         self._offered_unfinished = False   # once per run, after the first unlock
+        self._no_vault = False   # the last look found stores that hold no vault
         self.queue.job_finished.connect(self._job_finished)
         self.queue.all_finished.connect(self._all_finished)
         self._finished_batch: list[Any] = []
@@ -184,6 +185,7 @@ class MainWindow(QMainWindow):
         self.banner.check_requested.connect(self.check_stores)
         self.banner.repair_requested.connect(self.repair_all)
         self.banner.replace_requested.connect(self.open_settings)
+        self.banner.create_requested.connect(self.create_vault_here)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(queue_box)
@@ -229,6 +231,7 @@ class MainWindow(QMainWindow):
         action(m, self.tr("&Clean up (give back space)"), self.clean_up)
         action(m, self.tr("&Check stores now"), self.check_stores)
         m.addSeparator()
+        action(m, self.tr("&New vault on these stores…"), self.create_vault_here)
         settings = action(m, self.tr("&Settings…"), self.open_settings)
         # Ctrl+, everywhere: Linux desktops define no standard Preferences key.
         settings.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences),
@@ -272,6 +275,16 @@ class MainWindow(QMainWindow):
     def _show_stores(self, checked: StoresLook) -> None:
         """Every word here follows from the check that just ran."""
         self.stores_view.set_reports(checked.reports)
+        self._no_vault = isinstance(checked.problem, NoVault)
+        if self._no_vault:
+            empty = [r.name for r in checked.reports if r.state is StoreState.EMPTY]
+            away = {r.name: r.reason for r in checked.reports if r.state is not StoreState.EMPTY}
+            text = self.tr("No vault yet") if not away else self.tr("No vault found")
+            self.stores_label.setText(text)
+            self.stores_summary.setText(text)
+            self.banner.show_no_vault(empty, away)
+            self.stores_checked.emit()
+            return
         if checked.n:
             self.drop.set_threshold(checked.k, checked.n)
         n = checked.n or len(checked.reports)
@@ -402,6 +415,9 @@ class MainWindow(QMainWindow):
 
     def ensure_unlocked(self) -> bool:
         if self.engine is None:
+            return False
+        if self._no_vault:   # nothing to unlock: the way on is to create the vault
+            self.create_vault_here()
             return False
         if not self.engine.unlocked and \
                 UnlockDialog(self.engine, self).exec() != UnlockDialog.DialogCode.Accepted:
@@ -601,6 +617,22 @@ class MainWindow(QMainWindow):
                 == QMessageBox.StandardButton.Yes:
             self.repair_all()
         return True
+
+    def create_vault_here(self) -> NewPasswordDialog | None:
+        """A new vault on the configured stores (Vault > New vault on these stores…, or the
+        banner when they hold none): how many a file needs, and the password twice."""
+        config = self.ctx.config
+        if config is None:
+            self.open_settings()
+            return None
+        dialog = NewPasswordDialog(self.tr("New vault on your %1 stores")
+                                   .replace("%1", str(len(config.stores))), self,
+                                   stores=len(config.stores), needed=config.threshold)
+        dialog.setObjectName("new-vault")
+        dialog.accepted.connect(lambda: self.controller.create_vault(
+            dialog.password(), dialog.needed.value() if dialog.needed else None))
+        dialog.open()
+        return dialog
 
     def _try_local(self) -> None:
         dialog = NewPasswordDialog(self.tr("Password for your new vault"), self)

@@ -76,6 +76,7 @@ class RiskBanner(QFrame):
     repair_requested = Signal()
     replace_requested = Signal()
     check_requested = Signal()
+    create_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,23 +91,52 @@ class RiskBanner(QFrame):
         self.replace.clicked.connect(self.replace_requested)
         self.repair = QPushButton(self.tr("Rep&air"))
         self.repair.clicked.connect(self.repair_requested)
+        self.create = QPushButton(self.tr("&Create the vault here…"))
+        self.create.clicked.connect(self.create_requested)
         layout = QHBoxLayout(self)
         layout.addWidget(self.text, 1)
-        for b in (check, self.replace, self.repair):
+        for b in (check, self.create, self.replace, self.repair):
             layout.addWidget(b)
         self.hide()
 
+    def _paint(self, color: str) -> None:
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Window, QColor(color))
+        palette.setColor(QPalette.ColorRole.WindowText, QColor("#212529"))
+        self.setPalette(palette)
+        self.text.setPalette(palette)
+
+    def show_no_vault(self, empty: list[str], away: dict[str, str]) -> None:
+        """The stores hold no vault yet: say so, and offer to create it once every store
+        answers (a vault is created on all of them at once)."""
+        self.replace.hide()
+        self.repair.hide()
+        self.create.setVisible(not away and bool(empty))
+        if away:
+            names = ", ".join(f"{name} ({why})" for name, why in sorted(away.items()))
+            text = self.tr("No vault found. %1 of %2 stores could not be reached: %3. A "
+                           "new vault is created on every store at once: check them, "
+                           "then Check again.")
+            self.text.setText("⚠ " + text.replace("%1", str(len(away)))
+                              .replace("%2", str(len(away) + len(empty))).replace("%3", names))
+            self._paint("#fff3cd")
+        else:
+            text = self.tr("Your %1 stores are reachable and hold no vault yet. Create the "
+                           "vault on them to start storing files (or, if your vault lives "
+                           "elsewhere, check the stores in Settings).")
+            self.text.setText(text.replace("%1", str(len(empty))))
+            self._paint("#d1ecf1")
+        self.show()
+
     def show_risk(self, down: dict[str, str], n: int, k: int) -> None:
+        self.create.hide()
+        self.replace.show()
+        self.repair.show()
         if not down:
             self.hide()
             return
         names = ", ".join(sorted(down))
         self.text.setText("⚠ " + risk_text(len(down), n, k).capitalize() + f" ({names}).")
-        palette = self.palette()
         # Amber while every file is still restorable, red when one more loss costs files.
-        palette.setColor(QPalette.ColorRole.Window,
-                         QColor("#fff3cd") if n - k - len(down) > 0 else QColor("#f8d7da"))
-        palette.setColor(QPalette.ColorRole.WindowText, QColor("#212529"))
-        self.setPalette(palette)
-        self.text.setPalette(palette)
+        self._paint("#fff3cd" if n - k - len(down) > 0 else "#f8d7da")
         self.show()

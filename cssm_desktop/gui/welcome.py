@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -39,7 +40,8 @@ ADVICE = (
 class NewPasswordDialog(QDialog):
     """Asks for a new password twice and shows a strength hint."""
 
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, parent: QWidget | None = None,
+                 stores: int | None = None, needed: int = 3) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.first = QLineEdit()
@@ -52,6 +54,18 @@ class NewPasswordDialog(QDialog):
                                "be recovered: keep it somewhere safe."))
         intro.setWordWrap(True)
         form = QFormLayout()
+        self.needed: QSpinBox | None = None
+        if stores is not None:   # a new vault on the configured stores: how many a file needs
+            self.needed = QSpinBox()
+            self.needed.setRange(1, stores)
+            self.needed.setValue(max(1, min(needed, stores)))
+            self.needed.setSuffix(self.tr(" of %1 stores").replace("%1", str(stores)))
+            self.meaning = QLabel()
+            self.meaning.setWordWrap(True)
+            self.needed.valueChanged.connect(lambda _v: self._explain(stores))
+            form.addRow(self.tr("A file &needs:"), self.needed)
+            form.addRow("", self.meaning)
+            self._explain(stores)
         form.addRow(self.tr("&Password:"), self.first)
         form.addRow(self.tr("&Repeat:"), self.second)
         form.addRow("", self.hint)
@@ -64,6 +78,19 @@ class NewPasswordDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.buttons)
         self._check()
+
+    def _explain(self, stores: int) -> None:
+        assert self.needed is not None
+        k = self.needed.value()
+        text = self.tr("Any %1 of the %2 stores bring a file back, so up to %3 may be lost. "
+                       "Fewer than %1 reveal nothing, even with your password. This is "
+                       "fixed once the vault exists.")
+        self.meaning.setText(text.replace("%1", str(k)).replace("%2", str(stores))
+                             .replace("%3", str(stores - k)))
+
+    def showEvent(self, event: object) -> None:
+        super().showEvent(event)   # type: ignore[arg-type]
+        (self.needed or self.first).setFocus()   # the first field has focus
 
     def _check(self) -> None:
         pw = self.first.text()
