@@ -119,3 +119,35 @@ def _no_leftover_dialogs(qtbot):
     for w in QApplication.topLevelWidgets():
         if isinstance(w, NewPasswordDialog):
             w.close()
+
+
+def test_drops_are_taken_as_copies_never_moves(qtbot) -> None:
+    """B4: a drop offering Copy|Move (proposed: Move) was accepted as Move; a source that
+    deletes what was moved would lose the user's files. One offering only Move is refused."""
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    from cssm_desktop.gui.dropzone import DropZone
+
+    zone = DropZone()
+    qtbot.addWidget(zone)
+    got: list[object] = []
+    zone.dropped.connect(got.append)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile("/tmp/some-file.txt")])
+    both = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+    enter = QDragEnterEvent(QPoint(5, 5), both, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    enter.setDropAction(Qt.DropAction.MoveAction)
+    QApplication.sendEvent(zone, enter)
+    assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
+    drop = QDropEvent(QPointF(5, 5), both, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    drop.setDropAction(Qt.DropAction.MoveAction)
+    QApplication.sendEvent(zone, drop)
+    assert drop.isAccepted() and drop.dropAction() == Qt.DropAction.CopyAction
+    assert len(got) == 1
+    move_only = QDropEvent(QPointF(5, 5), Qt.DropAction.MoveAction, mime,
+                           Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(zone, move_only)
+    assert not move_only.isAccepted() and len(got) == 1

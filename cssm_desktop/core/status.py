@@ -78,4 +78,5 @@ def risk_text(down: int, n: int, k: int) -> str:
                 "before any file is")
     if spare == 0:
         return f"{head}: files are still restorable, but one more loss and files are lost"
-    return f"{head}: files cannot be restored until {-spare} of them come back"
+    back = "one of them comes" if spare == -1 else f"{-spare} of them come"
+    return f"{head}: files cannot be restored until {back} back"

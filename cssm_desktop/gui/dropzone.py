@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtGui import (
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+)
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
@@ -63,10 +71,25 @@ class DropZone(QFrame):
         painter.drawRoundedRect(self.rect().adjusted(2, 2, -2, -2), 10, 10)
         painter.end()
 
+    @staticmethod
+    def _as_copy(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
+        """Take a drop only as a copy: a source asked to move would delete the user's
+        files once we said yes. One that offers no copy is refused."""
+        if not event.possibleActions() & Qt.DropAction.CopyAction:
+            event.ignore()
+            return False
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        return True
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
-            event.acceptProposedAction()
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()) \
+                and self._as_copy(event):
             self._set_active(True)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            self._as_copy(event)
 
     def dragLeaveEvent(self, event: object) -> None:
         self._set_active(False)
@@ -74,6 +97,5 @@ class DropZone(QFrame):
     def dropEvent(self, event: QDropEvent) -> None:
         self._set_active(False)
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
+        if paths and self._as_copy(event):
             self.dropped.emit(paths)

@@ -275,9 +275,11 @@ class MainWindow(QMainWindow):
     def _show_stores(self, checked: StoresLook) -> None:
         """Every word here follows from the check that just ran."""
         self.stores_view.set_reports(checked.reports)
-        self._no_vault = isinstance(checked.problem, NoVault)
+        empty = [r.name for r in checked.reports if r.state is StoreState.EMPTY]
+        # No vault, and at least one store answered to say so (none answering: the stores
+        # are away, which the usual words say).
+        self._no_vault = isinstance(checked.problem, NoVault) and bool(empty)
         if self._no_vault:
-            empty = [r.name for r in checked.reports if r.state is StoreState.EMPTY]
             away = {r.name: r.reason for r in checked.reports if r.state is not StoreState.EMPTY}
             text = self.tr("No vault yet") if not away else self.tr("No vault found")
             self.stores_label.setText(text)
