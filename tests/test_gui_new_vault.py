@@ -30,6 +30,19 @@ SERVERS = ["moto_server", "rclone_server"]   # two real S3 implementations
 NEW_PASSWORD = "five empty buckets and a long password"
 
 
+def _window_on_empty_buckets(qtbot, s3: S3Server, tmp_path: Path) -> MainWindow:
+    """The app started on five empty buckets (their keys in the test keyring), after its
+    first look at them."""
+    cfg = _s3_config(s3)
+    cfg_file = write_config(tmp_path / "config.toml", Config(stores=cfg.stores, threshold=3))
+    window = MainWindow(AppContext(config_file=cfg_file,
+                                   catalog_file=tmp_path / "catalog.sqlite"))
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.stores_checked, timeout=30_000):
+        window.show()
+    return window
+
+
 def _new_vault_dialog() -> NewPasswordDialog:
     dialogs = [w for w in QApplication.topLevelWidgets()
                if isinstance(w, NewPasswordDialog) and w.isVisible()]
@@ -40,14 +53,7 @@ def _new_vault_dialog() -> NewPasswordDialog:
 @pytest.mark.parametrize("server", SERVERS)
 def test_five_empty_buckets_to_a_restored_file_in_the_window(
         qtbot, request: pytest.FixtureRequest, server: str, tmp_path: Path) -> None:
-    s3: S3Server = request.getfixturevalue(server)
-    cfg = _s3_config(s3)   # five empty buckets, their keys in the (test) keyring
-    cfg_file = write_config(tmp_path / "config.toml", Config(stores=cfg.stores, threshold=3))
-    ctx = AppContext(config_file=cfg_file, catalog_file=tmp_path / "catalog.sqlite")
-    window = MainWindow(ctx)
-    qtbot.addWidget(window)
-    with qtbot.waitSignal(window.stores_checked, timeout=30_000):
-        window.show()
+    window = _window_on_empty_buckets(qtbot, request.getfixturevalue(server), tmp_path)
     # The window says what is true (reachable, no vault) and offers the way on.
     assert window.banner.isVisible()
     assert "reachable and hold no vault yet" in window.banner.text.text()
@@ -94,13 +100,7 @@ def test_five_empty_buckets_to_a_restored_file_in_the_window(
 
 def test_a_drop_before_the_vault_exists_offers_to_create_it(qtbot, moto_server: S3Server,
                                                              tmp_path: Path) -> None:
-    cfg = _s3_config(moto_server)
-    cfg_file = write_config(tmp_path / "config.toml", Config(stores=cfg.stores, threshold=3))
-    ctx = AppContext(config_file=cfg_file, catalog_file=tmp_path / "catalog.sqlite")
-    window = MainWindow(ctx)
-    qtbot.addWidget(window)
-    with qtbot.waitSignal(window.stores_checked, timeout=30_000):
-        window.show()
+    window = _window_on_empty_buckets(qtbot, moto_server, tmp_path)
     source = tmp_path / "a.txt"
     source.write_bytes(b"a")
     _drop(window.drop, [source])

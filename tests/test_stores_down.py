@@ -38,6 +38,17 @@ def _fresh(engine: Engine, tmp_path: Path, name: str) -> Engine:
     return again
 
 
+def _big_and_notes(tmp_path: Path, notes: int) -> tuple[Path, Path]:
+    """A file stored alone and a folder of small ones (a pack)."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1_500_000))
+    folder = tmp_path / "Notes"
+    folder.mkdir()
+    for i in range(notes):
+        (folder / f"n{i}.txt").write_bytes(os.urandom(500 + i))
+    return big, folder
+
+
 def test_the_rule_is_n_minus_1_and_never_below_k_plus_1() -> None:
     assert put_needs(5, 3) == 4
     assert put_needs(5, 3, configured=5) == 5
@@ -49,12 +60,7 @@ def test_the_rule_is_n_minus_1_and_never_below_k_plus_1() -> None:
 
 def test_a_put_with_one_store_down_is_at_risk_until_repair(folder_engine: Engine,
                                                            tmp_path: Path) -> None:
-    big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(1_500_000))
-    notes = tmp_path / "Notes"
-    notes.mkdir()
-    for i in range(20):
-        (notes / f"n{i}.txt").write_bytes(os.urandom(500 + i))
+    big, notes = _big_and_notes(tmp_path, 20)
     _away(tmp_path, "store2")
     engine = _fresh(folder_engine, tmp_path, "c")
     results = engine.put([big, notes])
@@ -219,12 +225,7 @@ def test_a_store_that_refuses_to_create_files_leaves_puts_at_risk_not_failed(
     if blocked.exists():
         blocked.rmdir()
     blocked.write_bytes(b"")   # mkdir and every create below it fail (ENOTDIR / EEXIST)
-    big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(1_500_000))
-    notes = tmp_path / "Notes"
-    notes.mkdir()
-    for i in range(5):
-        (notes / f"n{i}.txt").write_bytes(os.urandom(700 + i))
+    big, notes = _big_and_notes(tmp_path, 5)
     look = folder_engine.check_stores()   # a look says it at once, before any put
     report = next(r for r in look.reports if r.name == "store2")
     assert report.state.value == "damaged" and "cannot be written" in report.reason
