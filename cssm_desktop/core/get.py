@@ -26,7 +26,6 @@ from ..errors import (
     NotFound,
     ObjectNotFound,
     StoreError,
-    too_slow,
 )
 from . import parallel, shamir
 from .fetched import FetchCache
@@ -90,10 +89,11 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
     """
     vmk = vault.require_key()
     key = meta_key(vault.vault_id, file_id)
-    indexes = sorted(vault.stores)
+    in_use = dict(vault.stores)   # as asked (another job may leave one behind meanwhile)
+    indexes = sorted(in_use)
 
     def fetch(index: int) -> tuple[MetaObject, bytes]:
-        store = vault.stores[index]
+        store = in_use[index]
         meta = MetaObject.parse(store.get_bytes(key, limit=MAX_META_LEN))
         h = meta.header
         if h.vault_id != vault.vault_id or h.file_id != file_id or h.index != index:
@@ -121,7 +121,7 @@ def open_file(vault: Vault, file_id: bytes, listener: Listener = ignore) -> Open
     other_shape: dict[str, str] = {}
     missing = 0
     answers = parallel.each(fetch, indexes, quorum=vault.k,
-                            late=lambda i: too_slow(vault.store_name(i)))
+                            late=lambda i: parallel.left_behind(in_use[i]))
     for index, res in zip(indexes, answers, strict=True):
         if isinstance(res, ObjectNotFound):
             missing += 1

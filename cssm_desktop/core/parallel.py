@@ -79,13 +79,15 @@ MIN_GRACE = 0.75
 
 
 def each(fn: Callable[[T], R], items: Iterable[T], *, quorum: int | None = None,
-         late: Callable[[T], BaseException] | None = None) -> list[R | BaseException]:
+         late: Callable[[T], BaseException | None] | None = None
+         ) -> list[R | BaseException]:
     """fn over items in threads; a failure comes back as its exception, in order.
 
     With `quorum`: once that many calls have succeeded, the others get a grace of
     max(MIN_GRACE, the time taken so far); a call still running then is left behind and
-    comes back as late(item). A store that trickles its answer stays under every read
-    timeout, so waiting for all would let one store set the pace of every command.
+    comes back as late(item), or waited for where late(item) is None. A store that
+    trickles its answer stays under every read timeout, so waiting for all would let one
+    store set the pace of every command.
 
     Called from a pool worker (a nested call) or with one item, it runs in the calling
     thread: a nested call waiting on the same pool could otherwise wait forever."""
@@ -114,8 +116,19 @@ def each(fn: Callable[[T], R], items: Iterable[T], *, quorum: int | None = None,
     if pending:
         grace = max(MIN_GRACE, time.monotonic() - started)
         _done, pending = wait(pending, timeout=grace)
-    return [late(item) if future in pending else future.result()
-            for item, future in zip(items, futures, strict=True)]
+    out: list[R | BaseException] = []
+    for item, future in zip(items, futures, strict=True):
+        left = late(item) if future in pending else None
+        out.append(future.result() if left is None else left)
+    return out
+
+
+def left_behind(store: Any) -> BaseException | None:
+    """The `late` of a store call: a remote store far slower than the others is reported
+    too slow; a local one is waited for."""
+    from ..errors import too_slow
+
+    return too_slow(store.name) if store.remote else None
 
 
 def each_or_raise(fn: Callable[[T], R], items: Iterable[T], names: Iterable[str],

@@ -308,7 +308,9 @@ def part_blocks(vault: Vault, opened: OpenedFile, index: int, start: int = 0,
     (opened like the store's: the cache is used up to its first block that fails, and cut
     there), the rest from the store, each block that opens added to the cache.
     """
-    store = vault.stores[index]
+    store = vault.stores.get(index)
+    if store is None:   # left behind (too slow) by another job since this one began
+        raise StoreError(vault.store_name(index), "not in use any more in this run")
     key = data_key(vault.vault_id, opened.file_id)
     h = opened.header
     ad = h.as_part(index).to_bytes()
@@ -377,7 +379,9 @@ class _PartStream:
         self.index = index
         self._cache = cache
         self._pipe = pipe
-        self.store = vault.stores[index]
+        self.store_name = vault.store_name(index)
+        store = vault.stores.get(index)
+        self.remote = bool(store is not None and store.remote)   # may be left behind
         self._reader: ObjectReader | None = None
         self._left = False
         # Deep enough that a part read from a slower disk or link runs ahead (measured:
@@ -465,15 +469,15 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
             return
         if isinstance(item, _PartEnded):
             del active[index]
-        report(stream.store.name, _reason(item.error))
+        report(stream.store_name, _reason(item.error))
 
     def leave_behind(indexes: set[int]) -> None:
         for index in indexes:
             stream = active.pop(index)
             stream.leave()
-            reason = too_slow(stream.store.name).reason
-            report(stream.store.name, reason)
-            vault.leave_behind(stream.store.name, reason)   # the next file skips it
+            reason = too_slow(stream.store_name).reason
+            report(stream.store_name, reason)
+            vault.leave_behind(stream.store_name, reason)   # the next file skips it
 
     def gather(stripe: int) -> dict[int, bytes]:
         blocks: dict[int, bytes] = {}
@@ -496,11 +500,12 @@ def decode_stripes(pipe: Pipeline, vault: Vault, opened: OpenedFile, listener: L
                 waiting.add(index)
                 continue
             timeout = None
-            if candidates and last is not None:   # another store could stand in
+            lagging = {i for i in waiting if active[i].remote}
+            if candidates and lagging and last is not None:   # another could stand in
                 timeout = last + max(LAG_GRACE, last - began) - time.monotonic()
                 if timeout <= 0:
-                    leave_behind(set(waiting))
-                    waiting.clear()
+                    leave_behind(lagging)
+                    waiting -= lagging
                     continue
             arrivals.wait(seen, timeout)
 

@@ -25,7 +25,6 @@ from ..errors import (
     StoreError,
     VaultError,
     WrongPassword,
-    too_slow,
 )
 from ..stores.base import Store
 from . import parallel
@@ -253,7 +252,7 @@ class Vault:
         shape = binding.shape if binding and binding.shape else shape
         enough = shape[1] if shape else len(stores) // 2 + 1
         results = parallel.each(lambda s: _read_all(s, binding), stores, quorum=enough,
-                                late=lambda s: too_slow(s.name))
+                                late=parallel.left_behind)
         status: dict[str, StoreStatus] = {}
         found: dict[str, dict[bytes, VaultHeader | Exception]] = {}
         slow = {}
@@ -596,7 +595,7 @@ class Vault:
                 self._asking.discard(store.name)
 
         results = parallel.each(read, members, quorum=max(1, self.k),
-                                late=lambda s: too_slow(s.name))
+                                late=parallel.left_behind)
         asked = {s.name for s in members}
         now: dict[str, StoreStatus] = {
             name: self.status.get(name) or StoreStatus(

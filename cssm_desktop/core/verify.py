@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..errors import SLOW, CssmError, DamagedPart, ObjectNotFound, StoreError, too_slow
+from ..errors import SLOW, CssmError, DamagedPart, ObjectNotFound, StoreError
 from . import parallel
 from .get import OpenedFile, open_file
 from .progress import CancelToken, Listener, ignore
@@ -116,9 +116,11 @@ def verify_file(vault: Vault, file_id: bytes, listener: Listener = ignore,
     opened = open_file(vault, file_id, listener)
     # Every store is read in full; one far slower than the rest is left behind (reported
     # unreachable, too slow) rather than setting the pace of the whole check.
+    in_use = dict(vault.stores)   # as asked (another job may leave one behind meanwhile)
     parts = parallel.each(lambda i: check_part(vault, opened, i, cancel), range(vault.n),
                           quorum=opened.header.k,
-                          late=lambda i: too_slow(vault.store_name(i)))
+                          late=lambda i: parallel.left_behind(in_use[i])
+                          if i in in_use else None)
     if cancel is not None:
         cancel.check()
     checks = []

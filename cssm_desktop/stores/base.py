@@ -86,6 +86,10 @@ class Store(ABC):
     # Whether an unfinished write can go on in a later run (open_write's `resume`): a
     # put journals its upload only when some store can, else the journal buys nothing.
     resumable: bool = False
+    # Across a network, where one far slower than the others is left behind for the run
+    # (core/parallel.py: each(quorum=...)); a local folder (a USB disk spinning up) is
+    # waited for.
+    remote: bool = False
 
     @abstractmethod
     def open_write(self, key: str, resume: UploadState | None = None,

@@ -464,6 +464,7 @@ class S3Store(Store):
     # over five shaped links 169 MiB at 8, 149 MiB at 2, same time).
     write_slack = 2
     resumable = True   # multipart uploads outlive the process: list_parts, go on
+    remote = True
 
     def __init__(self, name: str, bucket: str, *, endpoint_url: str | None = None,
                  region: str | None = None, prefix: str = "", access_key_id: str | None = None,
