@@ -627,9 +627,8 @@ class Engine:
             opened = open_file(vault, bytes.fromhex(entry.id), listener)
         except NotEnoughStores as exc:
             # What a restore just found is a fact: the list must not keep saying "safe".
-            # Stores known to be down are left out: health follows them as they come back.
-            self.catalog.set_health(vault.id_hex, entry.id, LOST,
-                                    set(exc.failures) - set(self.down(vault)))
+            self.catalog.set_health(vault.id_hex, entry.id, *self._health_after_failure(
+                vault, exc, entry.k))
             raise
         try:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
@@ -647,6 +646,17 @@ class Engine:
         folder = self.catalog.path.parent / "downloads" / vault.id_hex
         fetched.sweep(folder)
         return FetchCache(folder / opened.file_id.hex(), far)
+
+    def _health_after_failure(self, vault: Vault, exc: CssmError, k: int
+                              ) -> tuple[str, set[str]]:
+        """(health, damaged stores) to record when a file could not be opened. Stores that
+        were not in use (down, unreachable, left behind) are noted as down, not recorded
+        against the file: its health follows them live and comes back with them (a file
+        marked lost while three stores were away stayed lost after they came back)."""
+        away = {name: why for name, why in vault.unavailable.items()}
+        self._note_down(away)
+        bad = set(getattr(exc, "failures", {})) - set(self.down(vault)) - set(away)
+        return (health_of(len(bad), vault.n, k) if bad or away else LOST), bad
 
     def _health_after_restore(self, vault: Vault, stored_id: str, damaged: dict[str, str],
                               k: int, pack: bool = False) -> None:
@@ -719,8 +729,8 @@ class Engine:
         try:
             pack = open_pack(vault, bytes.fromhex(pack_id), listener, cancel)
         except NotEnoughStores as exc:
-            self.catalog.set_health_of_pack(vault.id_hex, pack_id, LOST,
-                                            set(exc.failures) - set(self.down(vault)))
+            self.catalog.set_health_of_pack(vault.id_hex, pack_id, *self._health_after_failure(
+                vault, exc, wanted[0][0].k))
             return [(e, exc) for e, _ in wanted]
         except (StoreError, FormatError, IntegrityError, NotFound) as exc:
             return [(e, exc) for e, _ in wanted]
@@ -813,8 +823,7 @@ class Engine:
             try:
                 report = verify_file(vault, bytes.fromhex(entry.id), listener, cancel)
             except (NotEnoughStores, FormatError) as exc:
-                self._set_health(vault, entry, LOST, set(getattr(exc, "failures", {})) -
-                                 set(self.down(vault)))
+                self._set_health(vault, entry, *self._health_after_failure(vault, exc, entry.k))
                 out.append((entry, exc))
                 continue
             self._record_report(vault, entry, report)

@@ -237,3 +237,24 @@ def test_a_store_that_refuses_to_create_files_leaves_puts_at_risk_not_failed(
     rows = folder_engine.get_many(folder_engine.entries(), tmp_path / "back")
     assert all(isinstance(got, Path) for _, got in rows)
     assert (tmp_path / "back" / "big.bin").read_bytes() == big.read_bytes()
+
+
+def test_a_file_a_restore_found_lost_while_stores_were_away_is_safe_once_they_are_back(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    """B2: a restore that failed while 3 of 5 stores were away recorded the file "lost";
+    after they came back and a look said every store is reachable, it stayed lost."""
+    big, _ = _big_and_notes(tmp_path, 0)
+    (stored,) = folder_engine.put([big])
+    assert stored.stored is not None
+    _away(tmp_path, "store1", "store2", "store3")
+    engine = _fresh(folder_engine, tmp_path, "c")
+    entry = engine.resolve("big.bin")
+    with pytest.raises(NotEnoughStores):
+        engine.get(entry, tmp_path / "out.bin")
+    assert engine.resolve("big.bin").health == "lost"   # true while they are away
+    _back(tmp_path, "store1", "store2", "store3")
+    look = engine.check_stores()
+    assert not look.down
+    assert engine.resolve("big.bin").health == SAFE
+    assert engine.get(engine.resolve("big.bin"), tmp_path / "out.bin").read_bytes() \
+        == big.read_bytes()
