@@ -690,3 +690,34 @@ def test_quitting_stops_every_job_within_one_bound(qapp) -> None:
     workers.wait_all(10_000)
     assert all(not t.isRunning() for t in threads)
     assert _time.monotonic() - started < 5
+
+
+def test_a_failed_restore_shows_no_full_bar_and_no_folder_to_open(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B8: a restore that failed showed 100% and offered Open folder; and Open folder did
+    nothing, silently, where no file manager opens."""
+
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    _, entry = _store_one(qtbot, window, tmp_path)
+    for name in ("store1", "store2", "store3"):   # 3 of 5 parts gone: not restorable
+        part = (tmp_path / "stores" / name / window.engine.vault().id_hex / "data"
+                / (entry.pack or entry.id))   # a small file: its pack
+        part.unlink()
+    dest = tmp_path / "restore"
+    dest.mkdir()
+    dialog = window.open_restore([entry], destination=dest)
+    qtbot.keyClicks(dialog.password, PASSWORD)
+    with qtbot.waitSignal(dialog.restored, timeout=30_000):
+        qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+    assert "1 failed" in dialog.status.text() and "0 restored" in dialog.status.text()
+    assert not dialog.bar.isVisible()
+    labels = [b.text() for b in dialog.buttons.buttons()]
+    assert "&Open folder" not in labels and dialog.buttons.button(
+        QDialogButtonBox.StandardButton.Close) is not None
+    assert not list(dest.iterdir())
+    # Where no file manager opens, the folder is named instead of nothing happening.
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda _url: False)
+    assert dialog.open_folder() is False
+    assert str(dest) in dialog.report.toPlainText()

@@ -220,7 +220,12 @@ class RestoreDialog(JobDialog):
         paths = [got for _, got in rows if isinstance(got, Path)]
         failed = [(e, got) for e, got in rows if not isinstance(got, Path)]
         self.results = paths
-        self.bar.setValue(100)
+        # The bar says what was done: full only when every file was restored (B8: a
+        # failed restore showed 100%).
+        if failed:
+            self.bar.hide()
+        else:
+            self.bar.setValue(100)
         text = self.tr("%n restored", "", len(paths))
         if self.skipped:
             text += ", " + self.tr("%n skipped (kept as they were)", "", self.skipped)
@@ -235,9 +240,10 @@ class RestoreDialog(JobDialog):
         self._say(("⚠ " if failed else "✔ ") + text + ".")
         self._report_in_the_way()
         self.buttons.clear()
-        open_folder = self.buttons.addButton(self.tr("&Open folder"),
-                                             QDialogButtonBox.ButtonRole.ActionRole)
-        open_folder.clicked.connect(self.open_folder)
+        if paths:   # something to look at
+            open_folder = self.buttons.addButton(self.tr("&Open folder"),
+                                                 QDialogButtonBox.ButtonRole.ActionRole)
+            open_folder.clicked.connect(self.open_folder)
         close = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         close.setDefault(True)
         close.setFocus()
@@ -252,9 +258,16 @@ class RestoreDialog(JobDialog):
                 self.tr("%1: %2 is a folder; a restored file never replaces a folder")
                 .replace("%1", e.name).replace("%2", str(target)))
 
-    def open_folder(self) -> None:
-        if self.folder is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder)))
+    def open_folder(self) -> bool:
+        """Show the folder in the file manager; where none opens, say where it is."""
+        if self.folder is None:
+            return False
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder))):
+            return True
+        self.report.show()
+        self.report.appendPlainText(self.tr("No file manager could be opened. The files "
+                                            "are in: %1").replace("%1", str(self.folder)))
+        return False
 
     def _failed(self, error: BaseException) -> None:
         self.worker = None
