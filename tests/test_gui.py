@@ -415,20 +415,21 @@ def test_the_window_stays_responsive_during_a_256_mib_upload(qtbot, window: Main
 
 
 def test_closing_with_running_uploads_asks_and_keeps_them_for_the_next_start(
-        qtbot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        qtbot, window: MainWindow, tmp_path: Path) -> None:
     window.engine.unlock(PASSWORD)
     path = tmp_path / "slow.bin"
     with open(path, "wb") as fh:   # sparse: quick to make, seconds to store
         fh.truncate(1024 * 1024 * 1024)
-    asked: list[str] = []
-    monkeypatch.setattr(QMessageBox, "question", lambda _p, _t, text, *_a: (
-        asked.append(text), QMessageBox.StandardButton.Yes)[1])
     with qtbot.waitSignal(window.queue.added, timeout=10_000):
         window.add_paths([path])
     qtbot.waitUntil(lambda: window.queue.jobs[0].done > 0, timeout=20_000)
     window.close()
-    assert asked and asked[0] == ("1 upload is not finished. Cancel it and quit? Nothing "
-                                  "half-stored is kept; add it again later.")
+    box = window._quit_box
+    assert box is not None and box.isVisible() and window.isVisible()
+    assert box.text() == ("1 upload is not finished. Cancel it and quit? Nothing "
+                          "half-stored is kept; add it again later.")
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    assert not window.isVisible()
     qtbot.waitUntil(lambda: window.queue.jobs[0].worker is None, timeout=30_000)
     workers.wait_all()
     assert window.queue.jobs[0].state is State.WAITING    # stopped, not given up
@@ -721,3 +722,22 @@ def test_a_failed_restore_shows_no_full_bar_and_no_folder_to_open(
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda _url: False)
     assert dialog.open_folder() is False
     assert str(dest) in dialog.report.toPlainText()
+
+
+def test_the_quit_question_goes_when_the_uploads_finish_and_the_window_quits(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:
+    """B6: the question "1 upload is not finished" stayed up after the upload finished."""
+    window.engine.unlock(PASSWORD)
+    window.queue.hold(True)   # the upload waits while the question is asked
+    (path,) = _files(tmp_path, {"q.bin": 300_000})
+    with qtbot.waitSignal(window.queue.added, timeout=10_000):
+        window.add_paths([path])
+    window.close()
+    box = window._quit_box
+    assert box is not None and box.isVisible() and window.isVisible()
+    assert "1 upload is not finished" in box.text()
+    with qtbot.waitSignal(window.queue.all_finished, timeout=30_000):
+        window.queue.hold(False)
+    assert window._quit_box is None and not box.isVisible()
+    assert not window.isVisible()   # it quit, as asked, with nothing left to ask about
+    assert [j.state for j in window.queue.jobs] == [State.DONE]

@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
         self.queue = JobQueue(parent=self)
         self._offered_unfinished = False   # once per run, after the first unlock
         self._no_vault = False   # the last look found stores that hold no vault
+        self._quit_box: QMessageBox | None = None   # the quit question, while it is up
+        self._quit_agreed = False
         self.queue.job_finished.connect(self._job_finished)
         self.queue.all_finished.connect(self._all_finished)
         self._finished_batch: list[Any] = []
@@ -509,6 +511,7 @@ class MainWindow(QMainWindow):
             self.controller.check_stores(count_bytes=True)
         if twins:
             self.ask_about_duplicates(twins)
+        self._quit_if_asked()
 
     def ask_about_duplicates(self, jobs: list[Any]) -> QMessageBox:
         """Same name, same content (keyed tag): nothing was uploaded; the user decides."""
@@ -667,22 +670,52 @@ class MainWindow(QMainWindow):
             "<p>AES-256-GCM, Shamir's secret sharing, zfec, Argon2id.</p>")
             .replace("%1", __version__))
 
+    def _ask_to_quit(self, count: int) -> QMessageBox:
+        """Whether to quit with uploads running; asked without blocking, so the question
+        goes away by itself (and the window quits) if they finish meanwhile (B6)."""
+        if self._quit_box is not None:
+            self._quit_box.raise_()
+            return self._quit_box
+        text = self.tr("%n upload(s) are not finished. Quit now? Large files going to S3 "
+                       "stores go on from where they stopped after the next unlock; the "
+                       "others start again when you add them.", "", count) \
+            if self.engine is not None and self.engine.can_resume else \
+            self.tr("%n upload(s) are not finished. Cancel them and quit? Nothing "
+                    "half-stored is kept; add them again later.", "", count)
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Uploads running"), text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+
+        def answered(_result: int) -> None:
+            self._quit_box = None
+            if box.clickedButton() is box.button(QMessageBox.StandardButton.Yes):
+                self._quit_agreed = True
+                self.close()
+
+        box.finished.connect(answered)
+        self._quit_box = box
+        box.open()
+        return box
+
+    def _quit_if_asked(self) -> None:
+        """The uploads the quit question was about are done: nothing is left to ask."""
+        box, self._quit_box = self._quit_box, None
+        if box is None or self.queue.pending():
+            self._quit_box = box
+            return
+        box.finished.disconnect()
+        box.done(0)
+        box.deleteLater()
+        self._quit_agreed = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         pending = self.queue.pending()
-        if pending:
-            answer = QMessageBox.question(
-                self, self.tr("Uploads running"),
-                self.tr("%n upload(s) are not finished. Stop them and quit? Large files "
-                        "go on from what the S3 stores hold after the next unlock; add "
-                        "the others again.", "", len(pending)) if self.engine is not None
-                and self.engine.can_resume else
-                self.tr("%n upload(s) are not finished. Cancel them and quit? Nothing "
-                        "half-stored is kept; add them again later.", "", len(pending)),
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No)
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
+        if pending and not self._quit_agreed:
+            event.ignore()
+            self._ask_to_quit(len(pending))
+            return
         self.queue.shut()
         workers.cancel_all()   # a verify or repair still running: stop it too
         workers.wait_all()

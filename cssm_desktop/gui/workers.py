@@ -157,6 +157,11 @@ class _Relay(QObject):
         on the UI thread, after every result slot above has run."""
         for thread, (_worker, relay) in list(_running.items()):
             if relay is self:
+                # `finished` is sent from the thread just before it ends: wait for the
+                # end (at once, in practice) before the last reference goes, or the
+                # QThread may be destroyed while still running (a segfault seen in CI).
+                with contextlib.suppress(RuntimeError):   # already deleted by Qt
+                    thread.wait()
                 del _running[thread]
 
     def _call(self, name: str, *args: object) -> None:
