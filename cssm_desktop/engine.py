@@ -548,6 +548,8 @@ class Engine:
                     self.remove_many(older)
                     pos = place[id(item)]
                     results[pos] = dataclasses.replace(results[pos], replaced=tuple(older))
+            log.info("stored pack %s: %d small files, %d bytes", pack_hex, len(entries),
+                     sum(e.size for e in entries))
         return [results[pos] for pos in range(len(sources))]
 
     def own_folders(self) -> frozenset[str]:
@@ -609,6 +611,10 @@ class Engine:
             for old in older:
                 self.remove(old)
             replaced = tuple(older)
+        # What happened, for View > Log: ids and sizes, never a name or a path.
+        log.info("stored file %s: %d bytes, %d of %d stores%s", stored.id_hex, stored.size,
+                 stored.n - len(stored.missing), stored.n,
+                 f" (at risk: {', '.join(stored.missing)})" if stored.missing else "")
         return PutResult(str(source), name, stored=stored, replaced=replaced)
 
     def get(self, entry: Entry, dest: str | Path | None = None, force: bool = False,
@@ -716,6 +722,10 @@ class Engine:
                     FormatError, InputError, NotFound) as exc:
                 out[e.id] = exc
         tree.close()
+        failed = sum(not isinstance(got, Path) for got in out.values())
+        log.info("restored %d of %d files (%d bytes)%s", len(out) - failed, len(entries),
+                 sum(e.size for e in entries if isinstance(out.get(e.id), Path)),
+                 f"; {failed} failed" if failed else "")
         return [(e, out[e.id]) for e in entries]
 
     def _get_members(self, vault: Vault, pack_id: str, wanted: list[tuple[Entry, Path]],

@@ -741,3 +741,14 @@ def test_the_quit_question_goes_when_the_uploads_finish_and_the_window_quits(
     assert window._quit_box is None and not box.isVisible()
     assert not window.isVisible()   # it quit, as asked, with nothing left to ask about
     assert [j.state for j in window.queue.jobs] == [State.DONE]
+
+
+def test_the_log_window_says_where_the_log_file_is(qtbot, tmp_path: Path) -> None:
+    from PySide6.QtWidgets import QLabel
+
+    from cssm_desktop.gui.logview import LogDialog
+
+    log_file = tmp_path / "logs" / "cssm.log"
+    dialog = LogDialog(log_file)
+    qtbot.addWidget(dialog)
+    assert any(str(log_file) in label.text() for label in dialog.findChildren(QLabel))

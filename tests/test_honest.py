@@ -348,3 +348,26 @@ def test_status_and_put_say_what_there_is_before_anything_exists(
     capsys.readouterr()
     assert main(["--config", str(cfg), "put", str(tmp_path / "empty")]) == 0
     assert "nothing to store: no files under" in capsys.readouterr().err
+
+
+def test_the_log_says_what_was_stored_and_restored_without_names(
+        folder_engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """B12: View > Log was empty after an hour of uploads and restores (nothing was logged
+    when all went well). Ids and sizes, never a name."""
+    import logging
+
+    big = tmp_path / "secret-name-big.bin"
+    big.write_bytes(os.urandom(1_200_000))
+    small = tmp_path / "secret-name-small.txt"
+    small.write_bytes(b"small")
+    caplog.set_level(logging.INFO, logger="cssm_desktop")
+    folder_engine.put([big, small])
+    rows = folder_engine.get_many(folder_engine.entries(), tmp_path / "back")
+    assert all(isinstance(got, Path) for _, got in rows)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    big_id = folder_engine.resolve("secret-name-big.bin").id
+    assert f"stored file {big_id}: 1200000 bytes, 5 of 5 stores" in text
+    assert "stored pack" in text and "1 small files, 5 bytes" in text
+    assert "restored 2 of 2 files (1200005 bytes)" in text
+    assert "secret-name" not in text and str(tmp_path) not in text
+

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QLabel,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -31,7 +33,13 @@ class LogDialog(QDialog):
         buttons.addButton(refresh, QDialogButtonBox.ButtonRole.ActionRole)
         refresh.clicked.connect(self.load)
         buttons.rejected.connect(self.reject)
+        # Where the file is, to attach to a report or read with other tools (B12).
+        where = QLabel(self.tr("Log file: %1").replace(
+            "%1", str(log_file) if log_file is not None else self.tr("none (logging is off)")))
+        where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        where.setWordWrap(True)
         layout = QVBoxLayout(self)
+        layout.addWidget(where)
         layout.addWidget(self.text)
         layout.addWidget(buttons)
         self.load()
