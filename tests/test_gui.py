@@ -752,3 +752,41 @@ def test_the_log_window_says_where_the_log_file_is(qtbot, tmp_path: Path) -> Non
     dialog = LogDialog(log_file)
     qtbot.addWidget(dialog)
     assert any(str(log_file) in label.text() for label in dialog.findChildren(QLabel))
+
+
+def test_the_uploads_list_keeps_the_work_in_view(qtbot, tmp_path: Path) -> None:
+    """B3: the list shows ~3 rows; new uploads went in below the fold and the one running
+    was never seen. The newest is in view while nothing runs; the running one at the top."""
+    from PySide6.QtWidgets import QLineEdit, QVBoxLayout, QWidget
+
+    from cssm_desktop.gui.jobs import JobQueue
+    from cssm_desktop.gui.queue_view import QueueView
+
+    queue = JobQueue()
+    window = QWidget()
+    qtbot.addWidget(window)
+    elsewhere = QLineEdit()   # the user is elsewhere (in the list, it would not move)
+    view = QueueView(queue)
+    view.setFixedHeight(130)   # about three rows, as in the default window
+    layout = QVBoxLayout(window)
+    layout.addWidget(elsewhere)
+    layout.addWidget(view)
+    window.resize(600, 200)
+    window.show()
+    qtbot.waitExposed(window)
+    elsewhere.setFocus()
+    qtbot.waitUntil(lambda: not view.hasFocus(), timeout=5_000)
+
+    def shown(row: int) -> bool:
+        rect = view.visualRect(view.table.index(row, 0))
+        return view.viewport().rect().contains(rect.center())
+
+    queue.add([(tmp_path / f"f{i}", f"f{i}", 10) for i in range(30)])
+    qtbot.waitUntil(lambda: shown(29), timeout=5_000)
+    assert not shown(0)
+    queue.jobs[12].state = State.RUNNING
+    queue.changed.emit(12)
+    qtbot.waitUntil(lambda: shown(12), timeout=5_000)
+    queue.add([(tmp_path / "late", "late", 10)])
+    qtbot.wait(50)   # the deferred follow of the new row has run
+    assert shown(12) and not shown(30)   # the running one stays in view when more arrive

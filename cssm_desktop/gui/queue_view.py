@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QKeyEvent, QPainter
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QApplication,
     QHeaderView,
     QStyle,
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .jobs import FINAL, JobQueue
+from .jobs import FINAL, JobQueue, State
 from .queue_model import CANCEL_COLUMN, PROGRESS_COLUMN, QueueModel
 from .tables import plain_rows
 
@@ -56,6 +57,33 @@ class QueueView(QTableView):
         model.modelReset.connect(lambda: self._add_buttons(QModelIndex(), 0,
                                                            model.rowCount() - 1))
         model.dataChanged.connect(self._refresh_button)
+        # Keep the work in view (B3: new uploads were added below the fold, and the one
+        # running was never seen in the default window).
+        self._shown_running: int | None = None
+        # After the view has laid the new rows out (its scroll range follows a layout).
+        model.rowsInserted.connect(lambda *_a: QTimer.singleShot(
+            0, lambda: self.follow(added=True)))
+        model.dataChanged.connect(lambda *_a: self.follow())
+
+    def follow(self, added: bool = False) -> None:
+        """The first running upload at the top; with none running, the newest in view.
+        Not while the user is in the list (it has the focus): they scroll themselves."""
+        if self.hasFocus() or not self.queue.jobs:
+            return
+        running = next((i for i, j in enumerate(self.queue.jobs)
+                        if j.state is State.RUNNING), None)
+        if running is not None:
+            if running != self._shown_running or added:
+                self._shown_running = running
+                self.updateGeometries()   # the scroll range of rows just added
+                self.scrollTo(self.table.index(running, 0),
+                              QAbstractItemView.ScrollHint.PositionAtTop)
+            return
+        self._shown_running = None
+        if added:
+            self.updateGeometries()
+            self.scrollTo(self.table.index(len(self.queue.jobs) - 1, 0),
+                          QAbstractItemView.ScrollHint.EnsureVisible)
 
     def _add_buttons(self, _parent: QModelIndex, first: int, last: int) -> None:
         for row in range(first, last + 1):
