@@ -790,3 +790,26 @@ def test_the_uploads_list_keeps_the_work_in_view(qtbot, tmp_path: Path) -> None:
     queue.add([(tmp_path / "late", "late", 10)])
     qtbot.wait(50)   # the deferred follow of the new row has run
     assert shown(12) and not shown(30)   # the running one stays in view when more arrive
+
+
+def test_escape_in_settings_asks_before_throwing_edits_away(qtbot, ctx) -> None:
+    """B10: Esc threw away unsaved store edits without asking."""
+    dialog = SettingsDialog(ctx.config)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)            # nothing changed: closes, no question
+    assert not dialog.isVisible() and dialog.discard_question is None
+    dialog = SettingsDialog(ctx.config)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog._add("s3")                                      # an edit
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    box = dialog.discard_question
+    assert box is not None and box.text() == "Discard your changes to the settings?"
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert dialog.isVisible()                              # back to editing
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    box = dialog.discard_question
+    assert box is not None
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Discard), Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible() and dialog.saved_config is None

@@ -57,12 +57,15 @@ class _DaemonPool:
             with self._lock:
                 self._idle -= 1
                 self._queued -= 1
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+            # Let go of the task now, not when the next one comes: its context may hold
+            # the last reference to a job's Qt worker (the store watch's listener), which
+            # must not be destroyed on this thread (ThreadPoolExecutor does the same).
+            del future, fn, args
 
 
 def _executor() -> _DaemonPool:
@@ -119,8 +122,33 @@ def each(fn: Callable[[T], R], items: Iterable[T], *, quorum: int | None = None,
     out: list[R | BaseException] = []
     for item, future in zip(items, futures, strict=True):
         left = late(item) if future in pending else None
+        if left is not None:
+            _linger(future)
         out.append(future.result() if left is None else left)
     return out
+
+
+_lingering = 0   # calls left behind that have not ended yet
+_lingering_lock = threading.Lock()
+
+
+def _linger(future: Future[Any]) -> None:
+    global _lingering
+    with _lingering_lock:
+        _lingering += 1
+
+    def ended(_f: Future[Any]) -> None:
+        global _lingering
+        with _lingering_lock:
+            _lingering -= 1
+
+    future.add_done_callback(ended)
+
+
+def lingering() -> int:
+    """How many store calls left behind are still running (each holds its job's context,
+    which the GUI keeps alive on the UI thread until they end: gui/workers.py)."""
+    return _lingering
 
 
 def left_behind(store: Any) -> BaseException | None:

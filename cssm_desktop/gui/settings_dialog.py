@@ -197,6 +197,37 @@ class SettingsDialog(QDialog):
             self.list.setCurrentRow(0)
         else:
             self._select(-1)
+        self._as_loaded = self._state()
+        self._discarding = False
+        self.discard_question: QMessageBox | None = None
+
+    def _state(self) -> tuple[object, ...]:
+        """What Save would write, to tell whether anything was changed here."""
+        return (copy.deepcopy(self.stores), self.threshold.value(), self._network(),
+                dict(self.secrets))
+
+    def reject(self) -> None:
+        """Esc or Cancel: unsaved changes are not thrown away without asking (B10). The
+        question does not block: Discard closes, Cancel goes back to editing."""
+        if self._discarding or self.saved_config is not None \
+                or self._state() == self._as_loaded:
+            super().reject()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Settings"),
+                          self.tr("Discard your changes to the settings?"),
+                          QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.discard_question = box
+
+        def answered(_result: int) -> None:
+            self.discard_question = None
+            if box.clickedButton() is box.button(QMessageBox.StandardButton.Discard):
+                self._discarding = True
+                super(SettingsDialog, self).reject()
+
+        box.finished.connect(answered)
+        box.open()
 
     # -- list and forms
     def _label(self, s: StoreConfig) -> str:

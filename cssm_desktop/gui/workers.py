@@ -19,6 +19,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from ..core import parallel
 from ..core.progress import (
     CancelToken,
     Event,
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 # Threads, their workers and relays, kept referenced until done: a QObject without a
 # parent is deleted with its last Python reference, connections and all.
 _running: dict[QThread, tuple[QObject, QObject]] = {}
+# Finished ones kept alive while store calls they left behind still run (thread_done).
+_retired: list[tuple[QThread, tuple[QObject, QObject]]] = []
 
 
 class Worker(QObject):
@@ -162,7 +165,14 @@ class _Relay(QObject):
                 # QThread may be destroyed while still running (a segfault seen in CI).
                 with contextlib.suppress(RuntimeError):   # already deleted by Qt
                     thread.wait()
-                del _running[thread]
+                pair = _running.pop(thread)
+                # A store call this job left behind (too slow) still holds the job's
+                # context, and with it the worker: keep them here until no such call
+                # runs, so that the last reference goes on this thread, not a pool's.
+                if parallel.lingering():
+                    _retired.append((thread, pair))
+                else:
+                    _retired.clear()
 
     def _call(self, name: str, *args: object) -> None:
         if self._owner is not None and not shiboken6.isValid(self._owner):
