@@ -659,7 +659,7 @@ class Engine:
         were not in use (down, unreachable, left behind) are noted as down, not recorded
         against the file: its health follows them live and comes back with them (a file
         marked lost while three stores were away stayed lost after they came back)."""
-        away = {name: why for name, why in vault.unavailable.items()}
+        away = vault.unavailable
         self._note_down(away)
         bad = set(getattr(exc, "failures", {})) - set(self.down(vault)) - set(away)
         return (health_of(len(bad), vault.n, k) if bad or away else LOST), bad

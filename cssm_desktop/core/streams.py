@@ -127,8 +127,7 @@ class Pipeline:
                                if t.is_alive() and t not in self._released]
                 if not waiting:
                     break
-                # With a timeout: a stage may be released while it is waited for.
-                waiting[0].join(0.5 if len(self._released) or len(waiting) > 1 else None)
+                waiting[0].join(0.5)   # a stage may be released while it is waited for
         finally:
             self._threads.clear()
             self._forget_cancel()

@@ -120,14 +120,19 @@ def _header_problem(header: VaultHeader, key: bytes, vmk: bytes,
         return "vault header failed authentication"
     if not hmac.compare_digest(opened, vmk):
         return "vault header holds another master key"
-    if shape is not None and (header.n, header.k) != shape:
-        return (f"vault header says {header.k} of {header.n}, but this vault is "
-                f"{shape[1]} of {shape[0]}")
-    return ""
+    return _shape_problem(header, shape)
 
 
 def _shape_words(shape: tuple[int, int]) -> str:
     return f"{shape[1]} of {shape[0]}"
+
+
+def _shape_problem(header: VaultHeader, shape: tuple[int, int] | None) -> str:
+    """Why a header does not fit the vault's n and k ('' when it does, or none is known)."""
+    if shape is None or (header.n, header.k) == shape:
+        return ""
+    return f"vault header says {header.k} of {header.n}, but this vault is " \
+        f"{_shape_words(shape)}"
 
 
 def settle_shape(claims: dict[str, tuple[int, int]], configured: int) -> tuple[int, int]:
@@ -300,9 +305,8 @@ class Vault:
                     vault.reseal[store.name] = store
             elif store.name in bound and res.index != bound[store.name]:
                 vault._foreign(store.name, res.index)
-            elif vault.shape is not None and (res.n, res.k) != vault.shape:
-                vault._damaged(store.name, f"vault header says {res.k} of {res.n}, but this "
-                                           f"vault is {_shape_words(vault.shape)}")
+            elif _shape_problem(res, vault.shape):
+                vault._damaged(store.name, _shape_problem(res, vault.shape))
                 if store.name in bound:   # repair writes it a good one
                     vault.reseal[store.name] = store
             else:
@@ -425,9 +429,9 @@ class Vault:
                                       len(self.members))
             self.binding_changed = True
         for name, header in list(authentic.items()):
-            if (header.n, header.k) != self.shape:
-                self._damaged(name, _header_problem(header, keys[header.kdf_group], vmk,
-                                                    self.shape))
+            problem = _shape_problem(header, self.shape)
+            if problem:
+                self._damaged(name, problem)
                 del authentic[name]
         if not authentic:
             raise VaultError(f"no store holds a vault header of {_shape_words(self.shape)}, "

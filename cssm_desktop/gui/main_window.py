@@ -33,6 +33,7 @@ from ..errors import CssmError, NoVault
 from ..paths import list_sources
 from ..units import human, seconds
 from . import workers
+from .ask import ask
 from .context import AppContext
 from .controller import VaultController
 from .dropzone import DropZone
@@ -682,21 +683,17 @@ class MainWindow(QMainWindow):
             if self.engine is not None and self.engine.can_resume else \
             self.tr("%n upload(s) are not finished. Cancel them and quit? Nothing "
                     "half-stored is kept; add them again later.", "", count)
-        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Uploads running"), text,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                          self)
-        box.setDefaultButton(QMessageBox.StandardButton.No)
 
-        def answered(_result: int) -> None:
+        def answered(quit_now: bool) -> None:
             self._quit_box = None
-            if box.clickedButton() is box.button(QMessageBox.StandardButton.Yes):
+            if quit_now:
                 self._quit_agreed = True
                 self.close()
 
-        box.finished.connect(answered)
-        self._quit_box = box
-        box.open()
-        return box
+        self._quit_box = ask(self, self.tr("Uploads running"), text,
+                             QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No,
+                             answered)
+        return self._quit_box
 
     def _quit_if_asked(self) -> None:
         """The uploads the quit question was about are done: nothing is left to ask."""

@@ -36,6 +36,7 @@ from ..errors import ConfigError, StoreError
 from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
 from . import workers
+from .ask import ask
 
 # Mnemonics are unique within the dialog: Alt+B is "Add S3 bucket", Alt+R "restore",
 # Alt+S the Save button.
@@ -213,21 +214,16 @@ class SettingsDialog(QDialog):
                 or self._state() == self._as_loaded:
             super().reject()
             return
-        box = QMessageBox(QMessageBox.Icon.Question, self.tr("Settings"),
-                          self.tr("Discard your changes to the settings?"),
-                          QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        self.discard_question = box
-
-        def answered(_result: int) -> None:
+        def answered(discard: bool) -> None:
             self.discard_question = None
-            if box.clickedButton() is box.button(QMessageBox.StandardButton.Discard):
+            if discard:
                 self._discarding = True
                 super(SettingsDialog, self).reject()
 
-        box.finished.connect(answered)
-        box.open()
+        self.discard_question = ask(self, self.tr("Settings"),
+                                    self.tr("Discard your changes to the settings?"),
+                                    QMessageBox.StandardButton.Discard,
+                                    QMessageBox.StandardButton.Cancel, answered)
 
     # -- list and forms
     def _label(self, s: StoreConfig) -> str:

@@ -301,12 +301,14 @@ class _Watchdog:
     def enter(self, deadline: float, body: Any) -> int:
         with self._lock:
             self._next += 1
+            earliest = min((d for d, _ in self._reads.values()), default=None)
             self._reads[self._next] = (deadline, body)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="cssm-s3-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            if earliest is None or deadline < earliest:   # it sleeps until the earliest
+                self._lock.notify()
             return self._next
 
     def leave(self, token: int) -> bool:
