@@ -31,7 +31,7 @@ from cssm_desktop.core.progress import (
     StoreWaiting,
 )
 from cssm_desktop.engine import Engine
-from cssm_desktop.errors import Cancelled, NotEnoughStores
+from cssm_desktop.errors import Cancelled, InputError, NotEnoughStores
 from cssm_desktop.stores.s3 import S3Store
 
 from .conftest import FAST_KDF, PASSWORD, S3Server, write_config
@@ -219,6 +219,42 @@ def test_a_put_that_lost_its_stores_goes_on_when_they_are_back(world: World,
     out = tmp_path / "out.bin"
     engine.get(engine.resolve("f.bin"), out)
     assert out.read_bytes() == src.read_bytes()
+
+
+def test_a_running_upload_is_not_offered_as_unfinished_nor_discarded(
+        world: World, tmp_path: Path) -> None:
+    """While a put runs, its journal is its own: not listed as left over (the window
+    offered the running upload as "did not finish last time", and its Discard would have
+    aborted it), not discarded, not taken up by a second put of the same file; after an
+    interrupted put it is offered again."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    engine = world.engine()
+    seen: list[object] = []
+
+    def meanwhile() -> None:
+        seen.append(engine.unfinished())
+        (busy,) = engine.journals().all(busy=True)
+        with pytest.raises(InputError, match="running"):
+            engine.discard_unfinished(busy)
+        seen.append(busy)
+
+    (res,) = engine.put([src], listener=_when(_past(0.3), meanwhile))  # type: ignore[arg-type]
+    assert res.stored is not None and res.stored.missing == ()
+    assert seen[0] == [] and len(seen) == 2, seen
+    assert engine.unfinished() == [] and world.journals() == []
+    src2 = tmp_path / "g.bin"
+    src2.write_bytes(os.urandom(SIZE))
+    _interrupted(world, src2)
+    journals = world.engine().journals()
+    (left,) = journals.all()
+    assert left.source == str(src2)
+    # Taken up again: gc still knows its upload as one a put here goes on with.
+    assert journals.claim(left) and not journals.claim(left)
+    try:
+        assert journals.all() == [] and set(journals.upload_ids().values()) == {str(src2)}
+    finally:
+        journals.release(left)
 
 
 def test_a_changed_file_starts_over_with_new_keys(world: World, tmp_path: Path) -> None:

@@ -52,6 +52,12 @@ CHECKPOINT = 4 * 1024 * 1024
 # Files smaller than this are sent again whole: their upload is one part per store.
 RESUMABLE = 8 * 1024 * 1024
 
+# Journals a put of this process goes on with right now (their paths): not "unfinished"
+# to offer, discard or take up a second time (the window offered a running upload as
+# left over from last time, and its Discard would have aborted that upload).
+_busy: set[str] = set()
+_busy_lock = threading.Lock()
+
 
 def journal_key(vmk: bytes, vault_id: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None,
@@ -202,13 +208,18 @@ class Journals:
         self.vault_id = vault_id
         self._key = journal_key(vmk, vault_id)
 
-    def all(self) -> list[Journal]:
+    def all(self, busy: bool = False) -> list[Journal]:
+        """The journals on disk; `busy`: with those a put of this process works with."""
         out = []
         try:
             paths = sorted(self.folder.glob("*.json"))
         except OSError:
             return []
+        with _busy_lock:
+            working = set(_busy)
         for path in paths:
+            if not busy and str(path) in working:
+                continue
             try:
                 data = json.loads(path.read_bytes())
                 if data.get("version") != JOURNAL_VERSION or \
@@ -243,9 +254,26 @@ class Journals:
                                                           journal._aad())).hex()
         return journal
 
+    @staticmethod
+    def claim(journal: Journal) -> bool:
+        """Mark it worked on by this process; False if it already is."""
+        with _busy_lock:
+            if str(journal.path) in _busy:
+                return False
+            _busy.add(str(journal.path))
+            return True
+
+    @staticmethod
+    def release(journal: Journal) -> None:
+        with _busy_lock:
+            _busy.discard(str(journal.path))
+
     def discard(self, journal: Journal, vault: Vault) -> dict[str, str]:
         """Remove what the stores hold of it, then the journal; stores that could not be
-        reached -> why (gc removes their leftovers later)."""
+        reached -> why (gc removes their leftovers later). Not one a put works with."""
+        with _busy_lock:
+            if str(journal.path) in _busy:
+                raise InputError("that upload is running now; cancel it first")
         key = data_key(vault.vault_id, journal.file_id)
         failed: dict[str, str] = {}
         for index, state in journal.uploads().items():
@@ -262,4 +290,5 @@ class Journals:
 
     def upload_ids(self) -> dict[str, str]:
         """Upload id -> the local file whose unfinished put uses it."""
-        return {u.upload_id: j.source for j in self.all() for u in j.uploads().values()}
+        return {u.upload_id: j.source for j in self.all(busy=True)
+                for u in j.uploads().values()}

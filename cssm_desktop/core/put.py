@@ -108,9 +108,14 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
                 any(s.resumable for s in vault.stores.values()):
             journal = _journal_for(journals, vault, fh, source, name, Identity.of(st), k,
                                    block_size)
-        stored = store_content(vault, fh, str(source), name, st.st_size, st.st_mtime_ns,
-                               k=k, block_size=block_size, listener=listener, cancel=cancel,
-                               min_stores=min_stores, journal=journal)
+        try:
+            stored = store_content(vault, fh, str(source), name, st.st_size,
+                                   st.st_mtime_ns, k=k, block_size=block_size,
+                                   listener=listener, cancel=cancel, min_stores=min_stores,
+                                   journal=journal)
+        finally:
+            if journal is not None:
+                Journals.release(journal)
     listener(FileDone(name, stored.id_hex, stored.size))
     return stored
 
@@ -118,9 +123,13 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
 def _journal_for(journals: Journals, vault: Vault, fh: BinaryIO, source: Path, name: str,
                  identity: Identity, k: int, block_size: int) -> Journal:
     """The journal of an earlier, interrupted put of this very file (unchanged: same
-    identity, same bytes up to its mark), or a new one. An earlier upload that cannot go
-    on (the file changed, another name or layout) is discarded first."""
+    identity, same bytes up to its mark), or a new one; claimed for this put (released
+    by the caller). An earlier upload that cannot go on (the file changed, another name
+    or layout) is discarded first. One another put of this process goes on with now (the
+    same file dropped twice) is left to it: this put starts its own."""
     old = journals.find(source)
+    if old is not None and not journals.claim(old):
+        old = None
     if old is not None:
         same = (old.name, old.identity, old.geometry) == (name, identity,
                                                           (vault.n, k, block_size))
@@ -128,13 +137,20 @@ def _journal_for(journals: Journals, vault: Vault, fh: BinaryIO, source: Path, n
             old.part_keys()   # opens under this vault's key (else: start over)
         except InputError:
             same = False
-        if same and old.matches(fh, k * block_size):
-            return old
+        try:
+            if same and old.matches(fh, k * block_size):
+                return old
+        except BaseException:
+            journals.release(old)
+            raise
         log.info("an interrupted upload cannot go on (%s); starting over",
                  "the file changed" if same else "another name or layout")
+        journals.release(old)
         journals.discard(old, vault)
-    return journals.start(source, name, identity, new_id(), vault.n, k, block_size,
-                          tuple(os.urandom(KEY_LEN) for _ in range(vault.n)), time.time())
+    journal = journals.start(source, name, identity, new_id(), vault.n, k, block_size,
+                             tuple(os.urandom(KEY_LEN) for _ in range(vault.n)), time.time())
+    journals.claim(journal)
+    return journal
 
 
 class Refused(ObjectWriter):
