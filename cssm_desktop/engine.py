@@ -54,6 +54,7 @@ from .core.pack import (
 from .core.pack_format import Member
 from .core.progress import (
     CancelToken,
+    Checking,
     FileDone,
     FileFailed,
     FileProgress,
@@ -113,13 +114,28 @@ class PutResult:
     replaced: tuple[str, ...] = ()    # ids of older copies removed (Duplicate.REPLACE)
 
 
-def sha256_of(source: Path | str) -> bytes:
-    """The plain SHA-256 of a local file, kept in memory only (it becomes a keyed tag)."""
+HASH_CHUNK = 1024 * 1024
+
+
+def sha256_of(source: Path | str, listener: Listener = ignore,
+              cancel: CancelToken | None = None, name: str = "") -> bytes:
+    """The plain SHA-256 of a local file, kept in memory only (it becomes a keyed tag).
+    Says how far it got (Checking): a large file takes seconds, and the window showed an
+    upload at 0 B/s meanwhile."""
+    hasher = hashlib.sha256()
     with open_source(source) as fh:
+        total = os.fstat(fh.fileno()).st_size
+        done = 0
         try:
-            return hashlib.file_digest(fh, "sha256").digest()
+            while chunk := fh.read(HASH_CHUNK):
+                hasher.update(chunk)
+                done += len(chunk)
+                if cancel is not None:
+                    cancel.check()
+                listener(Checking(name, done, total))
         except OSError as exc:
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    return hasher.digest()
 
 
 def _stored_health(stored: StoredFile) -> tuple[str, str]:
@@ -558,7 +574,8 @@ class Engine:
         roots += [cfgmod.data_dir(), cfgmod.log_dir(), self.catalog.path.parent]
         return frozenset(os.path.realpath(r) for r in roots)
 
-    def stored_copy(self, source: Path | str, name: str, named: list[Entry] | None = None
+    def stored_copy(self, source: Path | str, name: str, named: list[Entry] | None = None,
+                    listener: Listener = ignore, cancel: CancelToken | None = None
                     ) -> Entry | None:
         """An entry with this name and the same content (keyed tag), if there is one.
 
@@ -569,7 +586,8 @@ class Engine:
                      if e.tag]
         if not same_name:
             return None
-        tag = content_tag(vault.require_key(), vault.vault_id, sha256_of(source)).hex()
+        tag = content_tag(vault.require_key(), vault.vault_id,
+                          sha256_of(source, listener, cancel, name)).hex()
         return next((e for e in same_name if hmac.compare_digest(e.tag, tag)), None)
 
     def _named(self, vault: Vault, name: str) -> list[Entry]:
@@ -583,7 +601,7 @@ class Engine:
         cancel = cancel or CancelToken()
         try:
             if duplicates is not Duplicate.AGAIN:
-                twin = self.stored_copy(source, name)
+                twin = self.stored_copy(source, name, listener=listener, cancel=cancel)
                 if twin is not None and duplicates is Duplicate.SKIP:
                     return PutResult(str(source), name, skipped="already stored with the same "
                                      "content", duplicate_of=twin)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 
 def human(n: float) -> str:
     """Bytes in binary units: 512 B, 1.5 KiB, 3.2 GiB."""
@@ -29,3 +32,28 @@ def seconds(n: float) -> str:
     if n < 3600:
         return f"{n // 60} min {n % 60} s" if n % 60 else f"{n // 60} min"
     return f"{n // 3600} h {n % 3600 // 60} min" if n % 3600 // 60 else f"{n // 3600} h"
+
+
+class Rate:
+    """How fast work in bytes goes, and how long it still takes, measured from the first
+    report (not from zero: bytes a job already had, a resumed upload's kept parts, are
+    not speed). Both faces show it the same way."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._start: tuple[float, int] | None = None
+
+    def speed(self, done: int) -> float:
+        now = self._clock()
+        if self._start is None or done < self._start[1]:
+            self._start = (now, done)
+        since, base = self._start
+        return (done - base) / (now - since) if now - since >= 1.0 else 0.0
+
+    def text(self, done: int, total: int) -> str:
+        """'12.0 MiB/s, 4 min left', or '' until a second has been measured."""
+        speed = self.speed(done)
+        if speed <= 0:
+            return ""
+        return f"{human(speed)}/s, {seconds((total - done) / speed)} left" \
+            if total > done else f"{human(speed)}/s"

@@ -4,6 +4,7 @@ run left are offered for Resume or Discard (real S3 behind the shaped proxy)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from cssm_desktop.gui.context import AppContext
 from cssm_desktop.gui.jobs import State
 from cssm_desktop.gui.main_window import MainWindow
 from cssm_desktop.gui.unfinished_dialog import UnfinishedDialog
+from cssm_desktop.units import human
 
 from .conftest import PASSWORD, write_config
 from .test_gui import ctx, main_thread_gc, qt_settings, window  # noqa: F401  (fixtures)
@@ -171,3 +173,49 @@ def test_rows_and_status_bar_say_which_store_an_upload_waits_for(
                     timeout=5_000)
     entry = win.engine.resolve("big.bin")
     assert entry.health == "safe" and not entry.damaged
+
+
+@pytest.mark.parametrize("world", ["moto"], indirect=True)
+def test_a_paused_s3_upload_shows_what_was_kept_and_no_inflated_speed(
+        qtbot, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """B5: a paused S3 upload showed 0 B though the stores kept most of it, and going on
+    it showed 0 B, then a speed counting the kept bytes as sent in a second."""
+    monkeypatch.setattr(workers.Worker, "EMIT_EVERY", 0.0)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(SIZE))
+    win = _unlocked_window(qtbot, world)
+    model = win.queue_view.model()
+    columns = [model.headerData(c, Qt.Orientation.Horizontal) for c in
+               range(model.columnCount())]
+    progress, status = columns.index("Progress"), columns.index("Status")
+    paused: list[int] = []
+
+    def pause_past_half(row: int) -> None:
+        job = win.queue.jobs[row]
+        if not paused and job.state is State.RUNNING and job.done > SIZE // 2:
+            paused.append(job.done)
+            win.pause_action.trigger()
+
+    win.queue.changed.connect(pause_past_half)
+    try:
+        win.add_paths([src])
+        qtbot.waitUntil(lambda: bool(paused) and win.queue.jobs[0].state is State.WAITING
+                        and win.queue.jobs[0].worker is None, timeout=60_000)
+        job = win.queue.jobs[0]
+        assert job.kept >= paused[0] > 0
+        assert model.index(0, progress).data().startswith(human(job.kept))
+        assert model.index(0, status).data() == f"paused, {human(job.kept)} kept"
+        seen: list[tuple[int, float, float]] = []
+        win.queue.changed.connect(lambda _r: seen.append(
+            (job.shown, job.speed, time.monotonic() - job.started)) if job.started else None)
+        with qtbot.waitSignal(win.queue.all_finished, timeout=120_000):
+            win.pause_action.trigger()
+        assert job.state is State.DONE and job.kept > 0   # the stores' word on resume
+        assert seen and min(shown for shown, _, _ in seen) >= min(paused[0], job.kept)
+        # No speed counts the kept bytes: what it says was sent fits in what was left.
+        assert all(speed * took <= (SIZE - job.kept) * 1.05 for _, speed, took in seen)
+    finally:
+        win.queue.held = False
+        win.queue.cancel_all()
+        qtbot.waitUntil(lambda: not win.queue.pending(), timeout=30_000)
+        workers.wait_all()

@@ -44,6 +44,16 @@ class FileProgress:
 
 
 @dataclass(frozen=True)
+class Checking:
+    """Bytes of a file read so far to tell whether the vault holds it already (a put
+    of a name stored before): nothing is sent meanwhile."""
+
+    name: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class StoreProgress:
     """Bytes written to or read from one store so far, for this file."""
 
@@ -93,6 +103,7 @@ class Resumed:
     name: str
     held: int
     download: bool = False
+    plain: int = 0   # of the file's own bytes, what that much covers (a put's progress)
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,7 @@ class StoreBack:
 
 
 Event = (FileStarted | FileProgress | StoreProgress | FileDone | FileFailed | StoreDamaged
-         | Step | Resumed | StoreWaiting | StoreBack)
+         | Step | Resumed | StoreWaiting | StoreBack | Checking)
 Listener = Callable[[Event], None]
 
 

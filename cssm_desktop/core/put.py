@@ -256,9 +256,10 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
                 # Refused at once (read-only share, a file where data/ goes): the store
                 # leaves at its first write, by the same rule as one failing later.
                 writers.append(Refused(exc))
-        held = sum(getattr(w, "resumed", 0) for w in writers)
-        if held:
-            listener(Resumed(name, held))
+        held = [getattr(w, "resumed", 0) for w in writers]
+        if any(held):
+            # Every store's part must reach a stripe before it counts as sent.
+            listener(Resumed(name, sum(held), plain=min(size, min(held) * k)))
         # Eight stripes of slack (~20 MiB in flight): a write that stalls on writeback
         # throttling, or a slow disk read, no longer idles the other stages. A store
         # that buffers whole parts itself (S3) needs less (its write_slack).

@@ -28,7 +28,7 @@ from .. import __version__
 from ..allocator import keep_freed_buffers
 from ..keyring_setup import choose_backend
 from ..logs import enable_crash_traces, setup_logging
-from . import workers
+from . import focus_ring, workers
 from .gcguard import MainThreadGC
 
 
@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     QCoreApplication.setApplicationVersion(__version__)
     app = QApplication([sys.argv[0], *qt_args])
     install_translations(app)
+    focus_ring.install(app)
     icon = ASSETS / "cssm-desktop.png"
     app.setWindowIcon(QIcon(str(icon)) if icon.exists()
                       else app.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon))

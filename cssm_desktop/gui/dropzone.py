@@ -17,7 +17,65 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
-class DropZone(QFrame):
+def _as_copy(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
+    """Take a drop only as a copy: a source asked to move would delete the user's files
+    once we said yes. One that offers no copy is refused."""
+    if not event.possibleActions() & Qt.DropAction.CopyAction:
+        event.ignore()
+        return False
+    event.setDropAction(Qt.DropAction.CopyAction)
+    event.accept()
+    return True
+
+
+def _local_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+    data = event.mimeData()
+    return [Path(u.toLocalFile()) for u in data.urls() if u.isLocalFile()] \
+        if data.hasUrls() else []
+
+
+class DropTarget:
+    """What takes drops of local files, as copies: the zone, and the page around it."""
+
+    dropped: Signal
+
+    def _lit(self, on: bool) -> None:
+        """Show (or stop showing) that a drop would be taken."""
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _local_paths(event) and _as_copy(event):
+            self._lit(True)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            _as_copy(event)
+
+    def dragLeaveEvent(self, event: object) -> None:
+        self._lit(False)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self._lit(False)
+        paths = _local_paths(event)
+        if paths and _as_copy(event):
+            self.dropped.emit(paths)
+
+
+class DropPage(DropTarget, QWidget):
+    """A page that takes drops anywhere on it; its drop zone lights up meanwhile."""
+
+    dropped = Signal(list)        # list[Path]
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.zone: DropZone | None = None
+
+    def _lit(self, on: bool) -> None:
+        if self.zone is not None:
+            self.zone._lit(on)
+
+
+class DropZone(DropTarget, QFrame):
     """Emits the local paths of whatever files and folders are dropped on it."""
 
     dropped = Signal(list)        # list[Path]
@@ -27,7 +85,7 @@ class DropZone(QFrame):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self._active = False
-        self.setMinimumHeight(120)
+        self.setMinimumHeight(96)
         layout = QVBoxLayout(self)
         self.title = QLabel(self.tr("Drop files or folders here"))
         font = self.title.font()
@@ -48,14 +106,14 @@ class DropZone(QFrame):
         layout.addWidget(self.hint)
         layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignCenter)
         layout.addStretch(1)
-        self._set_active(False)
+        self._lit(False)
 
     def set_threshold(self, k: int, n: int) -> None:
         self.hint.setText(self.tr("Each file is encrypted on this computer, split across your "
                                   "%1 stores, and can be restored from any %2 of them.")
                           .replace("%1", str(n)).replace("%2", str(k)))
 
-    def _set_active(self, active: bool) -> None:
+    def _lit(self, active: bool) -> None:
         self._active = active
         self.update()
 
@@ -70,32 +128,3 @@ class DropZone(QFrame):
         painter.setPen(pen)
         painter.drawRoundedRect(self.rect().adjusted(2, 2, -2, -2), 10, 10)
         painter.end()
-
-    @staticmethod
-    def _as_copy(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> bool:
-        """Take a drop only as a copy: a source asked to move would delete the user's
-        files once we said yes. One that offers no copy is refused."""
-        if not event.possibleActions() & Qt.DropAction.CopyAction:
-            event.ignore()
-            return False
-        event.setDropAction(Qt.DropAction.CopyAction)
-        event.accept()
-        return True
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()) \
-                and self._as_copy(event):
-            self._set_active(True)
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if event.mimeData().hasUrls():
-            self._as_copy(event)
-
-    def dragLeaveEvent(self, event: object) -> None:
-        self._set_active(False)
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self._set_active(False)
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths and self._as_copy(event):
-            self.dropped.emit(paths)

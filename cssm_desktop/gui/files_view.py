@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 
 from ..catalog import AT_RISK, LOST, SAFE, Entry
 from ..units import human
-from .tables import plain_rows
+from .tables import EmptyHint, plain_rows
 
 COLUMNS = ("Name", "Size", "Stored at", "Health")
 HEALTH_TEXT = {SAFE: "✔ safe", AT_RISK: "⚠ at risk", LOST: "✖ lost"}
@@ -70,7 +70,7 @@ class FilesModel(QAbstractTableModel):
         return None
 
 
-class FilesView(QTableView):
+class FilesView(EmptyHint, QTableView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.source = FilesModel(self)
@@ -89,6 +89,19 @@ class FilesView(QTableView):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+
+    filter_text = ""
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self.proxy.setFilterFixedString(text)
+
+    def empty_hint(self) -> str:
+        if self.source.entries:   # all filtered out
+            return self.tr("No stored file's name contains “%1”.").replace(
+                "%1", self.filter_text)
+        return self.tr("No files stored yet.\nDrop files or folders anywhere on this window, "
+                       "or press Ctrl+O.")
 
     def selected_entries(self) -> list[Entry]:
         rows = {self.proxy.mapToSource(i).row() for i in self.selectionModel().selectedRows()}

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 from ..catalog import SAFE, Entry, worst
 from ..units import human
 from .files_view import COLUMNS, HEALTH_TEXT
+from .tables import EmptyHint
 
 
 @dataclass(eq=False)
@@ -143,8 +144,12 @@ class FolderModel(QAbstractItemModel):
         return None
 
 
-class FolderTree(QTreeView):
+class FolderTree(EmptyHint, QTreeView):
     """Restore and Delete act on every file under the selected folders."""
+
+    def empty_hint(self) -> str:
+        return self.tr("No files stored yet.\nDrop files or folders anywhere on this window, "
+                       "or press Ctrl+O.")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ..core.journal import RESUMABLE
 from ..core.pack import PACK_TARGET
 from ..errors import Cancelled
 from ..paths import Source
@@ -58,15 +59,28 @@ class Job:
     stalled_since: float = 0.0
     stalled_limit: float = 0.0
 
+    # Bytes the stores kept of an upload stopped to go on later (pause, quit): shown as
+    # done, and not counted as speed when the upload goes on (B5).
+    kept: int = 0
+    # While it reads the file to tell whether it is stored already: bytes read; else -1.
+    checked: int = -1
+
+    @property
+    def shown(self) -> int:
+        """Bytes to show as done: a resumed upload starts from what was kept."""
+        return max(self.done, self.kept)
+
     @property
     def speed(self) -> float:
         elapsed = (self.ended or time.monotonic()) - self.started
-        return self.done / elapsed if self.started and elapsed > 0 else 0.0
+        sent = max(0, self.done - self.kept)
+        return sent / elapsed if self.started and elapsed > 0 and self.checked < 0 else 0.0
 
     @property
     def eta(self) -> float | None:
         s = self.speed
-        return (self.size - self.done) / s if s > 0 and self.state is State.RUNNING else None
+        return (self.size - self.shown) / s if s > 0 and self.state is State.RUNNING \
+            else None
 
 
 class JobQueue(QObject):
@@ -154,6 +168,8 @@ class JobQueue(QObject):
         workers.start(
             worker,
             progress=lambda done, _total, j=job: self._progress(j, done),
+            checking=lambda done, _total, j=job: self._checking(j, done),
+            resumed=lambda plain, j=job: self._resumed(j, plain),
             waiting=lambda store, since, limit, j=job: self._stalled([j], store, since, limit),
             back=lambda store, j=job: self._back([j], store),
             succeeded=lambda r, j=job: self._stored(j, r),
@@ -169,9 +185,13 @@ class JobQueue(QObject):
                   workers.message(err))
 
     def _wait_again(self, jobs: list[Job]) -> None:
+        """Stopped to go on later: a large upload to stores that keep unfinished uploads
+        keeps what it sent (it goes on from there); anything else starts over."""
+        resumable = bool(getattr(self.engine, "can_resume", False))
         for job in jobs:
+            job.kept = job.shown if resumable and job.size >= RESUMABLE else 0
             job.state, job.done, job.worker, job.result = State.WAITING, 0, None, None
-            job.stalled = ""
+            job.stalled, job.checked = "", -1
             self._changed(job)
 
     def _start_pack(self, first: Job, small: int) -> None:
@@ -253,13 +273,24 @@ class JobQueue(QObject):
         return [j for j in self.jobs if j.stalled and j.state is State.RUNNING]
 
     def _progress(self, job: Job, done: int) -> None:
+        if job.checked >= 0:   # read to compare, not stored: the upload starts now
+            job.checked, job.started = -1, time.monotonic()
         job.done = done
+        self._changed(job)
+
+    def _checking(self, job: Job, done: int) -> None:
+        job.checked = done
+        self._changed(job)
+
+    def _resumed(self, job: Job, plain: int) -> None:
+        """The stores hold this much of it from before: the bar starts there."""
+        job.kept, job.started = plain, time.monotonic()
         self._changed(job)
 
     def _end(self, job: Job, state: State, error: str = "", settle: bool = True) -> None:
         job.state, job.error, job.ended, job.worker = state, error, time.monotonic(), None
-        job.stalled = ""
-        if state in (State.DONE, State.SKIPPED):
+        job.stalled, job.checked = "", -1
+        if state is State.DONE:
             job.done = job.size
         self._changed(job)
         self.job_finished.emit(job)

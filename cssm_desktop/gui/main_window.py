@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
-    QSplitter,
     QStackedWidget,
+    QStyle,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
@@ -36,11 +36,13 @@ from . import workers
 from .ask import ask
 from .context import AppContext
 from .controller import VaultController
-from .dropzone import DropZone
+from .dropzone import DropPage, DropZone
 from .files_view import FilesView
 from .folder_tree import FolderTree
+from .help import HelpDialog
 from .jobs import JobQueue, State
 from .logview import LogDialog
+from .places import ActivityStrip, Places
 from .queue_view import QueueView
 from .restore_dialog import RestoreDialog
 from .settings_dialog import SettingsDialog
@@ -131,21 +133,55 @@ class MainWindow(QMainWindow):
         if settings.value("geometry"):
             self.restoreGeometry(settings.value("geometry"))
             self.restoreState(settings.value("state"))
-            self.splitter.restoreState(settings.value("splitter"))
         self.show_current_page()
 
     # ---------------------------------------------------------------- layout
     def _main_page(self) -> QWidget:
-        page = QWidget()
+        """A side bar of places, the banner, the place shown, and the strip of running
+        work under every place. The whole page takes drops, whatever place is shown."""
+        page = DropPage()
+        page.dropped.connect(self.add_paths)
+        self.activity = ActivityStrip(self.queue)
+        self.activity.show_requested.connect(lambda: self.show_place("activity"))
+        self.places = Places()
+        self.sections = QStackedWidget()
+        self.places.currentRowChanged.connect(self.sections.setCurrentIndex)
+        self.places.currentRowChanged.connect(self._place_shown)
+        for name, text, icon, tip, body in (
+                ("files", self.tr("Files"), QStyle.StandardPixmap.SP_DirIcon,
+                 self.tr("What is stored: restore or delete (Alt+1)"), self._files_page()),
+                ("activity", self.tr("Activity"), QStyle.StandardPixmap.SP_ArrowUp,
+                 self.tr("Uploads running and done (Alt+2)"), self._activity_page()),
+                ("stores", self.tr("Stores"), QStyle.StandardPixmap.SP_DriveNetIcon,
+                 self.tr("Where the parts go, and how each store is (Alt+3)"),
+                 self._stores_page())):
+            self.places.add(name, text, icon, tip)
+            self.sections.addWidget(body)
+        page.zone = self.drop   # lit while anything is dragged over the page
+
+        self.banner = RiskBanner()
+        self.banner.check_requested.connect(self.check_stores)
+        self.banner.repair_requested.connect(self.repair_all)
+        self.banner.replace_requested.connect(self.open_settings)
+        self.banner.create_requested.connect(self.create_vault_here)
+        self.queue.added.connect(self._badge)
+        self.queue.all_finished.connect(self._badge)
+        self.queue.reset.connect(self._badge)
+
+        right = QVBoxLayout()
+        right.addWidget(self.banner)
+        right.addWidget(self.sections, 1)
+        right.addWidget(self.activity)
+        layout = QHBoxLayout(page)
+        layout.addWidget(self.places)
+        layout.addLayout(right, 1)
+        self.places.setCurrentRow(0)
+        return page
+
+    def _files_page(self) -> QWidget:
         self.drop = DropZone()
         self.drop.dropped.connect(self.add_paths)
         self.drop.browse_requested.connect(self.add_files)
-        self.queue_view = QueueView(self.queue)
-        self.queue_model = self.queue_view.table
-        clear = QPushButton(self.tr("C&lear finished"))
-        clear.clicked.connect(self.queue.clear_finished)
-        queue_box = _section(self.tr("Uploads"), [(None, 1), (clear, 0)], self.queue_view)
-
         self.files = FilesView()
         # activated: a double click, and Enter on the selected row
         self.files.activated.connect(lambda _i: self.restore_selected())
@@ -165,7 +201,7 @@ class MainWindow(QMainWindow):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText(self.tr("Filter by name"))
         self.filter.setClearButtonEnabled(True)
-        self.filter.textChanged.connect(self.files.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(self.files.set_filter)
         # Filtering is a search over every name: it shows the flat list.
         self.filter.textChanged.connect(lambda _t: self._show_files_as())
         self._show_files_as()
@@ -176,30 +212,49 @@ class MainWindow(QMainWindow):
         files_box = _section(self.tr("Stored files"),
                              [(self.as_folders, 0), (self.filter, 1), (restore, 0),
                               (delete, 0)], self.files_stack)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.drop)
+        layout.addWidget(files_box, 1)
+        return page
 
+    def _activity_page(self) -> QWidget:
+        self.queue_view = QueueView(self.queue)
+        self.queue_model = self.queue_view.table
+        pause = QPushButton(self.tr("&Pause"))
+        pause.setCheckable(True)
+        pause.toggled.connect(self.queue.hold)
+        self.queue.held_changed.connect(pause.setChecked)
+        clear = QPushButton(self.tr("C&lear finished"))
+        clear.clicked.connect(self.queue.clear_finished)
+        return _section(self.tr("Uploads"), [(None, 1), (pause, 0), (clear, 0)],
+                        self.queue_view)
+
+    def _stores_page(self) -> QWidget:
         self.stores_view = StoresView()
         check = QPushButton(self.tr("Chec&k stores"))
         check.clicked.connect(self.check_stores)
+        edit = QPushButton(self.tr("&Settings…"))
+        edit.clicked.connect(self.open_settings)
         self.stores_summary = QLabel()
-        stores_box = _section(self.tr("Stores"), [(self.stores_summary, 1), (check, 0)],
-                              self.stores_view)
+        return _section(self.tr("Stores"), [(self.stores_summary, 1), (check, 0), (edit, 0)],
+                        self.stores_view)
 
-        self.banner = RiskBanner()
-        self.banner.check_requested.connect(self.check_stores)
-        self.banner.repair_requested.connect(self.repair_all)
-        self.banner.replace_requested.connect(self.open_settings)
-        self.banner.create_requested.connect(self.create_vault_here)
+    def show_place(self, name: str) -> None:
+        self.places.setCurrentRow(self.places.row_of(name))
 
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
-        self.splitter.addWidget(queue_box)
-        self.splitter.addWidget(files_box)
-        self.splitter.addWidget(stores_box)
-        self.splitter.setSizes([160, 300, 200])
-        layout = QVBoxLayout(page)
-        layout.addWidget(self.drop)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.splitter, 1)
-        return page
+    def place(self) -> str:
+        """The section shown now."""
+        return self.places.name(self.places.currentRow())
+
+    def _place_shown(self, row: int) -> None:
+        self.activity.button.setVisible(self.places.name(row) != "activity")
+        self._badge()
+
+    def _badge(self) -> None:
+        pending = len(self.queue.pending())
+        self.places.set_badge("activity", str(pending) if pending else "")
 
     def _menus(self) -> None:
         def action(menu: Any, text: str, slot: Any, shortcut: Any = None) -> QAction:
@@ -240,9 +295,16 @@ class MainWindow(QMainWindow):
         settings.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences),
                                QKeySequence("Ctrl+,")])
         m = bar.addMenu(self.tr("V&iew"))
+        for number, name, text in ((1, "files", self.tr("&Files")),
+                                   (2, "activity", self.tr("&Activity")),
+                                   (3, "stores", self.tr("&Stores"))):
+            action(m, text, lambda _c=False, p=name: self.show_place(p), f"Alt+{number}")
+        m.addSeparator()
         action(m, self.tr("&Refresh"), self.refresh, QKeySequence.StandardKey.Refresh)
         action(m, self.tr("&Log…"), self.show_log)
         m = bar.addMenu(self.tr("&Help"))
+        action(m, self.tr("&How CSSM Desktop works"), self.show_help,
+               QKeySequence.StandardKey.HelpContents)
         action(m, self.tr("&About CSSM Desktop"), self.about)
 
     # ---------------------------------------------------------------- state
@@ -380,6 +442,10 @@ class MainWindow(QMainWindow):
         except CssmError as exc:
             self.statusBar().showMessage(workers.message(exc), 15000)
             return None
+        # Not what the queue is about to take up (the engine leaves out only the uploads
+        # a put has begun with).
+        queued = {str(j.source.absolute()) for j in self.queue.pending()}
+        journals = [j for j in journals if j.source not in queued]
         if not journals:
             return None
         dialog = UnfinishedDialog(journals, self)
@@ -481,6 +547,7 @@ class MainWindow(QMainWindow):
         if not items:
             return
         self.queue.add(items)
+        self.show_place("activity")   # the user watches them go
         if not self.engine.unlocked and not self.ensure_unlocked():
             self.statusBar().showMessage(self.tr("Uploads wait until the vault is unlocked."),
                                          8000)
@@ -668,8 +735,16 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, self.tr("About CSSM Desktop"), self.tr(
             "<h3>CSSM Desktop %1</h3><p>Encrypted, erasure-coded storage across clouds: any "
             "k of your n stores restore a file; fewer reveal nothing.</p>"
-            "<p>AES-256-GCM, Shamir's secret sharing, zfec, Argon2id.</p>")
+            "<p>AES-256-GCM, Shamir's secret sharing, zfec, Argon2id.</p>"
+            "<p>Help: <i>Help &gt; How CSSM Desktop works</i> (F1); in a terminal, "
+            "<code>cssm --help</code>.</p>")
             .replace("%1", __version__))
+
+    def show_help(self) -> HelpDialog:
+        dialog = HelpDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def _ask_to_quit(self, count: int) -> QMessageBox:
         """Whether to quit with uploads running; asked without blocking, so the question
@@ -719,7 +794,6 @@ class MainWindow(QMainWindow):
         settings = QSettings()
         settings.setValue("geometry", self.saveGeometry())
         settings.setValue("state", self.saveState())
-        settings.setValue("splitter", self.splitter.saveState())
         if self.engine is not None:
             self.engine.lock()
         event.accept()

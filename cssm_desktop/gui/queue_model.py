@@ -77,14 +77,25 @@ class QueueModel(QAbstractTableModel):
             if col == 1:
                 return human(job.size)
             if col == PROGRESS_COLUMN:
-                return f"{human(job.done)} / {human(job.size)}"
+                if job.state is State.SKIPPED:
+                    return self.tr("nothing sent")
+                if job.state is State.RUNNING and job.checked >= 0:
+                    return self.tr("read %1 of %2").replace("%1", human(job.checked)) \
+                        .replace("%2", human(job.size))
+                return f"{human(job.shown)} / {human(job.size)}"
             if col == 3:
-                return f"{human(job.speed)}/s" if job.state is State.RUNNING else ""
+                return f"{human(job.speed)}/s" \
+                    if job.state is State.RUNNING and job.checked < 0 else ""
             if col == 4:
                 return self._status(job)
         if role == Qt.ItemDataRole.UserRole and col == PROGRESS_COLUMN:
-            return 100 if job.state is State.DONE else (
-                int(100 * job.done / job.size) if job.size else 0)
+            if job.state is State.DONE:
+                return 100
+            if job.state is State.SKIPPED:   # nothing went up: no full bar (B7)
+                return 0
+            done = job.checked if job.state is State.RUNNING and job.checked >= 0 \
+                else job.shown
+            return int(100 * done / job.size) if job.size else 0
         if role == Qt.ItemDataRole.ToolTipRole:
             return job.error or str(job.source)
         return None
@@ -93,10 +104,15 @@ class QueueModel(QAbstractTableModel):
         if job.state is State.RUNNING and job.stalled:
             return self.tr("waiting for store “%1”… %2").replace("%1", job.stalled).replace(
                 "%2", seconds(time.monotonic() - job.stalled_since))
+        if job.state is State.RUNNING and job.checked >= 0:
+            return self.tr("checking whether it is stored already")
         if job.state is State.RUNNING and job.eta is not None:
             return self.tr("uploading, %n s left", "", max(1, round(job.eta)))
         if job.state is State.FAILED:
             return self.tr("failed: ") + job.error
+        if job.state is State.WAITING and job.kept:
+            return (self.tr("paused") if self.queue.held else self.tr("waiting")) + ", " \
+                + self.tr("%1 kept").replace("%1", human(job.kept))
         if job.state is State.WAITING and self.queue.held:
             return self.tr("paused")
         return self.tr(job.state.value)

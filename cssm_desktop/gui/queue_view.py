@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from .jobs import FINAL, JobQueue, State
 from .queue_model import CANCEL_COLUMN, PROGRESS_COLUMN, QueueModel
-from .tables import plain_rows
+from .tables import EmptyHint, plain_rows
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -37,7 +37,7 @@ class ProgressDelegate(QStyledItemDelegate):
         QApplication.style().drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 
 
-class QueueView(QTableView):
+class QueueView(EmptyHint, QTableView):
     """Delete or Backspace cancels the selected jobs."""
 
     def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
@@ -64,6 +64,10 @@ class QueueView(QTableView):
         model.rowsInserted.connect(lambda *_a: QTimer.singleShot(
             0, lambda: self.follow(added=True)))
         model.dataChanged.connect(lambda *_a: self.follow())
+
+    def empty_hint(self) -> str:
+        return self.tr("No uploads. Files dropped on the window are listed here as they go "
+                       "up; Clear finished empties the list.")
 
     def follow(self, added: bool = False) -> None:
         """The first running upload at the top; with none running, the newest in view.

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from ..catalog import Entry
 from ..errors import Cancelled
 from ..paths import FOLDER, TAKEN, in_the_way
-from ..units import human
+from ..units import Rate, human
 from . import workers
 from .job_dialog import JobDialog
 
@@ -200,6 +200,8 @@ class RestoreDialog(JobDialog):
             return
         self.bar.show()
         self.bar.setValue(0)
+        self.bar.setFormat("%p%")
+        self.rate = Rate()
         count = len(keep) + len(again)
         self._say(self.tr("Restoring %n file(s)…", "", count) if count > 1 else
                   self.tr("Restoring %1…").replace("%1", (keep or again)[0].name))
@@ -208,7 +210,11 @@ class RestoreDialog(JobDialog):
                       damaged=self._damaged, succeeded=self._done, failed=self._failed)
 
     def _progress(self, done: int, total: int) -> None:
+        """Like an upload's row: how far, how fast, how long still."""
         self.bar.setValue(int(100 * done / total) if total else 100)
+        rate = self.rate.text(done, total)
+        self.bar.setFormat(f"%p%  ·  {human(done)} of {human(total)}"
+                           + (f"  ·  {rate}" if rate else ""))
 
     def _damaged(self, store: str, reason: str) -> None:
         self.report.show()
@@ -226,6 +232,7 @@ class RestoreDialog(JobDialog):
             self.bar.hide()
         else:
             self.bar.setValue(100)
+            self.bar.setFormat("%p%")
         text = self.tr("%n restored", "", len(paths))
         if self.skipped:
             text += ", " + self.tr("%n skipped (kept as they were)", "", self.skipped)

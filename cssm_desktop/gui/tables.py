@@ -3,6 +3,8 @@ gets out (Tab used to walk cell by cell inside a table and never leave it)."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QTableView
 
 
@@ -15,3 +17,25 @@ def plain_rows(view: QTableView, compact: bool = True) -> None:
     view.verticalHeader().hide()
     if compact:
         view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
+
+
+class EmptyHint:
+    """For item views: says what an empty list means and how to fill it, in the view
+    itself (an empty white table told a newcomer nothing)."""
+
+    def empty_hint(self) -> str:
+        return ""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)  # type: ignore[misc]
+        view: QAbstractItemView = self  # type: ignore[assignment]
+        model = view.model()
+        text = self.empty_hint() if model is not None and model.rowCount() == 0 else ""
+        if not text:
+            return
+        painter = QPainter(view.viewport())
+        painter.setPen(view.palette().color(QPalette.ColorRole.PlaceholderText))
+        painter.drawText(view.viewport().rect().adjusted(16, 24, -16, -16),
+                         int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+                             | Qt.TextFlag.TextWordWrap), text)
+        painter.end()

@@ -22,8 +22,10 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from ..core import parallel
 from ..core.progress import (
     CancelToken,
+    Checking,
     Event,
     FileProgress,
+    Resumed,
     Step,
     StoreBack,
     StoreDamaged,
@@ -51,6 +53,8 @@ class Worker(QObject):
     # again: store, "" (stores/outage.py).
     waiting = Signal(str, float, float)
     back = Signal(str)
+    resumed = Signal(object)             # file bytes an earlier run already sent
+    checking = Signal(object, object)    # bytes read, bytes in all: is it stored already?
     succeeded = Signal(object)
     failed = Signal(object)              # the exception itself; faces render it
     finished = Signal()
@@ -96,13 +100,16 @@ class Worker(QObject):
             self.waiting.emit(event.store, event.since, event.limit)
         elif isinstance(event, StoreBack):
             self.back.emit(event.store)
-        elif isinstance(event, FileProgress):
+        elif isinstance(event, Resumed) and not event.download:
+            self.resumed.emit(event.plain)
+        elif isinstance(event, FileProgress | Checking):
             now = time.monotonic()
             with self._lock:
                 if now - self._last_emit < self.EMIT_EVERY and event.done < event.total:
                     return
                 self._last_emit = now
-            self.progress.emit(event.done, event.total)
+            signal = self.progress if isinstance(event, FileProgress) else self.checking
+            signal.emit(event.done, event.total)
 
 
 class _Relay(QObject):
@@ -145,6 +152,14 @@ class _Relay(QObject):
     @Slot(str)
     def back(self, store: str) -> None:
         self._call("back", store)
+
+    @Slot(object)
+    def resumed(self, plain: int) -> None:
+        self._call("resumed", plain)
+
+    @Slot(object, object)
+    def checking(self, done: int, total: int) -> None:
+        self._call("checking", done, total)
 
     @Slot(int, str)
     def current(self, index: int, name: str) -> None:
