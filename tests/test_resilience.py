@@ -447,13 +447,13 @@ def test_a_store_that_trickles_is_left_behind_like_a_dead_one(moto_server: S3Ser
                                                               tmp_path: Path) -> None:
     """One store answers a byte every 5 s (under every read timeout): `cssm ls`, `get` and
     `verify` go on with the others within 3x their honest time, measured here, plus the
-    fixed grace (they took minutes); the file restores exactly and the store is named as too slow."""
+    fixed grace (they took minutes); the file restores exactly and the store is named as
+    too slow."""
     import subprocess
     import sys
     import time
 
     from cssm_desktop.config import save_config
-
     from cssm_desktop.core.parallel import MIN_GRACE
 
     from . import faultproxy
