@@ -151,3 +151,81 @@ def test_drops_are_taken_as_copies_never_moves(qtbot) -> None:
                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(zone, move_only)
     assert not move_only.isAccepted() and len(got) == 1
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_provider_step_takes_the_keys_once_makes_the_buckets_and_tests_them(
+        qtbot, request: pytest.FixtureRequest, server: str, memory_keyring) -> None:
+    """B11: five buckets at one provider took the endpoint, region and keys five times."""
+    from cssm_desktop.config import get_secret
+    from cssm_desktop.gui.provider_dialog import ProviderDialog
+    from cssm_desktop.gui.settings_dialog import SettingsDialog
+
+    s3: S3Server = request.getfixturevalue(server)
+    settings = SettingsDialog(None)
+    qtbot.addWidget(settings)
+    settings.show()
+    dialog = settings.add_provider()
+    assert isinstance(dialog, ProviderDialog)
+    assert QApplication.focusWidget() is dialog.kind or not dialog.isActiveWindow()
+    qtbot.keyClicks(dialog.endpoint, s3.endpoint)
+    qtbot.keyClicks(dialog.region, "us-east-1")
+    qtbot.keyClicks(dialog.key_id, s3.access_key)
+    # A wrong secret first (rclone checks signatures): nothing is added, each bucket says why.
+    if server == "rclone_server":
+        qtbot.keyClicks(dialog.secret_edit, "wrong")
+        qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.ok.isEnabled(), timeout=30_000)
+        assert dialog.isVisible() and "nothing was added" in dialog.result.text()
+        assert dialog.result.text().count("✖") == 5 and settings.stores == []
+        dialog.secret_edit.clear()
+    qtbot.keyClicks(dialog.secret_edit, s3.secret_key)
+    buckets = [b for b in dialog.buckets.toPlainText().split("\n") if b]
+    assert len(buckets) == 5 and dialog.make.isChecked()
+    with qtbot.waitSignal(dialog.accepted, timeout=60_000):
+        qtbot.mouseClick(dialog.ok, Qt.MouseButton.LeftButton)
+    assert [s.bucket for s in settings.stores] == buckets
+    assert {(s.endpoint_url, s.access_key_id) for s in settings.stores} == {
+        (s3.endpoint, s3.access_key)}
+    assert settings.list.count() == 5 and "5 buckets added and tested" in \
+        settings.test_result.text()
+    made = {b["Name"] for b in s3.client().list_buckets()["Buckets"]}
+    assert set(buckets) <= made
+    settings.save()
+    assert settings.saved_config is not None and len(settings.saved_config.stores) == 5
+    assert all(get_secret(s.name) == s3.secret_key for s in settings.stores)
+
+
+def test_without_a_keyring_the_secrets_of_one_provider_are_asked_about_once(
+        qtbot, monkeypatch: pytest.MonkeyPatch, memory_keyring) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from cssm_desktop.config import StoreConfig, get_secret
+    from cssm_desktop.errors import StoreError
+    from cssm_desktop.gui import settings_dialog
+
+    def no_keyring(name: str, _secret: str) -> None:
+        raise StoreError(name, "no keyring backend")
+
+    monkeypatch.setattr(settings_dialog, "set_secret", no_keyring)
+    settings = settings_dialog.SettingsDialog(None)
+    qtbot.addWidget(settings)
+    for i in range(5):
+        settings.stores.append(StoreConfig(name=f"b{i}", type="s3", bucket=f"bucket-{i}",
+                                           access_key_id="KEY"))
+        settings.secrets[i] = "one secret"
+    asked: list[str] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            asked.append(box.text())
+            box.button(QMessageBox.StandardButton.Yes).click()
+        if len(asked) < 6 and settings.saved_config is None:
+            QTimer.singleShot(50, answer)
+
+    QTimer.singleShot(50, answer)
+    settings.save()
+    assert len(asked) == 1 and "“b0”, “b1”, “b2”, “b3”, “b4”" in asked[0]
+    assert all(get_secret(f"b{i}") == "one secret" for i in range(5))   # this session

@@ -37,6 +37,7 @@ from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
 from . import workers
 from .ask import ask
+from .provider_dialog import ProviderDialog
 
 # Mnemonics are unique within the dialog: Alt+B is "Add S3 bucket", Alt+R "restore",
 # Alt+S the Save button.
@@ -71,6 +72,10 @@ class SettingsDialog(QDialog):
 
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._select)
+        self.add_provider_button = QPushButton(self.tr("Add S3 pro&vider…"))
+        self.add_provider_button.setToolTip(self.tr(
+            "Several buckets at one provider: endpoint and keys typed once"))
+        self.add_provider_button.clicked.connect(self.add_provider)
         self.add_s3_button = add_s3 = QPushButton(self.tr("Add S3 &bucket"))
         add_s3.clicked.connect(lambda: self._add("s3"))
         self.add_folder_button = add_folder = QPushButton(self.tr("Add &folder"))
@@ -86,10 +91,13 @@ class SettingsDialog(QDialog):
         left = QVBoxLayout()
         left.addWidget(QLabel(self.tr("Stores (each part of a file goes to a different one):")))
         left.addWidget(self.list, 1)
-        row = QHBoxLayout()
-        for b in (add_s3, add_folder, self.replace_button, self.remove_button):
-            row.addWidget(b)
-        left.addLayout(row)
+        for buttons in ((self.add_provider_button, add_s3, add_folder),
+                        (self.replace_button, self.remove_button)):
+            row = QHBoxLayout()
+            for b in buttons:
+                row.addWidget(b)
+            row.addStretch(1)
+            left.addLayout(row)
 
         self.stack = QStackedWidget()
         empty = QLabel(self.tr("Add an S3-compatible bucket (AWS, Backblaze B2, Wasabi, "
@@ -392,6 +400,28 @@ class SettingsDialog(QDialog):
         if kind == "folder":
             self._pick_folder()
 
+    def add_provider(self) -> ProviderDialog:
+        """The provider step: its tested stores join the list, the one secret typed
+        there goes with each (saved once, at Save)."""
+        dialog = ProviderDialog({s.name for s in self.stores}, self)
+        dialog.accepted.connect(lambda: self._add_provider_stores(dialog))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def _add_provider_stores(self, dialog: ProviderDialog) -> None:
+        first = len(self.stores)
+        for store in dialog.stores:
+            self.stores.append(store)
+            if dialog.secret:
+                self.secrets[len(self.stores) - 1] = dialog.secret
+        self._refresh_list()
+        self.list.setCurrentRow(first)
+        self.test_result.setText("✔ " + self.tr("%n bucket(s) added and tested: each took a "
+                                               "probe, gave it back and deleted it.", "",
+                                               len(dialog.stores)))
+        self.list.setFocus()
+
     def _remove(self) -> None:
         row = self.list.currentRow()
         if row < 0:
@@ -537,29 +567,38 @@ class SettingsDialog(QDialog):
         except ConfigError as exc:
             self.error.setText("⚠ " + str(exc).removeprefix("config: "))
             return
+        to_keep: list[tuple[str, str]] = []
         for row, store in enumerate(cfg.stores):
             secret = self.secrets.get(row)
             renamed = row < len(self.original_names) and self.original_names[row] != store.name
             if not secret and renamed and store.type == "s3":
                 secret = self._saved_secret(self.stores[row])
             if secret and store.type == "s3":
-                self._store_secret(store.name, secret)
+                to_keep.append((store.name, secret))
+        self._store_secrets(to_keep)
         self.saved_config = cfg
         self.accept()
 
-    def _store_secret(self, name: str, secret: str) -> None:
-        try:
-            set_secret(name, secret)
-        except StoreError as exc:
-            box = QMessageBox(
-                QMessageBox.Icon.Warning, self.tr("Secret key not saved"),
-                self.tr("This computer's password store (the keyring) is not available, so "
-                        "the secret key of “%1” cannot be saved.\n\nOn Linux the keyring "
-                        "comes with the desktop (GNOME Keyring, KWallet); it may be locked or "
-                        "missing.\n\nKeep the key for this session only? It is never written "
-                        "to a file; you will be asked for it again after a restart.")
-                .replace("%1", name),
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-            box.setDetailedText(exc.reason)   # what the keyring library said, for support
-            if box.exec() == QMessageBox.StandardButton.Yes:
-                keep_secret_for_session(name, secret)
+    def _store_secrets(self, secrets: list[tuple[str, str]]) -> None:
+        """Into the keyring; where there is none, asked once for all of them (B11: five
+        buckets of one provider asked five times)."""
+        for at, (name, secret) in enumerate(secrets):
+            try:
+                set_secret(name, secret)
+            except StoreError as exc:
+                left = secrets[at:]
+                names = "”, “".join(n for n, _ in left)
+                box = QMessageBox(
+                    QMessageBox.Icon.Warning, self.tr("Secret keys not saved"),
+                    self.tr("This computer's password store (the keyring) is not available, "
+                            "so the secret key of “%1” cannot be saved.\n\nOn Linux the "
+                            "keyring comes with the desktop (GNOME Keyring, KWallet); it may "
+                            "be locked or missing.\n\nKeep the keys for this session only? "
+                            "They are never written to a file; you will be asked for them "
+                            "again after a restart.").replace("%1", names),
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+                box.setDetailedText(exc.reason)   # what the keyring library said, for support
+                if box.exec() == QMessageBox.StandardButton.Yes:
+                    for left_name, left_secret in left:
+                        keep_secret_for_session(left_name, left_secret)
+                return

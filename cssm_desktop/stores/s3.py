@@ -666,6 +666,36 @@ class S3Store(Store):
         with contextlib.suppress(ObjectNotFound):
             self._call("delete_object", Key=key)
 
+    def make_bucket(self, region: str | None = None) -> bool:
+        """Create the bucket; False when it exists and is ours already. A name another
+        account holds, or keys without the right, is a StoreError saying so."""
+        kw: dict[str, Any] = {}
+        if region and region != "us-east-1" and not self.endpoint_url:
+            # AWS outside us-east-1 wants the region named; other providers take it from
+            # the endpoint, and some refuse the field.
+            kw["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self._client.create_bucket(Bucket=self.bucket, **kw)
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code == "BucketAlreadyOwnedByYou":
+                return False
+            if code == "BucketAlreadyExists":
+                # Some servers (rclone) say so of a bucket of one's own too: if these keys
+                # can list it, it is ours to use.
+                try:
+                    self._client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+                    return False
+                except (botocore.exceptions.ClientError,
+                        botocore.exceptions.BotoCoreError):
+                    raise StoreError(self.name, f"the bucket name {self.bucket!r} is taken "
+                                     "by another account: choose another") from exc
+            raise StoreError(self.name, f"cannot make bucket {self.bucket!r}: "
+                             + explain(exc, self.bucket, self.endpoint_url)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StoreError(self.name, explain(exc, self.bucket, self.endpoint_url)) from exc
+        return True
+
     def check(self) -> None:
         try:
             # A GET, not HEAD: HEAD answers carry no body, so a bad signature and a
