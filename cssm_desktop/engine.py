@@ -95,6 +95,13 @@ from .stores.factory import make_store
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, repr=False)   # no repr: it would print a key
+class HeldKey:
+    vault_id: bytes
+    group: tuple[bytes, KdfParams]
+    pk: bytes
+
+
 class Duplicate(Enum):
     """What a put does with a file whose name and content are already stored."""
 
@@ -246,7 +253,27 @@ class Engine:
 
     def lock(self) -> None:
         if self._vault is not None:
+            # The password key too: it opens the master key again without the password.
             self._vault.vmk = None
+            self._vault.pk = None
+
+    def held_key(self) -> HeldKey | None:
+        """While unlocked: what lets the same vault be unlocked again, without the
+        password, by an engine built from edited settings (they locked the vault)."""
+        vault = self._vault
+        held = vault.held_key() if vault is not None else None
+        return HeldKey(vault.vault_id, *held) if vault is not None and held else None
+
+    def unlock_with(self, held: HeldKey) -> bool:
+        """Unlock with a key an engine of the same vault held; False (still locked) if
+        these stores hold another vault. Headers are checked as by unlock."""
+        vault = self.vault()
+        if not hmac.compare_digest(vault.vault_id, held.vault_id):
+            return False
+        with self._lock:
+            vault.unlock_with_key((held.group, held.pk))
+            self._keep_binding(vault)
+        return True
 
     def init(self, password: str, kdf: KdfParams | None = None) -> Vault:
         stores = self.stores

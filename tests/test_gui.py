@@ -813,3 +813,53 @@ def test_escape_in_settings_asks_before_throwing_edits_away(qtbot, ctx) -> None:
     assert box is not None
     qtbot.mouseClick(box.button(QMessageBox.StandardButton.Discard), Qt.MouseButton.LeftButton)
     assert not dialog.isVisible() and dialog.saved_config is None
+
+
+def test_replace_refuses_another_stores_folder_at_once(
+        qtbot, ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B10: Replace… took another store's folder (or one inside it) and refused only at
+    Save; a folder that is not empty is refused too. An empty one is taken."""
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *_a, **_k: QMessageBox.StandardButton.Yes)
+    dialog = SettingsDialog(ctx.config)
+    qtbot.addWidget(dialog)
+    dialog.list.setCurrentRow(2)
+    before = dialog.stores[2].path
+    other = tmp_path / "stores" / "store1"
+    inside = other / "sub"
+    inside.mkdir()
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x.txt").write_text("x")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for chosen, says in ((other, "folder of store “store1”"),
+                         (inside, "folder of store “store1”"),
+                         (full, "is not empty")):
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                            lambda *_a, c=chosen, **_k: str(c))
+        qtbot.mouseClick(dialog.replace_button, Qt.MouseButton.LeftButton)
+        assert says in dialog.test_result.text() and dialog.test_result.text()[0] == "✖"
+        assert dialog.stores[2].path == before and dialog.replaced == []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(empty))
+    qtbot.mouseClick(dialog.replace_button, Qt.MouseButton.LeftButton)
+    assert dialog.stores[2].path == str(empty) and dialog.replaced == ["store3"]
+
+
+def test_saving_settings_keeps_the_vault_unlocked(qtbot, window: MainWindow,
+                                                  ctx: AppContext) -> None:
+    """B10: saving Settings locked the vault, and the password was asked again at once."""
+    window.engine.unlock(PASSWORD)
+    window._update_lock()
+    cfg = ctx.config
+    cfg.stores[0].name = "first disk"     # not only tuning: the engine is rebuilt
+    with qtbot.waitSignal(window.vault_ready, timeout=20_000):
+        ctx.save(cfg)
+        window.show_current_page()
+    assert window.engine.config.stores[0].name == "first disk"
+    assert window.engine.unlocked and window.lock_label.text() == "Vault unlocked"
+    assert ctx.handover is None     # taken once
+    window.engine.lock()            # locking forgets the password key as well
+    assert window.engine.held_key() is None and window.engine.vault().pk is None

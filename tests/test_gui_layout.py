@@ -153,3 +153,42 @@ def test_a_stored_file_dropped_again_is_checked_not_sent(
     assert checking[-1][0].startswith("read ")
     assert model.index(1, columns.index("Progress")).data() == "nothing sent"
     assert model.index(1, columns.index("Progress")).data(Qt.ItemDataRole.UserRole) == 0
+
+
+def test_the_unlock_dialog_grows_for_its_error_line(qtbot, window: MainWindow) -> None:  # noqa: F811
+    """B9: an error line appeared and the dialog kept its height: it and the text above
+    it were cut in half."""
+    from PySide6.QtWidgets import QLabel
+
+    from cssm_desktop.gui.unlock_dialog import UnlockDialog
+
+    window.engine.lock()
+    dialog = UnlockDialog(window.engine, window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog._show_error("wrong password: the vault key could not be unlocked, whatever the "
+                       "stores say")
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=5_000)
+    QApplication.processEvents()
+    for label in dialog.findChildren(QLabel):
+        if label.isVisible() and label.wordWrap():
+            assert label.height() >= label.heightForWidth(label.width()), label.text()
+    dialog.reject()
+
+
+def test_the_settings_note_on_secrets_says_what_is_true_here(
+        qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QLabel
+
+    from cssm_desktop.gui import settings_dialog
+
+    texts = {}
+    for usable in (True, False):
+        monkeypatch.setattr(settings_dialog, "keyring_usable", lambda u=usable: u)
+        dialog = settings_dialog.SettingsDialog(None)
+        qtbot.addWidget(dialog)
+        texts[usable] = {label.text() for label in dialog.findChildren(QLabel)}
+    assert "Kept in the keyring, never in the settings file." in texts[True]
+    assert "No keyring here: kept for this session only." in texts[False]
+    assert not any("kept in the keyring" in t.lower() for t in texts[False])

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from cssm_desktop.config import save_config
+from cssm_desktop.config import Config, save_config
 from cssm_desktop.core.format import FileHeader, VaultHeader
 from cssm_desktop.core.layout import data_key, meta_key, vault_key
+from cssm_desktop.engine import Engine
 
-from .conftest import PASSWORD
+from .conftest import FAST_KDF, PASSWORD, folder_stores
 from .worlds import World, _file, _restores
 
 
@@ -218,3 +219,31 @@ def test_a_stores_own_words_reach_the_terminal_and_log_as_one_escaped_line() -> 
     err = StoreError("s3", "Access Denied\n2026-12-02 INFO forged: all good\x1b[2J")
     assert "\n" not in str(err) and "\x1b" not in str(err)
     assert "\\n2026-12-02 INFO forged" in err.reason
+
+
+def test_a_handed_over_key_checks_every_header_as_a_password_does(world: World,
+                                                                  tmp_path: Path) -> None:
+    """Settings saved in the window hand the password key to the engine built from them
+    (the vault stays unlocked): that unlock checks each header as unlock does, never opens
+    another vault, and a locked engine holds no key."""
+    from cssm_desktop.core.status import StoreState
+
+    first = Engine(world.config, tmp_path / "a.sqlite")
+    first.unlock(PASSWORD)
+    held = first.held_key()
+    assert held is not None and "pk" not in repr(held) and held.pk not in repr(held).encode()
+    reseal_header(world, 1, 5, 1)   # an insider, after the key was handed over
+    second = Engine(world.config, tmp_path / "b.sqlite")
+    assert second.unlock_with(held) and second.unlocked
+    look = second.check_stores()
+    states = {r.name: r.state for r in look.reports}
+    assert states[world.name(1)] is StoreState.DAMAGED
+    assert (second.vault().n, second.vault().k) == (5, 3)
+    first.lock()
+    assert first.held_key() is None
+    # Another vault's stores: the key is not tried there.
+    other_cfg = Config(stores=folder_stores(tmp_path / "other"), threshold=2)
+    other = Engine(other_cfg, tmp_path / "c.sqlite")
+    other.init(PASSWORD, kdf=FAST_KDF)
+    other.lock()
+    assert not other.unlock_with(held) and not other.unlocked

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import (
@@ -404,6 +405,41 @@ class Vault:
                                  f"KiB and {worst.iterations} passes, beyond what this "
                                  "version accepts (a forged header, or a newer version's vault)")
             raise WrongPassword()
+        return self._settle(vmk, unlocked, keys, over,
+                            lambda group: password_key(password, *group))
+
+    def held_key(self) -> tuple[tuple[bytes, KdfParams], bytes] | None:
+        """The password key this unlock derived, with its (salt, parameters): what
+        unlock_with_key takes to open the vault again without the password."""
+        if self.vmk is None or self.pk is None or self.unlocked_with is None:
+            return None
+        return self.unlocked_with.kdf_group, self.pk
+
+    def unlock_with_key(self, held: tuple[tuple[bytes, KdfParams], bytes]) -> bytes:
+        """Unlock with a password key an earlier unlock of this vault derived (the
+        stores' settings were saved: the password did not change). Every header is
+        checked as unlock checks it; one sealed under other parameters cannot be, and is
+        marked so (as when unlock would not derive for it)."""
+        group, pk = held
+        over = [g for g in {h.kdf_group for h in self.seen.values()}
+                if not g[1].within_ceiling()]
+        for name, header in self.seen.items():
+            if header.kdf_group != group:
+                continue
+            try:
+                vmk = header.open_with_key(pk)
+            except WrongPassword:
+                continue
+            return self._settle(vmk, self.seen[name], {group: pk}, over, None)
+        raise WrongPassword()
+
+    def _settle(self, vmk: bytes, unlocked: VaultHeader,
+                keys: dict[tuple[bytes, KdfParams], bytes],
+                over: list[tuple[bytes, KdfParams]],
+                derive: Callable[[tuple[bytes, KdfParams]], bytes] | None) -> bytes:
+        """After the master key opened: authenticate every header, settle n and k and
+        the binding. `derive`: a key for another (salt, parameters) pair, or None when
+        no password is at hand."""
         authentic: dict[str, VaultHeader] = {}
         for name, header in self.seen.items():
             group = header.kdf_group
@@ -414,11 +450,12 @@ class Vault:
                 # Another pair (a password change interrupted half-way) is derived only
                 # at no more than the cost that unlocked: a stray header cannot make
                 # unlock dearer than the vault itself.
-                if len(keys) >= MAX_DERIVATIONS or group[1].cost > unlocked.kdf.cost:
+                if derive is None or len(keys) >= MAX_DERIVATIONS \
+                        or group[1].cost > unlocked.kdf.cost:
                     self._damaged(name, "vault header could not be checked (sealed under "
                                         "other password parameters)")
                     continue
-                keys[group] = password_key(password, *group)
+                keys[group] = derive(group)
             problem = _header_problem(header, keys[group], vmk)
             if problem:
                 self._damaged(name, problem)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config, config_path, data_dir, load_config, save_config
-from ..engine import Engine
+from ..engine import Engine, HeldKey
 from ..errors import ConfigError
 
 
@@ -16,6 +16,7 @@ class AppContext:
         self.catalog_file = catalog_file or data_dir() / "catalog.sqlite"
         self.engine: Engine | None = None
         self.config_error: str | None = None
+        self.handover: HeldKey | None = None   # taken by the next open of the vault
         self.reload()
 
     @property
@@ -40,6 +41,11 @@ class AppContext:
             self.engine.retune(cfg)   # the vault stays open, uploads go on
             return
         save_config(cfg, self.config_file)
+        # The new engine starts locked; the key the old one held unlocks it again (the
+        # same vault), so saving settings does not ask for the password at once (B10).
+        self.handover = self.engine.held_key() if self.engine is not None else None
+        if self.engine is not None:
+            self.engine.lock()
         self.reload()
 
     def retunes(self, cfg: Config) -> bool:

@@ -7,6 +7,7 @@ connects to its signals. Every status it emits follows from a check just made.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from pathlib import Path
@@ -118,7 +119,16 @@ class VaultController(QObject):
         engine = self.engine
         if engine is None:
             return
-        self._start(workers.Call(engine.vault), succeeded=self._opened,
+        held, self.ctx.handover = self.ctx.handover, None
+
+        def open_it() -> Any:
+            vault = engine.vault()
+            if held is not None:
+                with contextlib.suppress(CssmError):   # else it stays locked: asked later
+                    engine.unlock_with(held)
+            return vault
+
+        self._start(workers.Call(open_it), succeeded=self._opened,
                     failed=self.open_failed.emit)
 
     def _opened(self, vault: Any) -> None:

@@ -328,6 +328,7 @@ class MainWindow(QMainWindow):
         self.controller.open_vault()
 
     def _vault_opened(self, vault: Any) -> None:
+        self._update_lock()   # unlocked again with the key saved settings handed over
         # The vault's own n and k (its headers say them), not the settings' wish.
         self.drop.set_threshold(vault.k, vault.n)
         waiting = self.engine.unfinished_count() if self.engine is not None else 0

@@ -120,9 +120,11 @@ class SettingsDialog(QDialog):
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.textEdited.connect(self._secret_edited)
         s3_form.addRow(_label(self.tr("Secret &key:"), self.secret), self.secret)
-        note = QLabel(self.tr("The secret key is kept in the system keyring, not in the "
-                              "settings file."))
-        note.setWordWrap(True)
+        # One short line, true on this computer: it was cut in half, and said "kept in
+        # the keyring" above a warning that there is none (B9).
+        note = QLabel(self.tr("Kept in the keyring, never in the settings file.")
+                      if keyring_usable() else
+                      self.tr("No keyring here: kept for this session only."))
         s3_form.addRow("", note)
         self.stack.addWidget(s3_page)
         folder_page = QWidget()
@@ -465,6 +467,10 @@ class SettingsDialog(QDialog):
                 self, self.tr("New, empty folder for “%1”").replace("%1", store.name), start)
             if not chosen:
                 return
+            problem = self._replacement_problem(store, chosen)
+            if problem:   # said now, not at Save (B10)
+                self.test_result.setText("✖ " + problem)
+                return
             store.path = chosen
             self.folder_path.setText(chosen)
         else:
@@ -476,6 +482,27 @@ class SettingsDialog(QDialog):
             self.replaced.append(store.name)
         self.test_result.setText(
             self.tr("New place set: once saved, repair rebuilds what belongs there."))
+
+    def _replacement_problem(self, store: StoreConfig, chosen: str) -> str:
+        """Why `chosen` cannot be the new folder of `store`: another store's folder
+        (inside it, or holding it), or one that is not empty."""
+        new = Path(chosen).resolve()
+        for other in self.stores:
+            if other is store or other.type != "folder" or not other.path:
+                continue
+            theirs = Path(other.path).expanduser().resolve()
+            if new == theirs or theirs in new.parents or new in theirs.parents:
+                return self.tr("%1 is (or holds, or lies in) the folder of store “%2”: "
+                               "losing one disk would lose both.").replace(
+                    "%1", chosen).replace("%2", other.name)
+        try:
+            if any(Path(chosen).iterdir()):
+                return self.tr("%1 is not empty: a replaced store starts in an empty folder "
+                               "(repair fills it).").replace("%1", chosen)
+        except OSError as exc:
+            return self.tr("cannot read %1: %2").replace("%1", chosen).replace(
+                "%2", exc.strerror or str(exc))
+        return ""
 
     def _pick_folder(self) -> None:
         store = self.current()

@@ -23,6 +23,7 @@ class UnlockDialog(QDialog):
         super().__init__(parent)
         self.engine = engine
         self.setWindowTitle(self.tr("Unlock vault"))
+        self.setMinimumWidth(440)   # the wrapped lines below read as sentences
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText(self.tr("Vault password"))
@@ -69,6 +70,9 @@ class UnlockDialog(QDialog):
     def _show_error(self, message: str) -> None:
         self.error.setText("⚠ " + message)
         self.error.show()
+        # Room for the new line: the dialog kept its height, and cut it and the text
+        # above in half (B9).
+        self.adjustSize()
 
     def _set_busy(self, busy: bool) -> None:
         self.busy.setVisible(busy)
