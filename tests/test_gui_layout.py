@@ -192,3 +192,36 @@ def test_the_settings_note_on_secrets_says_what_is_true_here(
     assert "Kept in the keyring, never in the settings file." in texts[True]
     assert "No keyring here: kept for this session only." in texts[False]
     assert not any("kept in the keyring" in t.lower() for t in texts[False])
+
+
+def test_enter_on_the_row_the_keyboard_is_on_restores_it(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: F811
+    """Tab into the list puts the cursor on a row without selecting it; Enter there did
+    nothing (found walking the window under X)."""
+    from PySide6.QtCore import QItemSelectionModel
+
+    from cssm_desktop.gui.restore_dialog import RestoreDialog
+
+    window.engine.unlock(PASSWORD)
+    window._update_lock()
+    (path,) = _files(tmp_path, {"report.bin": 5000})
+    with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
+        window.add_paths([path])
+    qtbot.waitUntil(lambda: window.tree.model().rowCount() == 1, timeout=10_000)
+    for view in (window.tree, window.files):
+        window.as_folders.setChecked(view is window.tree)
+        assert window.shown_files() is view
+        view.clearSelection()
+        view.selectionModel().setCurrentIndex(
+            view.model().index(0, 0), QItemSelectionModel.SelectionFlag.NoUpdate)
+        assert not view.selectionModel().selectedRows()
+        assert [e.name for e in view.selected_entries()] == ["report.bin"]
+        view.setFocus()
+        qtbot.keyClick(view, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: any(d.isVisible() for d in window.findChildren(RestoreDialog)),
+                        timeout=5_000)
+        for dialog in window.findChildren(RestoreDialog):
+            dialog.reject()
+        qtbot.waitUntil(lambda: not any(d.isVisible()
+                                        for d in window.findChildren(RestoreDialog)),
+                        timeout=5_000)

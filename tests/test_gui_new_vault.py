@@ -229,3 +229,31 @@ def test_without_a_keyring_the_secrets_of_one_provider_are_asked_about_once(
     settings.save()
     assert len(asked) == 1 and "“b0”, “b1”, “b2”, “b3”, “b4”" in asked[0]
     assert all(get_secret(f"b{i}") == "one secret" for i in range(5))   # this session
+
+
+def test_first_run_goes_from_the_provider_step_to_the_new_vault_dialog(
+        qtbot, moto_server: S3Server, tmp_path: Path) -> None:
+    """"Add my buckets" opens Settings with the provider step up; once saved stores answer
+    holding no vault, the new-vault dialog comes by itself (once)."""
+    from cssm_desktop.gui.provider_dialog import ProviderDialog
+    from cssm_desktop.gui.settings_dialog import SettingsDialog
+
+    settings = SettingsDialog(None, provider_first=True)
+    qtbot.addWidget(settings)
+    settings.show()
+    qtbot.waitUntil(lambda: isinstance(settings.provider, ProviderDialog)
+                    and settings.provider.isVisible(), timeout=5_000)
+    settings.provider.reject()
+    window = _window_on_empty_buckets(qtbot, moto_server, tmp_path)
+    assert not any(isinstance(w, NewPasswordDialog) and w.isVisible()
+                   for w in QApplication.topLevelWidgets())   # not unasked
+    window._offer_create = True   # what "Add my buckets" sets before Settings
+    with qtbot.waitSignal(window.stores_checked, timeout=30_000):
+        window.check_stores()
+    dialog = _new_vault_dialog()
+    dialog.reject()
+    with qtbot.waitSignal(window.stores_checked, timeout=30_000):
+        window.check_stores()
+    assert not any(isinstance(w, NewPasswordDialog) and w.isVisible()
+                   for w in QApplication.topLevelWidgets())   # once
+    workers.wait_all()

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 
 from ..catalog import AT_RISK, LOST, SAFE, Entry
 from ..units import human
-from .tables import EmptyHint, plain_rows
+from .tables import EmptyHint, chosen_rows, plain_rows
 
 COLUMNS = ("Name", "Size", "Stored at", "Health")
 HEALTH_TEXT = {SAFE: "✔ safe", AT_RISK: "⚠ at risk", LOST: "✖ lost"}
@@ -104,5 +104,5 @@ class FilesView(EmptyHint, QTableView):
                        "or press Ctrl+O.")
 
     def selected_entries(self) -> list[Entry]:
-        rows = {self.proxy.mapToSource(i).row() for i in self.selectionModel().selectedRows()}
+        rows = {self.proxy.mapToSource(i).row() for i in chosen_rows(self)}
         return [self.source.entries[r] for r in sorted(rows)]

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 from ..catalog import SAFE, Entry, worst
 from ..units import human
 from .files_view import COLUMNS, HEALTH_TEXT
-from .tables import EmptyHint
+from .tables import EmptyHint, chosen_rows
 
 
 @dataclass(eq=False)
@@ -230,7 +230,7 @@ class FolderTree(EmptyHint, QTreeView):
 
     def selected_entries(self) -> list[Entry]:
         seen: dict[str, Entry] = {}
-        for index in self.selectionModel().selectedRows():
+        for index in chosen_rows(self):
             for e in self.source.node(index).entries():
                 seen[e.id] = e
         return sorted(seen.values(), key=lambda e: e.name)

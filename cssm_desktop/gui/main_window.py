@@ -83,10 +83,13 @@ class MainWindow(QMainWindow):
         self.ctx = ctx
         self.log_file = log_file
         self.setWindowTitle(self.tr("CSSM Desktop"))
-        self.resize(1000, 780)
+        # Room for the work, within the screen (a 720-line screen hid the status bar).
+        room = self.screen().availableGeometry()
+        self.resize(min(1000, int(room.width() * 0.9)), min(760, int(room.height() * 0.9)))
         self.queue = JobQueue(parent=self)
         self._offered_unfinished = False   # once per run, after the first unlock
         self._no_vault = False   # the last look found stores that hold no vault
+        self._offer_create = False   # first run: offer the new vault when stores hold none
         self._quit_box: QMessageBox | None = None   # the quit question, while it is up
         self._quit_agreed = False
         self.queue.job_finished.connect(self._job_finished)
@@ -104,7 +107,7 @@ class MainWindow(QMainWindow):
 
         self.pages = QStackedWidget()
         self.welcome = WelcomePage()
-        self.welcome.add_buckets.connect(self.open_settings)
+        self.welcome.add_buckets.connect(self._add_my_buckets)
         self.welcome.try_local.connect(self._try_local)
         self.welcome.connect_existing.connect(self._connect_existing)
         self.pages.addWidget(self.welcome)
@@ -352,7 +355,11 @@ class MainWindow(QMainWindow):
             self.stores_summary.setText(text)
             self.banner.show_no_vault(empty, away)
             self.stores_checked.emit()
+            if self._offer_create and not away:
+                self._offer_create = False
+                self.create_vault_here()
             return
+        self._offer_create = False
         if checked.n:
             self.drop.set_threshold(checked.k, checked.n)
         n = checked.n or len(checked.reports)
@@ -676,8 +683,15 @@ class MainWindow(QMainWindow):
         return self.controller.rebuild(self)
 
     # ---------------------------------------------------------------- settings, first run
-    def open_settings(self) -> bool:
-        dialog = SettingsDialog(self.ctx.config, self)
+    def _add_my_buckets(self) -> None:
+        """First run: the provider step, then (once the stores answer, holding no vault)
+        the new-vault dialog: the next step offered, not looked for."""
+        self._offer_create = True
+        if not self.open_settings(provider_first=True):
+            self._offer_create = False
+
+    def open_settings(self, provider_first: bool = False) -> bool:
+        dialog = SettingsDialog(self.ctx.config, self, provider_first=provider_first)
         if dialog.exec() != SettingsDialog.DialogCode.Accepted or dialog.saved_config is None:
             return False
         if self.queue.active() and not self.ctx.retunes(dialog.saved_config):

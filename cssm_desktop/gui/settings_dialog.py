@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -54,7 +54,8 @@ def _label(text: str, buddy: QWidget) -> QLabel:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, config: Config | None, parent: QWidget | None = None) -> None:
+    def __init__(self, config: Config | None, parent: QWidget | None = None,
+                 provider_first: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self.setMinimumSize(720, 440)
@@ -100,9 +101,11 @@ class SettingsDialog(QDialog):
             left.addLayout(row)
 
         self.stack = QStackedWidget()
-        empty = QLabel(self.tr("Add an S3-compatible bucket (AWS, Backblaze B2, Wasabi, "
-                               "Cloudflare R2, MinIO, …) or a folder (a USB disk, a NAS "
-                               "mount). Five stores with 3 needed is a good start."))
+        empty = QLabel(self.tr("Buckets at an S3-compatible provider (AWS, Backblaze B2, "
+                               "Wasabi, Cloudflare R2, MinIO, …): Add S3 provider… takes "
+                               "the keys once for all of them. Folders (a USB disk, a NAS "
+                               "mount): Add folder. Five stores with 3 needed is a good "
+                               "start."))
         empty.setWordWrap(True)
         empty.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.stack.addWidget(empty)
@@ -211,6 +214,9 @@ class SettingsDialog(QDialog):
         self._as_loaded = self._state()
         self._discarding = False
         self.discard_question: QMessageBox | None = None
+        self.provider: ProviderDialog | None = None
+        if provider_first:   # "Add my buckets" on the first page: the provider step at once
+            QTimer.singleShot(0, self.add_provider)
 
     def _state(self) -> tuple[object, ...]:
         """What Save would write, to tell whether anything was changed here."""
@@ -406,6 +412,7 @@ class SettingsDialog(QDialog):
         """The provider step: its tested stores join the list, the one secret typed
         there goes with each (saved once, at Save)."""
         dialog = ProviderDialog({s.name for s in self.stores}, self)
+        self.provider = dialog
         dialog.accepted.connect(lambda: self._add_provider_stores(dialog))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()

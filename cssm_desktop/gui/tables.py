@@ -3,7 +3,7 @@ gets out (Tab used to walk cell by cell inside a table and never leave it)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QTableView
 
@@ -39,3 +39,13 @@ class EmptyHint:
                          int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
                              | Qt.TextFlag.TextWordWrap), text)
         painter.end()
+
+
+def chosen_rows(view: QAbstractItemView) -> list[QModelIndex]:
+    """The selected rows; with none selected, the row the keyboard is on (Tab into a list
+    puts the cursor on a row without selecting it, and Enter there did nothing)."""
+    rows = view.selectionModel().selectedRows()
+    if rows:
+        return rows
+    current = view.currentIndex()
+    return [current.siblingAtColumn(0)] if current.isValid() else []
