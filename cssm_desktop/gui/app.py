@@ -28,7 +28,7 @@ from .. import __version__
 from ..allocator import keep_freed_buffers
 from ..keyring_setup import choose_backend
 from ..logs import enable_crash_traces, setup_logging
-from . import focus_ring, workers
+from . import focus_ring, lagprobe, workers
 from .gcguard import MainThreadGC
 
 
@@ -159,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication([sys.argv[0], *qt_args])
     install_translations(app)
     focus_ring.install(app)
+    # The UI thread waits for the GIL behind the upload's threads at most this long
+    # between two of its steps (5 ms by default, several in a row under a busy pipeline:
+    # key presses waited over 100 ms during a 3 GiB upload; bench/ui_lag.py).
+    sys.setswitchinterval(0.001)
+    lagprobe.install(app)
     icon = ASSETS / "cssm-desktop.png"
     app.setWindowIcon(QIcon(str(icon)) if icon.exists()
                       else app.style().standardIcon(QStyle.StandardPixmap.SP_DriveNetIcon))

@@ -202,8 +202,13 @@ class MainWindow(QMainWindow):
         self.as_folders.setChecked(QSettings().value("files/folders", True, type=bool))
         self.as_folders.toggled.connect(self._show_files_as)
         self.filter = QLineEdit()
-        self.filter.setPlaceholderText(self.tr("Filter by name"))
+        self.filter.setPlaceholderText(self.tr("Filter by name (Ctrl+F)"))
         self.filter.setClearButtonEnabled(True)
+        find = QAction(self.filter)
+        find.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Find))
+        find.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        find.triggered.connect(self._find)
+        self.addAction(find)
         self.filter.textChanged.connect(self.files.set_filter)
         # Filtering is a search over every name: it shows the flat list.
         self.filter.textChanged.connect(lambda _t: self._show_files_as())
@@ -243,6 +248,12 @@ class MainWindow(QMainWindow):
         self.stores_summary = QLabel()
         return _section(self.tr("Stores"), [(self.stores_summary, 1), (check, 0), (edit, 0)],
                         self.stores_view)
+
+    def _find(self) -> None:
+        """Ctrl+F: to the filter of stored files, from any place."""
+        self.show_place("files")
+        self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter.selectAll()
 
     def show_place(self, name: str) -> None:
         self.places.setCurrentRow(self.places.row_of(name))
