@@ -73,10 +73,36 @@ def main() -> None:
     docs["first-run.png"] = window.grab()
     window.close()
 
+    # Five empty stores: the window offers to create the vault there.
+    from cssm_desktop.config import save_config
+    from cssm_desktop.gui.welcome import NewPasswordDialog
+
+    empty = [StoreConfig(f"bucket-{i}", "folder", path=str(tmp / "empty" / f"bucket-{i}"))
+             for i in range(1, 6)]
+    for store in empty:
+        Path(store.path or "").mkdir(parents=True)
+    save_config(Config(stores=empty, threshold=3), tmp / "empty.toml")
+    ctx = AppContext(config_file=tmp / "empty.toml", catalog_file=tmp / "empty.sqlite")
+    window = MainWindow(ctx)
+    window.resize(980, 640)
+    window.show()
+    wait_for(window.stores_checked, 30, "stores")
+    app.processEvents()
+    docs["new-vault-banner.png"] = window.grab()
+    created = window.create_vault_here()
+    assert isinstance(created, NewPasswordDialog)
+    created.first.setText("correct horse battery staple")
+    created.second.setText("correct horse battery staple")
+    app.processEvents()
+    docs["new-vault-dialog.png"] = created.grab()
+    created.reject()
+    window.close()
+    workers.wait_all()
+
     # A vault with files, and a queue in progress
     ctx = AppContext(config_file=tmp / "config.toml", catalog_file=tmp / "catalog.sqlite")
     window = MainWindow(ctx)
-    window.resize(1000, 860)
+    window.resize(1000, 700)
     window.show()
     window.create_local_vault("screenshot password", root=tmp / "stores")
     wait_for(window.stores_checked, 60, "vault and stores")
@@ -96,7 +122,9 @@ def main() -> None:
     wait_for(window.stores_checked, 30, "stores")
     window.queue.clear_finished()
 
-    # The stores panel in each state: all reachable, one disk away, two away.
+    # The stores place in each state: all reachable, one disk away, two away.
+    window.show_place("stores")
+    app.processEvents()
     docs["stores-ok.png"] = window.grab()
     stores = tmp / "stores"
     for shot, away in (("stores-one-down.png", ["store-4"]),
@@ -117,6 +145,10 @@ def main() -> None:
         (tmp / name).rename(stores / name)
     window.check_stores()
     wait_for(window.stores_checked, 30, "stores")
+    dialog = window.repair_all()   # the disks are back: repair makes every file safe
+    wait_for(dialog.ended, 60, "repair")
+    dialog.close()
+    window.refresh_files()
     wait_for(window.files_loaded, 30, "files")
     now = time.monotonic()
     jobs = [Job(Path("/home/ana/Videos/holiday-2026.mkv"), "holiday-2026.mkv", 2_400_000_000,
@@ -128,17 +160,39 @@ def main() -> None:
             Job(Path("/home/ana/backup.img"), "backup.img", 16_000_000_000)]
     queue = window.queue
     queue.paused = True
+    window.engine.unlock("screenshot password")
+    queue.engine = window.engine
     queue.replace_jobs(jobs)
     # The repair's summary (taken with two stores away) times out after 15 s in the app;
     # the stores are back now, so it would contradict the picture.
     window.statusBar().clearMessage()
+    window.show_place("files")
+    window._badge()
+    queue.paused = False
+    queue.pending = lambda: [j for j in jobs if j.state in (State.WAITING, State.RUNNING)]
+    window._badge()
+    window.activity.update_now()
     app.processEvents()
     docs["main-window.png"] = window.grab()
+    window.show_place("activity")
+    app.processEvents()
+    docs["activity.png"] = window.grab()
     light = app.palette()
     app.setPalette(dark_palette())
     app.processEvents()
     docs["main-window-dark.png"] = window.grab()
     app.setPalette(light)
+    # An upload waiting for a store that stopped answering.
+    jobs[1].stalled, jobs[1].stalled_since, jobs[1].stalled_limit = (
+        "local-3", time.monotonic() - 47, 300.0)
+    window._store_silent("local-3", True)   # as the upload's signal says it
+    window._tick_stalled()
+    app.processEvents()
+    docs["waiting-for-store.png"] = window.grab()
+    window._stall_timer.stop()
+    jobs[1].stalled = ""
+    window._store_silent("local-3", False)
+    window.show_place("files")
 
     entries = window.files.source.entries[:2]
     window.engine.lock()
@@ -146,6 +200,19 @@ def main() -> None:
     dialog.show()
     app.processEvents()
     docs["restore-dialog.png"] = dialog.grab()
+    dialog.close()
+    # A restore under way: how far, how fast, how long still (a clock of 4 s).
+    from cssm_desktop.units import Rate
+
+    dialog = RestoreDialog(window.engine, entries, window, tmp / "restore")
+    dialog.show()
+    dialog.bar.show()
+    dialog.rate = Rate(clock=iter([100.0, 104.0]).__next__)
+    dialog._progress(0, 2_400_000_000)
+    dialog._progress(620_000_000, 2_400_000_000)
+    dialog._say(dialog.tr("Restoring %n file(s)…", "", 2))
+    app.processEvents()
+    docs["restore-running.png"] = dialog.grab()
     dialog.close()
 
     cfg = Config(stores=[
@@ -167,6 +234,20 @@ def main() -> None:
     settings.show()
     app.processEvents()
     docs["settings-dialog.png"] = settings.grab()
+    settings.close()
+    # The provider step: keys once, then the bucket names.
+    settings = SettingsDialog(None, window)
+    settings.show()
+    provider = settings.add_provider()
+    provider.kind.setCurrentText("Wasabi")
+    provider.endpoint.setText("https://s3.eu-central-1.wasabisys.com")
+    provider.region.setText("eu-central-1")
+    provider.key_id.setText("AKIAEXAMPLE7Q")
+    provider.secret_edit.setText("example secret key")
+    provider.buckets.setPlainText("\n".join(f"ana-cssm-{i}" for i in range(1, 6)))
+    app.processEvents()
+    docs["provider-dialog.png"] = provider.grab()
+    provider.close()
     settings.close()
     # Uploads an earlier run left (real journals; the stores are not needed to list them)
     import time as _time

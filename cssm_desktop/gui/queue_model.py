@@ -85,7 +85,8 @@ class QueueModel(QAbstractTableModel):
                 return f"{human(job.shown)} / {human(job.size)}"
             if col == 3:
                 return f"{human(job.speed)}/s" \
-                    if job.state is State.RUNNING and job.checked < 0 else ""
+                    if job.state is State.RUNNING and job.checked < 0 and not job.stalled \
+                    else ""
             if col == 4:
                 return self._status(job)
         if role == Qt.ItemDataRole.UserRole and col == PROGRESS_COLUMN:
