@@ -7,10 +7,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import prepare_dir
 from .durable import private_file
 from .errors import CatalogError
+from .text import name_bytes, name_text
 
 SCHEMA_VERSION = 4
 
@@ -191,22 +193,25 @@ class Catalog:
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? "
                                     "ORDER BY name, stored_at_ns", (vault_id,)).fetchall()
-        return [Entry(*row) for row in rows]
+        return [_entry(row) for row in rows]
 
     def find(self, vault_id: str, ref: str) -> list[Entry]:
         """By full id, by an id prefix of 6+ hex digits, or by exact name."""
+        name = _db_name(ref)
+        prefix = ref if isinstance(name, str) else ""   # not text: no id either
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND (id = ? OR name = ? "
                 f"OR (length(?) >= {MIN_ID_PREFIX} AND substr(id, 1, length(?)) = lower(?))) "
-                "ORDER BY stored_at_ns", (vault_id, ref.lower(), ref, ref, ref, ref)).fetchall()
-        return [Entry(*row) for row in rows]
+                "ORDER BY stored_at_ns", (vault_id, prefix.lower(), name, prefix, prefix,
+                                          prefix)).fetchall()
+        return [_entry(row) for row in rows]
 
     def in_pack(self, vault_id: str, pack_id: str) -> list[Entry]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND "
                                     "pack = ?", (vault_id, pack_id)).fetchall()
-        return [Entry(*row) for row in rows]
+        return [_entry(row) for row in rows]
 
     def move_to_pack(self, vault_id: str, ids: Iterable[str], pack_id: str) -> None:
         with self._lock:
@@ -235,9 +240,9 @@ class Catalog:
                 rows = self._db.execute(
                     f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND name IN "
                     f"({','.join('?' * len(chunk))}) ORDER BY stored_at_ns",
-                    (vault_id, *chunk)).fetchall()
+                    (vault_id, *map(_db_name, chunk))).fetchall()
                 for row in rows:
-                    entry = Entry(*row)
+                    entry = _entry(row)
                     found.setdefault(entry.name, []).append(entry)
         return found
 
@@ -252,6 +257,22 @@ class Catalog:
                              "AND id = ?", (health, ",".join(sorted(damaged)), vault_id, file_id))
 
 
+def _db_name(name: str) -> str | bytes:
+    """SQLite text must be UTF-8: a name the file system gave as other bytes (kept by
+    Python as surrogates) is stored as a BLOB of those bytes, and comes back the same."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name_bytes(name)
+    return name
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    if isinstance(row[1], bytes):
+        row = (row[0], name_text(row[1]), *row[2:])
+    return Entry(*row)
+
+
 def _row(e: Entry) -> tuple[object, ...]:
-    return (e.id, e.name, e.size, e.mtime_ns, e.stored_at_ns, e.tag, e.n, e.k, e.health,
+    return (e.id, _db_name(e.name), e.size, e.mtime_ns, e.stored_at_ns, e.tag, e.n, e.k, e.health,
             e.damaged, e.pack)

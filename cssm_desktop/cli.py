@@ -80,6 +80,18 @@ class Passwords:
         return first
 
 
+
+def as_json(obj: object) -> str:
+    """UTF-8 text as it is; a name whose bytes are not UTF-8 makes the line ASCII with
+    \\udcXX escapes: still valid JSON, read back by Python to the very same name (raw
+    bytes in the output would make it no JSON at all)."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj)
+    return text
+
 def _engine(args: argparse.Namespace) -> Engine:
     cfg = load_config(config_path(args.config))
     limits = getattr(args, "limit_rate", None)
@@ -152,8 +164,8 @@ def cmd_put(args: argparse.Namespace) -> int:
         print("nothing to store: no files under " + ", ".join(
             printable(str(p)) for p in args.paths), file=sys.stderr)
     if args.json:
-        print(json.dumps([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
-                          for r in results if r.stored], ensure_ascii=False))
+        print(as_json([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
+                          for r in results if r.stored]))
     return EXIT_ERROR if failed else 0
 
 
@@ -181,7 +193,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     engine = _engine(args)
     entries = engine.entries()
     if args.json:
-        print(json.dumps([e.as_json() for e in entries], ensure_ascii=False))
+        print(as_json([e.as_json() for e in entries]))
         return 0
     if not entries:
         print("no files stored (on a new machine: `cssm catalog rebuild`)", file=sys.stderr)

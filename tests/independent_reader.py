@@ -178,13 +178,14 @@ def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: in
             size, _mtime, stored = struct.unpack(">Qqq", box[off:off + 24])
             digest = box[off + 24:off + 56]
             (name_len,) = struct.unpack(">H", box[off + 56:off + 58])
-            name, kind, data_len = box[off + 58:off + 58 + name_len].decode(), 0, size
+            raw_name = box[off + 58:off + 58 + name_len]
+            name, kind, data_len = raw_name.decode("utf-8", "surrogateescape"), 0, size
         else:
             kind, off = box[1], 3 + 32 * n
             size, data_len, _mtime, stored = struct.unpack(">QQqq", box[off:off + 32])
             digest = box[off + 32:off + 64]
             (name_len,) = struct.unpack(">H", box[off + 64:off + 66])
-            name = box[off + 66:off + 66 + name_len].decode()
+            name = box[off + 66:off + 66 + name_len].decode("utf-8", "surrogateescape")
             tail = off + 66 + name_len
         content = _content(stores, vault, fid, common, keys, data_len, n, k)[:size]
         assert hashlib.sha256(content).digest() == digest, fid
@@ -202,7 +203,7 @@ def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: in
             m_off, m_size, _m_time = struct.unpack(">QQq", index[pos + 16:pos + 40])
             m_digest = index[pos + 40:pos + 72]
             (m_len,) = struct.unpack(">H", index[pos + 72:pos + 74])
-            m_name = index[pos + 74:pos + 74 + m_len].decode()
+            m_name = index[pos + 74:pos + 74 + m_len].decode("utf-8", "surrogateescape")
             pos += 74 + m_len
             data = content[m_off:m_off + m_size]
             assert hashlib.sha256(data).digest() == m_digest

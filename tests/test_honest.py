@@ -156,7 +156,12 @@ def test_stored_names_restore_to_one_file_each() -> None:
     assert safe_relative("../../etc/x/./y", windows=False) == Path("etc/x/y")
     assert safe_relative("C:/x\\y:z", windows=True).parts == ("C_", "x_y_z")
     assert safe_relative("con.txt", windows=True) == Path("_con.txt")
-    assert printable("new\nline\ttab") == "new\\nline\\ttab"
+    # Escaped names are quoted: a real backslash-n (bare) never looks like a newline.
+    assert printable("new\nline\ttab") == "'new\\nline\\ttab'"
+    assert printable("back\\nslash") == "back\\nslash"
+    assert printable("bad" + os.fsdecode(b"\xff")) == "'bad\\xff'"
+    assert printable("'quoted'") == "'\\'quoted\\''"
+    assert printable("a\\b\n") == "'a\\\\b\\n'"
 
 
 def test_put_of_a_folder_with_links_fifos_and_odd_names(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
@@ -179,7 +184,7 @@ def test_put_of_a_folder_with_links_fifos_and_odd_names(cli: Cli, tmp_path: Path
     assert "fifo: not a regular file" in err
     assert "Traceback" not in err
     code, out, _ = cli("ls")
-    assert "tree/new\\nline" in out and len(out.splitlines()) == 5   # header + 4 files
+    assert "'tree/new\\nline'" in out and len(out.splitlines()) == 5   # header + 4 files
     rows = json.loads(cli("ls", "--json")[1])
     assert sorted(r["name"] for r in rows) == ["tree/a.txt", "tree/back\\slash",
                                                "tree/new\nline", "tree/we:ird"]
@@ -371,3 +376,33 @@ def test_the_log_says_what_was_stored_and_restored_without_names(
     assert "restored 2 of 2 files (1200005 bytes)" in text
     assert "secret-name" not in text and str(tmp_path) not in text
 
+
+
+def test_a_name_that_is_not_utf8_is_stored_and_restored_as_its_bytes(
+        cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """C1: one name that was not UTF-8 (common on old disks) stopped the whole folder,
+    nothing stored; one such file named alone, too."""
+    tree = tmp_path / "d"
+    tree.mkdir()
+    (tree / "good").write_text("ok")
+    bad = os.fsdecode(b"bad\xff")
+    (tree / bad).write_bytes(b"x")
+    big = tmp_path / os.fsdecode(b"big\xfe.bin")
+    big.write_bytes(os.urandom(9 * 1024 * 1024))   # stored alone, not in a pack
+    code, out, err = cli("put", str(tree), str(big))
+    assert code == 0, err
+    code, out, _ = cli("ls")
+    assert "'d/bad\\xff'" in out and "'big\\xfe.bin'" in out and "d/good" in out
+    rows = json.loads(cli("ls", "--json")[1])   # valid JSON, the very names back
+    assert sorted(r["name"] for r in rows) == sorted(["d/good", "d/" + bad, big.name])
+    back = tmp_path / "back"
+    assert cli("get", "d", "-o", str(back))[0] == 0
+    assert (back / "d" / bad).read_bytes() == b"x"
+    assert os.fsencode(bad) in os.listdir(os.fsencode(back / "d"))
+    big_id = next(r["id"] for r in rows if r["name"] == big.name)
+    assert cli("get", big_id, "-o", str(back) + "/")[0] == 0
+    assert (back / big.name).read_bytes() == big.read_bytes()
+    # From the stores alone, as on a new machine: the same bytes.
+    assert cli("catalog", "rebuild")[0] == 0
+    assert sorted(r["name"] for r in json.loads(cli("ls", "--json")[1])) == sorted(
+        ["d/good", "d/" + bad, big.name])

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import FormatError, WrongPassword
+from ..text import name_bytes, name_text
 from .keys import KEY_LEN, KdfParams, password_key, share_key
 
 VERSION = 2                 # what this version writes
@@ -218,7 +219,7 @@ class KeyBox:
             object.__setattr__(self, "data_len", padded_length(self.size))
 
     def to_bytes(self, version: int = VERSION) -> bytes:
-        name = self.name.encode("utf-8")
+        name = name_bytes(self.name)
         if len(name) > MAX_NAME_BYTES:
             raise FormatError("file name too long")
         keys = b"".join(self.part_keys)
@@ -274,10 +275,7 @@ class KeyBox:
         if version != 1 and (len(data) < end or len(data) % KEY_BOX_BUCKET
                              or any(data[end:])):
             raise FormatError("key box name length or padding mismatch")
-        try:
-            name = data[off:off + name_len].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FormatError("key box name is not UTF-8") from exc
+        name = name_text(data[off:off + name_len])
         return cls(keys, size, mtime, stored, sha, name, data_len, kind, index_offset)
 
 

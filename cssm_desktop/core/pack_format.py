@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import FormatError
+from ..text import name_bytes, name_text
 from .format import ID_LEN, MAX_NAME_BYTES, NONCE_LEN, PACK_INDEX_MIN, TAG_LEN, VERSION
 from .keys import removal_key
 
@@ -46,7 +47,7 @@ _ENTRY = struct.Struct(">16sQQq32sH")
 def index_bytes(members: list[Member]) -> bytes:
     out = [_INDEX_HEAD.pack(INDEX_MAGIC, len(members))]
     for m in members:
-        name = m.name.encode("utf-8")
+        name = name_bytes(m.name)
         if len(name) > MAX_NAME_BYTES:
             raise FormatError("file name too long")
         out.append(_ENTRY.pack(m.member_id, m.offset, m.size, m.mtime_ns, m.sha256, len(name)))
@@ -73,10 +74,7 @@ def parse_index(data: bytes, index_offset: int) -> list[Member]:
         off += _ENTRY.size
         if name_len > MAX_NAME_BYTES or len(data) < off + name_len:
             raise FormatError("pack index name out of range")
-        try:
-            name = data[off:off + name_len].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FormatError("pack index name is not UTF-8") from exc
+        name = name_text(data[off:off + name_len])
         off += name_len
         if offset + size > index_offset or mid in seen:
             raise FormatError("pack index member out of range or repeated")

@@ -15,6 +15,7 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from ..catalog import AT_RISK, LOST, SAFE, Entry
+from ..text import printable
 from ..units import human
 from .tables import EmptyHint, chosen_rows, plain_rows
 
@@ -52,7 +53,7 @@ class FilesModel(QAbstractTableModel):
         e = self.entries[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (e.name, human(e.size),
+            return (printable(e.name), human(e.size),
                     datetime.fromtimestamp(e.stored_at_ns / 1e9).strftime("%Y-%m-%d %H:%M"),
                     self.tr(HEALTH_TEXT.get(e.health, e.health)))[col]
         if role == SORT_ROLE:

@@ -20,6 +20,7 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 
 from ..catalog import SAFE, Entry, worst
+from ..text import printable
 from ..units import human
 from .files_view import COLUMNS, HEALTH_TEXT
 from .tables import EmptyHint, chosen_rows
@@ -134,7 +135,10 @@ class FolderModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.DisplayRole:
             count = self.tr("1 file") if n.count == 1 else \
                 self.tr("%1 files").replace("%1", f"{n.count:,}")
-            name = n.name if n.entry is not None else f"{n.name}/  ({count})"
+            # Escaped where a name holds a newline or bytes that are not UTF-8 (as in
+            # the terminal): one line, and no character Qt would turn into "?".
+            name = printable(n.name) if n.entry is not None else \
+                f"{printable(n.name)}/  ({count})"
             when = datetime.fromtimestamp(n.stored_at_ns / 1e9).strftime("%Y-%m-%d %H:%M")
             return (name, human(n.size), when, self.tr(HEALTH_TEXT.get(n.health, n.health)))[col]
         if role == Qt.ItemDataRole.ToolTipRole and col == 0 and n.entry is not None:

@@ -13,6 +13,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from ..text import printable
 from ..units import human, seconds
 from .jobs import Job, JobQueue, State
 
@@ -73,7 +74,7 @@ class QueueModel(QAbstractTableModel):
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
-                return job.name
+                return printable(job.name)
             if col == 1:
                 return human(job.size)
             if col == PROGRESS_COLUMN:
