@@ -88,7 +88,12 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
         rel = here.relative_to(top)
         keep = []
         for d in sorted(dirs):
-            if (here / d).is_symlink():
+            try:
+                link = stat.S_ISLNK(os.lstat(here / d).st_mode)
+            except OSError as exc:   # a path past PATH_MAX (C2): that folder, not the put
+                skipped.append(Skipped(here / d, (exc.strerror or "unreadable").lower()))
+                continue
+            if link:
                 skipped.append(Skipped(here / d, LINK_SKIPPED))
             elif own and os.path.realpath(here / d) in own:
                 skipped.append(Skipped(here / d, OWN_SKIPPED))

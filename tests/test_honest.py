@@ -406,3 +406,26 @@ def test_a_name_that_is_not_utf8_is_stored_and_restored_as_its_bytes(
     assert cli("catalog", "rebuild")[0] == 0
     assert sorted(r["name"] for r in json.loads(cli("ls", "--json")[1])) == sorted(
         ["d/good", "d/" + bad, big.name])
+
+
+def test_a_tree_deeper_than_path_max_stores_what_it_can(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """C2: a folder nested past PATH_MAX aborted the whole put with "unexpected OSError"."""
+    top = tmp_path / "deep"
+    top.mkdir()
+    (top / "top.txt").write_text("top")
+    fd = os.open(top, os.O_RDONLY)
+    try:   # made relative to each level: no path this long can be named at once
+        for _ in range(30):
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with os.fdopen(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd),
+                       "w") as fh:
+            fh.write("bottom")
+    finally:
+        os.close(fd)
+    code, out, err = cli("put", str(top))
+    assert code == 0, err
+    assert "deep/top.txt" in out and "unexpected" not in err
+    assert err.count("skipped") == 1 and "too long" in err.lower()
