@@ -72,9 +72,10 @@ class StreamingFile:
         if _DATASYNC and self._written - self._flushed >= FLUSH_EVERY and (
                 self._flusher is None or not self._flusher.is_alive()):
             self._flushed = self._written
-            self._flusher = threading.Thread(target=self._datasync, args=(self._fd,),
-                                             name="cssm-flush", daemon=True)
-            self._flusher.start()
+            flusher = threading.Thread(target=self._datasync, args=(self._fd,),
+                                       name="cssm-flush", daemon=True)
+            flusher.start()
+            self._flusher = flusher   # only a started thread is ever joined
 
     def _datasync(self, fd: int) -> None:
         try:
@@ -85,9 +86,12 @@ class StreamingFile:
 
     def settle(self) -> None:
         """Wait for a flush in progress (before the fd closes); raise what it met."""
-        if self._flusher is not None:
+        # A Ctrl+C can land between making the thread and starting it (C3: joining it
+        # raised RuntimeError, "unexpected", exit 1 instead of 130): never started, never
+        # joined.
+        if self._flusher is not None and self._flusher.ident is not None:
             self._flusher.join()
-            self._flusher = None
+        self._flusher = None
         if self._flush_error is not None:
             error, self._flush_error = self._flush_error, None
             raise error

@@ -161,3 +161,13 @@ def test_private_dir_makes_every_level_it_creates_owner_only(tmp_path: Path) -> 
     for level in ("data", "data/downloads", "data/downloads/vault",
                   "data/downloads/vault/file"):
         assert stat.S_IMODE((tmp_path / level).stat().st_mode) == 0o700, level
+
+
+def test_a_flusher_made_but_not_started_is_not_joined(tmp_path: Path) -> None:
+    """C3: Ctrl+C between making the flush thread and starting it: closing joined it and
+    raised RuntimeError ("unexpected", exit 1, not 130)."""
+    out = durable.StreamingFile(tmp_path / "f.bin")
+    out.write(b"x" * 100)
+    out._flusher = threading.Thread(target=lambda: None)   # as an interrupt leaves it
+    out.close()
+    assert (tmp_path / "f.bin").read_bytes() == b"x" * 100
