@@ -247,9 +247,32 @@ class Catalog:
         return found
 
     def remove(self, vault_id: str, file_id: str) -> None:
+        self.remove_many(vault_id, [file_id])
+
+    def remove_many(self, vault_id: str, file_ids: Iterable[str]) -> None:
+        """One transaction for all (one per file took a commit each)."""
         with self._lock:
-            self._db.execute("DELETE FROM files WHERE vault_id = ? AND id = ?",
-                             (vault_id, file_id))
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("DELETE FROM files WHERE vault_id = ? AND id = ?",
+                                     ((vault_id, fid) for fid in file_ids))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def by_ids(self, vault_id: str, file_ids: Iterable[str]) -> dict[str, Entry]:
+        """The entries of these ids, a few queries for any number of them."""
+        wanted = list(dict.fromkeys(file_ids))
+        found: dict[str, Entry] = {}
+        with self._lock:
+            for at in range(0, len(wanted), 500):
+                chunk = wanted[at:at + 500]
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM files WHERE vault_id = ? AND id IN "
+                    f"({','.join('?' * len(chunk))})", (vault_id, *chunk)).fetchall()
+                found.update((row[0], _entry(row)) for row in rows)
+        return found
 
     def set_health(self, vault_id: str, file_id: str, health: str, damaged: Iterable[str]) -> None:
         with self._lock:

@@ -260,25 +260,52 @@ def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    """Files and folders; says what goes and asks (--yes for scripts); the password is
+    checked for every removal (D1: a file stored alone went with a wrong password and no
+    question); one batch, one record per pack."""
     engine = _engine(args)
-    entries = [engine.resolve(ref) for ref in args.refs]
-    if any(e.pack for e in entries):   # a small file's removal is sealed with the vault key
-        _unlock(engine, args)
+    entries, _folder = engine.select(args.refs, every=True)
+    total = sum(e.size for e in entries)
+    what = f"{len(entries)} file{'s' if len(entries) != 1 else ''} ({human(total)})"
+    shown = entries if len(entries) <= 10 or args.dry_run else entries[:5]
+    for e in shown:
+        print(f"{'would remove' if args.dry_run else 'to remove'}  {e.id[:12]}  "
+              f"{printable(e.name)}", file=sys.stdout if args.dry_run else sys.stderr)
+    if len(shown) < len(entries):
+        print(f"… and {len(entries) - len(shown)} more", file=sys.stderr)
+    if args.dry_run:
+        print(f"{what} would be removed from every store")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"rm removes {what} from every store: it asks first, and "
+                             "there is no terminal to ask on; give --yes to remove them "
+                             "without asking")
+        answer = input(f"Remove {what} from every store? This cannot be undone. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed", file=sys.stderr)
+            return EXIT_ERROR
+    _unlock(engine, args)   # every removal proves the password, whatever the file
     status = 0
+    removed = 0
+    results = engine.remove_many([e.id for e in entries])
     for e in entries:
-        left = engine.remove(e.id)
+        left = results[e.id]
         where = ", ".join(f"{s} ({r})" for s, r in left.items())
         if len(left) >= e.k:  # k stores may still hold metadata: it could be restored
             status = EXIT_ERROR
             print(f"cssm: error: {printable(e.name)} could not be removed from enough "
                   f"stores: {where}", file=sys.stderr)
             continue
-        print(f"removed {e.id}  {printable(e.name)}")
+        removed += 1
+        if not args.quiet:
+            print(f"removed {e.id}  {printable(e.name)}")
         if left:
             print(f"cssm: warning: not cleaned on {where}; `cssm gc` will finish",
                   file=sys.stderr)
+    if len(entries) > 1:
+        print(f"{removed} of {len(entries)} removed", file=sys.stderr)
     return status
-
 
 
 _CELL = {PieceState.OK: "ok", PieceState.MISSING: "MISSING", PieceState.DAMAGED: "DAMAGED",
@@ -553,8 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "a folder: the folder they go into, names keeping their folders "
                          "(default: current folder)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
-    sp = add("rm", cmd_rm, "delete stored files from every store")
-    sp.add_argument("refs", nargs="+", metavar="ID")
+    sp = add("rm", cmd_rm, "delete stored files or folders from every store (asks first)")
+    sp.add_argument("refs", nargs="+", metavar="ID|NAME|FOLDER")
+    sp.add_argument("-y", "--yes", action="store_true",
+                    help="remove without asking (for scripts)")
+    sp.add_argument("-n", "--dry-run", action="store_true",
+                    help="list what would be removed, remove nothing")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no line per removed file")
     sp = add("verify", cmd_verify, "check every part on every store; exit 0 only if all "
                                    "are healthy")
     sp.add_argument("refs", nargs="*", metavar="ID")

@@ -412,12 +412,13 @@ class Engine:
             raise NotFound(f"{ref!r} matches several files ({ids}); give the id")
         return matches[0]
 
-    def select(self, refs: list[str]) -> tuple[list[Entry], bool]:
+    def select(self, refs: list[str], every: bool = False) -> tuple[list[Entry], bool]:
         """The files the refs name, and whether any ref named a folder.
 
         A ref is an id, an id prefix, a name, or a stored folder ("Photos" or "Photos/"):
         every file under it. Where one name was stored several times, the newest copy is
-        the one a folder restore takes (they would land on one path)."""
+        the one a folder restore takes (they would land on one path); with `every`, all
+        copies (what removing a folder removes)."""
         vault = self.vault()
         chosen: dict[str, Entry] = {}
         folder = False
@@ -431,7 +432,8 @@ class Engine:
                 under = [e for e in everything if e.name.startswith(prefix)]
                 if under:
                     folder = True
-                    chosen.update((e.id, e) for e in newest_per_name(under))
+                    chosen.update((e.id, e) for e in (under if every
+                                                      else newest_per_name(under)))
                     continue
             entry = self.resolve(ref)
             chosen[entry.id] = entry
@@ -1060,9 +1062,9 @@ class Engine:
         vault = self.vault()
         out: dict[str, dict[str, str]] = {}
         packs: dict[str, list[str]] = {}
+        known = self.catalog.by_ids(vault.id_hex, file_ids)
         for fid in file_ids:
-            entry = next((e for e in self.catalog.find(vault.id_hex, fid) if e.id == fid),
-                         None)
+            entry = known.get(fid)
             if entry is not None and entry.pack:
                 packs.setdefault(entry.pack, []).append(fid)
                 continue
@@ -1070,10 +1072,10 @@ class Engine:
             failures.update(vault.unavailable)
             self.catalog.remove(vault.id_hex, fid)
             out[fid] = failures
-        for pack_id, ids in packs.items():
+        for pack_id, ids in packs.items():   # one record (or one deletion) per pack
             failures = self._remove_members(vault, pack_id, ids)
+            self.catalog.remove_many(vault.id_hex, ids)
             for fid in ids:
-                self.catalog.remove(vault.id_hex, fid)
                 out[fid] = dict(failures)
         return out
 

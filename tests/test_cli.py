@@ -194,7 +194,7 @@ def test_rm_removes_everywhere(cli: Cli, tmp_path: Path) -> None:
     f.write_text("bye")
     _, out, _ = cli("put", str(f))
     fid = out.split()[0]
-    code, out, _ = cli("rm", fid[:8])
+    code, out, _ = cli("rm", "--yes", fid[:8])
     assert code == 0 and fid in out
     assert not [p for p in (tmp_path / "stores").rglob(fid)]
     assert json.loads(cli("ls", "--json")[1]) == []
@@ -348,3 +348,41 @@ def test_verify_and_repair_count_files_not_packs(cli: Cli, tmp_path: Path) -> No
     assert code == 1 and "verified 41 files: 0 safe, 41 at risk" in out
     code, out, _ = cli("repair")
     assert code == 0 and out.rstrip().endswith("41 of 41 files safe"), out
+
+
+def test_rm_asks_checks_the_password_and_takes_folders(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """D1: a file stored alone (1 MiB or more) went with a wrong password and no question;
+    rm took ids one at a time and no folder."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 * 1024 * 1024))
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    for i in range(30):
+        (docs / ("sub" if i % 2 else ".") / f"n{i}.txt").write_text(f"note {i}")
+    assert cli("put", str(big), str(docs))[0] == 0
+    fid = next(r["id"] for r in json.loads(cli("ls", "--json")[1]) if r["name"] == "big.bin")
+    # No terminal to ask on, no --yes: nothing removed, one line saying how.
+    code, _, err = cli("rm", fid[:8])
+    assert code == 1 and "--yes" in err and len(err.strip().splitlines()) == 2
+    # A wrong password removes nothing, whatever the file.
+    monkeypatch.setenv("CSSM_PASSWORD", "not the password")
+    code, _, err = cli("rm", "--yes", fid[:8])
+    assert code == 1 and "wrong password" in err.lower()
+    monkeypatch.setenv("CSSM_PASSWORD", PASSWORD)
+    assert len(json.loads(cli("ls", "--json")[1])) == 31
+    # --dry-run lists, removes nothing.
+    code, out, _ = cli("rm", "--dry-run", "docs")
+    assert code == 0 and out.count("would remove") == 30 and "30 files" in out
+    assert len(json.loads(cli("ls", "--json")[1])) == 31
+    # A folder, every copy under it, in one go; asked on a terminal.
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", lambda _prompt: "n")
+    code, _, err = cli("rm", "docs/")
+    assert code == 1 and "nothing removed" in err
+    monkeypatch.setattr("builtins.input", lambda _prompt: "y")
+    code, out, err = cli("rm", "docs/")
+    assert code == 0 and out.count("removed ") == 30 and "30 of 30 removed" in err
+    assert [r["name"] for r in json.loads(cli("ls", "--json")[1])] == ["big.bin"]
+    code, out, _ = cli("get", "docs", "-o", str(tmp_path / "back"))
+    assert code == 1

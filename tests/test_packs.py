@@ -624,8 +624,8 @@ def test_cli_rm_of_small_files_then_gc_says_what_it_repacks(
         cli: Cli, tmp_path: Path) -> None:  # noqa: F811
     make_tree(tmp_path / "N", 12, folders=2, size=(3000, 3000))
     assert cli("put", str(tmp_path / "N"))[0] == 0
-    code, out, err = cli("rm", "N/d00/f00000.txt", "N/d00/f00002.txt", "N/d00/f00004.txt",
-                         "N/d00/f00006.txt")
+    code, out, err = cli("rm", "--yes", "N/d00/f00000.txt", "N/d00/f00002.txt",
+                         "N/d00/f00004.txt", "N/d00/f00006.txt")
     assert code == 0, err
     assert len([line for line in out.splitlines() if line.startswith("removed")]) == 4
     code, out, _ = cli("ls", "--json")
