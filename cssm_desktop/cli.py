@@ -476,6 +476,16 @@ def cmd_stores_status(args: argparse.Namespace) -> int:
 def cmd_stores_replace(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
+    if engine.store_is_healthy(args.old) and not args.yes:
+        # D2: a healthy, reachable store was replaced without a word; every file was at
+        # risk until a repair.
+        question = (f"store {args.old!r} is reachable and healthy: replacing it puts every "
+                    "file at risk until `cssm repair` has rebuilt its parts")
+        if not sys.stdin.isatty():
+            raise InputError(question + "; give --yes to replace it anyway")
+        if input(question + ". Replace it? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing replaced", file=sys.stderr)
+            return EXIT_ERROR
     index = engine.replace_store(args.old, args.new)
     print(f"store {args.new!r} now holds store #{index + 1} of the vault in place of "
           f"{args.old!r}, which was removed from the config; run `cssm repair` to rebuild "
@@ -621,6 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "lost one; `cssm repair` then rebuilds its parts")
     rep.add_argument("old", metavar="OLD")
     rep.add_argument("new", metavar="NEW")
+    rep.add_argument("-y", "--yes", action="store_true",
+                     help="replace a store that is still healthy without asking")
     rep.set_defaults(func=cmd_stores_replace)
     return p
 

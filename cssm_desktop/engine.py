@@ -296,11 +296,25 @@ class Engine:
         target = next((s for s in self.stores if s.name == new), None)
         if target is None:
             raise ConfigError(f"no store named {new!r} in {self.config.where()}; add it first")
+        try:   # (a store of the vault: vault.replace says so first)
+            first = None if new in vault.bound else next(iter(target.list("")), None)
+        except (StoreError, OSError):
+            first = None   # not there yet, or not reachable: replace says which
+        if first is not None:   # D2: a folder full of the user's files was taken
+            raise InputError(f"store {new!r} is not empty (it holds {printable(first.key)}, "
+                             "…): a replacement starts empty; give it an empty folder or "
+                             "bucket")
         index = vault.replace(old, target)
         self.config.stores = [s for s in self.config.stores if s.name != old]
         self._stores = [s for s in self.stores if s.name != old]
         self._keep_binding(vault)
         return index
+
+    def store_is_healthy(self, name: str) -> bool:
+        """Reachable, bound, header good: replacing it would only put files at risk."""
+        vault = self.vault()
+        return any(s.name == name for s in vault.stores.values()) \
+            and name not in vault.unavailable
 
     def test_stores(self) -> list[tuple[str, str, str | None]]:
         """(name, description, error or None) for every configured store."""

@@ -386,3 +386,30 @@ def test_rm_asks_checks_the_password_and_takes_folders(
     assert [r["name"] for r in json.loads(cli("ls", "--json")[1])] == ["big.bin"]
     code, out, _ = cli("get", "docs", "-o", str(tmp_path / "back"))
     assert code == 1
+
+
+def test_stores_replace_asks_before_a_healthy_store_and_refuses_a_full_one(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """D2: a healthy, reachable store was replaced by a folder full of files, no question."""
+    from cssm_desktop.config import StoreConfig, load_config, save_config
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "holiday.jpg").write_bytes(b"mine")
+    empty = tmp_path / "empty"
+    cfg = load_config(cli.config)
+    cfg.stores += [StoreConfig("full", "folder", path=str(full)),
+                   StoreConfig("empty", "folder", path=str(empty))]
+    save_config(cfg, cli.config)
+    before = cli.config.read_bytes()
+    code, _, err = cli("stores", "replace", "--yes", "store1", "full")
+    assert code == 1 and "not empty" in err and "holiday.jpg" in err
+    code, _, err = cli("stores", "replace", "store1", "empty")   # healthy, no terminal
+    assert code == 1 and "reachable and healthy" in err and "--yes" in err
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("builtins.input", lambda _prompt: "")
+    code, _, err = cli("stores", "replace", "store1", "empty")
+    assert code == 1 and "nothing replaced" in err
+    assert cli.config.read_bytes() == before and (full / "holiday.jpg").read_bytes() == b"mine"
+    code, out, err = cli("stores", "replace", "--yes", "store1", "empty")
+    assert code == 0 and "holds store #1" in out, err
