@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -33,11 +34,12 @@ from .errors import (
     log_text,
 )
 from .paths import FOLDER, TAKEN, in_the_way, printable
-from .units import age, human
+from .units import age, count, human
 
 log = logging.getLogger(__name__)
 
 EXIT_ERROR = 1
+TWINS_LISTED = 10   # files already stored, named one a line up to this many
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141    # 128 + SIGPIPE, what a shell reports for a closed pipe
 
@@ -81,6 +83,17 @@ class Passwords:
 
 
 
+
+def _hours(text: str) -> float:
+    """A grace period: a finite number of hours, 0 or more (-1, nan and inf were taken)."""
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
+    if not math.isfinite(hours) or hours < 0:
+        raise argparse.ArgumentTypeError(f"hours must be 0 or more: {text!r}")
+    return hours
+
 def as_json(obj: object) -> str:
     """UTF-8 text as it is; a name whose bytes are not UTF-8 makes the line ASCII with
     \\udcXX escapes: still valid JSON, read back by Python to the very same name (raw
@@ -97,7 +110,18 @@ def _engine(args: argparse.Namespace) -> Engine:
     limits = getattr(args, "limit_rate", None)
     if limits is not None:   # this run only, over the settings' limits
         cfg.upload_limit, cfg.download_limit = (rate or None for rate in limits)
-    return Engine(cfg)
+    args.engine = Engine(cfg)   # kept: an interrupt asks it what was kept
+    return args.engine
+
+
+def _kept_uploads(args: argparse.Namespace) -> bool:
+    """Whether an interrupted put left uploads a later put goes on with (S3 stores keep
+    them; folder stores write a part again): the Ctrl+C hint offered --discard always."""
+    engine = getattr(args, "engine", None)
+    try:
+        return engine is not None and engine.unlocked and bool(engine.unfinished())
+    except CssmError:
+        return False
 
 
 def _limits(text: str) -> tuple[int, int]:
@@ -133,7 +157,10 @@ def cmd_put(args: argparse.Namespace) -> int:
     results = engine.put(args.paths, listener=bar, duplicates=mode,
                          password=args.passwords.current())
     failed = 0
-    twins = 0
+    twins = [r for r in results if r.error is None and r.duplicate_of is not None]
+    # A line per file already stored only while they are few: an unchanged tree of
+    # 20,000 files printed 20,001 lines.
+    each_twin = len(twins) <= TWINS_LISTED and not args.quiet
     for r in results:
         if r.error is not None:
             failed += 1
@@ -142,24 +169,27 @@ def cmd_put(args: argparse.Namespace) -> int:
                 msg = f"{r.source}: {msg}"
             print(f"cssm: error: {printable(msg)}", file=sys.stderr)
         elif r.duplicate_of is not None:
-            twins += 1
-            print(f"skipped  {printable(str(r.source))}: already stored as "
-                  f"{r.duplicate_of.id[:12]} (same name and content)", file=sys.stderr)
+            if each_twin:
+                print(f"skipped  {printable(str(r.source))}: already stored as "
+                      f"{r.duplicate_of.id[:12]} (same name and content)", file=sys.stderr)
         elif r.skipped:
             print(f"skipped  {printable(str(r.source))}: {r.skipped}", file=sys.stderr)
-        elif not args.json:
+        elif not args.json and not args.quiet:
             assert r.stored is not None
             print(f"{r.stored.id_hex}  {printable(str(r.source))}")
             for old in r.replaced:
                 print(f"removed  {old}  (older copy of {printable(r.name)})")
     if twins:
-        print(f"{twins} file(s) were already stored; --again stores a second copy, --replace "
-              "stores anew and removes the old one", file=sys.stderr)
+        print(f"{count(len(twins), 'file was', 'files were')} already stored with the same "
+              "name and content: nothing sent for "
+              f"{'it' if len(twins) == 1 else 'them'}; --again stores a second copy, "
+              "--replace stores anew and removes the old one", file=sys.stderr)
     short = [r.stored for r in results if r.stored is not None and r.stored.missing]
     if short:
         without = ", ".join(sorted({m for s in short for m in s.missing}))
-        print(f"cssm: warning: {len(short)} file(s) stored without {without} (not reachable): "
-              "at risk until `cssm repair` writes their parts there", file=sys.stderr)
+        print(f"cssm: warning: {count(len(short), 'file')} stored without {without} (it "
+              "could not be written): at risk until `cssm repair` writes their parts there",
+              file=sys.stderr)
     if not results:
         print("nothing to store: no files under " + ", ".join(
             printable(str(p)) for p in args.paths), file=sys.stderr)
@@ -571,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("put", cmd_put, "store files and folders")
     sp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     sp.add_argument("--json", action="store_true", help="print a JSON list of stored files")
+    sp.add_argument("-q", "--quiet", action="store_true",
+                    help="no line per stored file: only errors, warnings and a summary")
     twin = sp.add_mutually_exclusive_group()
     twin.add_argument("--again", action="store_true",
                       help="store a file even if the same name and content are stored "
@@ -604,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("refs", nargs="*", metavar="ID")
     sp = add("gc", cmd_gc, "remove what interrupted or cancelled uploads left behind")
     sp.add_argument("--dry-run", action="store_true", help="list what would be removed")
-    sp.add_argument("--grace-hours", type=float, default=48.0, metavar="H",
+    sp.add_argument("--grace-hours", type=_hours, default=48.0, metavar="H",
                     help="leave anything younger alone (default: 48)")
     sp = add("catalog", None, "the local catalog")  # type: ignore[arg-type]
     csub = sp.add_subparsers(dest="sub", required=True, metavar="rebuild")
@@ -658,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cssm: error: {exc}{_hint(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        if args.command == "put":
+        if args.command == "put" and _kept_uploads(args):
             print("\ncssm: interrupted; the same `cssm put` goes on where it stopped "
                   "(`cssm put --discard FILE` drops what was sent)", file=sys.stderr)
         else:

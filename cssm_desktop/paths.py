@@ -76,10 +76,15 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
 
 def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset[str],
           stop: threading.Event | None = None) -> None:
-    top_name = top.name or Path(os.path.abspath(top)).name or "folder"
+    # `..` or `.` name the folder by its own name (its names began "../", and lost it).
+    top_name = Path(os.path.abspath(top)).name or "folder"
 
     def failed(exc: OSError) -> None:
-        skipped.append(Skipped(Path(exc.filename or top), (exc.strerror or "unreadable").lower()))
+        where = Path(exc.filename or top)
+        # The folder the user named, unreadable as a whole, fails the put (it exited 0);
+        # a folder inside it is skipped with the reason.
+        skipped.append(Skipped(where, (exc.strerror or "unreadable").lower(),
+                               asked=os.path.abspath(where) == os.path.abspath(top)))
 
     for dirpath, dirs, names in os.walk(top, onerror=failed):
         if stop is not None and stop.is_set():

@@ -15,6 +15,11 @@ def human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def count(n: int, thing: str, things: str | None = None) -> str:
+    """'1 file', '2 files', '20,000 files' (never 'file(s)')."""
+    return f"{n:,} {thing if n == 1 else things or thing + 's'}"
+
+
 def age(seconds: float) -> str:
     """How old something is: 5 min, 3.5 h, 4 days."""
     if seconds < 3600:

@@ -429,3 +429,104 @@ def test_a_tree_deeper_than_path_max_stores_what_it_can(cli: Cli, tmp_path: Path
     assert code == 0, err
     assert "deep/top.txt" in out and "unexpected" not in err
     assert err.count("skipped") == 1 and "too long" in err.lower()
+
+
+def test_put_says_one_line_for_what_was_stored_already_and_keeps_the_folders_name(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """An unchanged tree re-run printed a line per file (20,001 for 20,000); "1 file(s)";
+    `cssm put ..` stored names beginning "../"; no --quiet."""
+    tree = tmp_path / "proj" / "src"
+    tree.mkdir(parents=True)
+    for i in range(15):
+        (tree / f"m{i}.py").write_text(f"# {i}")
+    code, out, _ = cli("put", "--quiet", str(tree))
+    assert code == 0 and out == ""
+    code, out, err = cli("put", str(tree))
+    assert code == 0 and "skipped" not in err and err.count("\n") == 1
+    assert "15 files were already stored" in err and "(s)" not in err
+    cli("put", str(tree / "m0.py"))
+    code, _, err = cli("put", str(tree / "m0.py"))
+    assert "1 file was already stored" in err and "skipped  " in err
+    monkeypatch.chdir(tree)
+    code, out, err = cli("put", "..")
+    names = [r["name"] for r in json.loads(cli("ls", "--json")[1])]
+    assert code == 0 and not any(n.startswith("..") for n in names)
+    assert "proj/src/m1.py" in names
+
+
+def test_gc_takes_only_a_real_grace_period(cli: Cli) -> None:  # noqa: F811
+    for bad in ("-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit) as stop:
+            cli("gc", "--grace-hours", bad)
+        assert stop.value.code == 2
+    assert cli("gc", "--dry-run", "--grace-hours", "0")[0] == 0
+
+
+def test_stores_down_are_said_once_not_once_per_file(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """With 2 of 5 stores down a put of a folder printed a warning per file and store."""
+    import shutil
+
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(40):
+        (tree / f"f{i}.bin").write_bytes(os.urandom(300_000))   # each stored alone
+    for name in ("store4", "store5"):
+        shutil.move(tmp_path / "stores" / name, tmp_path / f"{name}-away")
+    code, _, err = cli("put", str(tree))
+    warnings = [line for line in err.splitlines() if line.startswith("warning: store")]
+    assert len(warnings) <= 2, err
+    assert "40 files stored without" in err or code != 0, err
+
+
+def test_the_first_progress_line_has_no_wild_time_left() -> None:
+    """The first reading of a restore said "ETA 11359s"."""
+    import io
+
+    from cssm_desktop.cli_progress import ProgressBar
+    from cssm_desktop.core.progress import FileProgress, FileStarted
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream=stream, enabled=True)
+    bar(FileStarted("big.bin", 10 * 1024 ** 3))
+    bar(FileProgress("big.bin", 1024, 10 * 1024 ** 3))
+    assert "big.bin" in stream.getvalue()
+    assert "ETA" not in stream.getvalue() and "left" not in stream.getvalue()
+
+
+def test_ctrl_c_offers_discard_only_where_an_upload_was_kept(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Folder stores keep nothing of an interrupted put: the hint offered --discard."""
+    from cssm_desktop.engine import Engine
+
+    def interrupted(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "put", interrupted)
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"x")
+    code, _, err = cli("put", str(src))
+    assert code == 130 and "nothing partial was kept" in err and "--discard" not in err
+
+
+def test_a_folder_named_on_the_command_line_that_cannot_be_read_fails_the_put(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """`cssm put LOCKED_DIR` exited 0. (Tests run as root, which reads any folder: the
+    folder's listing is refused here as the system refuses it to a user.)"""
+    locked = tmp_path / "locked"
+    (locked / "inner").mkdir(parents=True)
+    (locked / "inner" / "a.txt").write_text("a")
+    real = os.scandir
+
+    def refusing(path: object = ".") -> object:
+        if os.path.abspath(os.fsdecode(path)) in (str(locked), str(locked / "inner")):  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))  # type: ignore[arg-type]
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    code, _, err = cli("put", str(locked))
+    assert code == 1 and "permission denied" in err.lower()
+    monkeypatch.setattr(os, "scandir", lambda path=".": refusing(path) if os.path.abspath(
+        os.fsdecode(path)) == str(locked / "inner") else real(path))
+    (locked / "b.txt").write_text("b")
+    code, out, err = cli("put", str(locked))   # a folder inside: skipped, the rest stored
+    assert code == 0 and "locked/b.txt" in out and "skipped" in err
