@@ -369,7 +369,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
     results = engine.verify(args.refs or None, listener=ProgressBar(report_damage=False))
-    _print_checks([(e.id, e.name, r) for e, r in results])
+    _print_checks([(engine.shown_id(e), e.name, r) for e, r in results])
     # Counted in files: a pack's row stands for every file in it.
     total = sum(e.files for e, _ in results)
     healthy = sum(e.files for e, r in results if isinstance(r, FileReport) and r.healthy)
@@ -395,8 +395,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
             print(f"cssm: error: {printable(entry.name)}: {res}", file=sys.stderr)
         elif res.after.healthy:
             if res.rebuilt:
-                print(f"repaired {entry.id[:12]}  {printable(entry.name)}: rebuilt on "
-                      f"{', '.join(res.rebuilt)}")
+                print(f"repaired {engine.shown_id(entry)[:12]}  {printable(entry.name)}: "
+                      f"rebuilt on {', '.join(res.rebuilt)}")
         else:
             # What was checked just now says so: unreachable or foreign stores could not
             # be written, so the file is not whole, whatever else was rebuilt.

@@ -978,7 +978,8 @@ class Engine:
     def _selection(self, ids: list[str] | None) -> list[Entry]:
         """What verify and repair work on: files stored alone, and each pack once (a row
         that stands for every file in it; its id is the pack's, and so is its `pack`)."""
-        entries = [self.resolve(i) for i in ids] if ids else self.entries()
+        # Ids, names and folders, as get takes them (a folder was refused here).
+        entries = self.select(ids, every=True)[0] if ids else self.entries()
         out: list[Entry] = []
         packs: dict[str, list[Entry]] = {}
         for e in entries:
@@ -993,6 +994,15 @@ class Engine:
                                            size=sum(m.size for m in members),
                                            files=len(members)))
         return sorted(out, key=lambda e: e.name)
+
+    def shown_id(self, entry: Entry) -> str:
+        """The id a person knows a row of verify or repair by: a pack that holds one file
+        is that file (its own id), a pack of several is the pack."""
+        if entry.pack and entry.pack == entry.id and entry.files == 1:
+            members = self.catalog.in_pack(self.vault().id_hex, entry.id)
+            if len(members) == 1:
+                return members[0].id
+        return entry.id
 
     def _set_health(self, vault: Vault, entry: Entry, health: str, bad: Iterable[str]
                     ) -> None:

@@ -543,3 +543,22 @@ def test_a_folder_named_on_the_command_line_that_cannot_be_read_fails_the_put(
     (locked / "b.txt").write_text("b")
     code, out, err = cli("put", str(locked))   # a folder inside: skipped, the rest stored
     assert code == 0 and "locked/b.txt" in out and "skipped" in err
+
+
+def test_verify_and_repair_take_a_folder_and_show_a_lone_small_file_by_its_id(
+        cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """verify and repair refused a FOLDER that get takes; a pack holding one file showed
+    under the pack's id, which no other command knows."""
+    tree = tmp_path / "docs"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    other = tmp_path / "other.txt"
+    other.write_text("o")
+    assert cli("put", str(tree))[0] == 0
+    assert cli("put", str(other))[0] == 0
+    rows = {r["name"]: r["id"] for r in json.loads(cli("ls", "--json")[1])}
+    code, out, err = cli("verify", "docs")
+    assert code == 0 and "verified 1 files: 1 safe" in out, err
+    assert rows["docs/a.txt"][:12] in out and "other.txt" not in out
+    code, out, err = cli("repair", "docs/")
+    assert code == 0 and "1 of 1 files safe" in out, err
