@@ -36,7 +36,7 @@ from .errors import (
 from .paths import FOLDER, TAKEN, in_the_way, printable
 from .units import age, count, human
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("cssm_desktop.cli")   # also when run as `python -m`
 
 EXIT_ERROR = 1
 TWINS_LISTED = 10   # files already stored, named one a line up to this many
@@ -243,6 +243,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     engine = _engine(args)
     entries, folder = engine.select(args.refs)
+    if args.output == "-":   # to standard output: one file, its bytes and nothing else
+        if len(entries) != 1 or folder:
+            raise InputError("-o - writes one file to standard output; "
+                             + (f"{printable(args.refs[0])} is a folder" if folder else
+                                f"these name {count(len(entries), 'file')}"))
+        _unlock(engine, args)
+        engine.get_to_stream(entries[0], sys.stdout.buffer, listener=ProgressBar())
+        return 0
     if len(entries) == 1 and not folder:
         return _get_one(engine, args, entries[0])
     # Several files, or a folder: DEST is a folder, names keep their folders under it;
@@ -620,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="for one file: the file to write, or a folder to write into (an "
                          "existing one, or one written with a trailing /); for several or "
                          "a folder: the folder they go into, names keeping their folders "
-                         "(default: current folder)")
+                         "(default: current folder); - writes one file to standard output")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
     sp = add("rm", cmd_rm, "delete stored files or folders from every store (asks first)")
     sp.add_argument("refs", nargs="+", metavar="ID|NAME|FOLDER")

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import BinaryIO
 
 from . import config as cfgmod
 from .catalog import (
@@ -35,7 +36,7 @@ from .core import fetched, parallel
 from .core.fetched import FetchCache
 from .core.format import KIND_PACK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
-from .core.get import OpenedFile, open_file, restore_file
+from .core.get import OpenedFile, open_file, restore_file, restore_to_stream
 from .core.journal import RESUMABLE, Journal, Journals
 from .core.keys import KdfParams, content_tag, content_tagger
 from .core.pack import (
@@ -677,6 +678,27 @@ class Engine:
                  stored.n - len(stored.missing), stored.n,
                  f" (at risk: {', '.join(stored.missing)})" if stored.missing else "")
         return PutResult(str(source), name, stored=stored, replaced=replaced)
+
+    def get_to_stream(self, entry: Entry, stream: BinaryIO, listener: Listener = ignore,
+                      cancel: CancelToken | None = None) -> None:
+        """One file's bytes to an open stream (standard output), checked as a restore is;
+        a failure part-way raises after what was written."""
+        vault = self.vault()
+        cancel = cancel or CancelToken()
+        if entry.pack:
+            pack = open_pack(vault, bytes.fromhex(entry.pack), listener, cancel)
+            member = pack.member(bytes.fromhex(entry.id))
+            if member is None:
+                raise NotFound(f"{printable(entry.name)} is no longer in its pack; `cssm "
+                               "catalog rebuild` updates the list")
+            for _m, data in read_members(vault, pack, [member], listener, cancel):
+                if isinstance(data, IntegrityError):
+                    raise data
+                stream.write(data)
+            stream.flush()
+            return
+        opened = open_file(vault, bytes.fromhex(entry.id), listener)
+        restore_to_stream(vault, opened, stream, listener, cancel)
 
     def get(self, entry: Entry, dest: str | Path | None = None, force: bool = False,
             listener: Listener = ignore, cancel: CancelToken | None = None) -> Path:

@@ -35,6 +35,9 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
         handler = _PrivateRotatingHandler(path, maxBytes=2 * 1024 * 1024, backupCount=3,
                                           encoding="utf-8")
     except OSError:
+        # No log here: and nothing of it on stderr either (Python's last-resort handler
+        # printed "get failed: InputError" under the one error line).
+        logging.getLogger("cssm_desktop").addHandler(logging.NullHandler())
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("cssm_desktop")

@@ -413,3 +413,30 @@ def test_stores_replace_asks_before_a_healthy_store_and_refuses_a_full_one(
     assert cli.config.read_bytes() == before and (full / "holiday.jpg").read_bytes() == b"mine"
     code, out, err = cli("stores", "replace", "--yes", "store1", "empty")
     assert code == 0 and "holds store #1" in out, err
+
+
+def test_get_to_standard_output(cli: Cli, tmp_path: Path) -> None:
+    """`cssm get ID -o -`: the bytes, nothing else, for a file stored alone and one in a
+    pack; a folder is refused in one line."""
+    import subprocess
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"small and packed\n")
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a").write_text("a")
+    assert cli("put", str(big), str(small), str(tree))[0] == 0
+
+    def get(name: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "cssm_desktop.cli", "--config",
+                               str(cli.config), "get", name, "-o", "-"],
+                              capture_output=True, timeout=120)
+
+    for name, src in (("big.bin", big), ("small.txt", small)):
+        done = get(name)
+        assert done.returncode == 0 and done.stdout == src.read_bytes(), done.stderr
+    done = get("t")
+    assert done.returncode == 1 and done.stdout == b"" and b"standard output" in done.stderr
+    assert done.stderr.count(b"\n") == 1

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ..durable import PendingFile
 from ..errors import (
@@ -284,3 +285,30 @@ def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
             raise DestinationExists(str(dest)) from None
     listener(FileDone(box.name, opened.file_id.hex(), box.size))
     return dest
+
+
+def restore_to_stream(vault: Vault, opened: OpenedFile, stream: BinaryIO, listener: Listener,
+                      cancel: CancelToken) -> None:
+    """The file's bytes to an open stream (`cssm get ID -o -`), each block as it is
+    authenticated; the SHA-256 of the whole is checked at the end. A failure part-way
+    leaves what was written (a pipe cannot take bytes back): the caller exits non-zero."""
+    box = opened.box
+    pipe = Pipeline(cancel)
+    hasher = hashlib.sha256()
+    listener(FileStarted(box.name, box.size))
+    with undo_on_failure(pipe, lambda: None):
+        to_writer = pipe.channel(depth=6)
+        to_hash = pipe.channel(depth=8)
+        pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, 0, None, None,
+                   name="cssm-decode")
+        pipe.spawn(write_plain, pipe, stream, box.name, box.size, opened.stripes, listener,
+                   to_writer, to_hash, name="cssm-write")
+        pipe.spawn(hash_stripes, pipe, hasher, opened.stripes, to_hash, name="cssm-hash")
+        pipe.join()
+        cancel.check()
+    stream.flush()
+    if not hmac.compare_digest(hasher.digest(), box.sha256):
+        raise IntegrityError(f"{box.name}: the bytes written do not match the recorded "
+                             "SHA-256")
+    listener(FileDone(box.name, opened.file_id.hex(), box.size))
+
