@@ -33,7 +33,7 @@ from .errors import (
     NoVault,
     log_text,
 )
-from .paths import FOLDER, TAKEN, in_the_way, printable
+from .paths import FOLDER, TAKEN, Excludes, in_the_way, list_sources, printable
 from .units import age, count, human
 
 log = logging.getLogger("cssm_desktop.cli")   # also when run as `python -m`
@@ -151,11 +151,14 @@ def cmd_put(args: argparse.Namespace) -> int:
     if args.discard:
         _unlock(engine, args)
         return _discard_unfinished(engine, args.paths)
+    exclude = Excludes.read(args.exclude, args.exclude_file)
+    if args.dry_run:
+        return _put_dry_run(engine, args, exclude)
     bar = ProgressBar(enabled=None if not args.json else False)
     mode = Duplicate.REPLACE if args.replace else Duplicate.AGAIN if args.again \
         else Duplicate.SKIP
     results = engine.put(args.paths, listener=bar, duplicates=mode,
-                         password=args.passwords.current())
+                         password=args.passwords.current(), exclude=exclude)
     failed = 0
     twins = [r for r in results if r.error is None and r.duplicate_of is not None]
     # A line per file already stored only while they are few: an unchanged tree of
@@ -196,6 +199,26 @@ def cmd_put(args: argparse.Namespace) -> int:
     if args.json:
         print(as_json([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
                           for r in results if r.stored]))
+    return EXIT_ERROR if failed else 0
+
+
+def _put_dry_run(engine: Engine, args: argparse.Namespace, exclude: Excludes) -> int:
+    """What a put would store, under which names, and what it would leave out: nothing is
+    read, sent or unlocked."""
+    total = stored = 0
+    failed = False
+    for path in args.paths:
+        sources, left_out = list_sources([path], engine.own_folders(), exclude=exclude)
+        for s in left_out:
+            failed = failed or s.asked
+            print(f"{'cssm: error' if s.asked else 'skipped '}  {printable(str(s.path))}: "
+                  f"{s.reason}", file=sys.stderr)
+        for source in sources:
+            stored += 1
+            total += source.size
+            if not args.quiet:
+                print(f"would store  {human(source.size):>10}  {printable(source.name)}")
+    print(f"{count(stored, 'file')} ({human(total)}) would be stored", file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
 
@@ -611,6 +634,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print a JSON list of stored files")
     sp.add_argument("-q", "--quiet", action="store_true",
                     help="no line per stored file: only errors, warnings and a summary")
+    sp.add_argument("-e", "--exclude", action="append", default=[], metavar="PATTERN",
+                    help="leave out what matches: a name anywhere (*.tmp, node_modules), a "
+                         "path from the folder's own name (photos/raw/*), folders only "
+                         "with a trailing / (cache/); repeatable")
+    sp.add_argument("--exclude-file", action="append", default=[], type=Path,
+                    metavar="FILE", help="patterns as for --exclude, one a line (# notes)")
+    sp.add_argument("-n", "--dry-run", action="store_true",
+                    help="list what would be stored and under which names; store nothing")
     twin = sp.add_mutually_exclusive_group()
     twin.add_argument("--again", action="store_true",
                       help="store a file even if the same name and content are stored "

@@ -6,6 +6,7 @@ store the same files under the same names, and skip the same things for the same
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 import sys
@@ -13,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import FormatError
+from .errors import FormatError, InputError
 from .text import printable
 
 LINK_SKIPPED = "symbolic link, not followed"
@@ -30,6 +31,50 @@ class Source:
     size: int
 
 
+class Excludes:
+    """What a put leaves out on purpose (`--exclude`, an exclude file), as restic and
+    rsync users write it: a pattern without a slash matches a file or folder of that name
+    anywhere (`*.tmp`, `node_modules`); one with a slash matches the stored path from the
+    folder's own name (`photos/raw/*`); a trailing slash matches folders only (`cache/`).
+    A folder that matches is not entered at all."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.names: list[tuple[str, bool]] = []   # (pattern, folders only)
+        self.paths: list[tuple[str, bool]] = []
+        for raw in patterns:
+            pattern = raw.strip()
+            if not pattern or pattern.startswith("#"):
+                continue
+            folders = pattern.endswith("/")
+            pattern = pattern.rstrip("/").lstrip("/")
+            (self.paths if "/" in pattern else self.names).append((pattern, folders))
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.paths)
+
+    def __call__(self, name: str, folder: bool) -> bool:
+        """Whether the stored path `name` (POSIX, from the folder's own name) is left out."""
+        base = name.rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatchcase(base, p) for p, only in self.names
+                   if folder or not only) or \
+            any(fnmatch.fnmatchcase(name, p) for p, only in self.paths if folder or not only)
+
+    @classmethod
+    def read(cls, patterns: list[str], files: list[Path]) -> Excludes:
+        """Patterns given one by one, and those of exclude files (one a line, # notes)."""
+        lines = list(patterns)
+        for f in files:
+            try:
+                lines += f.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+            except OSError as exc:
+                raise InputError(f"cannot read exclude file {printable(str(f))}: "
+                                 f"{exc.strerror or exc}") from exc
+        return cls(lines)
+
+
+NOTHING_EXCLUDED = Excludes([])
+
+
 @dataclass(frozen=True)
 class Skipped:
     path: Path
@@ -38,7 +83,8 @@ class Skipped:
 
 
 def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
-                 stop: threading.Event | None = None) -> tuple[list[Source], list[Skipped]]:
+                 stop: threading.Event | None = None,
+                 exclude: Excludes = NOTHING_EXCLUDED) -> tuple[list[Source], list[Skipped]]:
     """The regular files under `paths`, and what was left out and why.
 
     A path given by name may be a link to a file (the user pointed at it); inside folders
@@ -47,7 +93,8 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
     loop would never end. FIFOs, sockets and devices are skipped, never opened (opening a
     FIFO blocks until a writer comes). Folders in `own` (real paths: the stores' folders,
     the app's data) are never stored into the vault itself. `stop` ends the listing at
-    the next folder (what was found so far is returned).
+    the next folder (what was found so far is returned). What `exclude` matches is left
+    out without a word (a path given by name is always taken).
     """
     files: list[Source] = []
     skipped: list[Skipped] = []
@@ -68,14 +115,14 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
             if os.path.realpath(path) in own:
                 skipped.append(Skipped(path, OWN_SKIPPED, asked=True))
             else:
-                _walk(path, files, skipped, own, stop)
+                _walk(path, files, skipped, own, stop, exclude)
         else:
             skipped.append(Skipped(path, SPECIAL_SKIPPED, asked=True))
     return files, skipped
 
 
 def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset[str],
-          stop: threading.Event | None = None) -> None:
+          stop: threading.Event | None = None, exclude: Excludes = NOTHING_EXCLUDED) -> None:
     # `..` or `.` name the folder by its own name (its names began "../", and lost it).
     top_name = Path(os.path.abspath(top)).name or "folder"
 
@@ -92,7 +139,10 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
         here = Path(dirpath)
         rel = here.relative_to(top)
         keep = []
+        prefix = PurePosixPath(top_name, *rel.parts).as_posix() + "/"
         for d in sorted(dirs):
+            if exclude and exclude(prefix + d, folder=True):
+                continue
             try:
                 link = stat.S_ISLNK(os.lstat(here / d).st_mode)
             except OSError as exc:   # a path past PATH_MAX (C2): that folder, not the put
@@ -107,8 +157,9 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
         dirs[:] = keep
         # Strings per file: a Path and a PurePosixPath per file were most of the time of
         # listing 20,000 small files.
-        prefix = PurePosixPath(top_name, *rel.parts).as_posix() + "/"
         for fname in sorted(names):
+            if exclude and exclude(prefix + fname, folder=False):
+                continue
             full = os.path.join(dirpath, fname)
             try:
                 st = os.lstat(full)

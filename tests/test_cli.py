@@ -440,3 +440,28 @@ def test_get_to_standard_output(cli: Cli, tmp_path: Path) -> None:
     done = get("t")
     assert done.returncode == 1 and done.stdout == b"" and b"standard output" in done.stderr
     assert done.stderr.count(b"\n") == 1
+
+
+def test_put_excludes_what_people_leave_out_and_dry_run_stores_nothing(
+        cli: Cli, tmp_path: Path) -> None:
+    tree = tmp_path / "proj"
+    for d in ("src", "node_modules/lib", "cache", "photos/raw", "photos/edited"):
+        (tree / d).mkdir(parents=True)
+    for f in ("a.tmp", "src/main.py", "src/cache", "node_modules/lib/x.js", "cache/blob",
+              "photos/raw/1.cr2", "photos/edited/1.jpg", "notes.txt"):
+        (tree / f).write_text(f)
+    rules = tmp_path / "excludes.txt"
+    rules.write_text("# build output\nnode_modules\n\ncache/\n")
+    code, out, err = cli("put", "--dry-run", "-e", "*.tmp", "--exclude", "proj/photos/raw/*",
+                         "--exclude-file", str(rules), str(tree))
+    assert code == 0, err
+    would = sorted(line.split()[-1] for line in out.splitlines())
+    assert would == ["proj/notes.txt", "proj/photos/edited/1.jpg", "proj/src/cache",
+                     "proj/src/main.py"]
+    assert "4 files" in err and json.loads(cli("ls", "--json")[1]) == []   # nothing stored
+    code, _, err = cli("put", "-e", "*.tmp", "-e", "proj/photos/raw/*", "--exclude-file",
+                       str(rules), str(tree))
+    assert code == 0, err
+    assert sorted(r["name"] for r in json.loads(cli("ls", "--json")[1])) == would
+    code, _, err = cli("put", "--exclude-file", str(tmp_path / "none.txt"), str(tree))
+    assert code == 1 and "cannot read exclude file" in err and err.count("\n") == 1
