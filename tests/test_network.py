@@ -234,7 +234,7 @@ def test_a_running_upload_is_not_offered_as_unfinished_nor_discarded(
 
     def meanwhile() -> None:
         seen.append(engine.unfinished())
-        (busy,) = engine.journals().all(busy=True)
+        (busy,) = engine.journals().all(busy=True)   # never its temporary rewrite too
         with pytest.raises(InputError, match="running"):
             engine.discard_unfinished(busy)
         seen.append(busy)

@@ -212,7 +212,9 @@ class Journals:
         """The journals on disk; `busy`: with those a put of this process works with."""
         out = []
         try:
-            paths = sorted(self.folder.glob("*.json"))
+            # Not the temporary file of a journal being rewritten (".tmp-…json"): a look
+            # taken meanwhile saw the one upload twice.
+            paths = sorted(p for p in self.folder.glob("*.json") if not p.name.startswith("."))
         except OSError:
             return []
         with _busy_lock:
