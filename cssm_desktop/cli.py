@@ -18,7 +18,7 @@ from typing import NoReturn
 from . import __version__
 from .catalog import SAFE, Entry
 from .cli_progress import ProgressBar
-from .config import config_path, load_config, set_secret
+from .config import config_path, load_config, log_dir, set_secret
 from .core import erasure
 from .core.status import PieceState, StoreState, risk_text
 from .core.verify import FileReport, StoreCheck
@@ -200,6 +200,27 @@ def cmd_put(args: argparse.Namespace) -> int:
         print(as_json([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
                           for r in results if r.stored]))
     return EXIT_ERROR if failed else 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """The log's last lines, and its path (as the window's View > Log shows it)."""
+    from .logs import setup_logging
+
+    path = setup_logging() or log_dir() / "cssm.log"
+    print(f"log: {path}", file=sys.stderr)
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 256 * 1024))   # enough for any N people ask for
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        print("(nothing logged yet)", file=sys.stderr)
+        return 0
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    for line in lines[-max(0, args.lines):] if args.lines > 0 else []:
+        print(printable(line))
+    return 0
 
 
 def _put_dry_run(engine: Engine, args: argparse.Namespace, exclude: Excludes) -> int:
@@ -651,6 +672,10 @@ def build_parser() -> argparse.ArgumentParser:
     twin.add_argument("--discard", action="store_true",
                       help="store nothing: drop the unfinished uploads of these files (an "
                            "interrupted put of the same file otherwise goes on with it)")
+    sp = add("log", cmd_log, "show the end of the log (what was stored, restored, repaired "
+                              "and what failed; never names or passwords) and where it is")
+    sp.add_argument("-n", "--lines", type=int, default=40, metavar="N",
+                    help="how many lines (default: 40)")
     sp = add("ls", cmd_ls, "list stored files")
     sp.add_argument("--json", action="store_true")
     sp = add("get", cmd_get, "restore stored files, or every file under a stored folder")

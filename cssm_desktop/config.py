@@ -11,7 +11,7 @@ from pathlib import Path
 import platformdirs
 
 from .core.vault import Binding
-from .errors import ConfigError, CssmError, StoreError
+from .errors import ConfigError, CssmError, StoreError, secret_variable
 
 APP_NAME = "cssm-desktop"
 KEYRING_SERVICE = "cssm-desktop"
@@ -356,6 +356,9 @@ def get_secret(store_name: str) -> str | None:
     import keyring
     import keyring.errors
 
+    from_env = os.environ.get(secret_variable(store_name))
+    if from_env:   # chosen for this run: before the session's and the keyring's
+        return from_env
     if store_name in _session_secrets:
         return _session_secrets[store_name]
     try:

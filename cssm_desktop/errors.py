@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .text import printable
 
 
@@ -56,11 +58,20 @@ def too_slow(store: str) -> StoreError:
                              "(the others were used)", SLOW)
 
 
+def secret_variable(store_name: str) -> str:
+    """The environment variable that holds a store's secret key on a machine without a
+    keyring (a server, a container): CSSM_SECRET_ and the store's name in capitals, every
+    other character an underscore ("wasabi-1" -> CSSM_SECRET_WASABI_1)."""
+    return "CSSM_SECRET_" + re.sub(r"[^A-Z0-9]", "_", store_name.upper())
+
+
 class MissingSecret(StoreError):
     """An S3 store names an access key whose secret is not in the OS keyring."""
 
     def __init__(self, store: str) -> None:
-        super().__init__(store, "no secret key in the keyring for this store")
+        super().__init__(store, f"no secret key in the keyring for this store (`cssm stores "
+                                f"secret {store}` saves it; or set "
+                                f"{secret_variable(store)})")
 
 
 class ObjectNotFound(StoreError):

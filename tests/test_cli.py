@@ -465,3 +465,24 @@ def test_put_excludes_what_people_leave_out_and_dry_run_stores_nothing(
     assert sorted(r["name"] for r in json.loads(cli("ls", "--json")[1])) == would
     code, _, err = cli("put", "--exclude-file", str(tmp_path / "none.txt"), str(tree))
     assert code == 1 and "cannot read exclude file" in err and err.count("\n") == 1
+
+
+def test_a_secret_from_the_environment_and_the_log_command(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Machines without a keyring: CSSM_SECRET_<STORE> holds a store's secret key, and
+    the error without one says so. `cssm log` shows the log's end and where it is."""
+    from cssm_desktop.config import get_secret
+    from cssm_desktop.errors import MissingSecret, secret_variable
+
+    assert secret_variable("wasabi-1") == "CSSM_SECRET_WASABI_1"
+    assert get_secret("wasabi-1") is None
+    monkeypatch.setenv("CSSM_SECRET_WASABI_1", "from-the-environment")
+    assert get_secret("wasabi-1") == "from-the-environment"
+    assert "CSSM_SECRET_WASABI_1" in str(MissingSecret("wasabi-1"))
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(2 * 1024 * 1024))
+    assert cli("put", str(f))[0] == 0
+    code, out, err = cli("log", "-n", "5")
+    assert code == 0 and "log: " in err and "cssm.log" in err
+    assert "stored file" in out and "f.bin" not in out   # ids and sizes, never a name
+    assert len(out.splitlines()) <= 5
