@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tomllib
@@ -332,6 +333,51 @@ def dump_config(cfg: Config) -> str:
     return "".join(parts)
 
 
+def keep_comments(old: str, new: str, path: Path) -> str:
+    """`new` written over `old` keeping what the user wrote there: their comments, blank
+    lines and order, each value changed in place (init and `stores replace` rewrote the
+    file and dropped every comment). Stores are matched by name; a store no longer there
+    goes with its comments, a new one is added at the end. Anything that would not read
+    back as `new` does gives `new` itself."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        doc = tomlkit.parse(old)
+        fresh = tomlkit.parse(new)
+    except TOMLKitError:
+        return new
+    for key in [k for k in doc if k != "store" and k not in fresh]:
+        del doc[key]
+    for key, value in fresh.items():
+        if key != "store" and (key not in doc or doc[key] != value):
+            doc[key] = value
+    before = {str(t.get("name")): t for t in doc.get("store", [])}
+    tables = tomlkit.aot()
+    for table in fresh.get("store", []):
+        kept = before.get(str(table.get("name")))
+        if kept is None:
+            tables.append(table)
+            continue
+        for key in [k for k in kept if k not in table]:
+            del kept[key]
+        for key, value in table.items():
+            if key not in kept or kept[key] != value:
+                kept[key] = value
+        tables.append(kept)
+    if "store" in doc:
+        del doc["store"]
+    if len(tables):
+        doc["store"] = tables
+    merged = tomlkit.dumps(doc)
+    try:
+        same = parse_config(merged.encode("utf-8"), path) == parse_config(new.encode("utf-8"),
+                                                                          path)
+    except ConfigError:
+        same = False
+    return merged if same else new
+
+
 def save_config(cfg: Config, path: Path) -> None:
     """Validate, then write atomically (a crash leaves the old file or the new one)."""
     from .durable import atomic_write_bytes
@@ -339,6 +385,9 @@ def save_config(cfg: Config, path: Path) -> None:
     cfg.validate()
     text = dump_config(cfg)
     parse_config(text.encode("utf-8"), path)  # what we write must read back
+    # No file yet (or not text): the new one as it is.
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        text = keep_comments(path.read_text(encoding="utf-8"), text, path)
     prepare_dir(path.parent)
     atomic_write_bytes(path, text.encode("utf-8"))
     cfg.path = path

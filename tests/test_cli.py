@@ -486,3 +486,37 @@ def test_a_secret_from_the_environment_and_the_log_command(
     assert code == 0 and "log: " in err and "cssm.log" in err
     assert "stored file" in out and "f.bin" not in out   # ids and sizes, never a name
     assert len(out.splitlines()) <= 5
+
+
+def test_init_and_replace_keep_the_comments_the_user_wrote(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """init and `stores replace` rewrote the config and dropped every comment."""
+    from cssm_desktop.config import load_config
+
+    places = ["hall", "attic", "office", "car", "bank"]
+    lines = ["# My backup: five disks", "threshold = 3  # any 3 of 5", ""]
+    for i, place in enumerate(places, start=1):
+        lines += ["[[store]]", f"# disk {i}: the one in the {place}", f'name = "d{i}"',
+                  'type = "folder"', f'path = "{tmp_path / "stores" / f"d{i}"}"', ""]
+    cfg = tmp_path / "cssm.toml"
+    cfg.write_text("\n".join(lines))
+    monkeypatch.setenv("CSSM_PASSWORD", PASSWORD)
+    run = Cli(capsys, monkeypatch, cfg)
+    code, _, err = run("init")
+    assert code == 0, err
+    text = cfg.read_text()
+    for comment in ("# My backup: five disks", "# any 3 of 5", "# disk 1: the one in the hall",
+                    "# disk 5: the one in the bank"):
+        assert comment in text
+    loaded = load_config(cfg)
+    assert loaded.vault is not None and [s.index for s in loaded.stores] == [0, 1, 2, 3, 4]
+    with cfg.open("a") as fh:
+        fh.write(f'\n[[store]]\n# the new disk\nname = "new"\ntype = "folder"\n'
+                 f'path = "{tmp_path / "new"}"\n')
+    code, _, err = run("stores", "replace", "--yes", "d2", "new")
+    assert code == 0, err
+    text = cfg.read_text()
+    assert "# disk 1: the one in the hall" in text and "# the new disk" in text
+    assert "# disk 2" not in text   # the store that went, with its own comment
+    assert {s.name: s.index for s in load_config(cfg).stores}["new"] == 1
