@@ -204,9 +204,9 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     """The log's last lines, and its path (as the window's View > Log shows it)."""
-    from .logs import setup_logging
+    from .logs import current_log_file
 
-    path = setup_logging() or log_dir() / "cssm.log"
+    path = current_log_file() or log_dir() / "cssm.log"
     print(f"log: {path}", file=sys.stderr)
     try:
         with path.open("rb") as fh:
@@ -286,6 +286,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     engine = _engine(args)
+    engine.restore_modes = not args.no_modes
     entries, folder = engine.select(args.refs)
     if args.output == "-":   # to standard output: one file, its bytes and nothing else
         if len(entries) != 1 or folder:
@@ -686,6 +687,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "a folder: the folder they go into, names keeping their folders "
                          "(default: current folder); - writes one file to standard output")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    sp.add_argument("--no-modes", action="store_true",
+                    help="restore files owner-only (0600), not with the permission bits "
+                         "they had when stored")
     sp = add("rm", cmd_rm, "delete stored files or folders from every store (asks first)")
     sp.add_argument("refs", nargs="+", metavar="ID|NAME|FOLDER")
     sp.add_argument("-y", "--yes", action="store_true",

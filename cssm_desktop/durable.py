@@ -307,10 +307,11 @@ class PendingFile:
     file beside the destination. Owner-only permissions either way.
     """
 
-    def __init__(self, dest: Path, fd: int | None = None, folder: str | None = None
-                 ) -> None:
+    def __init__(self, dest: Path, fd: int | None = None, folder: str | None = None,
+                 mode: int = -1) -> None:
         """`fd`: an unnamed file already made in `dest`'s folder (MadeAhead), adopted;
-        `folder`: that folder, if the caller has it."""
+        `folder`: that folder, if the caller has it; `mode`: the permission bits the file
+        had when stored (else owner-only), set before it has a name."""
         self.dest = dest
         self.folder = folder or _folder_of(dest)
         if fd is None:
@@ -321,6 +322,12 @@ class PendingFile:
         else:
             self.out = StreamingFile(dest.with_name(
                 f".{dest.name}.cssm-{secrets.token_hex(6)}.partial"), 0o600)
+        if mode >= 0 and hasattr(os, "fchmod"):   # (no POSIX modes on Windows)
+            try:
+                os.fchmod(self.out.fd, mode & 0o777)
+            except BaseException:
+                self.discard()
+                raise
 
     def write(self, data: bytes | memoryview) -> None:
         self.out.write(data)
@@ -514,7 +521,7 @@ class DurableBatch:
         self.done: list[tuple[object, Path | OSError]] = []
 
     def add(self, key: object, dest: Path, data: bytes, mtime_ns: int,
-            overwrite: bool = False) -> None:
+            overwrite: bool = False, mode: int = -1) -> None:
         """Write `data` for `dest`; its outcome (the path, or the OSError: FileExistsError
         when `dest` is taken, NotADirectoryError when a file is where a folder must be) is
         in `done` once the batch is flushed."""
@@ -531,7 +538,7 @@ class DurableBatch:
                 except (FileExistsError, NotADirectoryError) as exc:   # a file is there
                     raise NotADirectoryError(folder) from exc
                 self._made.add(folder)
-            pending = PendingFile(dest, fd, folder)
+            pending = PendingFile(dest, fd, folder, mode)
         except OSError as exc:
             self.done.append((key, exc))
             return

@@ -176,6 +176,9 @@ class Engine:
         """`stores` overrides the ones the config describes (tests use tuned clients)."""
         self.config = config
         self.catalog = Catalog(catalog_path or cfgmod.data_dir() / "catalog.sqlite")
+        # Restored files get the permission bits they had when stored (`cssm get
+        # --no-modes`: owner-only, as files stored before modes were recorded).
+        self.restore_modes = True
         # One limit each way for the whole process (the uplink is one); the last engine
         # made sets it: the window makes a new one when Settings are saved.
         ratelimit.configure(config.upload_limit, config.download_limit)
@@ -732,7 +735,8 @@ class Engine:
             raise
         try:
             path = restore_file(vault, opened, target, overwrite=force, listener=listener,
-                                cancel=cancel, cache=self._fetch_cache(vault, opened))
+                                cancel=cancel, cache=self._fetch_cache(vault, opened),
+                                modes=self.restore_modes)
         finally:
             self._health_after_restore(vault, entry.id, opened.damaged, opened.header.k)
         return path
@@ -876,7 +880,8 @@ class Engine:
                     continue
                 if events:
                     listener(FileStarted(e.name, e.size))
-                batch.add(m.member_id, target, data, m.mtime_ns, overwrite=force)
+                batch.add(m.member_id, target, data, m.mtime_ns, overwrite=force,
+                          mode=m.mode if self.restore_modes else -1)
                 for mid, got in batch.drain():
                     ended(mid, got)
             for mid, got in batch.close():

@@ -25,6 +25,15 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
                     errors=self.errors, opener=_private)
 
 
+def current_log_file() -> Path | None:
+    """The file this process logs to (the handler's own, whatever the environment says
+    now), or None when it logs nowhere."""
+    for handler in logging.getLogger("cssm_desktop").handlers:
+        if isinstance(handler, logging.handlers.RotatingFileHandler):
+            return Path(handler.baseFilename)
+    return None
+
+
 def setup_logging(level: int = logging.INFO) -> Path | None:
     """Returns the log file, or None when the log dir cannot be written (logging then off)."""
     path = log_dir() / "cssm.log"

@@ -155,18 +155,19 @@ def _content(stores: list[Store], vault: str, fid: str, common: bytes, keys: lis
     return bytes(out[:data_len])
 
 
-def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: int
-                ) -> dict[str, bytes]:
+def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: int,
+                modes: dict[str, int] | None = None) -> dict[str, bytes]:
     """name -> bytes of every file of the vault, from the stores given (index -> folder).
-    For a name stored more than once, the copy stored last (section 6a, 7a)."""
+    For a name stored more than once, the copy stored last (section 6a, 7a). `modes`, if
+    given, gets each file's permission bits where they were recorded (sections 5, 6a)."""
     stores = [Store(root, index) for index, root in roots.items()]
     vmk = _vmk(stores, vault, password)
     ids = sorted({name for s in stores for name in s.names(f"{vault}/meta")})
-    newest: dict[str, tuple[int, bytes]] = {}
+    newest: dict[str, tuple[int, bytes, int]] = {}
 
-    def keep(name: str, stored: int, data: bytes) -> None:
+    def keep(name: str, stored: int, data: bytes, mode: int = -1) -> None:
         if name not in newest or newest[name][0] < stored:
-            newest[name] = (stored, data)
+            newest[name] = (stored, data, mode)
 
     for fid in ids:
         opened = _open_file(stores, vault, fid, vmk, n, k)
@@ -189,13 +190,15 @@ def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: in
             tail = off + 66 + name_len
         content = _content(stores, vault, fid, common, keys, data_len, n, k)[:size]
         assert hashlib.sha256(content).digest() == digest, fid
-        if kind == 0:
-            keep(name, stored, content)
+        if kind in (0, 2):   # a file; kind 2 has its permission bits after the name
+            mode = struct.unpack(">I", box[tail:tail + 4])[0] if kind == 2 else -1
+            keep(name, stored, content, mode)
             continue
         (index_offset,) = struct.unpack(">Q", box[tail:tail + 8])
         removed = _removed(stores, vault, fid, vmk, k)
         index = content[index_offset:]
-        assert index[:4] == b"CSPX"
+        assert index[:4] in (b"CSPX", b"CSPM")
+        with_modes = index[:4] == b"CSPM"   # 4 bytes of mode after each entry's name length
         (count,) = struct.unpack(">I", index[4:8])
         pos = 8
         for _ in range(count):
@@ -203,13 +206,20 @@ def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: in
             m_off, m_size, _m_time = struct.unpack(">QQq", index[pos + 16:pos + 40])
             m_digest = index[pos + 40:pos + 72]
             (m_len,) = struct.unpack(">H", index[pos + 72:pos + 74])
-            m_name = index[pos + 74:pos + 74 + m_len].decode("utf-8", "surrogateescape")
-            pos += 74 + m_len
+            pos += 74
+            m_mode = -1
+            if with_modes:
+                (m_mode,) = struct.unpack(">I", index[pos:pos + 4])
+                pos += 4
+            m_name = index[pos:pos + m_len].decode("utf-8", "surrogateescape")
+            pos += m_len
             data = content[m_off:m_off + m_size]
             assert hashlib.sha256(data).digest() == m_digest
             if mid not in removed:
-                keep(m_name, stored, data)
-    return {name: data for name, (_stored, data) in newest.items()}
+                keep(m_name, stored, data, m_mode)
+    if modes is not None:
+        modes.update({name: mode for name, (_s, _d, mode) in newest.items() if mode >= 0})
+    return {name: data for name, (_stored, data, _mode) in newest.items()}
 
 
 def _removed(stores: list[Store], vault: str, pack: str, vmk: bytes, k: int) -> set[bytes]:

@@ -651,3 +651,54 @@ def test_a_small_file_restores_to_a_name_relative_to_the_working_folder(
     assert folder_engine.get(entry, "back.txt") == Path("back.txt")
     assert [p.name for p in (tmp_path / "here").iterdir()] == ["back.txt"]
     assert (tmp_path / "here" / "back.txt").read_bytes() == b"small"
+
+
+def test_files_come_back_with_their_permission_bits_and_older_ones_owner_only(
+        folder_engine: Engine, tmp_path: Path) -> None:
+    """Every file restored 0600: scripts lost their +x. Modes are kept for a file stored
+    alone (key box kind 2) and in a pack (index CSPM); files written before modes were
+    kept (kind 0, CSPX) still restore, owner-only; --no-modes restores owner-only."""
+    import hashlib
+    import io
+    import stat
+
+    from cssm_desktop.core.pack import put_pack
+    from cssm_desktop.core.pack_format import Member
+    from cssm_desktop.core.put import store_content
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    modes = {"run.sh": 0o755, "secret.txt": 0o600, "shared.txt": 0o644, "ro.txt": 0o444,
+             "big.bin": 0o750}
+    for name, mode in modes.items():
+        (tree / name).write_bytes(os.urandom(2 * 1024 * 1024 if name == "big.bin" else 300))
+        os.chmod(tree / name, mode)
+    assert all(r.stored is not None for r in folder_engine.put([tree]))
+    entries = [e for e in folder_engine.entries()]
+    back = tmp_path / "back"
+    for _e, got in folder_engine.get_many(entries, back):
+        assert isinstance(got, Path)
+    for name, mode in modes.items():
+        assert stat.S_IMODE((back / "t" / name).stat().st_mode) == mode, name
+        assert (back / "t" / name).read_bytes() == (tree / name).read_bytes()
+    folder_engine.restore_modes = False
+    owner = tmp_path / "owner"
+    list(folder_engine.get_many(entries, owner))
+    assert {stat.S_IMODE((owner / "t" / n).stat().st_mode) for n in modes} == {0o600}
+    folder_engine.restore_modes = True
+    # As earlier versions wrote them: no mode in the key box (kind 0), none in the index.
+    vault = folder_engine.vault()
+    data = os.urandom(40_000)
+    alone = store_content(vault, io.BytesIO(data), "old.bin", "old/alone.bin", len(data), 0)
+    member = Member(os.urandom(16), 0, 0, 0, hashlib.sha256(b"old").digest(), "old/in-pack")
+    packed = put_pack(vault, [], members=[(member, b"old")])
+    assert alone.id_hex and packed.stored is not None
+    folder_engine.rebuild_catalog()
+    old = [e for e in folder_engine.entries() if e.name.startswith("old/")]
+    assert len(old) == 2
+    out = tmp_path / "old-back"
+    for _e, got in folder_engine.get_many(old, out):
+        assert isinstance(got, Path)
+    assert (out / "old" / "alone.bin").read_bytes() == data
+    assert (out / "old" / "in-pack").read_bytes() == b"old"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (out / "old").iterdir()} == {0o600}

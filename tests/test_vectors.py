@@ -480,6 +480,8 @@ def test_an_independent_reader_restores_what_the_engine_wrote_from_any_k_stores(
              "T/\u00e9t\u00e9.txt": "r\u00e9sum\u00e9".encode()}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
+    os.chmod(tmp_path / "T/big.bin", 0o750)   # stored alone: its key box has the mode
+    os.chmod(tmp_path / "T/a.txt", 0o444)     # in the pack: its index has it
     results = folder_engine.put([tree])
     assert all(r.stored is not None for r in results)
     folder_engine.remove(folder_engine.resolve("T/sub/gone.txt").id)
@@ -488,6 +490,8 @@ def test_an_independent_reader_restores_what_the_engine_wrote_from_any_k_stores(
     vault = folder_engine.vault()
     roots = {sc.index: Path(sc.path or "") for sc in cfg.stores if sc.index is not None}
     for chosen in itertools.combinations(sorted(roots), 3):
+        modes: dict[str, int] = {}
         got = independent_reader.restore_all({i: roots[i] for i in chosen}, vault.id_hex,
-                                             CONF_PASSWORD, 5, 3)
+                                             CONF_PASSWORD, 5, 3, modes)
         assert got == files, chosen
+        assert modes["T/big.bin"] == 0o750 and modes["T/a.txt"] == 0o444, modes

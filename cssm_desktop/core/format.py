@@ -175,7 +175,9 @@ PACK_INDEX_MIN = 8                  # magic and member count
 MAX_PACK_INDEX = 64 * 1024 * 1024   # far above any pack this version writes (~16 MiB)
 KIND_FILE = 0
 KIND_PACK = 1               # the parts carry many small files and their index (section 6a)
-KINDS = (KIND_FILE, KIND_PACK)
+KIND_FILE_MODE = 2          # a file, its permission bits after the name (section 5)
+KINDS = (KIND_FILE, KIND_PACK, KIND_FILE_MODE)
+MODE_BITS = 0o777           # what is kept of a file's mode: read, write, run for all three
 KEY_BOX_BUCKET = 256        # a version 2 key box is padded to a multiple of this
 MIN_PADDED_LEN = 1024       # version 2: no file's parts look smaller than a 1 KiB file's
 
@@ -209,10 +211,12 @@ class KeyBox:
     data_len: int = -1
     kind: int = KIND_FILE
     index_offset: int = 0     # a pack: where its member index starts in the content
+    mode: int = -1            # a file's permission bits (MODE_BITS); -1: not recorded
 
     _FIXED_V1 = struct.Struct(">Qqq32sH")
     _FIXED_V2 = struct.Struct(">QQqq32sH")
     _PACK_TAIL = struct.Struct(">Q")
+    _MODE_TAIL = struct.Struct(">I")
 
     def __post_init__(self) -> None:
         if self.data_len < 0:
@@ -229,11 +233,15 @@ class KeyBox:
                                           self.sha256, len(name)) + name)
         if self.kind == KIND_PACK and version == 1:
             raise FormatError("packs need format version 2")
-        body = (bytes([2, self.kind, len(self.part_keys)]) + keys
+        with_mode = self.kind == KIND_FILE and self.mode >= 0
+        kind = KIND_FILE_MODE if with_mode else self.kind
+        body = (bytes([2, kind, len(self.part_keys)]) + keys
                 + self._FIXED_V2.pack(self.size, self.data_len, self.mtime_ns,
                                       self.stored_at_ns, self.sha256, len(name)) + name)
         if self.kind == KIND_PACK:
             body += self._PACK_TAIL.pack(self.index_offset)
+        if with_mode:
+            body += self._MODE_TAIL.pack(self.mode & MODE_BITS)
         return body + bytes(-len(body) % KEY_BOX_BUCKET)
 
     @classmethod
@@ -270,13 +278,22 @@ class KeyBox:
             if not size - MAX_PACK_INDEX <= index_offset <= size - PACK_INDEX_MIN:
                 raise FormatError("pack index out of range")
             end += cls._PACK_TAIL.size
+        mode = -1
+        if kind == KIND_FILE_MODE:
+            if len(data) < end + cls._MODE_TAIL.size:
+                raise FormatError("key box mode truncated")
+            (mode,) = cls._MODE_TAIL.unpack_from(data, end)
+            if mode & ~MODE_BITS:
+                raise FormatError("key box mode out of range")
+            end += cls._MODE_TAIL.size
+            kind = KIND_FILE
         if version == 1 and len(data) != end:
             raise FormatError("key box name length mismatch")
         if version != 1 and (len(data) < end or len(data) % KEY_BOX_BUCKET
                              or any(data[end:])):
             raise FormatError("key box name length or padding mismatch")
         name = name_text(data[off:off + name_len])
-        return cls(keys, size, mtime, stored, sha, name, data_len, kind, index_offset)
+        return cls(keys, size, mtime, stored, sha, name, data_len, kind, index_offset, mode)
 
 
 # ---------------------------------------------------------------- metadata object

@@ -213,10 +213,11 @@ def _open_box(good: dict[int, tuple[MetaObject, bytes]]
 
 def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: bool = False,
                  listener: Listener = ignore, cancel: CancelToken | None = None,
-                 cache: FetchCache | None = None) -> Path:
+                 cache: FetchCache | None = None, modes: bool = True) -> Path:
     """Write the file to `dest` via a temp file beside it; publish only if SHA-256 matches.
     With `cache` (core/fetched.py), what far stores send is kept until the restore ends,
-    and what an interrupted earlier run kept is used first."""
+    and what an interrupted earlier run kept is used first. `modes`: the permission bits
+    recorded at upload (files stored before they were recorded: owner-only)."""
     cancel = cancel or CancelToken()
     if dest.exists() and not overwrite:
         raise DestinationExists(str(dest))
@@ -226,7 +227,8 @@ def restore_file(vault: Vault, opened: OpenedFile, dest: Path, *, overwrite: boo
             listener(Resumed(opened.name, held, download=True))
     try:
         with local_writing(dest):
-            path = _restore_into(vault, opened, dest, overwrite, listener, cancel, cache)
+            path = _restore_into(vault, opened, dest, overwrite, listener, cancel, cache,
+                                 modes)
     except BaseException as exc:
         if cache is not None:
             cache.close()
@@ -259,10 +261,11 @@ def local_writing(dest: Path) -> Iterator[None]:
 
 
 def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
-                  listener: Listener, cancel: CancelToken, cache: FetchCache | None) -> Path:
+                  listener: Listener, cancel: CancelToken, cache: FetchCache | None,
+                  modes: bool = True) -> Path:
     box = opened.box
     dest.parent.mkdir(parents=True, exist_ok=True)
-    out = PendingFile(dest)
+    out = PendingFile(dest, mode=box.mode if modes else -1)
     pipe = Pipeline(cancel)
     hasher = hashlib.sha256()
     listener(FileStarted(box.name, box.size))

@@ -16,10 +16,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import FormatError
 from ..text import name_bytes, name_text
-from .format import ID_LEN, MAX_NAME_BYTES, NONCE_LEN, PACK_INDEX_MIN, TAG_LEN, VERSION
+from .format import (
+    ID_LEN,
+    MAX_NAME_BYTES,
+    MODE_BITS,
+    NONCE_LEN,
+    PACK_INDEX_MIN,
+    TAG_LEN,
+    VERSION,
+)
 from .keys import removal_key
 
 INDEX_MAGIC = b"CSPX"
+INDEX_MAGIC_MODES = b"CSPM"   # entries carry each file's permission bits (section 6a)
 REMOVAL_MAGIC = b"CSGR"
 MAX_REMOVAL_LEN = 4 * 1024 * 1024   # 260,000 member ids: more than a pack can hold
 
@@ -34,6 +43,7 @@ class Member:
     mtime_ns: int
     sha256: bytes
     name: str
+    mode: int = -1   # permission bits (format.MODE_BITS); -1: not recorded (an older pack)
 
     @property
     def end(self) -> int:
@@ -42,15 +52,21 @@ class Member:
 
 _INDEX_HEAD = struct.Struct(">4sI")
 _ENTRY = struct.Struct(">16sQQq32sH")
+_MODE = struct.Struct(">I")
 
 
 def index_bytes(members: list[Member]) -> bytes:
-    out = [_INDEX_HEAD.pack(INDEX_MAGIC, len(members))]
+    """With every member's mode known, the index that carries them (CSPM); else the
+    first one (CSPX: a repack of an older pack keeps its members as they were)."""
+    modes = all(m.mode >= 0 for m in members)
+    out = [_INDEX_HEAD.pack(INDEX_MAGIC_MODES if modes else INDEX_MAGIC, len(members))]
     for m in members:
         name = name_bytes(m.name)
         if len(name) > MAX_NAME_BYTES:
             raise FormatError("file name too long")
         out.append(_ENTRY.pack(m.member_id, m.offset, m.size, m.mtime_ns, m.sha256, len(name)))
+        if modes:
+            out.append(_MODE.pack(m.mode & MODE_BITS))
         out.append(name)
     return b"".join(out)
 
@@ -60,9 +76,11 @@ def parse_index(data: bytes, index_offset: int) -> list[Member]:
     if len(data) < PACK_INDEX_MIN:
         raise FormatError("pack index truncated")
     magic, count = _INDEX_HEAD.unpack_from(data)
-    if magic != INDEX_MAGIC:
+    if magic not in (INDEX_MAGIC, INDEX_MAGIC_MODES):
         raise FormatError("not a pack index (bad magic)")
-    if count > (len(data) - _INDEX_HEAD.size) // _ENTRY.size:
+    modes = magic == INDEX_MAGIC_MODES
+    entry = _ENTRY.size + (_MODE.size if modes else 0)
+    if count > (len(data) - _INDEX_HEAD.size) // entry:
         raise FormatError("pack index member count out of range")
     off = _INDEX_HEAD.size
     members: list[Member] = []
@@ -72,6 +90,14 @@ def parse_index(data: bytes, index_offset: int) -> list[Member]:
             raise FormatError("pack index truncated")
         mid, offset, size, mtime, sha, name_len = _ENTRY.unpack_from(data, off)
         off += _ENTRY.size
+        mode = -1
+        if modes:
+            if len(data) < off + _MODE.size:
+                raise FormatError("pack index truncated")
+            (mode,) = _MODE.unpack_from(data, off)
+            if mode & ~MODE_BITS:
+                raise FormatError("pack index mode out of range")
+            off += _MODE.size
         if name_len > MAX_NAME_BYTES or len(data) < off + name_len:
             raise FormatError("pack index name out of range")
         name = name_text(data[off:off + name_len])
@@ -79,7 +105,7 @@ def parse_index(data: bytes, index_offset: int) -> list[Member]:
         if offset + size > index_offset or mid in seen:
             raise FormatError("pack index member out of range or repeated")
         seen.add(mid)
-        members.append(Member(mid, offset, size, mtime, sha, name))
+        members.append(Member(mid, offset, size, mtime, sha, name, mode))
     if off != len(data):
         raise FormatError("pack index has trailing bytes")
     return members

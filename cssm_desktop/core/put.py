@@ -23,6 +23,7 @@ from .format import (
     KIND_FILE,
     KIND_PACK,
     META_MAGIC,
+    MODE_BITS,
     PART_MAGIC,
     FileHeader,
     KeyBox,
@@ -112,7 +113,7 @@ def put_file(vault: Vault, source: Path, name: str, *, k: int | None = None,
             stored = store_content(vault, fh, str(source), name, st.st_size,
                                    st.st_mtime_ns, k=k, block_size=block_size,
                                    listener=listener, cancel=cancel, min_stores=min_stores,
-                                   journal=journal)
+                                   journal=journal, mode=stat.S_IMODE(st.st_mode) & MODE_BITS)
         finally:
             if journal is not None:
                 Journals.release(journal)
@@ -217,7 +218,8 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
                   mtime_ns: int, *, k: int | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
                   listener: Listener = ignore, cancel: CancelToken | None = None,
                   kind: int = KIND_FILE, index_offset: int = 0,
-                  min_stores: int | None = None, journal: Journal | None = None) -> StoredFile:
+                  min_stores: int | None = None, journal: Journal | None = None,
+                  mode: int = -1) -> StoredFile:
     """Store the `size` bytes `fh` gives as one file id (a file, or a pack of small files):
     parts to every usable store and committed, then metadata there (put_needs() of them
     at least; the parts of a store that is down, or fails on the way, are written by
@@ -286,7 +288,7 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
         meta_header = FileHeader(META_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
         box_nonce, sealed_box = seal_key_box(ck, meta_header, KeyBox(
             part_keys, size, mtime_ns, stored_at, hasher.digest(),
-            "" if kind == KIND_PACK else name, data_len, kind, index_offset))
+            "" if kind == KIND_PACK else name, data_len, kind, index_offset, mode))
         shares = shamir.split(ck, k, n)
         written = write_metadata(vault, vmk, meta_header,
                                  {indexes[s]: shares[indexes[s] + 1] for s in live},
