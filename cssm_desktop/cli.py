@@ -20,6 +20,7 @@ from .catalog import SAFE, Entry
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, log_dir, set_secret
 from .core import erasure
+from .core.gc import Garbage
 from .core.status import PieceState, StoreState, risk_text
 from .core.verify import FileReport, StoreCheck
 from .engine import Duplicate, Engine
@@ -307,26 +308,40 @@ def cmd_get(args: argparse.Namespace) -> int:
     plan = []
     targets = []
     skipped = 0
+    rows: list[dict[str, object]] = []
     for entry, target in zip(entries, engine.tree_targets(entries, dest), strict=True):
         met = in_the_way(target)
         if met == FOLDER or (met == TAKEN and not args.force):
             skipped += 1
             why = "a folder is there" if met == FOLDER else "exists (--force replaces it)"
-            print(f"skipped  {printable(entry.name)}: {printable(str(target))} {why}",
-                  file=sys.stderr)
+            rows.append({"id": entry.id, "name": entry.name, "path": str(target),
+                         "status": "skipped", "error": why})
+            if not args.json:
+                print(f"skipped  {printable(entry.name)}: {printable(str(target))} {why}",
+                      file=sys.stderr)
             continue
         plan.append(entry)
         targets.append(target)
     failed = 0
     if plan:
-        for entry, got in engine.get_many(plan, dest, force=args.force, listener=ProgressBar(),
+        bar = ProgressBar(enabled=False if args.json else None)
+        for entry, got in engine.get_many(plan, dest, force=args.force, listener=bar,
                                           password=args.passwords.current(), targets=targets):
-            if isinstance(got, Path):
-                print(f"restored {printable(entry.name)} -> {printable(str(got))}")
+            ok = isinstance(got, Path)
+            rows.append({"id": entry.id, "name": entry.name,
+                         "path": str(got) if ok else None,
+                         "status": "restored" if ok else "failed",
+                         "error": None if ok else str(got)})
+            if ok:
+                if not args.json:
+                    print(f"restored {printable(entry.name)} -> {printable(str(got))}")
             else:
                 failed += 1
                 print(f"cssm: error: {printable(entry.name)}: {got}", file=sys.stderr)
-    print(f"{len(plan) - failed} restored, {skipped} skipped, {failed} failed")
+    if args.json:
+        print(as_json(rows))
+    else:
+        print(f"{len(plan) - failed} restored, {skipped} skipped, {failed} failed")
     return EXIT_ERROR if failed else 0
 
 
@@ -337,8 +352,13 @@ def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
     if met == FOLDER or (met == TAKEN and not args.force):
         raise DestinationExists(str(target), folder=met == FOLDER)
     _unlock(engine, args)
-    path = engine.get(entry, dest, force=args.force, listener=ProgressBar())
-    print(f"restored {printable(entry.name)} -> {printable(str(path))}")
+    path = engine.get(entry, dest, force=args.force,
+                      listener=ProgressBar(enabled=False if args.json else None))
+    if args.json:
+        print(as_json([{"id": entry.id, "name": entry.name, "path": str(path),
+                        "status": "restored", "error": None}]))
+    else:
+        print(f"restored {printable(entry.name)} -> {printable(str(path))}")
     return 0
 
 
@@ -372,21 +392,26 @@ def cmd_rm(args: argparse.Namespace) -> int:
     status = 0
     removed = 0
     results = engine.remove_many([e.id for e in entries])
+    rows = []
     for e in entries:
         left = results[e.id]
         where = ", ".join(f"{s} ({r})" for s, r in left.items())
-        if len(left) >= e.k:  # k stores may still hold metadata: it could be restored
+        gone = len(left) < e.k   # k stores may still hold metadata: it could be restored
+        rows.append({"id": e.id, "name": e.name, "removed": gone, "not_cleaned": left})
+        if not gone:
             status = EXIT_ERROR
             print(f"cssm: error: {printable(e.name)} could not be removed from enough "
                   f"stores: {where}", file=sys.stderr)
             continue
         removed += 1
-        if not args.quiet:
+        if not args.quiet and not args.json:
             print(f"removed {e.id}  {printable(e.name)}")
         if left:
             print(f"cssm: warning: not cleaned on {where}; `cssm gc` will finish",
                   file=sys.stderr)
-    if len(entries) > 1:
+    if args.json:
+        print(as_json(rows))
+    elif len(entries) > 1:
         print(f"{removed} of {len(entries)} removed", file=sys.stderr)
     return status
 
@@ -421,43 +446,70 @@ def _print_checks(rows: list[tuple[str, str, FileReport | CssmError]]) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
-    results = engine.verify(args.refs or None, listener=ProgressBar(report_damage=False))
-    _print_checks([(engine.shown_id(e), e.name, r) for e, r in results])
+    results = engine.verify(args.refs or None, listener=ProgressBar(
+        report_damage=False, enabled=False if args.json else None))
     # Counted in files: a pack's row stands for every file in it.
     total = sum(e.files for e, _ in results)
     healthy = sum(e.files for e, r in results if isinstance(r, FileReport) and r.healthy)
     lost = sum(e.files for e, r in results
                if not isinstance(r, FileReport) or not r.restorable)
     degraded = total - healthy - lost
-    print(f"verified {total} files: {healthy} safe, {degraded} at risk "
-          f"(restorable; run `cssm repair`), {lost} lost")
+    if args.json:
+        print(as_json([_verdict(engine, e, r) for e, r in results]))
+    else:
+        _print_checks([(engine.shown_id(e), e.name, r) for e, r in results])
+        print(f"verified {total} files: {healthy} safe, {degraded} at risk "
+              f"(restorable; run `cssm repair`), {lost} lost")
     return 0 if healthy == total else EXIT_ERROR
+
+
+def _verdict(engine: Engine, entry: Entry, report: FileReport | CssmError) -> dict[str, object]:
+    """A row of verify --json: what a script needs to act on one file (or one pack)."""
+    row: dict[str, object] = {"id": engine.shown_id(entry), "name": entry.name,
+                              "files": entry.files}
+    if not isinstance(report, FileReport):
+        return {**row, "health": "lost", "error": str(report), "stores": {}}
+    health = "safe" if report.healthy else "at risk" if report.restorable else "lost"
+    return {**row, "health": health, "error": None,
+            "stores": {c.store: _CELL[c.state] for c in report.checks}}
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)
-    adopted, results = engine.repair(args.refs or None,
-                                     listener=ProgressBar(report_damage=False))
+    adopted, results = engine.repair(args.refs or None, listener=ProgressBar(
+        report_damage=False, enabled=False if args.json else None))
+    say = (lambda *_a, **_k: None) if args.json else print
     for name in adopted:
-        print(f"store {name!r}: vault header written (it was empty, damaged or stale)")
+        say(f"store {name!r}: vault header written (it was empty, damaged or stale)")
     bad = 0   # counted in files: a pack's row stands for every file in it
+    rows = []
     for entry, res in results:
+        row = {"id": engine.shown_id(entry), "name": entry.name, "files": entry.files,
+               "rebuilt": [], "safe": False, "error": None}
+        rows.append(row)
         if isinstance(res, CssmError):
             bad += entry.files
-            print(f"cssm: error: {printable(entry.name)}: {res}", file=sys.stderr)
+            row["error"] = str(res)
+            say(f"cssm: error: {printable(entry.name)}: {res}", file=sys.stderr)
         elif res.after.healthy:
+            row |= {"rebuilt": list(res.rebuilt), "safe": True}
             if res.rebuilt:
-                print(f"repaired {engine.shown_id(entry)[:12]}  {printable(entry.name)}: "
-                      f"rebuilt on {', '.join(res.rebuilt)}")
+                say(f"repaired {engine.shown_id(entry)[:12]}  {printable(entry.name)}: "
+                    f"rebuilt on {', '.join(res.rebuilt)}")
         else:
             # What was checked just now says so: unreachable or foreign stores could not
             # be written, so the file is not whole, whatever else was rebuilt.
             bad += entry.files
             left = "; ".join(f"{c.store}: {c.problem}" for c in res.after.checks if not c.ok)
-            print(f"cssm: error: {printable(entry.name)}: still at risk ({left})", file=sys.stderr)
+            row |= {"rebuilt": list(res.rebuilt), "error": f"still at risk ({left})"}
+            say(f"cssm: error: {printable(entry.name)}: still at risk ({left})",
+                file=sys.stderr)
     total = sum(e.files for e, _ in results)
-    print(f"{total - bad} of {total} files safe")
+    if args.json:
+        print(as_json({"headers_written": adopted, "files": rows}))
+    else:
+        print(f"{total - bad} of {total} files safe")
     return 0 if bad == 0 else EXIT_ERROR
 
 
@@ -465,6 +517,20 @@ def cmd_gc(args: argparse.Namespace) -> int:
     engine = _engine(args)
     _unlock(engine, args)   # gc decides on authenticated metadata only
     report = engine.gc(grace_seconds=args.grace_hours * 3600, dry_run=args.dry_run)
+    if args.json:
+        def items(found: list[Garbage]) -> list[dict[str, object]]:
+            return [{"store": i.store, "key": i.key, "size": i.size, "age_seconds": i.age,
+                     "reason": i.reason} for i in found]
+
+        print(as_json({
+            "dry_run": args.dry_run, "removed": items(report.found),
+            "left_alone": items(report.young), "kept_for_resume": items(report.resumable),
+            "repacked": [{"pack": r.old, "new_pack": r.new, "kept": len(r.kept),
+                          "removed": r.removed, "freed": r.freed, "done": r.done,
+                          "error": r.why or None} for r in report.repacked],
+            "incomplete": report.incomplete, "failed": report.failed,
+            "stores_left_as_they_are": report.unlisted}))
+        return EXIT_ERROR if report.failed or any(r.why for r in report.repacked) else 0
     verb = "would remove" if args.dry_run else "removed"
     for item in report.found:
         print(f"{verb}  {item.store}: {item.key}  ({human(item.size)}, {age(item.age)} old, "
@@ -539,6 +605,13 @@ _STATE = {StoreState.REACHABLE: "ok", StoreState.UNREACHABLE: "DOWN",
 def cmd_stores_status(args: argparse.Namespace) -> int:
     engine = _engine(args)
     look = engine.check_stores(count_bytes=True)
+    if args.json:
+        print(as_json({
+            "stores": [{"name": r.name, "index": r.index, "state": _STATE[r.state],
+                        "reason": r.reason, "held": r.held} for r in look.reports],
+            "n": look.n, "k": look.k, "down": sorted(look.down),
+            "problem": str(look.problem) if isinstance(look.problem, CssmError) else None}))
+        return EXIT_ERROR if look.down or isinstance(look.problem, CssmError) else 0
     width = max(8, *(len(r.name) for r in look.reports))
     print(f"{'STORE':<{width}}  {'#':<3}  {'STATE':<7}  {'HELD':>10}  WHY")
     for r in look.reports:
@@ -687,6 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "a folder: the folder they go into, names keeping their folders "
                          "(default: current folder); - writes one file to standard output")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    sp.add_argument("--json", action="store_true",
+                    help="print a JSON list: id, name, path, status (restored, skipped, "
+                         "failed), error")
     sp.add_argument("--no-modes", action="store_true",
                     help="restore files owner-only (0600), not with the permission bits "
                          "they had when stored")
@@ -697,13 +773,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", "--dry-run", action="store_true",
                     help="list what would be removed, remove nothing")
     sp.add_argument("-q", "--quiet", action="store_true", help="no line per removed file")
+    sp.add_argument("--json", action="store_true",
+                    help="print a JSON list: id, name, removed, stores not cleaned")
     sp = add("verify", cmd_verify, "check every part on every store; exit 0 only if all "
                                    "are healthy")
-    sp.add_argument("refs", nargs="*", metavar="ID")
+    sp.add_argument("refs", nargs="*", metavar="ID|NAME|FOLDER")
+    sp.add_argument("--json", action="store_true",
+                    help="print a JSON list: id, name, files, health, each store's state")
     sp = add("repair", cmd_repair, "rebuild missing or damaged parts from k healthy stores")
-    sp.add_argument("refs", nargs="*", metavar="ID")
+    sp.add_argument("refs", nargs="*", metavar="ID|NAME|FOLDER")
+    sp.add_argument("--json", action="store_true",
+                    help="print JSON: headers written, and per file what was rebuilt")
     sp = add("gc", cmd_gc, "remove what interrupted or cancelled uploads left behind")
     sp.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    sp.add_argument("--json", action="store_true", help="print what was found as JSON")
     sp.add_argument("--grace-hours", type=_hours, default=48.0, metavar="H",
                     help="leave anything younger alone (default: 48)")
     sp = add("catalog", None, "the local catalog")  # type: ignore[arg-type]
@@ -716,9 +799,11 @@ def build_parser() -> argparse.ArgumentParser:
                              metavar="{list,status,test,secret,replace}")
     ssub.add_parser("list", parents=[common], help="show stores").set_defaults(
         func=cmd_stores_list)
-    ssub.add_parser("status", parents=[common],
-                    help="look at each store now: reachable, down, damaged; bytes held; "
-                         "exit 0 only if all are usable").set_defaults(func=cmd_stores_status)
+    status = ssub.add_parser("status", parents=[common],
+                             help="look at each store now: reachable, down, damaged; bytes "
+                                  "held; exit 0 only if all are usable")
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    status.set_defaults(func=cmd_stores_status)
     ssub.add_parser("test", parents=[common], help="check each store").set_defaults(
         func=cmd_stores_test)
     sec = ssub.add_parser("secret", parents=[common],

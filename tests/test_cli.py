@@ -520,3 +520,42 @@ def test_init_and_replace_keep_the_comments_the_user_wrote(
     assert "# disk 1: the one in the hall" in text and "# the new disk" in text
     assert "# disk 2" not in text   # the store that went, with its own comment
     assert {s.name: s.index for s in load_config(cfg).stores}["new"] == 1
+
+
+def test_every_reporting_command_speaks_json(cli: Cli, tmp_path: Path) -> None:
+    """get, verify, repair, gc, stores status and rm print one JSON document a script can
+    read, and nothing else on standard output."""
+    import shutil
+
+    tree = tmp_path / "docs"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 * 1024 * 1024))
+    assert cli("put", str(tree), str(big))[0] == 0
+    code, out, _ = cli("get", "docs", "-o", str(tmp_path / "back"), "--json")
+    rows = json.loads(out)
+    assert code == 0 and [(r["name"], r["status"]) for r in rows] == [("docs/a.txt", "restored")]
+    code, out, _ = cli("get", "docs", "-o", str(tmp_path / "back"), "--json")
+    assert json.loads(out)[0]["status"] == "skipped"
+    code, out, _ = cli("get", "big.bin", "-o", str(tmp_path / "b2.bin"), "--json")
+    assert json.loads(out)[0]["path"] == str(tmp_path / "b2.bin")
+    code, out, _ = cli("verify", "--json")
+    verdicts = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and {r["health"] for r in verdicts.values()} == {"safe"}
+    assert set(verdicts["big.bin"]["stores"].values()) == {"ok"}
+    shutil.rmtree(tmp_path / "stores" / "store2")
+    code, out, _ = cli("stores", "status", "--json")
+    status = json.loads(out)
+    assert code == 1 and status["down"] == ["store2"] and (status["n"], status["k"]) == (5, 3)
+    code, out, _ = cli("verify", "big.bin", "--json")
+    assert code == 1 and json.loads(out)[0]["health"] == "at risk"
+    (tmp_path / "stores" / "store2").mkdir()
+    code, out, _ = cli("repair", "--json")
+    repaired = json.loads(out)
+    assert code == 0 and all(f["safe"] for f in repaired["files"])
+    assert any("store2" in f["rebuilt"] for f in repaired["files"])
+    code, out, _ = cli("gc", "--dry-run", "--json")
+    assert code == 0 and json.loads(out)["dry_run"] is True
+    code, out, _ = cli("rm", "--yes", "--json", "docs")
+    assert code == 0 and [r["removed"] for r in json.loads(out)] == [True]
