@@ -203,6 +203,14 @@ def cmd_put(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Generated from this very parser by shtab, so it never lags behind the commands."""
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     """The log's last lines, and its path (as the window's View > Log shows it)."""
     from .logs import current_log_file
@@ -746,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     twin.add_argument("--discard", action="store_true",
                       help="store nothing: drop the unfinished uploads of these files (an "
                            "interrupted put of the same file otherwise goes on with it)")
+    sp = add("completion", cmd_completion, "print a completion script for your shell "
+                                            "(bash: `source <(cssm completion bash)`)")
+    sp.add_argument("shell", choices=("bash", "zsh", "tcsh"))
     sp = add("log", cmd_log, "show the end of the log (what was stored, restored, repaired "
                               "and what failed; never names or passwords) and where it is")
     sp.add_argument("-n", "--lines", type=int, default=40, metavar="N",

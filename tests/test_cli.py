@@ -559,3 +559,29 @@ def test_every_reporting_command_speaks_json(cli: Cli, tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)["dry_run"] is True
     code, out, _ = cli("rm", "--yes", "--json", "docs")
     assert code == 0 and [r["removed"] for r in json.loads(out)] == [True]
+
+
+def test_shell_completion_knows_the_commands_and_their_flags(tmp_path: Path) -> None:
+    """`source <(cssm completion bash)` completes commands and flags, from the parser."""
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash here")
+    script = tmp_path / "cssm.bash"
+    done = subprocess.run([sys.executable, "-m", "cssm_desktop.cli", "completion", "bash"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    script.write_text(done.stdout)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(words)
+        probe = (f"source {script}; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; "
+                 f"COMP_LINE='{line}'; COMP_POINT={len(line)}; _shtab_cssm; "
+                 'printf "%s\\n" "${COMPREPLY[@]}"')
+        return subprocess.run(["bash", "-c", probe], capture_output=True, text=True,
+                              timeout=60).stdout.split()
+
+    assert "repair" in complete("cssm", "re") and "rm" in complete("cssm", "r")
+    assert set(complete("cssm", "put", "--ex")) == {"--exclude", "--exclude-file"}
+    assert "--no-modes" in complete("cssm", "get", "--no")
