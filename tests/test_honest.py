@@ -562,3 +562,46 @@ def test_verify_and_repair_take_a_folder_and_show_a_lone_small_file_by_its_id(
     assert rows["docs/a.txt"][:12] in out and "other.txt" not in out
     code, out, err = cli("repair", "docs/")
     assert code == 0 and "1 of 1 files safe" in out, err
+
+
+def test_two_quick_ctrl_c_leave_no_temporary_parts(tmp_path: Path) -> None:
+    """Two Ctrl+C 0.05-0.3 s apart interrupted the cleanup of the first: temporary parts
+    of up to 121 MiB were left in folder stores (for 48 h). The second one is now said,
+    not obeyed; the cleanup ends and nothing is left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cssm_desktop.cli import Interrupts
+    from cssm_desktop.durable import TEMP_PREFIX
+
+    handler = Interrupts()
+    with pytest.raises(KeyboardInterrupt):
+        handler(signal.SIGINT, None)
+    assert handler(signal.SIGINT, None) is None   # said, not obeyed
+    cfg = write_config(tmp_path / "c.toml",
+                       Config(stores=folder_stores(tmp_path / "stores"), threshold=3))
+    env = {**os.environ, "CSSM_PASSWORD": PASSWORD}
+    base = [sys.executable, "-m", "cssm_desktop.cli", "--config", str(cfg)]
+    assert subprocess.run([*base, "init"], env=env, capture_output=True,
+                          timeout=120).returncode == 0
+    big = tmp_path / "big.bin"
+    with big.open("wb") as fh:
+        for _ in range(600):
+            fh.write(os.urandom(1024 * 1024))
+    for gap in (0.0, 0.02, 0.05):   # measured before the fix: 5, 4 and 3 parts left
+        proc = subprocess.Popen([*base, "put", str(big)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(   # parts are being written
+                p.name.startswith(TEMP_PREFIX) for p in (tmp_path / "stores").rglob("*")):
+            time.sleep(0.01)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        left = [p for p in (tmp_path / "stores").rglob("*") if p.name.startswith(TEMP_PREFIX)]
+        assert left == [], (gap, left)
