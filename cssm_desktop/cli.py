@@ -192,10 +192,12 @@ def cmd_put(args: argparse.Namespace) -> int:
               "--replace stores anew and removes the old one", file=sys.stderr)
     short = [r.stored for r in results if r.stored is not None and r.stored.missing]
     if short:
-        without = ", ".join(sorted({m for s in short for m in s.missing}))
-        print(f"cssm: warning: {count(len(short), 'file')} stored without {without} (it "
-              "could not be written): at risk until `cssm repair` writes their parts there",
-              file=sys.stderr)
+        # Each store with what it said (a full disk is full, not "not reachable").
+        why = {name: reason for s in short for name, reason in s.left}
+        without = ", ".join(f"{m} ({printable(why[m])})" if m in why else m
+                            for m in sorted({m for s in short for m in s.missing}))
+        print(f"cssm: warning: {count(len(short), 'file')} stored without {without}: at "
+              "risk until `cssm repair` writes their parts there", file=sys.stderr)
     if not results:
         print("nothing to store: no files under " + ", ".join(
             printable(str(p)) for p in args.paths), file=sys.stderr)

@@ -605,3 +605,25 @@ def test_two_quick_ctrl_c_leave_no_temporary_parts(tmp_path: Path) -> None:
         assert proc.returncode == 130, err
         left = [p for p in (tmp_path / "stores").rglob("*") if p.name.startswith(TEMP_PREFIX)]
         assert left == [], (gap, left)
+
+
+def test_a_full_store_is_called_full_not_unreachable(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """A store whose disk filled up was "not reachable" in the put's warning."""
+    import subprocess
+
+    small_disk = tmp_path / "stores" / "store5"
+    held = tmp_path / "store5-as-it-was"
+    shutil.copytree(small_disk, held)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small_disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        shutil.copytree(held, small_disk, dirs_exist_ok=True)   # its vault header, back
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(4 * 1024 * 1024))
+        code, _, err = cli("put", str(big))
+        assert code == 0, err
+        assert "stored without store5" in err and "no space left" in err.lower(), err
+        assert "not reachable" not in err
+    finally:
+        subprocess.run(["umount", str(small_disk)], capture_output=True)
