@@ -161,7 +161,8 @@ def cmd_put(args: argparse.Namespace) -> int:
     mode = Duplicate.REPLACE if args.replace else Duplicate.AGAIN if args.again \
         else Duplicate.SKIP
     results = engine.put(args.paths, listener=bar, duplicates=mode,
-                         password=args.passwords.current(), exclude=exclude)
+                         password=args.passwords.current(), exclude=exclude,
+                         links=not args.skip_links)
     failed = 0
     twins = [r for r in results if r.error is None and r.duplicate_of is not None]
     # A line per file already stored only while they are few: an unchanged tree of
@@ -242,7 +243,8 @@ def _put_dry_run(engine: Engine, args: argparse.Namespace, exclude: Excludes) ->
     total = stored = 0
     failed = False
     for path in args.paths:
-        sources, left_out = list_sources([path], engine.own_folders(), exclude=exclude)
+        sources, left_out = list_sources([path], engine.own_folders(), exclude=exclude,
+                                         links=not args.skip_links)
         for s in left_out:
             failed = failed or s.asked
             print(f"{'cssm: error' if s.asked else 'skipped '}  {printable(str(s.path))}: "
@@ -749,6 +751,9 @@ def build_parser() -> argparse.ArgumentParser:
                     metavar="FILE", help="patterns as for --exclude, one a line (# notes)")
     sp.add_argument("-n", "--dry-run", action="store_true",
                     help="list what would be stored and under which names; store nothing")
+    sp.add_argument("--skip-links", action="store_true",
+                    help="leave out symbolic links inside folders (by default they are "
+                         "stored as links, never followed)")
     twin = sp.add_mutually_exclusive_group()
     twin.add_argument("--again", action="store_true",
                       help="store a file even if the same name and content are stored "

@@ -34,7 +34,7 @@ from .catalog import (
 from .config import Config
 from .core import fetched, parallel
 from .core.fetched import FetchCache
-from .core.format import KIND_PACK
+from .core.format import KIND_PACK, S_DIR, S_FILE, S_LINK, TYPE_BITS
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import OpenedFile, open_file, restore_file, restore_to_stream
 from .core.journal import RESUMABLE, Journal, Journals
@@ -45,6 +45,7 @@ from .core.pack import (
     SMALL_FILE,
     PackInput,
     PackResult,
+    entry_bytes,
     open_pack,
     put_pack,
     read_members,
@@ -74,7 +75,7 @@ from .core.scan import scan
 from .core.status import PieceState, StoreReport, StoresLook, StoreState, StoreStatus
 from .core.vault import Vault, change_password, init_vault
 from .core.verify import FileReport, verify_file
-from .durable import DurableBatch, MadeAhead
+from .durable import DurableBatch, MadeAhead, temp_name
 from .errors import (
     Cancelled,
     ConfigError,
@@ -89,6 +90,7 @@ from .errors import (
     log_text,
 )
 from .paths import (
+    FILE,
     NOTHING_EXCLUDED,
     Excludes,
     Skipped,
@@ -159,6 +161,64 @@ def _stored_health(stored: StoredFile) -> tuple[str, str]:
     """(health, damaged) of what a put just wrote: at risk while a store that was down
     lacks its part (repair writes it when the store is back)."""
     return health_of(len(stored.missing), stored.n, stored.k), ",".join(stored.missing)
+
+
+def _link_on_the_way(root: str, target: Path, seen: dict[str, bool]) -> str | None:
+    """A symbolic link among the folders between the restore folder and `target` (one a
+    restore made from a stored link, say): writing through it could land anywhere. One
+    look per folder (`seen` keeps them)."""
+    base = os.path.abspath(root)
+    folder = os.path.dirname(os.path.abspath(target))
+    between = []
+    while folder != base and folder.startswith(base + os.sep):
+        between.append(folder)
+        folder = os.path.dirname(folder)
+    for path in reversed(between):
+        if path not in seen:
+            seen[path] = os.path.islink(path)
+        if seen[path]:
+            return path
+    return None
+
+
+def _make_folder(target: Path, mode: int, mtime_ns: int) -> Path:
+    """An empty folder as stored: made (a file there: FileExistsError), its bits and
+    time set when this restore made it."""
+    try:
+        os.mkdir(target)
+    except FileExistsError:
+        if not target.is_dir() or target.is_symlink():
+            raise
+        return target
+    except FileNotFoundError:
+        os.makedirs(target)
+    os.chmod(target, mode & 0o777)
+    os.utime(target, ns=(mtime_ns, mtime_ns))
+    return target
+
+
+def _make_link(target: Path, points_to: bytes, mtime_ns: int, force: bool) -> Path:
+    """A symbolic link as stored (its target as it was, never looked at or followed);
+    one already there is replaced only with `force`, a folder never."""
+    if os.path.lexists(target):
+        if target.is_dir() and not target.is_symlink():
+            raise IsADirectoryError(str(target))
+        if not force:
+            raise FileExistsError(str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_name(target)
+    os.symlink(points_to, os.fsencode(temp))
+    try:
+        with contextlib.suppress(NotImplementedError, OSError):
+            os.utime(temp, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+        if force:
+            os.replace(temp, target)
+        else:
+            os.link(temp, target, follow_symlinks=False)   # never replaces
+    finally:   # moved by replace; still there after link or a failure
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    return target
 
 
 def pack_label(members: list[Entry], pack_id: str) -> str:
@@ -469,7 +529,7 @@ class Engine:
     def put(self, paths: list[Path], listener: Listener = ignore,
             cancel: CancelToken | None = None, block_size: int = DEFAULT_BLOCK_SIZE,
             duplicates: Duplicate = Duplicate.SKIP, password: str | None = None,
-            exclude: Excludes = NOTHING_EXCLUDED) -> list[PutResult]:
+            exclude: Excludes = NOTHING_EXCLUDED, links: bool = True) -> list[PutResult]:
         """Each file on its own: one unreadable file fails alone, the others are stored;
         links inside folders and special files are skipped with the reason. Small files
         go into packs (core/pack.py); results come in the order the files were listed.
@@ -479,9 +539,10 @@ class Engine:
         results: list[PutResult] = []
         own = self.own_folders()
         if password is None:
-            listed = (list_sources([path], own, exclude=exclude) for path in paths)
+            listed = (list_sources([path], own, exclude=exclude, links=links)
+                      for path in paths)
         else:
-            listed = self._list_while_unlocking(paths, own, password, exclude)
+            listed = self._list_while_unlocking(paths, own, password, exclude, links)
         for sources, left_out in listed:
             for s in left_out:
                 if s.asked:
@@ -494,7 +555,7 @@ class Engine:
         return results
 
     def _list_while_unlocking(self, paths: list[Path], own: frozenset[str], password: str,
-                              exclude: Excludes = NOTHING_EXCLUDED
+                              exclude: Excludes = NOTHING_EXCLUDED, links: bool = True
                               ) -> list[tuple[list[Source], list[Skipped]]]:
         """Argon2id (~0.2 s, the GIL released) and the headers' reads overlap the listing
         instead of coming first (a put of 2,000 small files: 0.87 -> 0.78 s median here,
@@ -507,7 +568,7 @@ class Engine:
         def listing() -> None:
             try:
                 for path in paths:
-                    listed.append(list_sources([path], own, stop, exclude))
+                    listed.append(list_sources([path], own, stop, exclude, links))
             except BaseException as exc:   # raised in the caller's thread below
                 failure.append(exc)
 
@@ -545,7 +606,7 @@ class Engine:
         for pos, src in enumerate(sources):
             if cancel.cancelled:
                 out[pos] = PutResult(src.path, src.name, error=Cancelled())
-            elif src.size < self.small_file:
+            elif src.size < self.small_file or src.kind != FILE:   # links, empty folders
                 batch.append((pos, src))
                 held += src.size
                 if held >= PACK_TARGET or len(batch) >= PACK_FILES:
@@ -572,7 +633,7 @@ class Engine:
         for pos, src in enumerate(sources):
             try:
                 twin = None if src.name not in known else \
-                    self.stored_copy(src.path, src.name, known[src.name])
+                    self.stored_copy(src.path, src.name, known[src.name], kind=src.kind)
             except InputError as exc:
                 results[pos] = PutResult(src.path, src.name, error=exc)
                 continue
@@ -580,7 +641,7 @@ class Engine:
                 results[pos] = PutResult(src.path, src.name, skipped="already stored "
                                          "with the same content", duplicate_of=twin)
             else:
-                item = PackInput(src.path, src.name)
+                item = PackInput(src.path, src.name, src.kind)
                 todo.append(item)
                 place[id(item)] = pos
         try:
@@ -633,8 +694,8 @@ class Engine:
         return frozenset(os.path.realpath(r) for r in roots)
 
     def stored_copy(self, source: Path | str, name: str, named: list[Entry] | None = None,
-                    listener: Listener = ignore, cancel: CancelToken | None = None
-                    ) -> Entry | None:
+                    listener: Listener = ignore, cancel: CancelToken | None = None,
+                    kind: str = FILE) -> Entry | None:
         """An entry with this name and the same content (keyed tag), if there is one.
 
         Only files whose name is already stored are read for this, so a put of new files
@@ -644,8 +705,14 @@ class Engine:
                      if e.tag]
         if not same_name:
             return None
-        tag = content_tag(vault.require_key(), vault.vault_id,
-                          sha256_of(source, listener, cancel, name)).hex()
+        if kind == FILE:
+            digest = sha256_of(source, listener, cancel, name)
+        else:   # a link's target, a folder's nothing: what its pack holds of it
+            got = entry_bytes(str(source), kind)
+            if isinstance(got, InputError):
+                raise got
+            digest = hashlib.sha256(got[0]).digest()
+        tag = content_tag(vault.require_key(), vault.vault_id, digest).hex()
         return next((e for e in same_name if hmac.compare_digest(e.tag, tag)), None)
 
     def _named(self, vault: Vault, name: str) -> list[Entry]:
@@ -705,6 +772,10 @@ class Engine:
             if member is None:
                 raise NotFound(f"{printable(entry.name)} is no longer in its pack; `cssm "
                                "catalog rebuild` updates the list")
+            if member.mode >= 0 and member.mode & TYPE_BITS != S_FILE:
+                raise InputError(f"{printable(entry.name)} is a "
+                                 f"{'folder' if member.mode & TYPE_BITS == S_DIR else 'link'}"
+                                 ", not a file: restore it into a folder")
             for _m, data in read_members(vault, pack, [member], listener, cancel):
                 if isinstance(data, IntegrityError):
                     raise data
@@ -787,9 +858,14 @@ class Engine:
             targets = self.tree_targets(entries, dest)
         out: dict[str, Path | CssmError] = {}
         plan: list[tuple[Entry, Path]] = []
+        links: dict[str, bool] = {}
         for e, target in zip(entries, targets, strict=True):
+            through = _link_on_the_way(str(dest), target, links)
+            if through is not None:   # (a link restored earlier): never written through
+                out[e.id] = InputError(f"not restored: {printable(through)} is a symbolic "
+                                       f"link on the way to {printable(str(target))}")
             # Small files find a folder in their way when they are named (_get_members).
-            if not e.pack and target.is_dir():
+            elif not e.pack and target.is_dir():
                 out[e.id] = DestinationExists(str(target), folder=True)
             else:
                 plan.append((e, target))
@@ -873,6 +949,7 @@ class Engine:
 
         try:
             chosen = [m for m, _, _ in found.values()]
+            links: list[tuple[Member, Path, bytes]] = []
             for m, data in read_members(vault, pack, chosen, listener, cancel):
                 _, e, target = found[m.member_id]
                 if isinstance(data, IntegrityError):
@@ -880,12 +957,28 @@ class Engine:
                     continue
                 if events:
                     listener(FileStarted(e.name, e.size))
+                kind = m.mode & TYPE_BITS if m.mode >= 0 else S_FILE
+                if kind == S_LINK:   # made last: no file of this restore goes through one
+                    links.append((m, target, data))
+                    continue
+                if kind == S_DIR:
+                    try:
+                        ended(m.member_id, _make_folder(target, m.mode if self.restore_modes
+                                                        else 0o700, m.mtime_ns))
+                    except OSError as exc:
+                        ended(m.member_id, exc)
+                    continue
                 batch.add(m.member_id, target, data, m.mtime_ns, overwrite=force,
                           mode=m.mode if self.restore_modes else -1)
                 for mid, got in batch.drain():
                     ended(mid, got)
             for mid, got in batch.close():
                 ended(mid, got)
+            for m, target, data in links:
+                try:
+                    ended(m.member_id, _make_link(target, data, m.mtime_ns, force))
+                except OSError as exc:
+                    ended(m.member_id, exc)
         except (NotEnoughStores, StoreError, FormatError) as exc:
             batch.discard()
             for e, _ in wanted:

@@ -22,6 +22,9 @@ OWN_SKIPPED = "one of this app's own folders (a store, or where the app keeps it
 SPECIAL_SKIPPED = "not a regular file (a FIFO, socket or device)"
 
 
+FILE, LINK, DIR = "file", "link", "dir"   # what a Source is (a folder: only an empty one)
+
+
 @dataclass(slots=True)   # one per file: not frozen, whose __init__ costs ~3 us more
 class Source:
     # The file's path as the system takes it. A string: a Path per file was a third of
@@ -29,6 +32,9 @@ class Source:
     path: str
     name: str       # the stored name: POSIX-style, relative, the folder's own name first
     size: int
+    # FILE; LINK, a symbolic link inside a folder (stored as a link: its target, never
+    # what it points to); DIR, an empty folder (others come back with their files).
+    kind: str = FILE
 
 
 class Excludes:
@@ -84,13 +90,15 @@ class Skipped:
 
 def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
                  stop: threading.Event | None = None,
-                 exclude: Excludes = NOTHING_EXCLUDED) -> tuple[list[Source], list[Skipped]]:
+                 exclude: Excludes = NOTHING_EXCLUDED, links: bool = True
+                 ) -> tuple[list[Source], list[Skipped]]:
     """The regular files under `paths`, and what was left out and why.
 
     A path given by name may be a link to a file (the user pointed at it); inside folders
     links are never followed: a link to a file inside the folder would store it twice under
     the target's name, a link out of it would store what the user did not choose, and a
-    loop would never end. FIFOs, sockets and devices are skipped, never opened (opening a
+    loop would never end. They are stored as links (`links`), or skipped; empty folders
+    are listed too (as DIR). FIFOs, sockets and devices are skipped, never opened (opening a
     FIFO blocks until a writer comes). Folders in `own` (real paths: the stores' folders,
     the app's data) are never stored into the vault itself. `stop` ends the listing at
     the next folder (what was found so far is returned). What `exclude` matches is left
@@ -115,14 +123,29 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
             if os.path.realpath(path) in own:
                 skipped.append(Skipped(path, OWN_SKIPPED, asked=True))
             else:
-                _walk(path, files, skipped, own, stop, exclude)
+                _walk(path, files, skipped, own, stop, exclude, links)
         else:
             skipped.append(Skipped(path, SPECIAL_SKIPPED, asked=True))
     return files, skipped
 
 
+def _link(full: str, name: str, files: list[Source], skipped: list[Skipped],
+          links: bool) -> None:
+    """A symbolic link inside a folder: stored as a link (its target), or skipped."""
+    if not links:
+        skipped.append(Skipped(Path(full), LINK_SKIPPED))
+        return
+    try:
+        target = os.readlink(full)
+    except OSError as exc:
+        skipped.append(Skipped(Path(full), (exc.strerror or "unreadable").lower()))
+        return
+    files.append(Source(full, name, len(os.fsencode(target)), LINK))
+
+
 def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset[str],
-          stop: threading.Event | None = None, exclude: Excludes = NOTHING_EXCLUDED) -> None:
+          stop: threading.Event | None = None, exclude: Excludes = NOTHING_EXCLUDED,
+          links: bool = True) -> None:
     # `..` or `.` name the folder by its own name (its names began "../", and lost it).
     top_name = Path(os.path.abspath(top)).name or "folder"
 
@@ -140,6 +163,9 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
         rel = here.relative_to(top)
         keep = []
         prefix = PurePosixPath(top_name, *rel.parts).as_posix() + "/"
+        if not dirs and not names:   # an empty folder: kept, as its files keep the others
+            files.append(Source(dirpath, prefix[:-1], 0, DIR))
+            continue
         for d in sorted(dirs):
             if exclude and exclude(prefix + d, folder=True):
                 continue
@@ -149,7 +175,7 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
                 skipped.append(Skipped(here / d, (exc.strerror or "unreadable").lower()))
                 continue
             if link:
-                skipped.append(Skipped(here / d, LINK_SKIPPED))
+                _link(os.path.join(dirpath, d), prefix + d, files, skipped, links)
             elif own and os.path.realpath(here / d) in own:
                 skipped.append(Skipped(here / d, OWN_SKIPPED))
             else:
@@ -167,7 +193,7 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
                 skipped.append(Skipped(Path(full), (exc.strerror or "unreadable").lower()))
                 continue
             if stat.S_ISLNK(st.st_mode):
-                skipped.append(Skipped(Path(full), LINK_SKIPPED))
+                _link(full, prefix + fname, files, skipped, links)
             elif not stat.S_ISREG(st.st_mode):
                 skipped.append(Skipped(Path(full), SPECIAL_SKIPPED))
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,7 @@ def test_put_of_a_folder_with_links_fifos_and_odd_names(cli: Cli, tmp_path: Path
     (tree / "inside").symlink_to(tree / "a.txt")
     (tree / "sub").symlink_to(tmp_path)       # a link to a folder that contains this one
     os.mkfifo(tree / "fifo")
-    code, out, err = cli("put", str(tree))
+    code, out, err = cli("put", "--skip-links", str(tree))
     assert code == 0, err
     for name in ("dangling", "loop", "outside", "inside", "sub"):
         assert f"{name}: symbolic link, not followed" in err
@@ -352,6 +353,11 @@ def test_status_and_put_say_what_there_is_before_anything_exists(
     (tmp_path / "empty").mkdir()
     capsys.readouterr()
     assert main(["--config", str(cfg), "put", str(tmp_path / "empty")]) == 0
+    assert capsys.readouterr().out.strip().endswith("/empty")   # an empty folder is kept
+    (tmp_path / "only-tmp").mkdir()
+    (tmp_path / "only-tmp" / "a.tmp").write_text("x")
+    assert main(["--config", str(cfg), "put", "--exclude", "*.tmp",
+                 str(tmp_path / "only-tmp")]) == 0
     assert "nothing to store: no files under" in capsys.readouterr().err
 
 
@@ -627,3 +633,68 @@ def test_a_full_store_is_called_full_not_unreachable(cli: Cli, tmp_path: Path) -
         assert "not reachable" not in err
     finally:
         subprocess.run(["umount", str(small_disk)], capture_output=True)
+
+
+def test_links_and_empty_folders_come_back_as_they_were(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """Symbolic links inside a folder were dropped, and empty folders too. Now a link is
+    stored as a link (its target as written, never followed: a loop, one leading out, one
+    leading nowhere) and an empty folder with its bits; both come back so."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "real.txt").write_text("real")
+    (tree / "empty").mkdir()
+    os.chmod(tree / "empty", 0o750)
+    (tree / "deep" / "er").mkdir(parents=True)
+    links = {"rel": "sub/real.txt", "abs": "/etc", "dangling": "nowhere", "loop": "loop",
+             "dir": "sub", "up": ".."}
+    for name, target in links.items():
+        (tree / name).symlink_to(target)
+    code, _, err = cli("put", str(tree))
+    assert code == 0 and "symbolic link" not in err, err
+    back = tmp_path / "back"
+    code, _, err = cli("get", "tree", "-o", str(back))
+    assert code == 0, err
+    got = back / "tree"
+    for name, target in links.items():
+        assert (got / name).is_symlink() and os.readlink(got / name) == target, name
+    assert (got / "sub" / "real.txt").read_text() == "real"
+    assert (got / "empty").is_dir() and not any((got / "empty").iterdir())
+    assert stat.S_IMODE((got / "empty").stat().st_mode) == 0o750
+    assert (got / "deep" / "er").is_dir()
+    # Unchanged: nothing stored again.
+    code, _, err = cli("put", str(tree))
+    assert code == 0 and "were already stored" in err
+    # From the stores alone, on a new machine: the same.
+    assert cli("catalog", "rebuild")[0] == 0
+    again = tmp_path / "again"
+    assert cli("get", "tree", "-o", str(again))[0] == 0
+    assert os.readlink(again / "tree" / "abs") == "/etc"
+
+
+def test_a_restored_link_is_never_written_through(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """A link stored as "t/a" (to a folder outside) and a file stored as "t/a/x": the
+    file must never land where the link points, in one restore or in two."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    first = tmp_path / "one" / "t"
+    first.mkdir(parents=True)
+    (first / "a").symlink_to(outside)
+    second = tmp_path / "two" / "t" / "a"
+    second.mkdir(parents=True)
+    (second / "x").write_text("must not escape")
+    assert cli("put", str(first))[0] == 0
+    assert cli("put", str(tmp_path / "two" / "t"))[0] == 0
+    dest = tmp_path / "dest"
+    code, _, err = cli("get", "t", "-o", str(dest))   # both, in one restore
+    assert not any(outside.iterdir())
+    assert code == 1 and (dest / "t" / "a" / "x").read_text() == "must not escape"
+    assert "t/a" in err and "is a folder" in err, err
+    dest2 = tmp_path / "dest2"   # the link first, then the file: refused, said
+    link_id = next(r["id"] for r in json.loads(cli("ls", "--json")[1])
+                   if r["name"] == "t/a")
+    file_id = next(r["id"] for r in json.loads(cli("ls", "--json")[1])
+                   if r["name"] == "t/a/x")
+    code, _, err = cli("get", link_id, "-o", str(dest2) + "/")
+    assert code == 0 and (dest2 / "t" / "a").is_symlink(), err
+    code, _, err = cli("get", file_id, link_id, "-o", str(dest2), "--force")
+    assert not any(outside.iterdir()) and "symbolic link on the way" in err, err

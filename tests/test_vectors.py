@@ -494,4 +494,4 @@ def test_an_independent_reader_restores_what_the_engine_wrote_from_any_k_stores(
         got = independent_reader.restore_all({i: roots[i] for i in chosen}, vault.id_hex,
                                              CONF_PASSWORD, 5, 3, modes)
         assert got == files, chosen
-        assert modes["T/big.bin"] == 0o750 and modes["T/a.txt"] == 0o444, modes
+        assert modes["T/big.bin"] == 0o100750 and modes["T/a.txt"] == 0o100444, modes

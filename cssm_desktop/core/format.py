@@ -178,6 +178,15 @@ KIND_PACK = 1               # the parts carry many small files and their index (
 KIND_FILE_MODE = 2          # a file, its permission bits after the name (section 5)
 KINDS = (KIND_FILE, KIND_PACK, KIND_FILE_MODE)
 MODE_BITS = 0o777           # what is kept of a file's mode: read, write, run for all three
+# The kind of entry, as POSIX st_mode says it, above those bits (section 5): a file, a
+# folder (kept only when empty: others come with their files) or a symbolic link.
+TYPE_BITS = 0o170000
+S_FILE, S_DIR, S_LINK = 0o100000, 0o040000, 0o120000
+
+
+def valid_mode(mode: int) -> bool:
+    """One of the three kinds, and no bit beyond the permission bits."""
+    return not mode & ~(TYPE_BITS | MODE_BITS) and mode & TYPE_BITS in (S_FILE, S_DIR, S_LINK)
 KEY_BOX_BUCKET = 256        # a version 2 key box is padded to a multiple of this
 MIN_PADDED_LEN = 1024       # version 2: no file's parts look smaller than a 1 KiB file's
 
@@ -211,7 +220,7 @@ class KeyBox:
     data_len: int = -1
     kind: int = KIND_FILE
     index_offset: int = 0     # a pack: where its member index starts in the content
-    mode: int = -1            # a file's permission bits (MODE_BITS); -1: not recorded
+    mode: int = -1            # S_FILE | permission bits (MODE_BITS); -1: not recorded
 
     _FIXED_V1 = struct.Struct(">Qqq32sH")
     _FIXED_V2 = struct.Struct(">QQqq32sH")
@@ -241,7 +250,7 @@ class KeyBox:
         if self.kind == KIND_PACK:
             body += self._PACK_TAIL.pack(self.index_offset)
         if with_mode:
-            body += self._MODE_TAIL.pack(self.mode & MODE_BITS)
+            body += self._MODE_TAIL.pack(S_FILE | self.mode & MODE_BITS)
         return body + bytes(-len(body) % KEY_BOX_BUCKET)
 
     @classmethod
@@ -283,8 +292,8 @@ class KeyBox:
             if len(data) < end + cls._MODE_TAIL.size:
                 raise FormatError("key box mode truncated")
             (mode,) = cls._MODE_TAIL.unpack_from(data, end)
-            if mode & ~MODE_BITS:
-                raise FormatError("key box mode out of range")
+            if not valid_mode(mode) or mode & TYPE_BITS != S_FILE:
+                raise FormatError("key box mode out of range (not a file)")
             end += cls._MODE_TAIL.size
             kind = KIND_FILE
         if version == 1 and len(data) != end:

@@ -31,8 +31,9 @@ from ..errors import (
     ObjectNotFound,
     StoreError,
 )
+from ..paths import DIR, FILE, LINK
 from . import parallel
-from .format import KIND_PACK, MODE_BITS
+from .format import KIND_PACK, MODE_BITS, S_DIR, S_FILE, S_LINK
 from .get import OpenedFile, open_file
 from .layout import id_from_key, new_id, removal_prefix
 from .pack_format import (
@@ -69,6 +70,7 @@ REPACK_DEAD_SHARE = 0.25
 class PackInput:
     source: str     # the path (paths.Source)
     name: str
+    kind: str = FILE   # paths.FILE, LINK or DIR
 
 
 @dataclass
@@ -95,13 +97,27 @@ def _read_small(fd: int, item: PackInput) -> tuple[bytes, int, int]:
             chunks.append(chunk)
             left -= len(chunk)
         st = os.fstat(fd)   # as read (it may have changed since the open)
-        mtime, mode = st.st_mtime_ns, stat.S_IMODE(st.st_mode) & MODE_BITS
+        mtime, mode = st.st_mtime_ns, S_FILE | stat.S_IMODE(st.st_mode) & MODE_BITS
     except OSError as exc:
         raise InputError(f"cannot read {item.source}: {exc.strerror or exc}") from exc
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > 4 * SMALL_FILE:
         raise InputError(f"{item.source} changed while it was being stored; nothing was kept")
     return data, mtime, mode
+
+
+def entry_bytes(path: str, kind: str) -> tuple[bytes, int, int] | InputError:
+    """What a link or an empty folder is stored as: a link's target (its bytes), nothing
+    for a folder; with its time and mode (kind and permission bits)."""
+    try:
+        st = os.lstat(path)
+        if kind == LINK and stat.S_ISLNK(st.st_mode):
+            return os.fsencode(os.readlink(path)), st.st_mtime_ns, S_LINK | 0o777
+        if kind == DIR and stat.S_ISDIR(st.st_mode):
+            return b"", st.st_mtime_ns, S_DIR | stat.S_IMODE(st.st_mode) & MODE_BITS
+    except OSError as exc:
+        return InputError(f"cannot read {path}: {exc.strerror or exc}")
+    return InputError(f"{path} changed while it was being stored; nothing was kept")
 
 
 def _read_all(items: list[PackInput], cancel: CancelToken
@@ -118,6 +134,9 @@ def _read_all(items: list[PackInput], cancel: CancelToken
     def open_next() -> None:
         item = next(todo, None)
         if item is None:
+            return
+        if item.kind != FILE:   # a link or a folder: never opened (that would follow it)
+            ahead.append((item, -1))
             return
         try:
             fd, _st = open_source_fd(item.source)
@@ -138,6 +157,9 @@ def _read_all(items: list[PackInput], cancel: CancelToken
             open_next()
             if isinstance(opened, InputError):
                 yield item, opened
+                continue
+            if item.kind != FILE:
+                yield item, entry_bytes(item.source, item.kind)
                 continue
             fd = opened
             try:

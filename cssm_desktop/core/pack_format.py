@@ -19,11 +19,13 @@ from ..text import name_bytes, name_text
 from .format import (
     ID_LEN,
     MAX_NAME_BYTES,
-    MODE_BITS,
     NONCE_LEN,
     PACK_INDEX_MIN,
+    S_FILE,
     TAG_LEN,
+    TYPE_BITS,
     VERSION,
+    valid_mode,
 )
 from .keys import removal_key
 
@@ -43,7 +45,9 @@ class Member:
     mtime_ns: int
     sha256: bytes
     name: str
-    mode: int = -1   # permission bits (format.MODE_BITS); -1: not recorded (an older pack)
+    # Kind and permission bits (format.valid_mode): a file, an empty folder or a link
+    # (its bytes: the link's target); -1: not recorded (an older pack: a file).
+    mode: int = -1
 
     @property
     def end(self) -> int:
@@ -59,6 +63,8 @@ def index_bytes(members: list[Member]) -> bytes:
     """With every member's mode known, the index that carries them (CSPM); else the
     first one (CSPX: a repack of an older pack keeps its members as they were)."""
     modes = all(m.mode >= 0 for m in members)
+    if not modes and any(m.mode >= 0 and m.mode & TYPE_BITS != S_FILE for m in members):
+        raise FormatError("a folder or link needs an index with modes")
     out = [_INDEX_HEAD.pack(INDEX_MAGIC_MODES if modes else INDEX_MAGIC, len(members))]
     for m in members:
         name = name_bytes(m.name)
@@ -66,7 +72,7 @@ def index_bytes(members: list[Member]) -> bytes:
             raise FormatError("file name too long")
         out.append(_ENTRY.pack(m.member_id, m.offset, m.size, m.mtime_ns, m.sha256, len(name)))
         if modes:
-            out.append(_MODE.pack(m.mode & MODE_BITS))
+            out.append(_MODE.pack(m.mode))
         out.append(name)
     return b"".join(out)
 
@@ -95,7 +101,7 @@ def parse_index(data: bytes, index_offset: int) -> list[Member]:
             if len(data) < off + _MODE.size:
                 raise FormatError("pack index truncated")
             (mode,) = _MODE.unpack_from(data, off)
-            if mode & ~MODE_BITS:
+            if not valid_mode(mode):
                 raise FormatError("pack index mode out of range")
             off += _MODE.size
         if name_len > MAX_NAME_BYTES or len(data) < off + name_len:
