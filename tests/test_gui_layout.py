@@ -225,3 +225,25 @@ def test_enter_on_the_row_the_keyboard_is_on_restores_it(
         qtbot.waitUntil(lambda: not any(d.isVisible()
                                         for d in window.findChildren(RestoreDialog)),
                         timeout=5_000)
+
+
+def test_a_dropped_folder_keeps_its_links_and_empty_folders(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: F811
+    """The window's uploads carry what a listing found: a link goes up as a link (in a
+    pack, never opened: opening it would store what it points to), an empty folder too."""
+    window.engine.unlock(PASSWORD)
+    window._update_lock()
+    tree = tmp_path / "drop"
+    (tree / "empty").mkdir(parents=True)
+    (tree / "real.txt").write_text("real")
+    (tree / "link").symlink_to("/etc/hostname")
+    with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
+        _drop(window.drop, [tree])
+    assert sorted((j.name, j.kind, j.state.name) for j in window.queue.jobs) == [
+        ("drop/empty", "dir", "DONE"), ("drop/link", "link", "DONE"),
+        ("drop/real.txt", "file", "DONE")]
+    back = tmp_path / "back"
+    entries = window.engine.entries()
+    assert all(isinstance(got, Path) for _e, got in window.engine.get_many(entries, back))
+    assert os.readlink(back / "drop" / "link") == "/etc/hostname"
+    assert (back / "drop" / "empty").is_dir()

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal
 from ..core.journal import RESUMABLE
 from ..core.pack import PACK_TARGET
 from ..errors import Cancelled
-from ..paths import Source
+from ..paths import FILE, Source
 from . import workers
 
 BATCH_FILES = 5000   # at most this many files in one upload of small files (its progress)
@@ -53,6 +53,7 @@ class Job:
     result: Any = field(default=None, repr=False)   # the engine's PutResult when done
     cancel_asked: bool = False   # this job itself was cancelled (not only its pack)
     row: int = -1                # its place in the queue (kept by JobQueue)
+    kind: str = FILE             # paths.FILE; LINK or DIR go up in a pack, never opened
     # A store that stopped answering, which the upload waits for: its name, since when
     # (time.monotonic()) and how long it waits; "" while every store answers.
     stalled: str = ""
@@ -109,13 +110,16 @@ class JobQueue(QObject):
         self.held = False    # paused by the user: nothing runs until resumed
         self.closed = False  # at quit: nothing starts any more, whatever arrives late
 
-    def add(self, items: list[tuple[Path, str, int]], duplicates: Any = None) -> None:
+    def add(self, items: list[tuple[Path, str, int]] | list[tuple[Path, str, int, str]],
+            duplicates: Any = None) -> None:
+        """Items: (path, stored name, size), and the kind (paths.FILE, LINK, DIR)."""
         if not items:
             return
         self.about_to_add.emit(len(self.jobs), len(items))
         first = len(self.jobs)
-        self.jobs += [Job(src, name, size, duplicates=duplicates, row=first + i)
-                      for i, (src, name, size) in enumerate(items)]
+        self.jobs += [Job(item[0], item[1], item[2], duplicates=duplicates, row=first + i,
+                          kind=item[3] if len(item) > 3 else FILE)  # type: ignore[misc]
+                      for i, item in enumerate(items)]
         self.added.emit()
         self.pump()
 
@@ -159,7 +163,7 @@ class JobQueue(QObject):
 
     def _start(self, job: Job) -> None:
         small = getattr(self.engine, "small_file", 0)
-        if job.size < small:
+        if job.size < small or job.kind != FILE:   # a link is never opened: its pack
             self._start_pack(job, small)
             return
         job.state, job.started = State.RUNNING, time.monotonic()
@@ -201,12 +205,13 @@ class JobQueue(QObject):
         for job in self.jobs:
             if size >= PACK_TARGET or len(batch) >= BATCH_FILES:
                 break
-            if (job is not first and job.state is State.WAITING and job.size < small
+            if (job is not first and job.state is State.WAITING
+                    and (job.size < small or job.kind != FILE)
                     and job.duplicates == first.duplicates):
                 batch.append(job)
                 size += job.size
         now = time.monotonic()
-        worker = workers.PackWorker(self.engine, [Source(str(j.source), j.name, j.size)
+        worker = workers.PackWorker(self.engine, [Source(str(j.source), j.name, j.size, j.kind)
                                                   for j in batch], first.duplicates)
         for job in batch:
             job.state, job.started, job.worker = State.RUNNING, now, worker

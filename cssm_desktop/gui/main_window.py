@@ -548,15 +548,16 @@ class MainWindow(QMainWindow):
 
         engine = self.engine
 
-        def listing() -> tuple[list[tuple[Path, str, int]], list[Any]]:
+        def listing() -> tuple[list[tuple[Path, str, int, str]], list[Any]]:
             files, skipped = list_sources(paths, engine.own_folders())
-            return [(Path(f.path), f.name, f.size) for f in files], skipped
+            return [(Path(f.path), f.name, f.size, f.kind) for f in files], skipped
 
         workers.start(workers.Call(listing), owner=self, succeeded=self._queue_files,
                       failed=lambda err: QMessageBox.warning(
                           self, self.tr("Add files"), workers.message(err)))
 
-    def _queue_files(self, listed: tuple[list[tuple[Path, str, int]], list[Any]]) -> None:
+    def _queue_files(self, listed: tuple[list[tuple[Path, str, int, str]], list[Any]]
+                     ) -> None:
         items, skipped = listed
         if skipped:
             self.statusBar().showMessage(
@@ -618,7 +619,8 @@ class MainWindow(QMainWindow):
         def chosen(button: Any) -> None:
             mode = {again: Duplicate.AGAIN, replace: Duplicate.REPLACE}.get(button)
             if mode is not None:
-                self.queue.add([(j.source, j.name, j.size) for j in jobs], duplicates=mode)
+                self.queue.add([(j.source, j.name, j.size, j.kind) for j in jobs],
+                               duplicates=mode)
 
         box.buttonClicked.connect(chosen)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
