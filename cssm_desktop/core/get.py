@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,16 +260,16 @@ def local_writing(dest: Path) -> Iterator[None]:
         raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
 
 
-def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
-                  listener: Listener, cancel: CancelToken, cache: FetchCache | None,
-                  modes: bool = True) -> Path:
+def _decode_into(vault: Vault, opened: OpenedFile, out: PendingFile | BinaryIO,
+                 listener: Listener, cancel: CancelToken, cache: FetchCache | None,
+                 undo: Callable[[], None]) -> None:
+    """The file's stripes decoded, written to `out` and hashed, each on its own thread;
+    raises IntegrityError (after `undo`) when the whole does not match its SHA-256."""
     box = opened.box
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    out = PendingFile(dest, mode=box.mode if modes else -1)
     pipe = Pipeline(cancel)
     hasher = hashlib.sha256()
     listener(FileStarted(box.name, box.size))
-    with undo_on_failure(pipe, out.discard):
+    with undo_on_failure(pipe, undo):
         to_writer = pipe.channel(depth=6)
         to_hash = pipe.channel(depth=8)
         pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, 0, None, cache,
@@ -280,12 +280,27 @@ def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
         pipe.join()
         cancel.check()
         if not hmac.compare_digest(hasher.digest(), box.sha256):
-            raise IntegrityError(f"{box.name}: restored bytes do not match the recorded "
-                                 "SHA-256; nothing was written")
-        try:
-            out.publish(overwrite, box.mtime_ns)
-        except FileExistsError:
-            raise DestinationExists(str(dest)) from None
+            raise IntegrityError(
+                f"{box.name}: restored bytes do not match the recorded SHA-256; nothing was "
+                "written" if isinstance(out, PendingFile) else
+                f"{box.name}: the bytes written do not match the recorded SHA-256")
+
+
+def _restore_into(vault: Vault, opened: OpenedFile, dest: Path, overwrite: bool,
+                  listener: Listener, cancel: CancelToken, cache: FetchCache | None,
+                  modes: bool = True) -> Path:
+    box = opened.box
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    out = PendingFile(dest, mode=box.mode if modes else -1)
+    try:
+        _decode_into(vault, opened, out, listener, cancel, cache, out.discard)
+        out.publish(overwrite, box.mtime_ns)
+    except FileExistsError:
+        out.discard()
+        raise DestinationExists(str(dest)) from None
+    except BaseException:
+        out.discard()
+        raise
     listener(FileDone(box.name, opened.file_id.hex(), box.size))
     return dest
 
@@ -295,23 +310,7 @@ def restore_to_stream(vault: Vault, opened: OpenedFile, stream: BinaryIO, listen
     """The file's bytes to an open stream (`cssm get ID -o -`), each block as it is
     authenticated; the SHA-256 of the whole is checked at the end. A failure part-way
     leaves what was written (a pipe cannot take bytes back): the caller exits non-zero."""
-    box = opened.box
-    pipe = Pipeline(cancel)
-    hasher = hashlib.sha256()
-    listener(FileStarted(box.name, box.size))
-    with undo_on_failure(pipe, lambda: None):
-        to_writer = pipe.channel(depth=6)
-        to_hash = pipe.channel(depth=8)
-        pipe.spawn(decode_stripes, pipe, vault, opened, listener, to_writer, 0, None, None,
-                   name="cssm-decode")
-        pipe.spawn(write_plain, pipe, stream, box.name, box.size, opened.stripes, listener,
-                   to_writer, to_hash, name="cssm-write")
-        pipe.spawn(hash_stripes, pipe, hasher, opened.stripes, to_hash, name="cssm-hash")
-        pipe.join()
-        cancel.check()
+    _decode_into(vault, opened, stream, listener, cancel, None, lambda: None)
     stream.flush()
-    if not hmac.compare_digest(hasher.digest(), box.sha256):
-        raise IntegrityError(f"{box.name}: the bytes written do not match the recorded "
-                             "SHA-256")
+    box = opened.box
     listener(FileDone(box.name, opened.file_id.hex(), box.size))
-
