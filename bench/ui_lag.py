@@ -9,8 +9,9 @@ It makes a 3-of-5 vault of five folders, starts the app with its lag probe on
 UI thread was free again), and measures twice: idle, then during the upload of one
 large file (added with Ctrl+O, as a person does). Typing goes into the filter box
 (Ctrl+F), scrolling over the upload list. It prints the median, 95th percentile and
-worst per kind, and whether the upload was still running when measuring ended (a
-measurement after it finished would say nothing). The goal: under 50 ms per event.
+worst per kind, the three slowest events (queued + busy), and whether the upload was
+still running when measuring ended (a measurement after it finished would say nothing).
+The goal: every event under 50 ms; the exit status says whether it was met.
 
 Needs Xvfb, xdotool and (for window focus) openbox: apt-get install xvfb xdotool openbox.
 """
@@ -177,10 +178,15 @@ def main() -> int:
                 print(f"  {label:10} {kind:6} n={s['events']:3}  median {s['median_ms']:6.1f} "
                       f"ms  p95 {s['p95_ms']:6.1f} ms  worst {s['worst_ms']:6.1f} ms")
                 if label == "uploading":
-                    worst = max(worst, s["p95_ms"])
+                    worst = max(worst, s["worst_ms"])
+        worst_events = sorted(busy, key=lambda r: r["gap_ms"] - offset + r["busy_ms"])[-3:]
+        print("  slowest while uploading (waited in the queue + the window busy after): "
+              + ", ".join(f"{r['gap_ms'] - offset:.0f}+{r['busy_ms']:.0f} ms"
+                          for r in reversed(worst_events)))
         print(f"  measuring took {took:.1f} s; upload still running at its end: "
               f"{'yes' if running else 'NO (measure with a larger --size-gib)'}")
-        print(f"  p95 while uploading {'within' if worst < GOAL_MS else 'OVER'} the goal")
+        print(f"  every event while uploading {'within' if worst < GOAL_MS else 'OVER'} the "
+              "goal")
         return 0 if worst < GOAL_MS and running else 1
     finally:
         for proc in reversed(procs):

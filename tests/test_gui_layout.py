@@ -247,3 +247,21 @@ def test_a_dropped_folder_keeps_its_links_and_empty_folders(
     assert all(isinstance(got, Path) for _e, got in window.engine.get_many(entries, back))
     assert os.readlink(back / "drop" / "link") == "/etc/hostname"
     assert (back / "drop" / "empty").is_dir()
+
+
+def test_typing_in_the_filter_writes_no_settings(qtbot, window: MainWindow,  # noqa: F811
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each key typed in the filter saved a setting to disk on the UI thread: key presses
+    waited up to 100-200 ms during a large upload (bench/ui_lag.py). Only the Folders
+    toggle is remembered."""
+    from PySide6.QtCore import QSettings
+
+    writes: list[str] = []
+    real = QSettings.setValue
+    monkeypatch.setattr(QSettings, "setValue",
+                        lambda self, key, value: (writes.append(key), real(self, key, value)))
+    qtbot.keyClicks(window.filter, "holiday photos")
+    window.filter.clear()
+    assert writes == []
+    window.as_folders.toggle()
+    assert writes == ["files/folders"]

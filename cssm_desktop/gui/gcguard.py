@@ -12,6 +12,8 @@ import gc
 
 from PySide6.QtCore import QObject, QTimer
 
+_settled = False
+
 
 class MainThreadGC(QObject):
     def __init__(self, parent: QObject | None = None, interval_ms: int = 500) -> None:
@@ -21,6 +23,19 @@ class MainThreadGC(QObject):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.check)
         self._timer.start(interval_ms)
+
+    @staticmethod
+    def settle() -> None:
+        """Once the app has loaded what it keeps for good (Qt, the engine, boto3's models):
+        those objects move out of the collector's sight, so a full collection on the UI
+        thread scans only what comes and goes (a key press waited 100-200 ms behind one
+        during a large upload; bench/ui_lag.py)."""
+        global _settled
+        if _settled:   # once a process: what is frozen is never collected again
+            return
+        _settled = True
+        gc.collect()
+        gc.freeze()
 
     def check(self) -> None:
         counts, thresholds = gc.get_count(), gc.get_threshold()

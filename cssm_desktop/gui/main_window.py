@@ -39,6 +39,7 @@ from .controller import VaultController
 from .dropzone import DropPage, DropZone
 from .files_view import FilesView
 from .folder_tree import FolderTree
+from .gcguard import MainThreadGC
 from .help import HelpDialog
 from .jobs import JobQueue, State
 from .logview import LogDialog
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         self._offered_unfinished = False   # once per run, after the first unlock
         self._no_vault = False   # the last look found stores that hold no vault
         self._offer_create = False   # first run: offer the new vault when stores hold none
+        self._settled = False   # long-lived objects moved out of the collector's way
         self._quit_box: QMessageBox | None = None   # the quit question, while it is up
         self._quit_agreed = False
         self.queue.job_finished.connect(self._job_finished)
@@ -343,6 +345,9 @@ class MainWindow(QMainWindow):
 
     def _vault_opened(self, vault: Any) -> None:
         self._update_lock()   # unlocked again with the key saved settings handed over
+        if not self._settled:   # the engine and the stores' clients are loaded now
+            self._settled = True
+            MainThreadGC.settle()
         # The vault's own n and k (its headers say them), not the settings' wish.
         self.drop.set_threshold(vault.k, vault.n)
         waiting = self.engine.unfinished_count() if self.engine is not None else 0
@@ -494,9 +499,10 @@ class MainWindow(QMainWindow):
         self.tree.set_entries(entries)
         self.files_loaded.emit()
 
-    def _show_files_as(self, _checked: bool | None = None) -> None:
+    def _show_files_as(self, checked: bool | None = None) -> None:
         folders = self.as_folders.isChecked() and not self.filter.text()
-        QSettings().setValue("files/folders", self.as_folders.isChecked())
+        if checked is not None:   # the toggle, not a key typed in the filter: remembered
+            QSettings().setValue("files/folders", checked)
         self.files_stack.setCurrentWidget(self.tree if folders else self.files)
 
     def shown_files(self) -> FilesView | FolderTree:
