@@ -311,6 +311,8 @@ def cmd_get(args: argparse.Namespace) -> int:
         _unlock(engine, args)
         engine.get_to_stream(entries[0], sys.stdout.buffer, listener=ProgressBar())
         return 0
+    if args.dry_run:
+        return _get_dry_run(engine, args, entries, folder)
     if len(entries) == 1 and not folder:
         return _get_one(engine, args, entries[0])
     # Several files, or a folder: DEST is a folder, names keep their folders under it;
@@ -357,6 +359,29 @@ def cmd_get(args: argparse.Namespace) -> int:
     else:
         print(f"{len(plan) - failed} restored, {skipped} skipped, {failed} failed")
     return EXIT_ERROR if failed else 0
+
+
+def _get_dry_run(engine: Engine, args: argparse.Namespace, entries: list[Entry],
+                 folder: bool) -> int:
+    """Where each file would go and what would be left alone; nothing is read from the
+    stores, nothing written, no password asked."""
+    if len(entries) == 1 and not folder:
+        targets = [engine.destination(entries[0].name, args.output)]
+    else:
+        targets = engine.tree_targets(entries, (args.output or ".").rstrip("/\\") + "/")
+    would = skipped = 0
+    for entry, target in zip(entries, targets, strict=True):
+        met = in_the_way(target)
+        if met == FOLDER or (met == TAKEN and not args.force):
+            skipped += 1
+            why = "a folder is there" if met == FOLDER else "exists (--force replaces it)"
+            print(f"would skip     {printable(entry.name)}: {printable(str(target))} {why}")
+        else:
+            would += 1
+            print(f"would restore  {printable(entry.name)} -> {printable(str(target))}"
+                  + ("  (replacing it)" if met == TAKEN else ""))
+    print(f"{count(would, 'file')} would be restored, {skipped} skipped", file=sys.stderr)
+    return 0
 
 
 def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
@@ -783,6 +808,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true",
                     help="print a JSON list: id, name, path, status (restored, skipped, "
                          "failed), error")
+    sp.add_argument("-n", "--dry-run", action="store_true",
+                    help="say where each file would go and what would be left alone; "
+                         "restore nothing")
     sp.add_argument("--no-modes", action="store_true",
                     help="restore files owner-only (0600), not with the permission bits "
                          "they had when stored")

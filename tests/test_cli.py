@@ -585,3 +585,22 @@ def test_shell_completion_knows_the_commands_and_their_flags(tmp_path: Path) -> 
     assert "repair" in complete("cssm", "re") and "rm" in complete("cssm", "r")
     assert set(complete("cssm", "put", "--ex")) == {"--exclude", "--exclude-file"}
     assert "--no-modes" in complete("cssm", "get", "--no")
+
+
+def test_get_dry_run_says_where_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    tree = tmp_path / "docs"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    (tree / "b.txt").write_text("b")
+    assert cli("put", str(tree))[0] == 0
+    dest = tmp_path / "dest"
+    (dest / "docs").mkdir(parents=True)
+    (dest / "docs" / "a.txt").write_text("mine")
+    code, out, err = cli("get", "--dry-run", "docs", "-o", str(dest))
+    assert code == 0 and "2 files" not in err and "1 file would be restored, 1 skipped" in err
+    assert "would skip     docs/a.txt" in out and "would restore  docs/b.txt" in out
+    assert sorted(p.name for p in (dest / "docs").iterdir()) == ["a.txt"]
+    assert (dest / "docs" / "a.txt").read_text() == "mine"
+    code, out, _ = cli("get", "-n", "docs/b.txt", "-o", str(tmp_path / "one.txt"))
+    assert code == 0 and out.strip().endswith(str(tmp_path / "one.txt"))
+    assert not (tmp_path / "one.txt").exists()
