@@ -34,7 +34,7 @@ from .catalog import (
 from .config import Config
 from .core import fetched, parallel
 from .core.fetched import FetchCache
-from .core.format import KIND_PACK, S_DIR, S_FILE, S_LINK, TYPE_BITS
+from .core.format import KIND_PACK, S_DIR, S_FILE, S_LINK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import OpenedFile, open_file, restore_file, restore_to_stream
 from .core.journal import RESUMABLE, Journal, Journals
@@ -772,10 +772,10 @@ class Engine:
             if member is None:
                 raise NotFound(f"{printable(entry.name)} is no longer in its pack; `cssm "
                                "catalog rebuild` updates the list")
-            if member.mode >= 0 and member.mode & TYPE_BITS != S_FILE:
+            if member.kind != S_FILE:
                 raise InputError(f"{printable(entry.name)} is a "
-                                 f"{'folder' if member.mode & TYPE_BITS == S_DIR else 'link'}"
-                                 ", not a file: restore it into a folder")
+                                 f"{'folder' if member.kind == S_DIR else 'link'}, not a "
+                                 "file: restore it into a folder")
             for _m, data in read_members(vault, pack, [member], listener, cancel):
                 if isinstance(data, IntegrityError):
                     raise data
@@ -957,11 +957,10 @@ class Engine:
                     continue
                 if events:
                     listener(FileStarted(e.name, e.size))
-                kind = m.mode & TYPE_BITS if m.mode >= 0 else S_FILE
-                if kind == S_LINK:   # made last: no file of this restore goes through one
+                if m.kind == S_LINK:   # made last: no file of this restore goes through one
                     links.append((m, target, data))
                     continue
-                if kind == S_DIR:
+                if m.kind == S_DIR:
                     try:
                         ended(m.member_id, _make_folder(target, m.mode if self.restore_modes
                                                         else 0o700, m.mtime_ns))

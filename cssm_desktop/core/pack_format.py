@@ -50,6 +50,11 @@ class Member:
     mode: int = -1
 
     @property
+    def kind(self) -> int:
+        """format.S_FILE, S_DIR or S_LINK (a member of an older pack is a file)."""
+        return self.mode & TYPE_BITS if self.mode >= 0 else S_FILE
+
+    @property
     def end(self) -> int:
         return self.offset + self.size
 
