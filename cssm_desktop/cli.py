@@ -42,9 +42,9 @@ from .units import age, count, human
 log = logging.getLogger("cssm_desktop.cli")   # also when run as `python -m`
 
 EXIT_ERROR = 1
-TWINS_LISTED = 10   # files already stored, named one a line up to this many
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141    # 128 + SIGPIPE, what a shell reports for a closed pipe
+TWINS_LISTED = 10   # files already stored, named one a line up to this many
 
 
 class Passwords:
@@ -85,8 +85,6 @@ class Passwords:
         return first
 
 
-
-
 def _hours(text: str) -> float:
     """A grace period: a finite number of hours, 0 or more (-1, nan and inf were taken)."""
     try:
@@ -96,6 +94,7 @@ def _hours(text: str) -> float:
     if not math.isfinite(hours) or hours < 0:
         raise argparse.ArgumentTypeError(f"hours must be 0 or more: {text!r}")
     return hours
+
 
 def as_json(obj: object) -> str:
     """UTF-8 text as it is; a name whose bytes are not UTF-8 makes the line ASCII with
@@ -107,6 +106,7 @@ def as_json(obj: object) -> str:
     except UnicodeEncodeError:
         return json.dumps(obj)
     return text
+
 
 def _engine(args: argparse.Namespace) -> Engine:
     cfg = load_config(config_path(args.config))
@@ -204,7 +204,7 @@ def cmd_put(args: argparse.Namespace) -> int:
             printable(str(p)) for p in args.paths), file=sys.stderr)
     if args.json:
         print(as_json([{"id": r.stored.id_hex, "name": r.stored.name, "size": r.stored.size}
-                          for r in results if r.stored]))
+                       for r in results if r.stored]))
     return EXIT_ERROR if failed else 0
 
 
@@ -326,10 +326,9 @@ def cmd_get(args: argparse.Namespace) -> int:
     skipped = 0
     rows: list[dict[str, object]] = []
     for entry, target in zip(entries, engine.tree_targets(entries, dest), strict=True):
-        met = in_the_way(target)
-        if met == FOLDER or (met == TAKEN and not args.force):
+        why = _left_alone(target, args.force)
+        if why is not None:
             skipped += 1
-            why = "a folder is there" if met == FOLDER else "exists (--force replaces it)"
             rows.append({"id": entry.id, "name": entry.name, "path": str(target),
                          "status": "skipped", "error": why})
             if not args.json:
@@ -361,6 +360,17 @@ def cmd_get(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else 0
 
 
+def _left_alone(target: Path, force: bool) -> str | None:
+    """Why a restore leaves `target` as it is (a folder there always; a file without
+    --force), or None when it writes it."""
+    met = in_the_way(target)
+    if met == FOLDER:
+        return "a folder is there"
+    if met == TAKEN and not force:
+        return "exists (--force replaces it)"
+    return None
+
+
 def _get_dry_run(engine: Engine, args: argparse.Namespace, entries: list[Entry],
                  folder: bool) -> int:
     """Where each file would go and what would be left alone; nothing is read from the
@@ -371,15 +381,14 @@ def _get_dry_run(engine: Engine, args: argparse.Namespace, entries: list[Entry],
         targets = engine.tree_targets(entries, (args.output or ".").rstrip("/\\") + "/")
     would = skipped = 0
     for entry, target in zip(entries, targets, strict=True):
-        met = in_the_way(target)
-        if met == FOLDER or (met == TAKEN and not args.force):
+        why = _left_alone(target, args.force)
+        if why is not None:
             skipped += 1
-            why = "a folder is there" if met == FOLDER else "exists (--force replaces it)"
             print(f"would skip     {printable(entry.name)}: {printable(str(target))} {why}")
         else:
             would += 1
             print(f"would restore  {printable(entry.name)} -> {printable(str(target))}"
-                  + ("  (replacing it)" if met == TAKEN else ""))
+                  + ("  (replacing it)" if in_the_way(target) == TAKEN else ""))
     print(f"{count(would, 'file')} would be restored, {skipped} skipped", file=sys.stderr)
     return 0
 
@@ -408,7 +417,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     engine = _engine(args)
     entries, _folder = engine.select(args.refs, every=True)
     total = sum(e.size for e in entries)
-    what = f"{len(entries)} file{'s' if len(entries) != 1 else ''} ({human(total)})"
+    what = f"{count(len(entries), 'file')} ({human(total)})"
     shown = entries if len(entries) <= 10 or args.dry_run else entries[:5]
     for e in shown:
         print(f"{'would remove' if args.dry_run else 'to remove'}  {e.id[:12]}  "
@@ -524,7 +533,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
     bad = 0   # counted in files: a pack's row stands for every file in it
     rows = []
     for entry, res in results:
-        row = {"id": engine.shown_id(entry), "name": entry.name, "files": entry.files,
+        shown = engine.shown_id(entry)   # (a one-file pack: a catalog look)
+        row = {"id": shown, "name": entry.name, "files": entry.files,
                "rebuilt": [], "safe": False, "error": None}
         rows.append(row)
         if isinstance(res, CssmError):
@@ -534,7 +544,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         elif res.after.healthy:
             row |= {"rebuilt": list(res.rebuilt), "safe": True}
             if res.rebuilt:
-                say(f"repaired {engine.shown_id(entry)[:12]}  {printable(entry.name)}: "
+                say(f"repaired {shown[:12]}  {printable(entry.name)}: "
                     f"rebuilt on {', '.join(res.rebuilt)}")
         else:
             # What was checked just now says so: unreachable or foreign stores could not
