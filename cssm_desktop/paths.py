@@ -88,6 +88,12 @@ class Skipped:
     asked: bool = False   # the path was given by name: not storing it is an error
 
 
+def _unreadable(path: Path, exc: OSError, asked: bool = False,
+                default: str = "unreadable") -> Skipped:
+    """Left out because the system refused it, in the system's own words."""
+    return Skipped(path, (exc.strerror or default).lower(), asked=asked)
+
+
 def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
                  stop: threading.Event | None = None,
                  exclude: Excludes = NOTHING_EXCLUDED, links: bool = True
@@ -115,7 +121,7 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
             skipped.append(Skipped(path, why, asked=True))
             continue
         except OSError as exc:
-            skipped.append(Skipped(path, (exc.strerror or "cannot be read").lower(), asked=True))
+            skipped.append(_unreadable(path, exc, asked=True, default="cannot be read"))
             continue
         if stat.S_ISREG(st.st_mode):
             files.append(Source(str(path), path.name or "file", st.st_size))
@@ -138,7 +144,7 @@ def _link(full: str, name: str, files: list[Source], skipped: list[Skipped],
     try:
         target = os.readlink(full)
     except OSError as exc:
-        skipped.append(Skipped(Path(full), (exc.strerror or "unreadable").lower()))
+        skipped.append(_unreadable(Path(full), exc))
         return
     files.append(Source(full, name, len(os.fsencode(target)), LINK))
 
@@ -153,8 +159,8 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
         where = Path(exc.filename or top)
         # The folder the user named, unreadable as a whole, fails the put (it exited 0);
         # a folder inside it is skipped with the reason.
-        skipped.append(Skipped(where, (exc.strerror or "unreadable").lower(),
-                               asked=os.path.abspath(where) == os.path.abspath(top)))
+        skipped.append(_unreadable(where, exc,
+                                   asked=os.path.abspath(where) == os.path.abspath(top)))
 
     for dirpath, dirs, names in os.walk(top, onerror=failed):
         if stop is not None and stop.is_set():
@@ -172,7 +178,7 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
             try:
                 link = stat.S_ISLNK(os.lstat(here / d).st_mode)
             except OSError as exc:   # a path past PATH_MAX (C2): that folder, not the put
-                skipped.append(Skipped(here / d, (exc.strerror or "unreadable").lower()))
+                skipped.append(_unreadable(here / d, exc))
                 continue
             if link:
                 _link(os.path.join(dirpath, d), prefix + d, files, skipped, links)
@@ -190,7 +196,7 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
             try:
                 st = os.lstat(full)
             except OSError as exc:
-                skipped.append(Skipped(Path(full), (exc.strerror or "unreadable").lower()))
+                skipped.append(_unreadable(Path(full), exc))
                 continue
             if stat.S_ISLNK(st.st_mode):
                 _link(full, prefix + fname, files, skipped, links)

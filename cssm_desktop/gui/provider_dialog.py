@@ -31,12 +31,7 @@ from ..stores.provider import (
     suggested_buckets,
 )
 from . import workers
-
-
-def _label(text: str, buddy: QWidget) -> QLabel:
-    label = QLabel(text)
-    label.setBuddy(buddy)
-    return label
+from .forms import buddy_label
 
 
 class ProviderDialog(QDialog):
@@ -76,12 +71,12 @@ class ProviderDialog(QDialog):
                                "files safe from that too."))
         intro.setWordWrap(True)
         form = QFormLayout()
-        form.addRow(_label(self.tr("&Provider:"), self.kind), self.kind)
-        form.addRow(_label(self.tr("&Endpoint URL:"), self.endpoint), self.endpoint)
-        form.addRow(_label(self.tr("Re&gion:"), self.region), self.region)
-        form.addRow(_label(self.tr("&Access key ID:"), self.key_id), self.key_id)
-        form.addRow(_label(self.tr("Secret &key:"), self.secret_edit), self.secret_edit)
-        form.addRow(_label(self.tr("&Buckets:"), self.buckets), self.buckets)
+        form.addRow(buddy_label(self.tr("&Provider:"), self.kind), self.kind)
+        form.addRow(buddy_label(self.tr("&Endpoint URL:"), self.endpoint), self.endpoint)
+        form.addRow(buddy_label(self.tr("Re&gion:"), self.region), self.region)
+        form.addRow(buddy_label(self.tr("&Access key ID:"), self.key_id), self.key_id)
+        form.addRow(buddy_label(self.tr("Secret &key:"), self.secret_edit), self.secret_edit)
+        form.addRow(buddy_label(self.tr("&Buckets:"), self.buckets), self.buckets)
         form.addRow("", QLabel(self.tr("one a line; new names must be unused on the "
                                        "provider")))
         form.addRow("", self.make)

@@ -37,6 +37,7 @@ from ..keyring_setup import keyring_usable
 from ..stores.factory import make_store
 from . import workers
 from .ask import ask
+from .forms import buddy_label
 from .provider_dialog import ProviderDialog
 
 # Mnemonics are unique within the dialog: Alt+B is "Add S3 bucket", Alt+R "restore",
@@ -44,13 +45,6 @@ from .provider_dialog import ProviderDialog
 S3_FIELDS = (("name", "&Name:"), ("endpoint_url", "&Endpoint URL:"), ("region", "Re&gion:"),
              ("bucket", "B&ucket:"), ("prefix", "&Prefix:"),
              ("access_key_id", "&Access key ID:"))
-
-
-def _label(text: str, buddy: QWidget) -> QLabel:
-    """A form label whose mnemonic moves to `buddy`: without a buddy Qt shows the "&"."""
-    label = QLabel(text)
-    label.setBuddy(buddy)
-    return label
 
 
 class SettingsDialog(QDialog):
@@ -116,13 +110,13 @@ class SettingsDialog(QDialog):
             edit = QLineEdit()
             edit.textEdited.connect(lambda text, k=key: self._edited(k, text))
             self.s3_fields[key] = edit
-            s3_form.addRow(_label(self.tr(label), edit), edit)
+            s3_form.addRow(buddy_label(self.tr(label), edit), edit)
         self.s3_fields["endpoint_url"].setPlaceholderText(self.tr("empty for AWS S3"))
         self.s3_fields["prefix"].setPlaceholderText(self.tr("optional"))
         self.secret = QLineEdit()
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.textEdited.connect(self._secret_edited)
-        s3_form.addRow(_label(self.tr("Secret &key:"), self.secret), self.secret)
+        s3_form.addRow(buddy_label(self.tr("Secret &key:"), self.secret), self.secret)
         # One short line, true on this computer: it was cut in half, and said "kept in
         # the keyring" above a warning that there is none (B9).
         note = QLabel(self.tr("Kept in the keyring, never in the settings file.")
@@ -141,8 +135,8 @@ class SettingsDialog(QDialog):
         path_row = QHBoxLayout()
         path_row.addWidget(self.folder_path, 1)
         path_row.addWidget(pick)
-        folder_form.addRow(_label(self.tr("&Name:"), self.folder_name), self.folder_name)
-        folder_form.addRow(_label(self.tr("F&older:"), self.folder_path), path_row)
+        folder_form.addRow(buddy_label(self.tr("&Name:"), self.folder_name), self.folder_name)
+        folder_form.addRow(buddy_label(self.tr("F&older:"), self.folder_path), path_row)
         self.stack.addWidget(folder_page)
 
         self.test_button = QPushButton(self.tr("&Test connection"))
@@ -299,7 +293,7 @@ class SettingsDialog(QDialog):
         for text, box in ((self.tr("Upload l&imit:"), self.upload_limit),
                           (self.tr("&Download limit:"), self.download_limit),
                           (self.tr("&Wait for a silent store:"), self.outage_wait)):
-            row.addWidget(_label(text, box))
+            row.addWidget(buddy_label(text, box))
             row.addWidget(box)
             row.addSpacing(12)
         row.addStretch(1)
