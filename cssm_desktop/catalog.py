@@ -14,7 +14,7 @@ from .durable import private_file
 from .errors import CatalogError
 from .text import name_bytes, name_text
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # A file's health in the words both faces show (the window and `cssm` say the same).
 SAFE = "safe"           # every store holds a good part
@@ -158,9 +158,51 @@ class Catalog:
                 CREATE INDEX IF NOT EXISTS files_pack ON files (vault_id, pack);
                 PRAGMA user_version = 4;
                 COMMIT;""")
+        if version < 5:
+            # History: snapshots of protected folders, what each holds, and every object
+            # id already looked at (the catalog follows the stores without a rebuild).
+            self._db.executescript("""
+                BEGIN;
+                CREATE TABLE IF NOT EXISTS snapshots (
+                    vault_id TEXT NOT NULL, id TEXT NOT NULL, time_ns INTEGER NOT NULL,
+                    host BLOB NOT NULL, root BLOB NOT NULL, label BLOB NOT NULL,
+                    files INTEGER NOT NULL, size INTEGER NOT NULL, failed INTEGER NOT NULL,
+                    n INTEGER NOT NULL, k INTEGER NOT NULL, health TEXT NOT NULL,
+                    damaged TEXT NOT NULL DEFAULT '',
+                    PRIMARY KEY (vault_id, id));
+                CREATE INDEX IF NOT EXISTS snapshots_time ON snapshots (vault_id, time_ns);
+                CREATE TABLE IF NOT EXISTS snapshot_records (
+                    vault_id TEXT NOT NULL, snapshot_id TEXT NOT NULL, entry_id TEXT NOT NULL,
+                    name BLOB NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                    mode INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL);
+                CREATE INDEX IF NOT EXISTS records_of
+                    ON snapshot_records (vault_id, snapshot_id);
+                CREATE INDEX IF NOT EXISTS records_entry
+                    ON snapshot_records (vault_id, entry_id);
+                CREATE TABLE IF NOT EXISTS seen (
+                    vault_id TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (vault_id, id));
+                PRAGMA user_version = 5;
+                COMMIT;""")
 
     def close(self) -> None:
         self._db.close()
+
+    def query(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
+        """For the history's tables (snapshots/history.py), under the same lock."""
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def write(self, statements: Iterable[tuple[str, Iterable[tuple[object, ...]]]]) -> None:
+        """(sql, rows) pairs in one transaction: all of them, or none."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for sql, rows in statements:
+                    self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def add(self, vault_id: str, entry: Entry) -> None:
         with self._lock:

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__
-from .catalog import SAFE, Entry
+from . import __version__, cli_history
+from .catalog import SAFE, Entry, newest_per_name
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, log_dir, set_secret
 from .core import erasure
@@ -280,7 +280,10 @@ def _discard_unfinished(engine: Engine, paths: list[Path]) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     engine = _engine(args)
+    cli_history.catch_up(engine, args)
     entries = engine.entries()
+    if not args.all:   # one row per name: the newest version (`cssm versions` the rest)
+        entries = newest_per_name(entries)
     if args.json:
         print(as_json([e.as_json() for e in entries]))
         return 0
@@ -302,6 +305,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     engine = _engine(args)
     engine.restore_modes = not args.no_modes
+    if args.at is not None:
+        if args.output == "-" or args.dry_run:
+            raise InputError("--at restores into a folder: -o - and --dry-run are for "
+                             "stored files")
+        return cli_history.get_at(engine, args)
     entries, folder = engine.select(args.refs)
     if args.output == "-":   # to standard output: one file, its bytes and nothing else
         if len(entries) != 1 or folder:
@@ -805,8 +813,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "and what failed; never names or passwords) and where it is")
     sp.add_argument("-n", "--lines", type=int, default=40, metavar="N",
                     help="how many lines (default: 40)")
-    sp = add("ls", cmd_ls, "list stored files")
+    sp = add("ls", cmd_ls, "list stored files (the newest version of each name)")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("-a", "--all", action="store_true",
+                    help="every version of each name, not only the newest")
     sp = add("get", cmd_get, "restore stored files, or every file under a stored folder")
     sp.add_argument("refs", nargs="+", metavar="ID|NAME|FOLDER")
     sp.add_argument("-o", "--output", metavar="DEST",
@@ -824,6 +834,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-modes", action="store_true",
                     help="restore files owner-only (0600), not with the permission bits "
                          "they had when stored")
+    sp.add_argument("--at", metavar="TIME|SNAPSHOT",
+                    help="as it was then: the newest snapshot at or before TIME "
+                         "(2026-11-30, 2026-11-30T14:00) holding it, or that snapshot; a "
+                         "file no snapshot holds: its newest version by then")
     sp = add("rm", cmd_rm, "delete stored files or folders from every store (asks first)")
     sp.add_argument("refs", nargs="+", metavar="ID|NAME|FOLDER")
     sp.add_argument("-y", "--yes", action="store_true",
@@ -847,6 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print what was found as JSON")
     sp.add_argument("--grace-hours", type=_hours, default=48.0, metavar="H",
                     help="leave anything younger alone (default: 48)")
+    cli_history.add_commands(add, common)
     sp = add("catalog", None, "the local catalog")  # type: ignore[arg-type]
     csub = sp.add_subparsers(dest="sub", required=True, metavar="rebuild")
     c = csub.add_parser("rebuild", parents=[common], help="rebuild it from the stores")

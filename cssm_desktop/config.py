@@ -13,6 +13,7 @@ import platformdirs
 
 from .core.vault import Binding
 from .errors import ConfigError, CssmError, StoreError, secret_variable
+from .snapshots.protect import ProtectedFolder
 
 APP_NAME = "cssm-desktop"
 KEYRING_SERVICE = "cssm-desktop"
@@ -113,6 +114,12 @@ class Config:
     # The vault's n and k, recorded with the binding: from then on no store decides them.
     vault_n: int | None = None
     vault_k: int | None = None
+    # Folders backed up by themselves (snapshots/protect.py), as [[protect]] tables.
+    protect: list[ProtectedFolder] = field(default_factory=list)
+
+    def protected(self, path: str | os.PathLike[str]) -> ProtectedFolder | None:
+        want = os.path.abspath(os.path.expanduser(path))
+        return next((p for p in self.protect if os.path.abspath(p.path) == want), None)
 
     @property
     def outage_seconds(self) -> float:
@@ -228,7 +235,7 @@ _STORE_KEYS = {f.name for f in fields(StoreConfig)}
 _WHOLE_NUMBERS = ("put_min_stores", "outage_wait", "vault_n", "vault_k")
 # Bandwidth limits: "2M", "500k", "1.5 MiB/s" or bytes per second (stores/ratelimit.py).
 _RATES = ("upload_limit", "download_limit")
-_TUNING = ("outage_wait", *_RATES)
+_TUNING = ("outage_wait", "protect", *_RATES)
 
 
 def _rate(value: object, key: str, where: str) -> int | None:
@@ -263,7 +270,7 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"threshold", "store", "vault", *_WHOLE_NUMBERS, *_RATES}
+    unknown = set(doc) - {"threshold", "store", "vault", "protect", *_WHOLE_NUMBERS, *_RATES}
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     threshold = doc.get("threshold", DEFAULT_THRESHOLD)
@@ -298,7 +305,13 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         numbers[key] = value
     for key in _RATES:
         numbers[key] = _rate(doc.get(key), key, where)
-    cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault, **numbers)
+    protect = doc.get("protect", [])
+    if not isinstance(protect, list):
+        raise ConfigError(f"{where}: protected folders are written as [[protect]] tables")
+    folders = [ProtectedFolder.from_table(t, f"{where}: protected folder #{i}")
+               for i, t in enumerate(protect, 1)]
+    cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault, protect=folders,
+                 **numbers)
     cfg.validate()
     return cfg
 
@@ -330,6 +343,8 @@ def dump_config(cfg: Config) -> str:
         table = {f.name: getattr(store, f.name) for f in fields(StoreConfig)
                  if getattr(store, f.name) not in (None, "")}
         parts.append("\n[[store]]\n" + tomli_w.dumps(table))
+    for folder in cfg.protect:
+        parts.append("\n[[protect]]\n" + tomli_w.dumps(folder.as_table()))
     return "".join(parts)
 
 

@@ -34,7 +34,7 @@ from .catalog import (
 from .config import Config
 from .core import fetched, parallel
 from .core.fetched import FetchCache
-from .core.format import KIND_PACK, S_DIR, S_FILE, S_LINK
+from .core.format import S_DIR, S_FILE, S_LINK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from .core.get import OpenedFile, open_file, restore_file, restore_to_stream
 from .core.journal import RESUMABLE, Journal, Journals
@@ -100,6 +100,13 @@ from .paths import (
     safe_parts,
     safe_relative,
 )
+from .snapshots.backup import BackupResult, run_backup
+from .snapshots.follow import FollowResult, entries_of, follow
+from .snapshots.history import History
+from .snapshots.manifest import Record, Snapshot
+from .snapshots.prune import ForgetPlan, ForgetResult, forget, plan_forget
+from .snapshots.restore import restore_snapshot
+from .snapshots.retention import Policy
 from .stores import ratelimit
 from .stores.base import Store
 from .stores.factory import make_store
@@ -495,9 +502,19 @@ class Engine:
             raise NotFound(f"no stored file matches {printable(ref)}" + (
                 f" (an id prefix needs at least {MIN_ID_PREFIX} hex digits)" if short else ""))
         if len({m.id for m in matches}) > 1:
+            if {m.name for m in matches} == {ref}:
+                # Versions of one name: the newest is the file (`cssm versions` lists
+                # the others, each by its id).
+                return max(matches, key=lambda m: (m.stored_at_ns, m.id))
             ids = ", ".join(m.id[:12] for m in matches)
-            raise NotFound(f"{ref!r} matches several files ({ids}); give the id")
+            raise NotFound(f"{printable(ref)} matches several files ({ids}); give the id")
         return matches[0]
+
+    def versions(self, name: str) -> list[Entry]:
+        """Every stored copy of exactly this name, newest first."""
+        vault = self.vault()
+        named = self._as_now(vault, self._named(vault, name))
+        return sorted(named, key=lambda e: (e.stored_at_ns, e.id), reverse=True)
 
     def select(self, refs: list[str], every: bool = False) -> tuple[list[Entry], bool]:
         """The files the refs name, and whether any ref named a folder.
@@ -523,6 +540,8 @@ class Engine:
                                                       else newest_per_name(under)))
                     continue
             entry = self.resolve(ref)
+            if every and entry.name == ref:   # a name: every version of it
+                chosen.update((e.id, e) for e in self.versions(ref))
             chosen[entry.id] = entry
         return sorted(chosen.values(), key=lambda e: e.name), folder
 
@@ -1267,31 +1286,62 @@ class Engine:
         removals = read_removals(vault)
         tag_of = content_tagger(vmk, vault.vault_id)
         entries: dict[str, Entry] = {}
+        stored_at: dict[str, int] = {}
+        snapshots: list[tuple[Snapshot, int, int, str, str]] = []
         unreadable = dict(result.unreadable)
         for f in result.files:
-            box = f.opened.box
             fid = f.opened.file_id.hex()
-            health = health_of(len(f.damaged), vault.n, f.opened.header.k)
-            n, k = f.opened.header.n, f.opened.header.k
-            if box.kind != KIND_PACK:
-                entries[fid] = Entry(fid, box.name, box.size, box.mtime_ns, box.stored_at_ns,
-                                     tag_of(box.sha256).hex(), n, k,
-                                     health, ",".join(f.damaged))
-                continue
             try:
-                pack = open_pack(vault, f.opened.file_id, cancel=cancel, opened=f.opened)
+                got = entries_of(vault, f.opened, list(f.damaged), removals, tag_of, cancel)
             except (NotEnoughStores, StoreError, FormatError, IntegrityError) as exc:
                 unreadable[fid] = str(exc)
                 continue
-            dead = removals.get(f.opened.file_id, set())
-            for m in pack.members:
-                mid = m.member_id.hex()
-                old = entries.get(mid)
-                if m.member_id in dead or (old is not None
-                                           and old.stored_at_ns >= box.stored_at_ns):
-                    continue   # removed; or also in a newer pack (a repack cut short)
-                entries[mid] = Entry(mid, m.name, m.size, m.mtime_ns, box.stored_at_ns,
-                                     tag_of(m.sha256).hex(), n, k,
-                                     health, ",".join(f.damaged), pack=fid)
+            if got.snapshot is not None:
+                k = f.opened.header.k
+                snapshots.append((got.snapshot, f.opened.header.n, k,
+                                  health_of(len(f.damaged), vault.n, k), ",".join(f.damaged)))
+            for e in got.entries:
+                old = stored_at.get(e.id)
+                if old is not None and old >= e.stored_at_ns:
+                    continue   # also in a newer pack (a repack cut short)
+                entries[e.id] = e
+                stored_at[e.id] = e.stored_at_ns
+        history = History(self.catalog, vault.id_hex)
+        history.clear()
+        history.mark_seen([f.opened.file_id.hex() for f in result.files] + list(unreadable))
+        for snap, n, k, health, damaged in snapshots:
+            history.add(snap, n, k, health, damaged)
         self.catalog.replace_all(vault.id_hex, entries.values())
         return len(entries), unreadable
+
+    # ---------------------------------------------------------------- history
+    # Backups, snapshots and retention live in snapshots/; these are their faces' door.
+
+    def history(self) -> History:
+        return History(self.catalog, self.vault().id_hex)
+
+    def backup(self, folder: Path, exclude: Excludes = NOTHING_EXCLUDED,
+               listener: Listener = ignore, cancel: CancelToken | None = None
+               ) -> BackupResult:
+        cancel = cancel or CancelToken()
+        with waiting_for_stores(listener, cancel):
+            return run_backup(self, folder, exclude, listener, cancel)
+
+    def follow(self, cancel: CancelToken | None = None) -> FollowResult:
+        """What other computers stored, backed up or removed since this one last looked."""
+        return follow(self, cancel)
+
+    def snapshots(self) -> list[Snapshot]:
+        return self.history().snapshots()
+
+    def restore_snapshot(self, snap: Snapshot, dest: str | Path, ref: str | None = None,
+                         force: bool = False, listener: Listener = ignore,
+                         cancel: CancelToken | None = None
+                         ) -> list[tuple[Record, Path | CssmError]]:
+        return restore_snapshot(self, snap, dest, ref, force, listener, cancel)
+
+    def plan_forget(self, policy: Policy, root: str | None = None) -> ForgetPlan:
+        return plan_forget(self, policy, root)
+
+    def forget(self, policy: Policy, root: str | None = None) -> ForgetResult:
+        return forget(self, policy, root)

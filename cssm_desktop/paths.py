@@ -35,6 +35,12 @@ class Source:
     # FILE; LINK, a symbolic link inside a folder (stored as a link: its target, never
     # what it points to); DIR, an empty folder (others come back with their files).
     kind: str = FILE
+    # What the listing's lstat said (0: not looked at): a backup compares these with its
+    # last snapshot, as restic's fileChanged does, before it reads a byte.
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    ino: int = 0
+    mode: int = 0
 
 
 class Excludes:
@@ -124,7 +130,8 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
             skipped.append(_unreadable(path, exc, asked=True, default="cannot be read"))
             continue
         if stat.S_ISREG(st.st_mode):
-            files.append(Source(str(path), path.name or "file", st.st_size))
+            files.append(Source(str(path), path.name or "file", st.st_size, FILE,
+                                st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode))
         elif stat.S_ISDIR(st.st_mode):
             if os.path.realpath(path) in own:
                 skipped.append(Skipped(path, OWN_SKIPPED, asked=True))
@@ -136,7 +143,7 @@ def list_sources(paths: list[Path], own: frozenset[str] = frozenset(),
 
 
 def _link(full: str, name: str, files: list[Source], skipped: list[Skipped],
-          links: bool) -> None:
+          links: bool, st: os.stat_result | None = None) -> None:
     """A symbolic link inside a folder: stored as a link (its target), or skipped."""
     if not links:
         skipped.append(Skipped(Path(full), LINK_SKIPPED))
@@ -146,7 +153,11 @@ def _link(full: str, name: str, files: list[Source], skipped: list[Skipped],
     except OSError as exc:
         skipped.append(_unreadable(Path(full), exc))
         return
-    files.append(Source(full, name, len(os.fsencode(target)), LINK))
+    if st is None:
+        files.append(Source(full, name, len(os.fsencode(target)), LINK))
+    else:
+        files.append(Source(full, name, len(os.fsencode(target)), LINK, st.st_mtime_ns,
+                            st.st_ctime_ns, st.st_ino, st.st_mode))
 
 
 def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset[str],
@@ -199,11 +210,12 @@ def _walk(top: Path, files: list[Source], skipped: list[Skipped], own: frozenset
                 skipped.append(_unreadable(Path(full), exc))
                 continue
             if stat.S_ISLNK(st.st_mode):
-                _link(full, prefix + fname, files, skipped, links)
+                _link(full, prefix + fname, files, skipped, links, st)
             elif not stat.S_ISREG(st.st_mode):
                 skipped.append(Skipped(Path(full), SPECIAL_SKIPPED))
             else:
-                files.append(Source(full, prefix + fname, st.st_size))
+                files.append(Source(full, prefix + fname, st.st_size, FILE, st.st_mtime_ns,
+                                    st.st_ctime_ns, st.st_ino, st.st_mode))
 
 
 FOLDER = "folder"   # in_the_way(): a folder, or a link to one (a restore never replaces it)

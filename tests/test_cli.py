@@ -76,8 +76,14 @@ def test_new_user_story_folder_put_lose_two_stores_restore_rebuild(
 
     # A new machine: empty data dir, same config and password.
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "new-machine"))
-    code, out, _ = cli("ls", "--json")
-    assert (code, json.loads(out)) == (0, [])
+    # With the password at hand, ls catches up with the stores before it answers.
+    code, out, err = cli("ls", "--json")
+    assert code == 0 and len(json.loads(out)) == 3 and "caught up" in err
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "newer-machine"))
+    monkeypatch.delenv("CSSM_PASSWORD")
+    code, out, err = cli("ls", "--json")   # without it: says what the list lacks
+    assert (code, json.loads(out)) == (0, []) and "2 objects in the stores" in err
+    monkeypatch.setenv("CSSM_PASSWORD", PASSWORD)
     code, out, err = cli("catalog", "rebuild")
     assert code == 0 and "3 files" in out, err
     code, out, _ = cli("ls", "--json")

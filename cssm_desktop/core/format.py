@@ -176,7 +176,9 @@ MAX_PACK_INDEX = 64 * 1024 * 1024   # far above any pack this version writes (~1
 KIND_FILE = 0
 KIND_PACK = 1               # the parts carry many small files and their index (section 6a)
 KIND_FILE_MODE = 2          # a file, its permission bits after the name (section 5)
-KINDS = (KIND_FILE, KIND_PACK, KIND_FILE_MODE)
+KIND_SNAPSHOT = 3           # the parts carry a snapshot: a backed-up tree (section 6b)
+KINDS = (KIND_FILE, KIND_PACK, KIND_FILE_MODE, KIND_SNAPSHOT)
+MAX_SNAPSHOT_LEN = 1 << 32  # 4 GiB: some 20 million files in one backed-up folder
 MODE_BITS = 0o777           # what is kept of a file's mode: read, write, run for all three
 # The kind of entry, as POSIX st_mode says it, above those bits (section 5): a file, a
 # folder (kept only when empty: others come with their files) or a symbolic link.
@@ -280,6 +282,8 @@ class KeyBox:
         off += fixed.size
         end = off + name_len
         index_offset = 0
+        if kind == KIND_SNAPSHOT and (name_len or size > MAX_SNAPSHOT_LEN):
+            raise FormatError("snapshot key box has a name or is too large")
         if kind == KIND_PACK:
             if name_len or len(data) < end + cls._PACK_TAIL.size:
                 raise FormatError("pack key box has a name or is truncated")

@@ -114,3 +114,12 @@ def removal_key(vmk: bytes, vault_id: bytes, pack_id: bytes) -> bytes:
     """RK: seals the list of a pack's removed members (only the vault key can write it)."""
     info = REMOVAL_KEY_INFO + vault_id + pack_id
     return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None, info=info).derive(vmk)
+
+
+LEASE_KEY_INFO = b"cssm-v3 lease key"
+
+
+def lease_key(vmk: bytes, vault_id: bytes) -> bytes:
+    """Seals the leases (snapshots/lease.py): only someone with the password can hold one."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_LEN, salt=None,
+                info=LEASE_KEY_INFO + vault_id).derive(vmk)

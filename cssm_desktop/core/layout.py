@@ -48,3 +48,7 @@ def id_from_key(key: str, prefix: str) -> bytes | None:
         return None
     rest = key[len(prefix):]
     return bytes.fromhex(rest) if _HEX_ID.match(rest) else None
+
+
+def lease_prefix(vault_id: bytes) -> str:
+    return f"{vault_id.hex()}/lease/"

@@ -22,6 +22,7 @@ from . import shamir
 from .format import (
     KIND_FILE,
     KIND_PACK,
+    KIND_SNAPSHOT,
     META_MAGIC,
     MODE_BITS,
     PART_MAGIC,
@@ -288,7 +289,7 @@ def store_content(vault: Vault, fh: BinaryIO, source: str, name: str, size: int,
         meta_header = FileHeader(META_MAGIC, vault.vault_id, file_id, n, k, block_size, 0)
         box_nonce, sealed_box = seal_key_box(ck, meta_header, KeyBox(
             part_keys, size, mtime_ns, stored_at, hasher.digest(),
-            "" if kind == KIND_PACK else name, data_len, kind, index_offset, mode))
+            "" if kind in (KIND_PACK, KIND_SNAPSHOT) else name, data_len, kind, index_offset, mode))
         shares = shamir.split(ck, k, n)
         written = write_metadata(vault, vmk, meta_header,
                                  {indexes[s]: shares[indexes[s] + 1] for s in live},
