@@ -190,6 +190,8 @@ def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: in
             tail = off + 66 + name_len
         content = _content(stores, vault, fid, common, keys, data_len, n, k)[:size]
         assert hashlib.sha256(content).digest() == digest, fid
+        if kind == 3:   # a snapshot (section 6b): listed by snapshots(), not a file
+            continue
         if kind in (0, 2):   # a file; kind 2 has its permission bits after the name
             mode = struct.unpack(">I", box[tail:tail + 4])[0] if kind == 2 else -1
             keep(name, stored, content, mode)
@@ -220,6 +222,44 @@ def restore_all(roots: dict[int, Path], vault: str, password: str, n: int, k: in
     if modes is not None:
         modes.update({name: mode for name, (_s, _d, mode) in newest.items() if mode >= 0})
     return {name: data for name, (_stored, data, _mode) in newest.items()}
+
+
+def snapshots(roots: dict[int, Path], vault: str, password: str, n: int, k: int
+              ) -> dict[str, dict[str, object]]:
+    """Section 6b: snapshot id -> its time, host, root, label and records (entry id hex,
+    name, size, mtime, mode)."""
+    stores = [Store(root, index) for index, root in roots.items()]
+    vmk = _vmk(stores, vault, password)
+    out: dict[str, dict[str, object]] = {}
+    for fid in sorted({name for s in stores for name in s.names(f"{vault}/meta")}):
+        opened = _open_file(stores, vault, fid, vmk, n, k)
+        if opened is None or opened[0][0] != 2 or opened[0][1] != 3:
+            continue
+        box, common, keys = opened
+        off = 3 + 32 * n
+        size, data_len = struct.unpack(">QQ", box[off:off + 16])
+        content = _content(stores, vault, fid, common, keys, data_len, n, k)[:size]
+        assert hashlib.sha256(content).digest() == box[off + 32:off + 64]
+        assert content[:4] == b"CSSN" and content[4] == 1
+        time_ns, failed, count = struct.unpack(">qII", content[5:21])
+        pos, texts = 21, []
+        for _ in range(3):
+            (length,) = struct.unpack(">H", content[pos:pos + 2])
+            texts.append(content[pos + 2:pos + 2 + length].decode("utf-8", "surrogateescape"))
+            pos += 2 + length
+        records = []
+        for _ in range(count):
+            eid = content[pos:pos + 16].hex()
+            r_size, mtime, _ctime, _ino, mode, name_len = struct.unpack(
+                ">QqqQIH", content[pos + 16:pos + 54])
+            name = content[pos + 54:pos + 54 + name_len].decode("utf-8", "surrogateescape")
+            pos += 54 + name_len
+            records.append({"id": eid, "name": name, "size": r_size, "mtime": mtime,
+                            "mode": mode})
+        assert pos == len(content)
+        out[fid] = {"time": time_ns, "failed": failed, "host": texts[0], "root": texts[1],
+                    "label": texts[2], "records": records}
+    return out
 
 
 def _removed(stores: list[Store], vault: str, pack: str, vmk: bytes, k: int) -> set[bytes]:

@@ -303,6 +303,25 @@ PACK_MEMBERS = [("docs/a.txt", PLAIN), ("docs/b.txt", b"b" * 5000), ("c.txt", b"
                 ("docs/d.bin", bytes(range(256)) * 7)]
 
 
+def snapshot_objects(spec: Spec) -> dict[str, bytes]:
+    """Section 6b: a snapshot of the pack's members 0, 2 and 3 (the removed one is not in
+    it), stored as a file of kind 3 whose id is first 16 bytes of SHA-256(b'snapshot')."""
+    sid = hashlib.sha256(b"snapshot").digest()[:16]
+    ids = [hashlib.sha256(b"member %d" % i).digest()[:16] for i in range(len(PACK_MEMBERS))]
+
+    def text(value: str) -> bytes:
+        return struct.pack(">H", len(value.encode())) + value.encode()
+
+    chosen = sorted((PACK_MEMBERS[i][0], i) for i in (0, 2, 3))
+    content = (b"CSSN" + bytes([1]) + struct.pack(">qII", STORED, 0, len(chosen))
+               + text("host") + text("/home/me/docs") + text("docs"))
+    for name, i in chosen:
+        data = PACK_MEMBERS[i][1]
+        content += (ids[i] + struct.pack(">QqqQIH", len(data), MTIME, MTIME, 1000 + i,
+                                         0o100640, len(name.encode())) + name.encode())
+    return file_objects(spec, sid, content, b"", 3, b"", STORED)
+
+
 def _write(cfg: Config, objects: dict[str, bytes]) -> None:
     for key, blob in objects.items():
         index, name = key.split(":", 1)
@@ -373,6 +392,30 @@ def test_version_2_pack_with_a_removed_member(tmp_path: Path) -> None:
         assert got.stat().st_mtime_ns == MTIME
 
 
+def test_version_2_snapshot_of_a_pack(tmp_path: Path) -> None:
+    """A snapshot written from FORMAT.md 6b alone: the engine lists it and restores its
+    tree with the records' modes, from 3 of 5 stores."""
+    import shutil
+
+    spec = PACK_VAULT
+    cfg = Config(stores=folder_stores(tmp_path / "stores", 5), threshold=3)
+    _write(cfg, {**vault_headers(spec, spec.password, spec.salt, 0x10),
+                 **pack_objects(spec, PACK_MEMBERS, removed={1}), **snapshot_objects(spec)})
+    for i in (1, 4):
+        shutil.rmtree(Path(cfg.stores[i].path or ""))
+    engine = Engine(cfg, catalog_path=tmp_path / "c.sqlite")
+    engine.unlock(spec.password)
+    assert engine.rebuild_catalog() == (3, {})
+    (snap,) = engine.snapshots()
+    assert (snap.host, snap.root, snap.files, snap.time_ns) == ("host", "/home/me/docs", 3,
+                                                                 STORED)
+    rows = engine.restore_snapshot(snap, tmp_path / "out")
+    assert [r.name for r, _ in rows] == ["c.txt", "docs/a.txt", "docs/d.bin"]
+    for rec, got in rows:
+        assert isinstance(got, Path) and got.read_bytes() == dict(PACK_MEMBERS)[rec.name]
+        assert got.stat().st_mode & 0o777 == 0o640
+
+
 def _published() -> dict[str, dict[str, object]]:
     TRACE.clear()
     v1 = {key: blob.hex() for key, blob in sorted(build().items())}
@@ -382,7 +425,8 @@ def _published() -> dict[str, dict[str, object]]:
     v2 |= {f"2-of-4 {key}": blob.hex() for key, blob in sorted(build_v2(PARITY_ONLY).items())}
     v2 |= {f"pack {key}": blob.hex() for key, blob in sorted(
         {**vault_headers(PACK_VAULT, PACK_VAULT.password, PACK_VAULT.salt, 0x10),
-         **pack_objects(PACK_VAULT, PACK_MEMBERS, removed={1})}.items())}
+         **pack_objects(PACK_VAULT, PACK_MEMBERS, removed={1}),
+         **snapshot_objects(PACK_VAULT)}.items())}
     inputs_v1 = {
         "password": PASSWORD, "salt": SALT.hex(), "argon2id": {"m": M, "t": T, "p": P},
         "vmk": VMK.hex(), "ck": CK.hex(), "vault_id": VAULT_ID.hex(),
@@ -408,6 +452,10 @@ def _published() -> dict[str, dict[str, object]]:
                 "SHA-256(b'member %d' % i); every member's time mtime_ns; the pack's keys "
                 "as a file's, from the pack id; removal record nonce 12 x 0x60, "
                 "object name gone/<pack id>/" + "ab" * 16,
+        "snapshot": "in the pack vault: id first 16 bytes of SHA-256(b'snapshot'), keys as "
+                    "a file's from that id; time stored_at_ns; host 'host', root "
+                    "'/home/me/docs', label 'docs'; records of members 0, 2, 3 by name, "
+                    "ctime mtime_ns, inode 1000 + member number, mode 0o100640",
         "vmk": "SHA-256(b'vmk' + vault id)",
         "file_id": "first 16 bytes of SHA-256(b'file %d' % number), files numbered from 0",
         "ck": "SHA-256(b'ck' + file id)",
@@ -495,3 +543,12 @@ def test_an_independent_reader_restores_what_the_engine_wrote_from_any_k_stores(
                                              CONF_PASSWORD, 5, 3, modes)
         assert got == files, chosen
         assert modes["T/big.bin"] == 0o100750 and modes["T/a.txt"] == 0o100444, modes
+    # A backup's snapshot reads the same from FORMAT.md 6b.
+    snap = folder_engine.backup(tree).snapshot
+    assert snap is not None
+    read = independent_reader.snapshots({i: roots[i] for i in (0, 2, 4)}, vault.id_hex,
+                                        CONF_PASSWORD, 5, 3)
+    assert list(read) == [snap.id]
+    assert read[snap.id]["root"] == str(tree) and read[snap.id]["time"] == snap.time_ns
+    assert [(r["id"], r["name"], r["mode"]) for r in read[snap.id]["records"]] == \
+        [(r.entry_id, r.name, r.mode) for r in snap.records]
