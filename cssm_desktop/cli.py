@@ -432,6 +432,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
               f"{printable(e.name)}", file=sys.stdout if args.dry_run else sys.stderr)
     if len(shown) < len(entries):
         print(f"… and {len(entries) - len(shown)} more", file=sys.stderr)
+    held = engine.held_by_snapshots([e.id for e in entries])
+    if held:
+        print(f"cssm: warning: {count(len(held), 'of these is', 'of these are')} in "
+              "snapshots: restoring those snapshots will miss them (`cssm forget` drops "
+              "old versions by itself)", file=sys.stderr)
     if args.dry_run:
         print(f"{what} would be removed from every store")
         return 0
@@ -510,13 +515,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     lost = sum(e.files for e, r in results
                if not isinstance(r, FileReport) or not r.restorable)
     degraded = total - healthy - lost
+    # Snapshots are checked as objects like files; they count apart (no files of their own).
+    snaps = [r for e, r in results if e.files == 0]
+    bad_snaps = sum(not isinstance(r, FileReport) or not r.healthy for r in snaps)
     if args.json:
         print(as_json([_verdict(engine, e, r) for e, r in results]))
     else:
         _print_checks([(engine.shown_id(e), e.name, r) for e, r in results])
         print(f"verified {total} files: {healthy} safe, {degraded} at risk "
-              f"(restorable; run `cssm repair`), {lost} lost")
-    return 0 if healthy == total else EXIT_ERROR
+              f"(restorable; run `cssm repair`), {lost} lost"
+              + (f"; {count(len(snaps), 'snapshot')}, {len(snaps) - bad_snaps} safe"
+                 if snaps else ""))
+    return 0 if healthy == total and not bad_snaps else EXIT_ERROR
 
 
 def _verdict(engine: Engine, entry: Entry, report: FileReport | CssmError) -> dict[str, object]:
@@ -539,6 +549,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     for name in adopted:
         say(f"store {name!r}: vault header written (it was empty, damaged or stale)")
     bad = 0   # counted in files: a pack's row stands for every file in it
+    bad_snaps = 0   # snapshot rows (no files of their own)
     rows = []
     for entry, res in results:
         shown = engine.shown_id(entry)   # (a one-file pack: a catalog look)
@@ -547,6 +558,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         rows.append(row)
         if isinstance(res, CssmError):
             bad += entry.files
+            bad_snaps += entry.files == 0
             row["error"] = str(res)
             say(f"cssm: error: {printable(entry.name)}: {res}", file=sys.stderr)
         elif res.after.healthy:
@@ -558,6 +570,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
             # What was checked just now says so: unreachable or foreign stores could not
             # be written, so the file is not whole, whatever else was rebuilt.
             bad += entry.files
+            bad_snaps += entry.files == 0
             left = "; ".join(f"{c.store}: {c.problem}" for c in res.after.checks if not c.ok)
             row |= {"rebuilt": list(res.rebuilt), "error": f"still at risk ({left})"}
             say(f"cssm: error: {printable(entry.name)}: still at risk ({left})",
@@ -566,8 +579,9 @@ def cmd_repair(args: argparse.Namespace) -> int:
     if args.json:
         print(as_json({"headers_written": adopted, "files": rows}))
     else:
-        print(f"{total - bad} of {total} files safe")
-    return 0 if bad == 0 else EXIT_ERROR
+        print(f"{total - bad} of {total} files safe"
+              + (f"; {count(bad_snaps, 'snapshot')} not" if bad_snaps else ""))
+    return 0 if bad == 0 and not bad_snaps else EXIT_ERROR
 
 
 def cmd_gc(args: argparse.Namespace) -> int:

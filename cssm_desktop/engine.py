@@ -228,6 +228,12 @@ def _make_link(target: Path, points_to: bytes, mtime_ns: int, force: bool) -> Pa
     return target
 
 
+def _iso_seconds(ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def pack_label(members: list[Entry], pack_id: str) -> str:
     """How a pack shows in verify and repair: the files it holds, by name."""
     names = sorted(m.name for m in members)
@@ -1142,7 +1148,20 @@ class Engine:
                                            name=pack_label(members, pack_id),
                                            size=sum(m.size for m in members),
                                            files=len(members)))
+        if not ids:   # everything: the snapshots too (objects like files, FORMAT.md 6b)
+            out += self._snapshot_rows()
         return sorted(out, key=lambda e: e.name)
+
+    def _snapshot_rows(self) -> list[Entry]:
+        history = self.history()
+        health = history.health()
+        rows = []
+        for snap in history.snapshots():
+            state, damaged, n, k = health.get(snap.id, (SAFE, "", self.vault().n, 1))
+            rows.append(Entry(snap.id, f"snapshot of {snap.root} at "
+                              f"{_iso_seconds(snap.time_ns)}", snap.size, snap.time_ns,
+                              snap.time_ns, "", n, k, state, damaged, files=0))
+        return rows
 
     def shown_id(self, entry: Entry) -> str:
         """The id a person knows a row of verify or repair by: a pack that holds one file
@@ -1155,7 +1174,9 @@ class Engine:
 
     def _set_health(self, vault: Vault, entry: Entry, health: str, bad: Iterable[str]
                     ) -> None:
-        if entry.pack and entry.pack == entry.id:   # a pack's row: every file in it
+        if entry.files == 0:   # a snapshot's row (_snapshot_rows)
+            History(self.catalog, vault.id_hex).set_health(entry.id, health, bad)
+        elif entry.pack and entry.pack == entry.id:   # a pack's row: every file in it
             self.catalog.set_health_of_pack(vault.id_hex, entry.id, health, bad)
         else:
             self.catalog.set_health(vault.id_hex, entry.id, health, bad)
@@ -1334,11 +1355,24 @@ class Engine:
     def snapshots(self) -> list[Snapshot]:
         return self.history().snapshots()
 
+    def listed_snapshots(self) -> list[Snapshot]:
+        """What the catalog lists, without a look at the stores (for the UI thread): the
+        vault recorded in the settings, or none yet."""
+        vault_id = self._vault.id_hex if self._vault is not None else self.config.vault
+        return History(self.catalog, vault_id).snapshots() if vault_id else []
+
     def restore_snapshot(self, snap: Snapshot, dest: str | Path, ref: str | None = None,
                          force: bool = False, listener: Listener = ignore,
                          cancel: CancelToken | None = None
                          ) -> list[tuple[Record, Path | CssmError]]:
         return restore_snapshot(self, snap, dest, ref, force, listener, cancel)
+
+    def held_by_snapshots(self, entry_ids: list[str]) -> set[str]:
+        """Which of these stored copies some snapshot names."""
+        vault_id = self._vault.id_hex if self._vault is not None else self.config.vault
+        if not vault_id:
+            return set()
+        return History(self.catalog, vault_id).holding(entry_ids)
 
     def plan_forget(self, policy: Policy, root: str | None = None) -> ForgetPlan:
         return plan_forget(self, policy, root)

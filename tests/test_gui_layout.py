@@ -30,8 +30,9 @@ def _action(win: MainWindow, text: str) -> QAction:
 def test_places_switch_by_keyboard_and_a_drop_anywhere_shows_the_uploads(
         qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: F811
     places = [window.places.name(r) for r in range(window.places.count())]
-    assert places == ["files", "activity", "stores"] and window.place() == "files"
-    for shortcut, place in (("Alt+3", "stores"), ("Alt+2", "activity"), ("Alt+1", "files")):
+    assert places == ["files", "backups", "activity", "stores"] and window.place() == "files"
+    for shortcut, place in (("Alt+4", "stores"), ("Alt+3", "activity"), ("Alt+2", "backups"),
+                            ("Alt+1", "files")):
         action = next(a for a in window.findChildren(QAction)
                       if a.shortcut().toString() == shortcut)
         action.trigger()
@@ -45,7 +46,7 @@ def test_places_switch_by_keyboard_and_a_drop_anywhere_shows_the_uploads(
     with qtbot.waitSignal(window.queue.added, timeout=10_000):
         _drop(window.sections.currentWidget().parentWidget(), paths)
     assert window.place() == "activity"   # the user watches them go
-    assert window.places.item(1).text() == "Activity  (2)"
+    assert window.places.item(2).text() == "Activity  (2)"
     window.activity.update_now()
     assert window.activity.isVisibleTo(window)
     assert window.activity.label.text().startswith("Uploading 2 files")
@@ -55,7 +56,7 @@ def test_places_switch_by_keyboard_and_a_drop_anywhere_shows_the_uploads(
     qtbot.waitUntil(lambda: not window.queue.pending(), timeout=60_000)
     window.activity.update_now()
     assert not window.activity.isVisibleTo(window)
-    assert window.places.item(1).text() == "Activity"
+    assert window.places.item(2).text() == "Activity"
     assert [j.state for j in window.queue.jobs] == [State.DONE, State.DONE]
 
 

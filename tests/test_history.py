@@ -268,8 +268,32 @@ def test_the_cli_protects_backs_up_lists_and_restores_as_of(cli: Cli,  # noqa: F
     assert len(json.loads(cli("snapshots", "--json")[1])) == 2   # a dry run drops nothing
     code, out, _ = cli("forget")   # the folder's own rule (7 daily)
     assert code == 0 and "keep 7 daily" in out
+    code, out, err = cli("rm", "docs/a.txt", "--dry-run")
+    assert code == 0 and "in snapshots" in err
     code, out, _ = cli("protect", "remove", str(src))
     assert code == 0 and load_config(cli.config).protect == []
     with pytest.raises(SystemExit) as exited:   # a usage error: argparse's exit 2
         cli("forget", "--keep-within", "soon")
     assert exited.value.code == 2
+
+
+def test_verify_and_repair_cover_snapshots_and_say_when_one_is_not_safe(
+        cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    import shutil
+
+    src = _make_folder(tmp_path)
+    assert cli("backup", str(src))[0] == 0
+    snap_id = json.loads(cli("snapshots", "--json")[1])[0]["id"]
+    code, out, _ = cli("verify")
+    assert code == 0 and "1 snapshot, 1 safe" in out
+    stores = tmp_path / "stores"
+    for part in (stores / "store2").rglob(snap_id):
+        part.unlink()   # the snapshot's part and metadata on one store
+    code, out, _ = cli("verify")
+    assert code == 1 and "1 snapshot, 0 safe" in out
+    code, out, err = cli("repair")
+    assert code == 0, err
+    assert cli("verify")[0] == 0
+    shutil.rmtree(stores / "store1")   # a store gone: repair cannot make it whole
+    code, out, _ = cli("repair")
+    assert code == 1

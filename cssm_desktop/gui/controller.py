@@ -302,6 +302,20 @@ class VaultController(QObject):
         return self._run(parent, self.tr("Clean up"), self.tr("Cleaning up"),
                          workers.Job(self.engine.gc), render)
 
+    def restore_snapshot(self, parent: QWidget, snap: Any, folder: Path) -> TaskDialog:
+        """A snapshot's tree into `folder`, as it was then; existing files are left."""
+        def render(results: list[tuple[Any, Any]]) -> tuple[str, list[Row]]:
+            failed = [(r, got) for r, got in results if not isinstance(got, Path)]
+            rows = [Row(r.name, "failed", workers.message(got)) for r, got in failed]
+            text = self.tr("%1 of %2 restored into %3.").replace(
+                "%1", str(len(results) - len(failed))).replace(
+                "%2", str(len(results))).replace("%3", str(folder))
+            return text, rows
+
+        return self._run(parent, self.tr("Restore as of a snapshot"), self.tr("Restoring"),
+                         workers.Job(self.engine.restore_snapshot, snap=snap, dest=folder),
+                         render)
+
     # -- short jobs
     def delete(self, entries: list[Entry]) -> None:
         engine = self.engine

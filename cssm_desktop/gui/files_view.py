@@ -28,10 +28,13 @@ class FilesModel(QAbstractTableModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entries: list[Entry] = []
+        self.versions: dict[str, int] = {}   # name -> stored versions (1 when absent)
 
-    def set_entries(self, entries: list[Entry]) -> None:
+    def set_entries(self, entries: list[Entry], versions: dict[str, int] | None = None
+                    ) -> None:
         self.beginResetModel()
         self.entries = list(entries)
+        self.versions = versions or {}
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -53,8 +56,11 @@ class FilesModel(QAbstractTableModel):
         e = self.entries[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (printable(e.name), human(e.size),
-                    datetime.fromtimestamp(e.stored_at_ns / 1e9).strftime("%Y-%m-%d %H:%M"),
+            stored = datetime.fromtimestamp(e.stored_at_ns / 1e9).strftime("%Y-%m-%d %H:%M")
+            many = self.versions.get(e.name, 1)
+            if many > 1:
+                stored += "  " + self.tr("(%n version(s))", "", many)
+            return (printable(e.name), human(e.size), stored,
                     self.tr(HEALTH_TEXT.get(e.health, e.health)))[col]
         if role == SORT_ROLE:
             return (e.name.lower(), e.size, e.stored_at_ns, e.health)[col]

@@ -25,9 +25,12 @@ synced folder. Use stores that do not fail together.</li>
 here…</i>: choose how many stores a file needs (<i>k</i>) and a password. Keep the
 password safe: nobody can recover it.</li>
 <li><b>Files</b>: drop files or folders anywhere on the window, or press Ctrl+O. They go
-up in <i>Activity</i> (Alt+2).</li>
+up in <i>Activity</i> (Alt+3).</li>
 <li><b>Restore</b>: select files or folders in <i>Files</i> (Alt+1) and press Enter or
-Ctrl+R.</li>
+Ctrl+R. <i>History…</i> (Ctrl+Shift+H) lists every version of a file.</li>
+<li><b>Backups</b> (Alt+2): <i>Protect a folder…</i> and it is backed up by itself,
+every hour and soon after it changes, while the app runs; each backup is a snapshot, and
+<i>Restore as of this…</i> brings the folder back as it was then.</li>
 </ol>
 <h3>When a store is away</h3>
 <p>Files stay restorable while <i>k</i> stores answer; the banner says which are away and

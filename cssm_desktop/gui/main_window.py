@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPushButton,
     QStackedWidget,
@@ -34,6 +35,7 @@ from ..paths import list_sources
 from ..units import human, seconds
 from . import workers
 from .ask import ask
+from .backups import BackupRunner, BackupsPage
 from .context import AppContext
 from .controller import VaultController
 from .dropzone import DropPage, DropZone
@@ -51,6 +53,7 @@ from .stores_view import RiskBanner, StoresView
 from .task_dialog import TaskDialog
 from .unfinished_dialog import UnfinishedDialog
 from .unlock_dialog import UnlockDialog
+from .versions_dialog import VersionsDialog
 from .welcome import NewPasswordDialog, WelcomePage
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,10 @@ class MainWindow(QMainWindow):
         self.controller.failed.connect(lambda title, text: QMessageBox.warning(self, title,
                                                                                text))
         self.controller.vault_created.connect(self.show_current_page)
+        self.backups = BackupRunner(ctx, self)
+        self.backups.finished.connect(lambda _p, _r: self.refresh_files())
+        self.backups.failed.connect(self._backup_failed)
+        self._all_entries: list[Any] = []   # every version; the views show the newest
 
         self.pages = QStackedWidget()
         self.welcome = WelcomePage()
@@ -155,10 +162,13 @@ class MainWindow(QMainWindow):
         for name, text, icon, tip, body in (
                 ("files", self.tr("Files"), QStyle.StandardPixmap.SP_DirIcon,
                  self.tr("What is stored: restore or delete (Alt+1)"), self._files_page()),
+                ("backups", self.tr("Backups"), QStyle.StandardPixmap.SP_BrowserReload,
+                 self.tr("Protected folders, backed up by themselves, and their snapshots "
+                         "(Alt+2)"), self._backups_page()),
                 ("activity", self.tr("Activity"), QStyle.StandardPixmap.SP_ArrowUp,
-                 self.tr("Uploads running and done (Alt+2)"), self._activity_page()),
+                 self.tr("Uploads running and done (Alt+3)"), self._activity_page()),
                 ("stores", self.tr("Stores"), QStyle.StandardPixmap.SP_DriveNetIcon,
-                 self.tr("Where the parts go, and how each store is (Alt+3)"),
+                 self.tr("Where the parts go, and how each store is (Alt+4)"),
                  self._stores_page())):
             self.places.add(name, text, icon, tip)
             self.sections.addWidget(body)
@@ -219,15 +229,29 @@ class MainWindow(QMainWindow):
         restore.clicked.connect(self.restore_selected)
         delete = QPushButton(self.tr("&Delete…"))
         delete.clicked.connect(self.delete_selected)
+        history = QPushButton(self.tr("&History…"))
+        history.setToolTip(self.tr("Every stored version of the selected file "
+                                   "(Ctrl+Shift+H)"))
+        history.clicked.connect(self.show_versions)
         files_box = _section(self.tr("Stored files"),
                              [(self.as_folders, 0), (self.filter, 1), (restore, 0),
-                              (delete, 0)], self.files_stack)
+                              (history, 0), (delete, 0)], self.files_stack)
+        # Tab from the filter goes to what it filtered, then to what acts on it.
+        for first, then in ((self.as_folders, self.filter), (self.filter, self.tree),
+                            (self.tree, self.files), (self.files, restore),
+                            (restore, history), (history, delete)):
+            QWidget.setTabOrder(first, then)
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.drop)
         layout.addWidget(files_box, 1)
         return page
+
+    def _backups_page(self) -> QWidget:
+        self.backups_page = BackupsPage(self.ctx, self.backups)
+        self.backups_page.restore_requested.connect(self.restore_snapshot)
+        return self.backups_page
 
     def _activity_page(self) -> QWidget:
         self.queue_view = QueueView(self.queue)
@@ -288,6 +312,9 @@ class MainWindow(QMainWindow):
         action(m, self.tr("&Restore selected…"), self.restore_selected, "Ctrl+R")
         action(m, self.tr("&Delete selected…"), self.delete_selected,
                QKeySequence.StandardKey.Delete)
+        action(m, self.tr("File &history…"), self.show_versions, "Ctrl+Shift+H")
+        action(m, self.tr("Pro&tect a folder…"), lambda: (self.show_place("backups"),
+                                                         self.backups_page.protect_folder()))
         m.addSeparator()
         self.pause_action = action(m, self.tr("&Pause uploads"), self.queue.hold, "Ctrl+P")
         self.pause_action.setCheckable(True)
@@ -312,8 +339,9 @@ class MainWindow(QMainWindow):
                                QKeySequence("Ctrl+,")])
         m = bar.addMenu(self.tr("V&iew"))
         for number, name, text in ((1, "files", self.tr("&Files")),
-                                   (2, "activity", self.tr("&Activity")),
-                                   (3, "stores", self.tr("&Stores"))):
+                                   (2, "backups", self.tr("&Backups")),
+                                   (3, "activity", self.tr("&Activity")),
+                                   (4, "stores", self.tr("&Stores"))):
             action(m, text, lambda _c=False, p=name: self.show_place(p), f"Alt+{number}")
         m.addSeparator()
         action(m, self.tr("&Refresh"), self.refresh, QKeySequence.StandardKey.Refresh)
@@ -350,6 +378,8 @@ class MainWindow(QMainWindow):
             MainThreadGC.settle()
         # The vault's own n and k (its headers say them), not the settings' wish.
         self.drop.set_threshold(vault.k, vault.n)
+        if not self.backups.timer.isActive():
+            self.backups.start()   # protected folders: backed up while the app runs
         waiting = self.engine.unfinished_count() if self.engine is not None else 0
         if waiting and not self.engine.unlocked:
             self.statusBar().showMessage(self.tr(
@@ -400,7 +430,9 @@ class MainWindow(QMainWindow):
                                 else self.tr("Vault locked"))
         self.lock_action.setText(self.tr("&Lock") if unlocked else self.tr("&Unlock…"))
         self.queue.paused = not unlocked
+        self.backups_page.refresh()   # backups wait for the key, or run
         if unlocked:
+            self.backups.tick()   # a backup due (missed while locked) runs now
             self.queue.pump()
             if not self._offered_unfinished:
                 self._offered_unfinished = True
@@ -495,8 +527,15 @@ class MainWindow(QMainWindow):
         self.controller.check_stores(count_bytes=True)
 
     def _files_loaded(self, entries: list[Any]) -> None:
-        self.files.source.set_entries(entries)
-        self.tree.set_entries(entries)
+        # One row a name, its newest version (History… shows the others).
+        self._all_entries = entries
+        newest = newest_per_name(entries)
+        counts: dict[str, int] = {}
+        for e in entries:
+            counts[e.name] = counts.get(e.name, 0) + 1
+        self.files.source.set_entries(newest, counts)
+        self.tree.set_entries(newest)
+        self.backups_page.refresh()
         self.files_loaded.emit()
 
     def _show_files_as(self, checked: bool | None = None) -> None:
@@ -653,13 +692,46 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def versions_of(self, name: str) -> list[Any]:
+        same = [e for e in self._all_entries if e.name == name]
+        return sorted(same, key=lambda e: (e.stored_at_ns, e.id), reverse=True)
+
+    def show_versions(self) -> VersionsDialog | None:
+        chosen = self.shown_files().selected_entries()
+        if len({e.name for e in chosen}) != 1:
+            self.statusBar().showMessage(self.tr("Select one file to see its history."), 5000)
+            return None
+        name = chosen[0].name
+        dialog = VersionsDialog(name, self.versions_of(name), self)
+        dialog.restore_requested.connect(lambda e: self.open_restore([e]))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def restore_snapshot(self, snap: Any, folder: str | None = None) -> TaskDialog | None:
+        """A snapshot's tree into a folder the user picks, as it was then."""
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, self.tr("Restore into"))
+        if not folder or not self.ensure_unlocked():
+            return None
+        return self.controller.restore_snapshot(self, snap, Path(folder))
+
+    def _backup_failed(self, path: str, why: str) -> None:
+        self.statusBar().showMessage(self.tr("Backup of %1 failed: %2").replace(
+            "%1", path).replace("%2", why), 30000)
+        if self.tray is not None and self.tray.isVisible():
+            self.tray.showMessage(self.tr("Backup failed"), why,
+                                  QSystemTrayIcon.MessageIcon.Warning)
+
     def delete_selected(self) -> None:
         """Delete acts where the focus is: on uploads it cancels them, on stored files it
-        asks before deleting them from every store."""
+        asks before deleting them from every store (every version of each name)."""
         if self.queue_view.hasFocus():
             self.cancel_selected_uploads()
             return
-        entries = self.shown_files().selected_entries()
+        chosen = self.shown_files().selected_entries()
+        entries = [v for name in dict.fromkeys(e.name for e in chosen)
+                   for v in self.versions_of(name)] or chosen
         if not entries or self.engine is None:
             self.statusBar().showMessage(self.tr("Select the stored files to delete."), 5000)
             return
@@ -816,13 +888,51 @@ class MainWindow(QMainWindow):
         self._quit_agreed = True
         self.close()
 
+    def _tray_menu(self) -> None:
+        """The tray icon while the window is closed: back to it, back up now, quit."""
+        if self.tray is None or self.tray.contextMenu() is not None:
+            return
+        menu = QMenu(self)
+        menu.addAction(self.tr("Show CSSM Desktop"), self.bring_to_front)
+        menu.addAction(self.tr("Back up now"), lambda: [self.backups.run(f) for f in
+                                                       self.backups.folders()[:1]])
+        menu.addSeparator()
+        menu.addAction(self.tr("Quit"), self.quit_for_good)
+        self.tray.setContextMenu(menu)
+        self.tray.activated.connect(lambda _r: self.bring_to_front())
+
+    def keeps_running(self) -> bool:
+        """Closing the window leaves the app in the tray: protected folders are backed
+        up while it runs (and there is a tray to come back from)."""
+        return (self.tray is not None and bool(self.backups.folders())
+                and not self._quit_agreed)
+
+    def quit_for_good(self) -> None:
+        self._quit_agreed = not self.queue.pending()
+        self._closing_for_good = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.keeps_running() and not getattr(self, "_closing_for_good", False):
+            event.ignore()
+            self.hide()
+            self._tray_menu()
+            assert self.tray is not None
+            self.tray.show()
+            if not getattr(self, "_told_tray", False):
+                self._told_tray = True
+                self.tray.showMessage(self.tr("CSSM Desktop keeps backing up"), self.tr(
+                    "Protected folders are backed up while CSSM Desktop runs. Quit from "
+                    "this icon's menu."))
+            return
+        self._closing_for_good = False
         pending = self.queue.pending()
         if pending and not self._quit_agreed:
             event.ignore()
             self._ask_to_quit(len(pending))
             return
         self.queue.shut()
+        self.backups.stop()
         workers.cancel_all()   # a verify or repair still running: stop it too
         workers.wait_all()
         settings = QSettings()

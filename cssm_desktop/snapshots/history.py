@@ -100,6 +100,17 @@ class History:
                 "snapshot_id = ?", (self.vault_id, sid)))
         return out
 
+    def holding(self, entry_ids: Iterable[str]) -> set[str]:
+        """The ids among these that a snapshot names."""
+        wanted = list(dict.fromkeys(entry_ids))
+        out: set[str] = set()
+        for at in range(0, len(wanted), 500):
+            chunk = wanted[at:at + 500]
+            out.update(r[0] for r in self.catalog.query(
+                "SELECT DISTINCT entry_id FROM snapshot_records WHERE vault_id = ? AND "
+                f"entry_id IN ({','.join('?' * len(chunk))})", (self.vault_id, *chunk)))
+        return out
+
     def set_health(self, snapshot_id: str, health: str, damaged: Iterable[str]) -> None:
         self.catalog.write([("UPDATE snapshots SET health = ?, damaged = ? WHERE vault_id = ? "
                              "AND id = ?", [(health, ",".join(sorted(damaged)),

@@ -87,8 +87,23 @@ def open_lease(vmk: bytes, vault_id: bytes, lease_id: bytes, data: bytes) -> Lea
     return LeaseInfo(lease_id.hex(), kind, name_text(body[_BODY.size:]), pid, taken, expires)
 
 
+def _dead_here(lease: LeaseInfo) -> bool:
+    """A lease this computer's process took and that process is gone (killed, crashed):
+    stale at once, as restic's are, not only when it expires."""
+    if lease.host != socket.gethostname() or lease.pid == os.getpid():
+        return False
+    try:
+        os.kill(lease.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:   # exists, another user's: alive
+        return False
+    return False
+
+
 def live_leases(vault: Vault, now_ns: int | None = None) -> list[LeaseInfo]:
-    """Every unexpired lease any reachable store shows (each once)."""
+    """Every unexpired lease any reachable store shows (each once); one whose process on
+    this computer is gone does not count."""
     vmk = vault.require_key()
     prefix = lease_prefix(vault.vault_id)
     now_ns = time.time_ns() if now_ns is None else now_ns
@@ -103,7 +118,7 @@ def live_leases(vault: Vault, now_ns: int | None = None) -> list[LeaseInfo]:
                 got = open_lease(vmk, vault.vault_id, lid, store.get_bytes(info.key, 4096))
             except StoreError:
                 continue
-            if got is not None and got.expires_ns > now_ns:
+            if got is not None and got.expires_ns > now_ns and not _dead_here(got):
                 found.append(got)
         return found
 

@@ -99,7 +99,7 @@ class Scheduler:
         self.last: dict[str, int] = dict(last or {})
         if engine is not None and not last:
             try:
-                for snap in engine.snapshots():
+                for snap in engine.listed_snapshots():
                     self.last[snap.root] = max(self.last.get(snap.root, 0), snap.time_ns)
             except CssmError:   # no vault yet: every folder is due
                 pass
