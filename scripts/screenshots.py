@@ -122,6 +122,19 @@ def main() -> None:
     wait_for(window.stores_checked, 30, "stores")
     window.queue.clear_finished()
 
+    # Backups: the folder protected, backed up, changed, backed up again.
+    window.show_place("backups")
+    window.backups_page.protect_folder(str(src))
+    wait_for(window.backups.finished, 60, "first backup")
+    (src / "notes.md").write_bytes(os.urandom(13_100))
+    window.backups_page.back_up_now()
+    wait_for(window.backups.finished, 60, "second backup")
+    app.processEvents()
+    window.backups_page.list.selectRow(0)
+    app.processEvents()
+    docs["backups.png"] = window.grab()
+    wait_for(window.files_loaded, 30, "files")
+
     # The stores place in each state: all reachable, one disk away, two away.
     window.show_place("stores")
     app.processEvents()

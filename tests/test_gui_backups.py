@@ -130,3 +130,34 @@ def test_tab_from_the_filter_goes_to_the_list_it_filtered(qtbot, window: MainWin
         widget = widget.nextInFocusChain()
         chain.append(widget)
     assert window.files in chain[:3]
+
+
+def test_the_window_follows_another_computers_backups_and_says_when_one_is_stale(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: F811
+    """A second computer (another catalog over the same stores) backs up; this window
+    catches up within its next follow (every minute), and a folder left unbacked for
+    three intervals is said once."""
+    from cssm_desktop.config import load_config
+    from cssm_desktop.engine import Engine
+
+    window.engine.unlock(PASSWORD)
+    window._update_lock()
+    other = Engine(load_config(window.ctx.config_file), tmp_path / "other.sqlite")
+    other.unlock(PASSWORD)
+    other.backup(_folder(tmp_path))
+    with qtbot.waitSignal(window.backups.followed, timeout=30_000) as got:
+        window.backups.follow()
+    assert got.args[0].snapshots == 1
+    qtbot.waitUntil(lambda: window.backups_page.list.rowCount() == 1, timeout=10_000)
+    # Stale: protected, last backed up four hours ago, every hour... a day at least.
+    runner = window.backups
+    window.backups_page.protect_folder(str(tmp_path / "Notes"))
+    qtbot.waitUntil(lambda: runner.running is None, timeout=30_000)
+    import time as _time
+
+    runner._scheduler.last[str(tmp_path / "Notes")] = int((_time.time() - 30 * 3600) * 1e9)
+    stale: list[str] = []
+    runner.stale.connect(lambda p, _h: stale.append(p))
+    runner._say_stale()
+    runner._say_stale()
+    assert stale == [str(tmp_path / "Notes")]   # once

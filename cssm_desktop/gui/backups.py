@@ -41,6 +41,8 @@ from .context import AppContext
 from .tables import EmptyHint, plain_rows
 
 log = logging.getLogger(__name__)
+FOLLOW_EVERY_TICKS = 4        # the stores are followed every minute (4 ticks of 15 s)
+STALE_AFTER = 24 * 3600.0     # no backup for this long (or 3 intervals): said once
 
 
 def _when(ns: int | None) -> str:
@@ -58,6 +60,8 @@ class BackupRunner(QObject):
     finished = Signal(str, object)         # folder, BackupResult
     failed = Signal(str, str)              # folder, why (one line)
     changed = Signal()                     # snapshots may have changed: refresh views
+    followed = Signal(object)              # FollowResult: another computer's work arrived
+    stale = Signal(str, float)             # folder, hours since its last backup
 
     def __init__(self, ctx: AppContext, parent: QObject | None = None,
                  settle: float | None = None) -> None:
@@ -71,6 +75,10 @@ class BackupRunner(QObject):
         self._settle = settle
         self.timer = QTimer(self, interval=int(TICK * 1000))
         self.timer.timeout.connect(self.tick)
+        self._ticks = 0
+        self._following = False
+        self._follow_again = False
+        self._warned: set[str] = set()   # folders whose staleness was said (once a run)
 
     def folders(self) -> list[ProtectedFolder]:
         cfg = self.ctx.config
@@ -117,10 +125,51 @@ class BackupRunner(QObject):
             return
         if not engine.unlocked:
             return
+        self._ticks += 1
+        if self._ticks % FOLLOW_EVERY_TICKS == 1:
+            self.follow()
+        self._say_stale()
         changed = self._watcher.quiet() if self._watcher is not None else []
         due = self._scheduler.due(time.time(), changed)
         if due:
             self.run(due[0])
+
+    def follow(self) -> None:
+        """Catch up with the stores (another computer's files, snapshots, removals)."""
+        engine = self.ctx.engine
+        if engine is None or self.running is not None:
+            return
+        if self._following:   # asked while one runs: once more after it
+            self._follow_again = True
+            return
+        self._following = True
+        self._follow_again = False
+
+        def done(result: Any) -> None:
+            self._following = False
+            if result.files or result.snapshots or result.gone:
+                self.followed.emit(result)
+                self.changed.emit()
+            if self._follow_again:
+                self.follow()
+
+        def failed(_err: BaseException) -> None:
+            self._following = False
+
+        workers.start(workers.Call(engine.follow), owner=self, succeeded=done, failed=failed)
+
+    def _say_stale(self) -> None:
+        """A folder with no successful backup for three of its intervals (at least a
+        day): said once, not on every tick (and never on success)."""
+        if self._scheduler is None:
+            return
+        now = time.time()
+        for f in self.folders():
+            last = self._scheduler.last.get(f.path)
+            limit = max(3 * f.every_seconds, STALE_AFTER)
+            if last is not None and now - last / 1e9 > limit and f.path not in self._warned:
+                self._warned.add(f.path)
+                self.stale.emit(f.path, (now - last / 1e9) / 3600)
 
     def run(self, folder: ProtectedFolder) -> bool:
         """Back one folder up now (False: another backup runs, or no vault)."""
@@ -137,6 +186,7 @@ class BackupRunner(QObject):
             assert self._scheduler is not None
             self._scheduler.last[folder.path] = result.snapshot.time_ns
             self._scheduler.failed_at.pop(folder.path, None)
+            self._warned.discard(folder.path)
             self._end()
             self.finished.emit(folder.path, result)
             self._tidy(folder)

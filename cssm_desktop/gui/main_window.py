@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self.backups = BackupRunner(ctx, self)
         self.backups.finished.connect(lambda _p, _r: self.refresh_files())
         self.backups.failed.connect(self._backup_failed)
+        self.backups.followed.connect(lambda _r: self.refresh_files())
+        self.backups.stale.connect(self._backup_stale)
         self._all_entries: list[Any] = []   # every version; the views show the newest
 
         self.pages = QStackedWidget()
@@ -719,8 +721,18 @@ class MainWindow(QMainWindow):
     def _backup_failed(self, path: str, why: str) -> None:
         self.statusBar().showMessage(self.tr("Backup of %1 failed: %2").replace(
             "%1", path).replace("%2", why), 30000)
-        if self.tray is not None and self.tray.isVisible():
+        if self.tray is not None:
+            self.tray.show()
             self.tray.showMessage(self.tr("Backup failed"), why,
+                                  QSystemTrayIcon.MessageIcon.Warning)
+
+    def _backup_stale(self, path: str, hours: float) -> None:
+        text = self.tr("%1 has not been backed up for %2 hours.").replace(
+            "%1", path).replace("%2", str(int(hours)))
+        self.statusBar().showMessage(text, 60000)
+        if self.tray is not None:
+            self.tray.show()
+            self.tray.showMessage(self.tr("No recent backup"), text,
                                   QSystemTrayIcon.MessageIcon.Warning)
 
     def delete_selected(self) -> None:
