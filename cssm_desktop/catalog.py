@@ -181,6 +181,9 @@ class Catalog:
                     ON snapshot_records (vault_id, entry_id);
                 CREATE TABLE IF NOT EXISTS seen (
                     vault_id TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (vault_id, id));
+                CREATE TABLE IF NOT EXISTS state (
+                    vault_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                    PRIMARY KEY (vault_id, key));
                 PRAGMA user_version = 5;
                 COMMIT;""")
 

@@ -183,7 +183,17 @@ def _watch(engine: Engine, args: argparse.Namespace, todo: list[ProtectedFolder]
     from .snapshots.schedule import Scheduler
 
     stop = threading.Event()
-    sched = Scheduler(todo, lambda f: _backup_one(engine, args, f)[0], engine=engine)
+    def run(folder: ProtectedFolder) -> int:
+        code = _backup_one(engine, args, folder)[0]
+        if code != EXIT_ERROR:   # a rolling slice read back: all of it within a month
+            rows = engine.verify_slice(min(1.0, folder.every_seconds / (30 * 86400)))
+            bad = [e for e, r in rows if not getattr(r, "healthy", False)]
+            if bad:
+                print(f"cssm: warning: the rolling check found {count(len(bad), 'object')} "
+                      "not safe: `cssm repair`", file=sys.stderr)
+        return code
+
+    sched = Scheduler(todo, run, engine=engine)
     print(f"watching {count(len(todo), 'folder')}; Ctrl+C stops", file=sys.stderr)
     try:
         sched.run(stop)

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import math
 import os
 import threading
 import time
@@ -1039,9 +1040,31 @@ class Engine:
     def verify(self, ids: list[str] | None = None, listener: Listener = ignore,
                cancel: CancelToken | None = None) -> list[tuple[Entry, FileReport | CssmError]]:
         """Each file's report, or why it could not be checked; health goes to the catalog."""
+        return self._verify_rows(self._selection(ids), listener, cancel)
+
+    def verify_slice(self, share: float, listener: Listener = ignore,
+                     cancel: CancelToken | None = None
+                     ) -> list[tuple[Entry, FileReport | CssmError]]:
+        """The next `share` of every stored object (files, packs, snapshots), in id
+        order from where the last slice ended: run after each backup, with share =
+        interval / 30 days, everything is read back within a month."""
+        rows = sorted(self._selection(None), key=lambda e: e.id)
+        if not rows:
+            return []
+        history = self.history()
+        cursor = history.get_value("verify_cursor")
+        count = max(1, min(len(rows), math.ceil(len(rows) * share)))
+        start = next((i for i, e in enumerate(rows) if e.id > cursor), 0)
+        chosen = [rows[(start + i) % len(rows)] for i in range(count)]
+        out = self._verify_rows(chosen, listener, cancel)
+        history.set_value("verify_cursor", chosen[-1].id)
+        return out
+
+    def _verify_rows(self, selection: list[Entry], listener: Listener,
+                     cancel: CancelToken | None
+                     ) -> list[tuple[Entry, FileReport | CssmError]]:
         vault = self.vault()
         out: list[tuple[Entry, FileReport | CssmError]] = []
-        selection = self._selection(ids)
         for done, entry in enumerate(selection):
             if cancel:
                 cancel.check()

@@ -297,3 +297,19 @@ def test_verify_and_repair_cover_snapshots_and_say_when_one_is_not_safe(
     shutil.rmtree(stores / "store1")   # a store gone: repair cannot make it whole
     code, out, _ = cli("repair")
     assert code == 1
+
+
+def test_rolling_slices_read_everything_back_in_turn(folder_engine: Engine,
+                                                     tmp_path: Path) -> None:
+    src = _make_folder(tmp_path)
+    folder_engine.backup(src)
+    (src / "a.txt").write_text("changed")
+    folder_engine.backup(src)
+    everything = {e.id for e in folder_engine._selection(None)}
+    seen: list[str] = []
+    for _ in range(len(everything)):
+        rows = folder_engine.verify_slice(1 / len(everything))
+        assert len(rows) == 1 and all(r.healthy for _, r in rows)
+        seen += [e.id for e, _ in rows]
+    assert set(seen) == everything   # each once, in turn
+    assert folder_engine.verify_slice(1 / len(everything))[0][0].id == seen[0]   # wraps

@@ -43,6 +43,7 @@ from .tables import EmptyHint, plain_rows
 log = logging.getLogger(__name__)
 FOLLOW_EVERY_TICKS = 4        # the stores are followed every minute (4 ticks of 15 s)
 STALE_AFTER = 24 * 3600.0     # no backup for this long (or 3 intervals): said once
+MONTH = 30 * 24 * 3600.0      # everything stored is read back within this
 
 
 def _when(ns: int | None) -> str:
@@ -62,6 +63,7 @@ class BackupRunner(QObject):
     changed = Signal()                     # snapshots may have changed: refresh views
     followed = Signal(object)              # FollowResult: another computer's work arrived
     stale = Signal(str, float)             # folder, hours since its last backup
+    unhealthy = Signal(int)                # the rolling check found objects not safe
 
     def __init__(self, ctx: AppContext, parent: QObject | None = None,
                  settle: float | None = None) -> None:
@@ -222,9 +224,28 @@ class BackupRunner(QObject):
                          result.snapshots_removed, result.versions_removed,
                          result.plan.policy.words())
             self.changed.emit()
+            self._check_slice(folder)
 
         workers.start(workers.Call(forget), owner=self, succeeded=done,
                       failed=lambda err: log.warning("retention not applied: %s",
+                                                     type(err).__name__))
+
+    def _check_slice(self, folder: ProtectedFolder) -> None:
+        """A rolling slice of everything stored read back and checked after each run,
+        so all of it is read within a month (verify_slice keeps the place)."""
+        engine = self.ctx.engine
+        if engine is None:
+            return
+        share = min(1.0, folder.every_seconds / MONTH)
+
+        def checked(rows: Any) -> None:
+            bad = [e for e, r in rows if not getattr(r, "healthy", False)]
+            if bad:
+                self.unhealthy.emit(len(bad))
+
+        workers.start(workers.Call(lambda: engine.verify_slice(share)), owner=self,
+                      succeeded=checked,
+                      failed=lambda err: log.warning("rolling check not run: %s",
                                                      type(err).__name__))
 
 

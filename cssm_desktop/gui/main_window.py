@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.backups.failed.connect(self._backup_failed)
         self.backups.followed.connect(lambda _r: self.refresh_files())
         self.backups.stale.connect(self._backup_stale)
+        self.backups.unhealthy.connect(self._rolling_check_found)
         self._all_entries: list[Any] = []   # every version; the views show the newest
 
         self.pages = QStackedWidget()
@@ -725,6 +726,12 @@ class MainWindow(QMainWindow):
             self.tray.show()
             self.tray.showMessage(self.tr("Backup failed"), why,
                                   QSystemTrayIcon.MessageIcon.Warning)
+
+    def _rolling_check_found(self, bad: int) -> None:
+        self.check_stores()
+        self.statusBar().showMessage(self.tr(
+            "The rolling check found %n stored object(s) not safe: Vault > Repair all "
+            "files.", "", bad), 60000)
 
     def _backup_stale(self, path: str, hours: float) -> None:
         text = self.tr("%1 has not been backed up for %2 hours.").replace(

@@ -122,6 +122,17 @@ class History:
                                   "vault_id = ?", (self.vault_id,))
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
+    # ------------------------------------------------------------ small state
+
+    def get_value(self, key: str) -> str:
+        rows = self.catalog.query("SELECT value FROM state WHERE vault_id = ? AND key = ?",
+                                  (self.vault_id, key))
+        return rows[0][0] if rows else ""
+
+    def set_value(self, key: str, value: str) -> None:
+        self.catalog.write([("INSERT OR REPLACE INTO state (vault_id, key, value) "
+                             "VALUES (?, ?, ?)", [(self.vault_id, key, value)])])
+
     # ------------------------------------------------------------ what follow looked at
 
     def seen(self) -> set[str]:
