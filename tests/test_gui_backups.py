@@ -161,3 +161,16 @@ def test_the_window_follows_another_computers_backups_and_says_when_one_is_stale
     runner._say_stale()
     runner._say_stale()
     assert stale == [str(tmp_path / "Notes")]   # once
+
+
+def test_start_at_login_writes_and_removes_the_autostart_entry(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    entry = tmp_path / "xdg" / "autostart" / "cssm-desktop.desktop"
+    box = window.backups_page.at_login
+    box.setChecked(False)
+    box.setChecked(True)
+    text = entry.read_text()
+    assert "Exec=" in text and "--background" in text
+    box.setChecked(False)
+    assert not entry.exists()

@@ -151,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--selftest", action="store_true",
                         help="store and restore a generated file through the real window, "
                              "in a temporary vault; exit 0 on success")
+    parser.add_argument("--background", action="store_true",
+                        help="start in the system tray (as at login), the window hidden")
     parser.add_argument("--version", action="version", version=f"cssm-desktop {__version__}")
     args, qt_args = parser.parse_known_args(argv)
     QCoreApplication.setOrganizationName("cssm-desktop")
@@ -194,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             window = MainWindow(AppContext(config_file=args.config), log_file)
             windows.append(window)
             single.wake.connect(window.bring_to_front)
-            window.show()
+            if not (args.background and window.start_in_tray()):
+                window.show()
             return app.exec()
         finally:
             single.release()

@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -36,7 +37,7 @@ from ..snapshots.restore import iso
 from ..snapshots.retention import SMART
 from ..snapshots.schedule import TICK, Scheduler, Watcher, next_run
 from ..units import human
-from . import workers
+from . import autostart, workers
 from .context import AppContext
 from .tables import EmptyHint, plain_rows
 
@@ -280,6 +281,10 @@ class BackupsPage(QWidget):
         self.list.activated.connect(lambda _i: self.restore_snapshot())
         self.restore_button = QPushButton(self.tr("Restore &as of this…"))
         self.restore_button.clicked.connect(self.restore_snapshot)
+        self.at_login = QCheckBox(self.tr("Start CSSM Desktop at &login (in the tray; "
+                                          "backups run once the vault is unlocked)"))
+        self.at_login.setChecked(autostart.enabled())
+        self.at_login.toggled.connect(self._at_login)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("<b>" + self.tr("Protected folders") + "</b>"))
@@ -294,6 +299,7 @@ class BackupsPage(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.folders, 2)
+        layout.addWidget(self.at_login)
         layout.addWidget(self.state)
         layout.addLayout(mid)
         layout.addWidget(self.list, 3)
@@ -389,6 +395,13 @@ class BackupsPage(QWidget):
         return shown[rows[0].row()] if rows and rows[0].row() < len(shown) else None
 
     # -- actions
+    def _at_login(self, on: bool) -> None:
+        try:
+            autostart.set_enabled(on)
+        except OSError as exc:
+            self._say(self.tr("Could not change starting at login: %1").replace(
+                "%1", exc.strerror or str(exc)))
+
     def protect_folder(self, path: str | None = None) -> bool:
         if path is None:
             path = QFileDialog.getExistingDirectory(self, self.tr("Protect a folder"))

@@ -920,6 +920,19 @@ class MainWindow(QMainWindow):
         self.tray.setContextMenu(menu)
         self.tray.activated.connect(lambda _r: self.bring_to_front())
 
+    def start_in_tray(self) -> bool:
+        """Started at login: only the tray icon, where there is one; the vault stays
+        locked until the user unlocks it (backups wait for the key)."""
+        if self.tray is None:
+            return False
+        self._tray_menu()
+        self.tray.show()
+        if self.backups.folders():
+            self.tray.showMessage(self.tr("CSSM Desktop"), self.tr(
+                "Open the window and unlock the vault (Ctrl+L): protected folders are "
+                "backed up once it is unlocked."))
+        return True
+
     def keeps_running(self) -> bool:
         """Closing the window leaves the app in the tray: protected folders are backed
         up while it runs (and there is a tray to come back from)."""
