@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, cli_history
+from . import __version__, cli_history, cli_serve
 from .catalog import SAFE, Entry, newest_per_name
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, log_dir, set_secret
 from .core import erasure
 from .core.gc import Garbage
-from .core.status import PieceState, StoreState, risk_text
+from .core.status import STATE_WORDS, PieceState, look_as_json, risk_text
 from .core.verify import FileReport, StoreCheck
 from .engine import Duplicate, Engine
 from .errors import (
@@ -668,20 +668,14 @@ def cmd_stores_list(args: argparse.Namespace) -> int:
     return 0
 
 
-_STATE = {StoreState.REACHABLE: "ok", StoreState.UNREACHABLE: "DOWN",
-          StoreState.DAMAGED: "DAMAGED", StoreState.FOREIGN: "FOREIGN",
-          StoreState.EMPTY: "EMPTY"}
+_STATE = STATE_WORDS
 
 
 def cmd_stores_status(args: argparse.Namespace) -> int:
     engine = _engine(args)
     look = engine.check_stores(count_bytes=True)
     if args.json:
-        print(as_json({
-            "stores": [{"name": r.name, "index": r.index, "state": _STATE[r.state],
-                        "reason": r.reason, "held": r.held} for r in look.reports],
-            "n": look.n, "k": look.k, "down": sorted(look.down),
-            "problem": str(look.problem) if isinstance(look.problem, CssmError) else None}))
+        print(as_json(look_as_json(look)))
         return EXIT_ERROR if look.down or isinstance(look.problem, CssmError) else 0
     width = max(8, *(len(r.name) for r in look.reports))
     print(f"{'STORE':<{width}}  {'#':<3}  {'STATE':<7}  {'HELD':>10}  WHY")
@@ -876,6 +870,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--grace-hours", type=_hours, default=48.0, metavar="H",
                     help="leave anything younger alone (default: 48)")
     cli_history.add_commands(add, common)
+    cli_serve.add_command(add)
     sp = add("catalog", None, "the local catalog")  # type: ignore[arg-type]
     csub = sp.add_subparsers(dest="sub", required=True, metavar="rebuild")
     c = csub.add_parser("rebuild", parents=[common], help="rebuild it from the stores")

@@ -116,6 +116,9 @@ class Config:
     vault_k: int | None = None
     # Folders backed up by themselves (snapshots/protect.py), as [[protect]] tables.
     protect: list[ProtectedFolder] = field(default_factory=list)
+    # Where the window serves the local API (api/server.py), e.g. "127.0.0.1:8765";
+    # None: it does not.
+    api: str | None = None
 
     def protected(self, path: str | os.PathLike[str]) -> ProtectedFolder | None:
         want = os.path.abspath(os.path.expanduser(path))
@@ -235,7 +238,7 @@ _STORE_KEYS = {f.name for f in fields(StoreConfig)}
 _WHOLE_NUMBERS = ("put_min_stores", "outage_wait", "vault_n", "vault_k")
 # Bandwidth limits: "2M", "500k", "1.5 MiB/s" or bytes per second (stores/ratelimit.py).
 _RATES = ("upload_limit", "download_limit")
-_TUNING = ("outage_wait", "protect", *_RATES)
+_TUNING = ("outage_wait", "protect", "api", *_RATES)
 
 
 def _rate(value: object, key: str, where: str) -> int | None:
@@ -270,7 +273,8 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"threshold", "store", "vault", "protect", *_WHOLE_NUMBERS, *_RATES}
+    unknown = set(doc) - {"threshold", "store", "vault", "protect", "api", *_WHOLE_NUMBERS,
+                          *_RATES}
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     threshold = doc.get("threshold", DEFAULT_THRESHOLD)
@@ -305,13 +309,17 @@ def parse_config(raw: bytes, path: Path | None = None) -> Config:
         numbers[key] = value
     for key in _RATES:
         numbers[key] = _rate(doc.get(key), key, where)
+    api = doc.get("api")
+    if api is not None and (not isinstance(api, str) or not re.fullmatch(
+            r"[\w.\[\]:-]+:\d{1,5}", api)):
+        raise ConfigError(f"{where}: api must be an address like \"127.0.0.1:8765\"")
     protect = doc.get("protect", [])
     if not isinstance(protect, list):
         raise ConfigError(f"{where}: protected folders are written as [[protect]] tables")
     folders = [ProtectedFolder.from_table(t, f"{where}: protected folder #{i}")
                for i, t in enumerate(protect, 1)]
     cfg = Config(stores=stores, threshold=threshold, path=path, vault=vault, protect=folders,
-                 **numbers)
+                 api=api, **numbers)
     cfg.validate()
     return cfg
 
@@ -329,6 +337,8 @@ def dump_config(cfg: Config) -> str:
             from .stores.ratelimit import rate_text
 
             top[key] = rate_text(int(getattr(cfg, key)))
+    if cfg.api:
+        top["api"] = cfg.api
     if cfg.vault:
         top["vault"] = cfg.vault
     for key in ("vault_n", "vault_k"):   # after `vault`, where a reader looks for them

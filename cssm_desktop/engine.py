@@ -34,6 +34,7 @@ from .catalog import (
 )
 from .config import Config
 from .core import fetched, parallel
+from .core.content import Content, open_content
 from .core.fetched import FetchCache
 from .core.format import S_DIR, S_FILE, S_LINK
 from .core.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
@@ -68,7 +69,7 @@ from .core.progress import (
     ignore,
     waiting_for_stores,
 )
-from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_file
+from .core.put import DEFAULT_BLOCK_SIZE, StoredFile, open_source, put_file, store_content
 from .core.remove import remove_everywhere
 from .core.repack import repack
 from .core.repair import RepairResult, repair_file
@@ -96,6 +97,7 @@ from .paths import (
     Excludes,
     Skipped,
     Source,
+    check_stored_name,
     list_sources,
     printable,
     safe_parts,
@@ -769,22 +771,46 @@ class Engine:
         except CssmError as exc:
             listener(FileFailed(name, str(exc)))
             raise
-        self._note_down(dict(stored.left))
-        tag = content_tag(vault.require_key(), vault.vault_id, stored.sha256).hex()
-        self.catalog.add(vault.id_hex, Entry(stored.id_hex, stored.name, stored.size,
-                                             stored.mtime_ns, stored.stored_at_ns, tag,
-                                             stored.n, stored.k, *_stored_health(stored)))
+        self._listed(vault, stored)
         replaced: tuple[str, ...] = ()
         if duplicates is Duplicate.REPLACE:
             older = [e.id for e in self._named(vault, name) if e.id != stored.id_hex]
             for old in older:
                 self.remove(old)
             replaced = tuple(older)
-        # What happened, for View > Log: ids and sizes, never a name or a path.
+        return PutResult(str(source), name, stored=stored, replaced=replaced)
+
+    def _listed(self, vault: Vault, stored: StoredFile) -> Entry:
+        """A file just stored, in the catalog (and the log: ids and sizes, never a name
+        or a path)."""
+        self._note_down(dict(stored.left))
+        tag = content_tag(vault.require_key(), vault.vault_id, stored.sha256).hex()
+        entry = Entry(stored.id_hex, stored.name, stored.size, stored.mtime_ns,
+                      stored.stored_at_ns, tag, stored.n, stored.k, *_stored_health(stored))
+        self.catalog.add(vault.id_hex, entry)
         log.info("stored file %s: %d bytes, %d of %d stores%s", stored.id_hex, stored.size,
                  stored.n - len(stored.missing), stored.n,
                  f" (at risk: {', '.join(stored.missing)})" if stored.missing else "")
-        return PutResult(str(source), name, stored=stored, replaced=replaced)
+        return entry
+
+    def put_stream(self, stream: BinaryIO, name: str, size: int, mtime_ns: int | None = None,
+                   listener: Listener = ignore, cancel: CancelToken | None = None) -> Entry:
+        """`size` bytes read from `stream` (a network body: never on disk) stored under
+        `name`. A stream that ends early or runs long stores nothing (InputError)."""
+        check_stored_name(name)
+        vault = self.vault()
+        cancel = cancel or CancelToken()
+        with waiting_for_stores(listener, cancel):
+            stored = store_content(vault, stream, "the upload", name, size,
+                                   time.time_ns() if mtime_ns is None else mtime_ns,
+                                   listener=listener, cancel=cancel,
+                                   min_stores=self.config.put_min_stores, mode=0o600)
+        return self._listed(vault, stored)
+
+    def open_content(self, entry: Entry, cancel: CancelToken | None = None) -> Content:
+        """Its size and SHA-256 now, its checked bytes as they are read (core/content.py)."""
+        self.vault().require_key()
+        return open_content(self.vault(), entry.id, entry.pack, cancel)
 
     def get_to_stream(self, entry: Entry, stream: BinaryIO, listener: Listener = ignore,
                       cancel: CancelToken | None = None) -> None:

@@ -147,6 +147,10 @@ class Cancelled(CssmError):
         self.keep = keep
 
 
+class Locked(CssmError):
+    """The vault key is needed and not held (unlock first)."""
+
+
 class NotFound(CssmError):
     """No stored file matches the given id or name."""
 

@@ -269,3 +269,16 @@ def safe_parts(name: str, windows: bool = sys.platform == "win32") -> list[str]:
     return parts
 
 
+
+
+def check_stored_name(name: str) -> None:
+    """A name given by another program (the local API): relative, POSIX, no empty, `.`
+    or `..` part, no NUL, at most 4096 bytes; InputError otherwise (one that climbs out
+    of a restore folder would be refused later; here it is refused before a byte goes)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if not name or len(raw) > 4096:
+        raise InputError("a name is 1 to 4096 bytes")
+    if "\x00" in name or name.startswith("/") or "\\" in name:
+        raise InputError(f"{printable(name)} is not a relative name with / between folders")
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise InputError(f"{printable(name)} has an empty, . or .. part")

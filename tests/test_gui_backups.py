@@ -174,3 +174,34 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(
     assert "Exec=" in text and "--background" in text
     box.setChecked(False)
     assert not entry.exists()
+
+
+def test_the_windows_api_switch_serves_the_same_engine(qtbot, window: MainWindow  # noqa: F811
+                                                       ) -> None:
+    """Turned on in the window, the API answers with the window's engine: an unlock
+    through it is the window's unlock, and a file stored through it is listed."""
+    import copy
+
+    import httpx
+
+    from cssm_desktop.config import load_config
+
+    cfg_api = "127.0.0.1:0"
+
+    cfg = copy.deepcopy(window.ctx.config)
+    cfg.api = cfg_api
+    window.ctx.save(cfg)
+    window.apply_api()
+    server = window.api_server
+    assert server is not None and window.api_action.isChecked()
+    assert load_config(window.ctx.config_file).api == cfg_api
+    client = httpx.Client(base_url=server.url, headers={"Authorization":
+                                                        f"Bearer {server.token}"})
+    assert client.post("/v1/unlock", json={"password": PASSWORD}).json()["unlocked"]
+    assert window.engine.unlocked
+    assert client.post("/v1/files", params={"name": "via-api.txt"},
+                       content=b"x").status_code == 201
+    assert any(e.name == "via-api.txt" for e in window.engine.entries())
+    window.toggle_api(False)
+    assert window.api_server is None and not window.api_action.isChecked()
+    assert load_config(window.ctx.config_file).api is None

@@ -80,3 +80,23 @@ def risk_text(down: int, n: int, k: int) -> str:
         return f"{head}: files are still restorable, but one more loss and files are lost"
     back = "one of them comes" if spare == -1 else f"{-spare} of them come"
     return f"{head}: files cannot be restored until {back} back"
+
+
+# The words `cssm stores status` prints for each state (and the local API answers).
+STATE_WORDS = {StoreState.REACHABLE: "ok", StoreState.UNREACHABLE: "DOWN",
+               StoreState.DAMAGED: "DAMAGED", StoreState.FOREIGN: "FOREIGN",
+               StoreState.EMPTY: "EMPTY"}
+
+
+def look_as_json(look: StoresLook) -> dict[str, object]:
+    """One look at the stores as the CLI's --json and the API give it, with the same
+    sentence the window's banner says."""
+    from ..errors import CssmError
+
+    problem = look.problem if isinstance(look.problem, CssmError) else None
+    return {"stores": [{"name": r.name, "index": r.index, "state": STATE_WORDS[r.state],
+                        "reason": r.reason, "held": r.held} for r in look.reports],
+            "n": look.n, "k": look.k, "down": sorted(look.down),
+            "problem": str(problem) if problem is not None else None,
+            "sentence": str(problem) if problem is not None else
+            risk_text(len(look.down), look.n, look.k)}

@@ -20,6 +20,7 @@ from ..errors import (
     SLOW,
     CssmError,
     FormatError,
+    Locked,
     NotEnoughStores,
     NoVault,
     ObjectNotFound,
@@ -706,7 +707,7 @@ class Vault:
 
     def require_key(self) -> bytes:
         if self.vmk is None:
-            raise CssmError("the vault is locked")
+            raise Locked("the vault is locked")
         return self.vmk
 
     def require_stores(self, need: int, what: str) -> list[int]:

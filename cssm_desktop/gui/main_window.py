@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self.backups.stale.connect(self._backup_stale)
         self.backups.unhealthy.connect(self._rolling_check_found)
         self._all_entries: list[Any] = []   # every version; the views show the newest
+        self.api_server: Any = None   # api/server.py's ApiServer while the API is served
 
         self.pages = QStackedWidget()
         self.welcome = WelcomePage()
@@ -149,6 +150,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(settings.value("geometry"))
             self.restoreState(settings.value("state"))
         self.show_current_page()
+        self.apply_api()
 
     # ---------------------------------------------------------------- layout
     def _main_page(self) -> QWidget:
@@ -336,6 +338,9 @@ class MainWindow(QMainWindow):
         action(m, self.tr("&Check stores now"), self.check_stores)
         m.addSeparator()
         action(m, self.tr("&New vault on these stores…"), self.create_vault_here)
+        self.api_action = action(m, self.tr("Serve the local &API for other programs"),
+                                 self.toggle_api)
+        self.api_action.setCheckable(True)
         settings = action(m, self.tr("&Settings…"), self.open_settings)
         # Ctrl+, everywhere: Linux desktops define no standard Preferences key.
         settings.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences),
@@ -907,6 +912,42 @@ class MainWindow(QMainWindow):
         self._quit_agreed = True
         self.close()
 
+    def toggle_api(self, on: bool) -> None:
+        """The local API on 127.0.0.1 (or where `api` in the settings says), over this
+        window's engine: what it unlocks, the window sees unlocked."""
+        import copy
+
+        from ..api.server import DEFAULT_ADDRESS
+
+        if self.ctx.config is None:
+            self.api_action.setChecked(False)
+            return
+        cfg = copy.deepcopy(self.ctx.config)
+        cfg.api = (cfg.api or DEFAULT_ADDRESS) if on else None
+        self.ctx.save(cfg)
+        self.apply_api()
+
+    def apply_api(self) -> None:
+        from ..api.server import ApiServer, token_file
+
+        want = self.ctx.config.api if self.ctx.config is not None else None
+        running = self.api_server
+        if running is not None and (want is None or running.address != want):
+            running.stop()
+            self.api_server = None
+        if want and self.api_server is None:
+            try:
+                server = ApiServer(lambda: self.ctx.engine, want)
+                server.start()
+            except CssmError as exc:
+                self.api_action.setChecked(False)
+                QMessageBox.warning(self, self.tr("Local API"), str(exc))
+                return
+            self.api_server = server
+            self.statusBar().showMessage(self.tr("Local API on %1 (token in %2)").replace(
+                "%1", server.url).replace("%2", str(token_file())), 30000)
+        self.api_action.setChecked(self.api_server is not None)
+
     def _tray_menu(self) -> None:
         """The tray icon while the window is closed: back to it, back up now, quit."""
         if self.tray is None or self.tray.contextMenu() is not None:
@@ -965,6 +1006,9 @@ class MainWindow(QMainWindow):
             return
         self.queue.shut()
         self.backups.stop()
+        if self.api_server is not None:
+            self.api_server.stop()
+            self.api_server = None
         workers.cancel_all()   # a verify or repair still running: stop it too
         workers.wait_all()
         settings = QSettings()
