@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, cli_history, cli_serve
+from . import __version__, cli_history, cli_kit, cli_serve
 from .catalog import SAFE, Entry, newest_per_name
 from .cli_progress import ProgressBar
 from .config import config_path, load_config, log_dir, set_secret
@@ -871,6 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave anything younger alone (default: 48)")
     cli_history.add_commands(add, common)
     cli_serve.add_command(add)
+    cli_kit.add_commands(add, common)
     sp = add("catalog", None, "the local catalog")  # type: ignore[arg-type]
     csub = sp.add_subparsers(dest="sub", required=True, metavar="rebuild")
     c = csub.add_parser("rebuild", parents=[common], help="rebuild it from the stores")

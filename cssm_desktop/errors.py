@@ -20,8 +20,9 @@ class FormatError(CssmError):
 
 
 class WrongPassword(CssmError):
-    def __init__(self) -> None:
-        super().__init__("wrong password: the vault key could not be unlocked")
+    def __init__(self, message: str = "wrong password: the vault key could not be "
+                                      "unlocked") -> None:
+        super().__init__(message)
 
 
 class VaultError(CssmError):

@@ -214,7 +214,8 @@ def test_restoring_a_folder_takes_the_newest_copy_of_each_name(
     changed = tmp_path / "Docs" / "d01" / "f00001.txt"
     changed.write_bytes(b"the second version")
     _upload(qtbot, window, [tmp_path / "Docs"])     # only the changed file goes up again
-    _stored(qtbot, window, 13)
+    _stored(qtbot, window, 12)   # one row a name: the newest of its two versions
+    qtbot.waitUntil(lambda: len(window._all_entries) == 13, timeout=20_000)
     out = tmp_path / "out"
     dialog = _restore(qtbot, window, _find(window, "Docs"), out)
     assert len(dialog.entries) == 12 and dialog.status.text() == "✔ 12 restored."

@@ -203,7 +203,11 @@ def test_the_same_file_again_asks_skip_again_or_replace(qtbot, window: MainWindo
     with qtbot.waitSignal(window.queue.all_finished, timeout=60_000):
         qtbot.mouseClick(again, Qt.MouseButton.LeftButton)
     assert window.queue.jobs[-1].state is State.DONE
-    _stored(qtbot, window, 2)
+    # Stored again: a second version of the name, one row that says so.
+    qtbot.waitUntil(lambda: len(window.versions_of(path.name)) == 2, timeout=20_000)
+    _stored(qtbot, window, 1)
+    row = window.files.source.index(0, 2)
+    assert "2 versions" in window.files.source.data(row)
 
 
 def test_a_second_start_wakes_the_first(qtbot, tmp_path: Path) -> None:

@@ -94,7 +94,8 @@ def selftest(app: QApplication) -> int:
             window.queue.shut()  # on failure: no close prompt, no upload left running
             release(app, window)  # before the temporary folder goes: the catalog lives there
         print(f"cssm-desktop selftest ok: {size} bytes stored in a 3-of-5 vault of "
-              "folders and restored identical", flush=True)
+              "folders and restored identical; backed up, and the snapshot listed through "
+              "the local API", flush=True)
         return 0
 
 
@@ -128,8 +129,36 @@ def _store_and_restore(window: Any, tmp: Path) -> int:
     if Path(paths[0]).read_bytes() != data:
         raise RuntimeError("restored bytes differ from the original")
     dialog.close()
+    _backup_and_serve(window, source.parent)
     window.close()
     return len(data)
+
+
+def _backup_and_serve(window: Any, folder: Path) -> None:
+    """What a bundle could lack without an import error at start: a backup (snapshots,
+    watchdog), and one request through the local API (uvicorn, FastAPI, pydantic)."""
+    import json
+    import urllib.request
+
+    from ..api.server import ApiServer
+    from ..snapshots.schedule import Watcher
+
+    Watcher([str(folder)], settle=1).stop()
+    result = window.engine.backup(folder)
+    if result.snapshot is None or result.snapshot.files != 1:
+        raise RuntimeError("the backup made no snapshot of the file")
+    server = ApiServer(lambda: window.engine, "127.0.0.1:0",
+                       token_path=folder.parent / "api-token")
+    server.start()
+    try:
+        request = urllib.request.Request(f"{server.url}/v1/snapshots", headers={
+            "Authorization": f"Bearer {server.token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            listed = json.loads(answer.read())
+        if [s["id"] for s in listed] != [result.snapshot.id]:
+            raise RuntimeError("the local API did not list the snapshot")
+    finally:
+        server.stop()
 
 
 ASSETS = Path(__file__).resolve().parent / "assets"

@@ -44,6 +44,7 @@ from .folder_tree import FolderTree
 from .gcguard import MainThreadGC
 from .help import HelpDialog
 from .jobs import JobQueue, State
+from .kit_dialogs import ConnectKitDialog, KitDialog, kit_saved
 from .logview import LogDialog
 from .places import ActivityStrip, Places
 from .queue_view import QueueView
@@ -109,6 +110,9 @@ class MainWindow(QMainWindow):
         self.controller.failed.connect(lambda title, text: QMessageBox.warning(self, title,
                                                                                text))
         self.controller.vault_created.connect(self.show_current_page)
+        # Right after a vault is made: the kit, the day the computer is gone (skippable;
+        # the status bar reminds until one is saved).
+        self.controller.vault_created.connect(lambda: QTimer.singleShot(0, self.recovery_kit))
         self.backups = BackupRunner(ctx, self)
         self.backups.finished.connect(lambda _p, _r: self.refresh_files())
         self.backups.failed.connect(self._backup_failed)
@@ -123,6 +127,7 @@ class MainWindow(QMainWindow):
         self.welcome.add_buckets.connect(self._add_my_buckets)
         self.welcome.try_local.connect(self._try_local)
         self.welcome.connect_existing.connect(self._connect_existing)
+        self.welcome.connect_kit.connect(self.connect_with_kit)
         self.pages.addWidget(self.welcome)
         self.pages.addWidget(self._main_page())
         self.setCentralWidget(self.pages)
@@ -139,6 +144,13 @@ class MainWindow(QMainWindow):
         self._stall_timer = QTimer(self, interval=1000)
         self._stall_timer.timeout.connect(self._tick_stalled)
         self._silent: set[str] = set()   # stores an upload waits for now
+        self.kit_label = QLabel(self.tr("<a href='#'>No recovery kit saved yet</a>"))
+        self.kit_label.setToolTip(self.tr("Vault > Recovery kit…: one page that, with the "
+                                          "password, brings everything back on a new "
+                                          "computer"))
+        self.kit_label.linkActivated.connect(lambda _l: self.recovery_kit())
+        self.kit_label.hide()
+        self.statusBar().addPermanentWidget(self.kit_label)
         self.statusBar().addPermanentWidget(self.lock_label)
         self.statusBar().addPermanentWidget(self.stores_label)
         self.tray = QSystemTrayIcon(self.windowIcon(), self) \
@@ -338,6 +350,7 @@ class MainWindow(QMainWindow):
         action(m, self.tr("&Check stores now"), self.check_stores)
         m.addSeparator()
         action(m, self.tr("&New vault on these stores…"), self.create_vault_here)
+        action(m, self.tr("Recovery &kit…"), self.recovery_kit)
         self.api_action = action(m, self.tr("Serve the local &API for other programs"),
                                  self.toggle_api)
         self.api_action.setCheckable(True)
@@ -386,6 +399,7 @@ class MainWindow(QMainWindow):
             MainThreadGC.settle()
         # The vault's own n and k (its headers say them), not the settings' wish.
         self.drop.set_threshold(vault.k, vault.n)
+        self._remind_kit()
         if not self.backups.timer.isActive():
             self.backups.start()   # protected folders: backed up while the app runs
         waiting = self.engine.unfinished_count() if self.engine is not None else 0
@@ -911,6 +925,34 @@ class MainWindow(QMainWindow):
         box.deleteLater()
         self._quit_agreed = True
         self.close()
+
+    def _remind_kit(self) -> None:
+        vault_id = self.ctx.config.vault if self.ctx.config is not None else None
+        self.kit_label.setVisible(bool(vault_id) and not kit_saved(str(vault_id)))
+
+    def recovery_kit(self) -> KitDialog | None:
+        if self.engine is None:
+            return None
+        dialog = KitDialog(self.ctx, self)
+        dialog.saved.connect(lambda _p: self._remind_kit())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def connect_with_kit(self) -> ConnectKitDialog:
+        dialog = ConnectKitDialog(self.ctx, self)
+
+        def connected(got: Any) -> None:
+            self.ctx.reload()   # the settings the kit wrote; the vault opens (locked)
+            self.show_current_page()
+            self.statusBar().showMessage(self.tr(
+                "Connected: %1 files and %2 snapshots listed; unlock (Ctrl+L) to restore.")
+                .replace("%1", str(got.files)).replace("%2", str(got.snapshots)), 30000)
+
+        dialog.connected.connect(connected)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def toggle_api(self, on: bool) -> None:
         """The local API on 127.0.0.1 (or where `api` in the settings says), over this

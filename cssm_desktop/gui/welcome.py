@@ -114,6 +114,7 @@ class WelcomePage(QWidget):
     add_buckets = Signal()
     try_local = Signal()
     connect_existing = Signal()
+    connect_kit = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -135,8 +136,12 @@ class WelcomePage(QWidget):
                 (self.tr("&Try it with local folders"),
                  self.tr("Five folders on this computer, to see how it works in a minute."),
                  self.try_local),
+                (self.tr("Connect with a &recovery kit…"),
+                 self.tr("New computer? Open the kit you saved (or paste its text block) "
+                         "and type your password: stores, keys and files come back."),
+                 self.connect_kit),
                 (self.tr("&Connect to an existing vault"),
-                 self.tr("New computer? Add the same stores, enter your password, and your "
+                 self.tr("No kit? Add the same stores, enter your password, and your "
                          "files are listed again."), self.connect_existing)):
             button = QPushButton(label)
             button.setMinimumHeight(44)
