@@ -160,6 +160,11 @@ class InputError(CssmError):
     """A file given to put cannot be read."""
 
 
+class SourceChanged(InputError):
+    """What was being stored changed (or a body ended early or ran long) as it was read:
+    nothing of it was kept. A backup tries such a file once more."""
+
+
 def log_text(exc: BaseException) -> str:
     """What the log may say of an error: the kind, and for store errors the store and what
     it answered. Messages naming the user's files or paths stay out of the log file."""

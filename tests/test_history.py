@@ -313,3 +313,34 @@ def test_rolling_slices_read_everything_back_in_turn(folder_engine: Engine,
         seen += [e.id for e, _ in rows]
     assert set(seen) == everything   # each once, in turn
     assert folder_engine.verify_slice(1 / len(everything))[0][0].id == seen[0]   # wraps
+
+
+def test_a_file_that_changes_during_a_backup_is_tried_again_never_stored_torn(
+        folder_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The put refuses a file that changed as it was read (SourceChanged); the backup
+    reads it once more as it is then, and its snapshot holds that."""
+    from cssm_desktop.engine import PutResult
+    from cssm_desktop.errors import SourceChanged
+
+    src = _make_folder(tmp_path)
+    real = folder_engine.put_sources
+    calls: list[int] = []
+
+    def changing(sources, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(sources))
+        if len(calls) == 1:   # as if a.txt changed mid-read: the put kept nothing of it
+            (src / "a.txt").write_text("written during the backup")
+            out = real([s for s in sources if not s.name.endswith("a.txt")], *args,
+                       **kwargs)
+            torn = next(s for s in sources if s.name.endswith("a.txt"))
+            out.insert([s.name for s in sources].index(torn.name),
+                       PutResult(torn.path, torn.name, error=SourceChanged("changed")))
+            return out
+        return real(sources, *args, **kwargs)
+
+    monkeypatch.setattr(folder_engine, "put_sources", changing)
+    result = folder_engine.backup(src)
+    assert calls == [4, 1] and not result.failed
+    out = tmp_path / "out"
+    folder_engine.restore_snapshot(result.snapshot, out)
+    assert (out / "docs" / "a.txt").read_text() == "written during the backup"

@@ -29,6 +29,7 @@ from ..errors import (
     IntegrityError,
     NotEnoughStores,
     ObjectNotFound,
+    SourceChanged,
     StoreError,
 )
 from ..paths import DIR, FILE, LINK
@@ -102,7 +103,7 @@ def _read_small(fd: int, item: PackInput) -> tuple[bytes, int, int]:
         raise InputError(f"cannot read {item.source}: {exc.strerror or exc}") from exc
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > 4 * SMALL_FILE:
-        raise InputError(f"{item.source} changed while it was being stored; nothing was kept")
+        raise SourceChanged(f"{item.source} changed while it was being stored; nothing was kept")
     return data, mtime, mode
 
 
@@ -117,7 +118,7 @@ def entry_bytes(path: str, kind: str) -> tuple[bytes, int, int] | InputError:
             return b"", st.st_mtime_ns, S_DIR | stat.S_IMODE(st.st_mode) & MODE_BITS
     except OSError as exc:
         return InputError(f"cannot read {path}: {exc.strerror or exc}")
-    return InputError(f"{path} changed while it was being stored; nothing was kept")
+    return SourceChanged(f"{path} changed while it was being stored; nothing was kept")
 
 
 def _read_all(items: list[PackInput], cancel: CancelToken

@@ -27,6 +27,7 @@ from ..errors import (
     InputError,
     NotEnoughStores,
     ObjectNotFound,
+    SourceChanged,
     StoreError,
     too_slow,
 )
@@ -122,7 +123,7 @@ def read_stripes(pipe: Pipeline, fh: BinaryIO, source: str, size: int, data_len:
         except OSError as exc:
             raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
         if len(data) != count:
-            raise InputError(f"{source} changed while it was being stored; nothing was kept")
+            raise SourceChanged(f"{source} changed while it was being stored; nothing was kept")
         return data
 
     stripe_len = k * block_size
@@ -138,7 +139,7 @@ def read_stripes(pipe: Pipeline, fh: BinaryIO, source: str, size: int, data_len:
             data += bytes(want - real)
         final = stripe == stripes - 1
         if final and fh.read(1):
-            raise InputError(f"{source} changed while it was being stored; nothing was kept")
+            raise SourceChanged(f"{source} changed while it was being stored; nothing was kept")
         offset += want
         if guard is None:
             out.put((stripe, final, data, real))

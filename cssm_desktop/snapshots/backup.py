@@ -20,7 +20,7 @@ from ..catalog import SAFE
 from ..core.format import KIND_SNAPSHOT, MODE_BITS, S_DIR, S_FILE, S_LINK
 from ..core.progress import CancelToken, Listener, ignore
 from ..core.put import store_content
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, SourceChanged
 from ..paths import DIR, LINK, NOTHING_EXCLUDED, Excludes, Skipped, Source, list_sources
 from . import manifest
 from .follow import follow
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 log = logging.getLogger(__name__)
-CHANGED_WORDS = "changed while"   # put's word for a file that changed as it was read
 
 
 @dataclass
@@ -139,11 +138,10 @@ def _store(engine: Engine, todo: list[tuple[Source, int]], result: BackupResult,
             if isinstance(res.error, Cancelled):
                 raise res.error
             if res.error is not None:
-                why = str(res.error)
-                if attempt == 1 and CHANGED_WORDS in why:
+                if attempt == 1 and isinstance(res.error, SourceChanged):
                     again.append((_fresh(src), mode))
                 else:
-                    result.failed.append((src.name, why))
+                    result.failed.append((src.name, str(res.error)))
                 continue
             if res.stored is not None:
                 entry_id = res.stored.id_hex

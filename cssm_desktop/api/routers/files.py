@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from ...catalog import Entry, newest_per_name
-from ...errors import InputError, NotFound
+from ...errors import NotFound, SourceChanged
 from ...paths import check_stored_name
 from ..body import BodyPipe
 from ..deps import EngineDep
@@ -131,11 +131,9 @@ async def upload(request: Request, engine: EngineDep,
         raise
     try:
         entry = await stored
-    except InputError as exc:
-        if "changed while" in str(exc):
-            raise ApiError(400, "body_incomplete", f"the body did not hold the {size} bytes "
-                           "its Content-Length says; nothing was stored") from None
-        raise
+    except SourceChanged:
+        raise ApiError(400, "body_incomplete", f"the body did not hold the {size} bytes "
+                       "its Content-Length says; nothing was stored") from None
     return _out(entry, len(engine.versions(entry.name)))
 
 
