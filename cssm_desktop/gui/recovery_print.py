@@ -24,10 +24,14 @@ from ..recovery.kit import Kit, text_block
 
 
 def ensure_app() -> None:
-    """`cssm kit export` has no window: an offscreen one for the painter."""
+    """`cssm kit export` has no window: an offscreen application for the painter (a
+    QApplication, not a QGuiApplication: in a process that later shows a widget, one of
+    the latter made first would abort it)."""
     if QGuiApplication.instance() is None:
+        from PySide6.QtWidgets import QApplication
+
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        ensure_app.app = QGuiApplication(["cssm"])  # type: ignore[attr-defined]
+        ensure_app.app = QApplication(["cssm"])  # type: ignore[attr-defined]
 
 
 def qr_image(kit: Kit) -> QImage:

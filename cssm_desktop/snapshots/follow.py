@@ -10,15 +10,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..catalog import Entry, health_of
+from ..core import parallel
 from ..core.format import KIND_PACK, KIND_SNAPSHOT
 from ..core.get import OpenedFile, open_file
 from ..core.keys import content_tagger
-from ..core.layout import meta_prefix
+from ..core.layout import id_from_key, meta_prefix
 from ..core.pack import open_pack, read_range, read_removals
 from ..core.progress import CancelToken
-from ..core.scan import _listing
 from ..core.vault import Vault
-from ..errors import CssmError, ForeignFile, FormatError, IntegrityError, NotEnoughStores
+from ..errors import (
+    CssmError,
+    ForeignFile,
+    FormatError,
+    IntegrityError,
+    NotEnoughStores,
+    StoreError,
+)
 from . import manifest
 from .history import History
 from .manifest import Snapshot
@@ -77,11 +84,9 @@ def follow(engine: Engine, cancel: CancelToken | None = None) -> FollowResult:
     vault = engine.vault()
     vmk = vault.require_key()
     out = FollowResult()
-    listing = _listing(vault, meta_prefix(vault.vault_id))
-    out.listed = len(listing)
-    if len(listing) < vault.k:
+    out.listed, present = _present(vault)
+    if out.listed < vault.k:
         return out   # too few stores to tell anything: the catalog stays as it is
-    present = {fid.hex() for found in listing.values() for fid in found}
     history = History(engine.catalog, vault.id_hex)
     entries = engine.catalog.entries(vault.id_hex)
     alone = {e.id for e in entries if not e.pack}
@@ -148,14 +153,29 @@ def follow(engine: Engine, cancel: CancelToken | None = None) -> FollowResult:
     return out
 
 
+def _present(vault: Vault) -> tuple[int, set[str]]:
+    """How many stores listed, and every object id their metadata names (names only)."""
+    prefix = meta_prefix(vault.vault_id)
+
+    def names(index: int) -> set[str]:
+        return {key[len(prefix):] for key in vault.stores[index].keys(prefix)
+                if id_from_key(key, prefix) is not None}
+
+    listed, found = 0, set()
+    for res in parallel.each(names, sorted(vault.stores)):
+        if isinstance(res, set):
+            listed += 1
+            found |= res
+        elif not isinstance(res, StoreError):
+            raise res   # a bug, not a store that failed
+    return listed, found
+
+
 def unseen(engine: Engine) -> int:
     """How many objects the stores list that this catalog has not looked at (no password
     needed: a listing of each store's metadata)."""
     vault = engine.vault()
-    listing = _listing(vault, meta_prefix(vault.vault_id))
-    present = {fid.hex() for found in listing.values() for fid in found}
+    _listed, present = _present(vault)
     history = History(engine.catalog, vault.id_hex)
-    entries = engine.catalog.entries(vault.id_hex)
-    known = {e.pack or e.id for e in entries} | {s.id for s in history.snapshots()} | \
-        history.seen()
+    known = history.stored_ids() | history.seen()
     return len(present - known)

@@ -106,6 +106,10 @@ class Store(ABC):
     @abstractmethod
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The names list() gives, where a store can give them cheaper (no size)."""
+        return (info.key for info in self.list(prefix))
+
     @abstractmethod
     def delete(self, key: str) -> None:
         """Deleting a missing key is not an error."""
