@@ -62,7 +62,8 @@ def test_a_file_goes_in_comes_back_whole_and_in_ranges_and_goes_away(api, tmp_pa
                      headers={"Range": f"bytes={len(data)}-"})
     assert bad.status_code == 416 and _code(bad) == "bad_range"
     # A small file (a pack member) the same way, and a multipart one as /upload took it.
-    small = client.post("/v1/files", params={"name": "notes/a.txt"}, content=b"hello")
+    small = client.put("/v1/files", params={"name": "notes/a.txt"}, content=b"hello")   # curl -T
+    assert small.status_code == 201
     assert client.get(f"/v1/files/{small.json()['id']}/content").content == b"hello"
     multi = client.post("/v1/files", files={"file": ("report.txt", b"multi part body")})
     assert multi.status_code == 201 and multi.json()["name"] == "report.txt"

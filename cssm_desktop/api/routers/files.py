@@ -137,6 +137,19 @@ async def upload(request: Request, engine: EngineDep,
     return _out(entry, len(engine.versions(entry.name)))
 
 
+@router.put("/files", status_code=201, response_model=FileOut,
+            responses={**ERRORS, 400: {"model": ErrorOut}, 411: {"model": ErrorOut}},
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}}}}})
+async def upload_put(request: Request, engine: EngineDep,
+                     name: Annotated[str | None, Query(max_length=4096)] = None,
+                     mtime_ns: Annotated[int | None, Query(ge=0, lt=2**63)] = None
+                     ) -> FileOut:
+    """As POST with a raw body: what `curl -T FILE URL` sends."""
+    return await upload(request, engine, name, mtime_ns)
+
+
 def _store_bytes(engine: EngineDep, data: bytes, name: str, mtime_ns: int | None) -> Entry:
     import io
 
