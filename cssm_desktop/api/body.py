@@ -49,9 +49,10 @@ class BodyPipe:
 
     # -- the engine's side (a file object's read)
     def read(self, size: int = -1) -> bytes:
-        out = bytearray()
+        parts: list[bytes] = []
+        got = 0
         with self._cond:
-            while size < 0 or len(out) < size:
+            while size < 0 or got < size:
                 while not self._chunks and not self._ended and self._failed is None:
                     self._cond.wait()
                 if self._failed is not None:
@@ -59,12 +60,15 @@ class BodyPipe:
                 if not self._chunks:
                     break   # the end: short if the body was
                 chunk = self._chunks.popleft()
-                want = len(chunk) if size < 0 else size - len(out)
+                want = len(chunk) if size < 0 else size - got
                 if len(chunk) > want:
                     self._chunks.appendleft(chunk[want:])
                     chunk = chunk[:want]
-                out += chunk
+                parts.append(chunk)
+                got += len(chunk)
                 self._held -= len(chunk)
             if self._held < HIGH_WATER // 2:
                 self._loop.call_soon_threadsafe(self._room.set)
-        return bytes(out)
+        # One copy: a stripe's read is joined once (a bytearray grown chunk by chunk and
+        # copied out again cost two).
+        return parts[0] if len(parts) == 1 else b"".join(parts)
