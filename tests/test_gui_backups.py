@@ -205,3 +205,33 @@ def test_the_windows_api_switch_serves_the_same_engine(qtbot, window: MainWindow
     window.toggle_api(False)
     assert window.api_server is None and not window.api_action.isChecked()
     assert load_config(window.ctx.config_file).api is None
+
+
+def test_what_to_keep_previews_exactly_what_it_would_drop_then_saves_the_rule(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: F811
+    from cssm_desktop.config import load_config
+
+    window.engine.unlock(PASSWORD)
+    window._update_lock()
+    src = _folder(tmp_path)
+    page = window.backups_page
+    with qtbot.waitSignal(window.backups.finished, timeout=30_000):
+        page.protect_folder(str(src))
+    qtbot.waitUntil(lambda: window.backups.running is None, timeout=30_000)
+    (src / "todo.txt").write_text("changed")
+    with qtbot.waitSignal(window.backups.finished, timeout=30_000):
+        page.back_up_now()
+    qtbot.waitUntil(lambda: page.list.rowCount() == 2, timeout=30_000)
+    dialog = page.edit_retention()
+    assert dialog.preset.currentIndex() == 0 and not dialog.boxes["last"].isEnabled()
+    assert "Drops 0 of 2" in dialog.summary.text()   # smart keeps both (both recent)
+    dialog.preset.setCurrentIndex(1)
+    for key, box in dialog.boxes.items():
+        box.setValue(1 if key == "last" else 0)
+    plan = dialog.preview()
+    assert "Drops 1 of 2 snapshots and 1 older version" in dialog.summary.text()
+    assert [d.keep for d in plan.decisions] == [True, False]
+    before = len(window.engine.snapshots())
+    dialog.save()
+    assert load_config(window.ctx.config_file).protect[0].keep_last == 1
+    assert len(window.engine.snapshots()) == before   # a preview and a save drop nothing

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 FOLLOW_EVERY_TICKS = 4        # the stores are followed every minute (4 ticks of 15 s)
 STALE_AFTER = 24 * 3600.0     # no backup for this long (or 3 intervals): said once
 MONTH = 30 * 24 * 3600.0      # everything stored is read back within this
+CLEAN_EVERY = 24 * 3600.0     # space given back after retention at most this often
 
 
 def _when(ns: int | None) -> str:
@@ -81,6 +82,8 @@ class BackupRunner(QObject):
         self._ticks = 0
         self._following = False
         self._follow_again = False
+        self._queued: ProtectedFolder | None = None
+        self._cleaned_at = 0.0
         self._warned: set[str] = set()   # folders whose staleness was said (once a run)
 
     def folders(self) -> list[ProtectedFolder]:
@@ -175,10 +178,14 @@ class BackupRunner(QObject):
                 self.stale.emit(f.path, (now - last / 1e9) / 3600)
 
     def run(self, folder: ProtectedFolder) -> bool:
-        """Back one folder up now (False: another backup runs, or no vault)."""
+        """Back one folder up now; while another backup (or its retention) runs, this one
+        comes right after it. False: no vault."""
         engine = self.ctx.engine
-        if self.running is not None or engine is None:
+        if engine is None:
             return False
+        if self.running is not None:
+            self._queued = folder
+            return True
         self.running = folder.path
         exclude = Excludes.read(folder.exclude, [])
         worker = workers.Job(engine.backup, folder=Path(folder.path), exclude=exclude)
@@ -190,8 +197,9 @@ class BackupRunner(QObject):
             self._scheduler.last[folder.path] = result.snapshot.time_ns
             self._scheduler.failed_at.pop(folder.path, None)
             self._warned.discard(folder.path)
-            self._end()
             self.finished.emit(folder.path, result)
+            # Still running until its retention is applied: a forget holds the vault's
+            # exclusive lease, and a backup started meanwhile would be refused.
             self._tidy(folder)
 
         def failed(err: BaseException) -> None:
@@ -208,27 +216,51 @@ class BackupRunner(QObject):
         self.running = None
         self._worker = None
         self.changed.emit()
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            self.run(queued)
 
     def _tidy(self, folder: ProtectedFolder) -> None:
         """After a backup, the folder's retention rule, as `cssm forget` applies it (the
         log says what went and why); stores' space comes back with Clean up."""
         engine = self.ctx.engine
         if engine is None:
+            self._end()
             return
 
         def forget() -> Any:
             return engine.forget(folder.policy, folder.path)
 
+        def failed(err: BaseException) -> None:
+            log.warning("retention not applied: %s", type(err).__name__)
+            self._end()
+
         def done(result: Any) -> None:
+            self._end()
             if result.snapshots_removed:
                 log.info("retention: %d snapshots and %d older versions dropped (%s)",
                          result.snapshots_removed, result.versions_removed,
                          result.plan.policy.words())
             self.changed.emit()
             self._check_slice(folder)
+            if result.versions_removed:
+                self._clean_up()
 
-        workers.start(workers.Call(forget), owner=self, succeeded=done,
-                      failed=lambda err: log.warning("retention not applied: %s",
+        workers.start(workers.Call(forget), owner=self, succeeded=done, failed=failed)
+
+    def _clean_up(self) -> None:
+        """The stores' space back after a forget dropped old versions (gc: packs whose
+        removed files passed its threshold are repacked, leftovers past the grace period
+        removed), at most once a day: a clean-up reads and rewrites packs."""
+        engine = self.ctx.engine
+        if engine is None or time.time() - self._cleaned_at < CLEAN_EVERY:
+            return
+        self._cleaned_at = time.time()
+        workers.start(workers.Call(engine.gc), owner=self,
+                      succeeded=lambda report: log.info(
+                          "clean-up after retention: %d packs repacked, %d leftovers "
+                          "removed", sum(r.done for r in report.repacked), report.removed),
+                      failed=lambda err: log.warning("clean-up not run: %s",
                                                      type(err).__name__))
 
     def _check_slice(self, folder: ProtectedFolder) -> None:
@@ -273,6 +305,8 @@ class BackupsPage(QWidget):
         self.now_button.clicked.connect(self.back_up_now)
         self.unprotect_button = QPushButton(self.tr("Stop protecting"))
         self.unprotect_button.clicked.connect(self.unprotect)
+        self.keep_button = QPushButton(self.tr("&What to keep…"))
+        self.keep_button.clicked.connect(lambda: self.edit_retention())
         self.state = QLabel()
         self.state.setWordWrap(True)
         self.list = _Table([self.tr("Snapshot time"), self.tr("Files"), self.tr("Size"),
@@ -289,7 +323,8 @@ class BackupsPage(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("<b>" + self.tr("Protected folders") + "</b>"))
         top.addStretch(1)
-        for b in (self.protect_button, self.now_button, self.unprotect_button):
+        for b in (self.protect_button, self.now_button, self.keep_button,
+                  self.unprotect_button):
             top.addWidget(b)
         mid = QHBoxLayout()
         mid.addWidget(QLabel("<b>" + self.tr("Snapshots") + "</b>"))
@@ -308,6 +343,7 @@ class BackupsPage(QWidget):
             "%1", printable(p))))
         runner.progress.connect(self._progress)
         runner.finished.connect(self._finished)
+        runner.finished.connect(lambda _p, _r: self.refresh())
         runner.failed.connect(lambda p, why: self._say(self.tr("Backup of %1 failed: %2")
                                                        .replace("%1", printable(p))
                                                        .replace("%2", why)))
@@ -366,6 +402,7 @@ class BackupsPage(QWidget):
         has = bool(folders)
         self.now_button.setEnabled(has)
         self.unprotect_button.setEnabled(has)
+        self.keep_button.setEnabled(has)
 
     def _chosen_folder(self) -> str | None:
         rows = self.folders.selectionModel().selectedRows()
@@ -417,6 +454,18 @@ class BackupsPage(QWidget):
         self.runner.reconfigure()
         self.runner.tick()   # its first backup at once (while unlocked)
         return True
+
+    def edit_retention(self) -> Any:
+        from .retention_dialog import RetentionDialog
+
+        chosen = self._chosen_folder()
+        if chosen is None:
+            return None
+        dialog = RetentionDialog(self.ctx, chosen, self)
+        dialog.accepted.connect(self.runner.reconfigure)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def unprotect(self) -> None:
         chosen = self._chosen_folder()
