@@ -37,8 +37,12 @@ every hour and soon after it changes, while the app runs; each backup is a snaps
 what that means. <i>Repair</i> rebuilds the missing parts once they are back, or on a
 store that replaces one (<i>Settings &gt; Replace…</i>).</p>
 <h3>A new computer</h3>
-<p>Add the same stores, then <i>Connect to existing vault</i>: the file list is rebuilt
-from the stores with your password.</p>
+<p>Save a <i>Vault &gt; Recovery kit…</i> now, and keep it away from this computer. On a
+new one, <i>Connect with a recovery kit…</i> and your password set everything up. Without
+a kit: add the same stores, then <i>Connect to an existing vault</i>.</p>
+<h3>Other programs</h3>
+<p><i>Vault &gt; Serve the local API</i> lets programs on this computer store and restore
+files (see the README); they need the token in the data folder.</p>
 <h3>More</h3>
 <p><i>View &gt; Log</i> says where the log file is (it never holds names or passwords).
 The same engine works from a terminal: <code>cssm --help</code>.</p>
