@@ -265,8 +265,26 @@ def _folder_of(path: str | Path) -> str:
     return os.path.dirname(path) or "."
 
 
-# Folders known to take O_TMPFILE files that can be named later (probed once each).
-_unnamed_ok: dict[str, bool] = {}
+# File systems (st_dev) known to take O_TMPFILE files that can be named later: probed
+# once each, not once per folder (a tree restore made a probe in each new folder).
+_unnamed_ok: dict[int, bool] = {}
+# Where probes are named when it is on the same file system: the app's own data folder,
+# so that a process killed between naming a probe and removing it leaves it there, never
+# among the user's restored files (found by test_kill.py's tree restores).
+_probe_home: str | None = None
+
+
+def set_probe_home(folder: str | Path) -> None:
+    """The app's data folder (the engine sets it); probes a killed run left there go."""
+    global _probe_home
+    _probe_home = os.fspath(folder)
+    try:
+        for entry in os.scandir(_probe_home):
+            if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith("-probe"):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+    except OSError:
+        pass
 
 
 def _unnamed_file(folder: str | Path) -> int | None:
@@ -275,24 +293,32 @@ def _unnamed_file(folder: str | Path) -> int | None:
     if not tmpfile or not hasattr(os, "fsencode"):
         return None
     folder = os.fspath(folder)
-    known = _unnamed_ok.get(folder)
+    try:
+        device = os.stat(folder).st_dev
+    except OSError:
+        return None
+    known = _unnamed_ok.get(device)
     if known is False:
         return None
     if known is None:
+        where = folder
+        with contextlib.suppress(OSError):
+            if _probe_home is not None and os.stat(_probe_home).st_dev == device:
+                where = _probe_home
         try:
-            probe = os.open(folder, tmpfile | os.O_WRONLY, 0o600)
+            probe = os.open(where, tmpfile | os.O_WRONLY, 0o600)
         except OSError:  # not Linux, or a file system without O_TMPFILE
             return None
         try:
-            name = temp_name(Path(folder, "probe"))
+            name = temp_name(Path(where, "probe"))
             _link_fd(probe, name)
             name.unlink()
         except OSError:
-            _unnamed_ok[folder] = False
+            _unnamed_ok[device] = False
             return None
         finally:
             os.close(probe)
-        _unnamed_ok[folder] = True
+        _unnamed_ok[device] = True
     try:
         return os.open(folder, tmpfile | os.O_WRONLY, 0o600)
     except OSError:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import config as cfgmod
+from . import durable
 from .catalog import (
     AT_RISK,
     LOST,
@@ -252,6 +253,8 @@ class Engine:
         """`stores` overrides the ones the config describes (tests use tuned clients)."""
         self.config = config
         self.catalog = Catalog(catalog_path or cfgmod.data_dir() / "catalog.sqlite")
+        # A probe of how files are made durable is named here, never among restored files.
+        durable.set_probe_home(self.catalog.path.parent)
         # Restored files get the permission bits they had when stored (`cssm get
         # --no-modes`: owner-only, as files stored before modes were recorded).
         self.restore_modes = True
