@@ -56,3 +56,39 @@ def test_a_kit_saved_in_the_window_connects_a_new_computer(qtbot, window: MainWi
     assert got.args[0].files == 1
     assert fresh.config_file.exists() and new.pages.currentIndex() == 1
     new.close()
+
+
+def _mnemonics(dialog) -> list[str]:  # type: ignore[no-untyped-def]
+    """The Alt+letter of every button and buddied label in a dialog."""
+    import re
+
+    from PySide6.QtWidgets import QAbstractButton, QLabel
+
+    texts = [b.text() for b in dialog.findChildren(QAbstractButton) if b.isVisibleTo(dialog)]
+    texts += [lb.text() for lb in dialog.findChildren(QLabel) if lb.buddy() is not None]
+    return [m.group(1).lower() for t in texts if (m := re.search(r"&([^&])", t))]
+
+
+def test_the_kit_and_retention_dialogs_have_no_two_keys_alike(qtbot, window: MainWindow,  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """Found under Xvfb: Alt+P went to the password and to Save PDF at once; the typed
+    path went into the password and Enter pressed Close."""
+    from cssm_desktop.gui.kit_dialogs import ConnectKitDialog
+    from cssm_desktop.gui.retention_dialog import RetentionDialog
+
+    kit = window.recovery_kit()
+    assert kit is not None and kit.pdf_button.isDefault()
+    fresh = AppContext(config_file=tmp_path / "n" / "c.toml", catalog_file=tmp_path / "n.db")
+    window.engine.unlock(PASSWORD)
+    import copy
+
+    cfg = copy.deepcopy(window.ctx.config)
+    from cssm_desktop.snapshots.protect import ProtectedFolder
+
+    cfg.protect.append(ProtectedFolder(str(tmp_path)))
+    window.ctx.save(cfg)
+    for dialog in (kit, ConnectKitDialog(fresh), RetentionDialog(window.ctx, str(tmp_path))):
+        dialog.show()
+        keys = _mnemonics(dialog)
+        assert len(keys) == len(set(keys)), (type(dialog).__name__, sorted(keys))
+        dialog.close()

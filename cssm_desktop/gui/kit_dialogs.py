@@ -62,8 +62,10 @@ class KitDialog(QDialog):
         form.addRow(self.tr("&Password:"), self.password)
         form.addRow("", self.with_keys)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.pdf_button = buttons.addButton(self.tr("Save &PDF…"),
-                                            QDialogButtonBox.ButtonRole.ActionRole)
+        # Alt+P is the password's; Enter saves the PDF (Close was the default: the box
+        # makes its accept button the default when shown).
+        self.pdf_button = buttons.addButton(self.tr("Save P&DF…"),
+                                            QDialogButtonBox.ButtonRole.AcceptRole)
         self.json_button = buttons.addButton(self.tr("Save &JSON…"),
                                              QDialogButtonBox.ButtonRole.ActionRole)
         self.pdf_button.clicked.connect(lambda: self.save("pdf"))
@@ -141,7 +143,7 @@ class ConnectKitDialog(QDialog):
         form.addRow("", open_button)
         form.addRow(self.tr("&Password:"), self.password)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.connect_button = buttons.addButton(self.tr("&Connect"),
+        self.connect_button = buttons.addButton(self.tr("Co&nnect"),
                                                 QDialogButtonBox.ButtonRole.AcceptRole)
         self.test_button = buttons.addButton(self.tr("&Test"),
                                              QDialogButtonBox.ButtonRole.ActionRole)

@@ -5,6 +5,7 @@ is dropped."""
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -22,7 +23,6 @@ from PySide6.QtWidgets import (
 )
 
 from ..errors import CssmError
-from ..snapshots.restore import iso
 from ..snapshots.retention import PERIODS, SMART, Policy
 from .context import AppContext
 
@@ -57,7 +57,7 @@ class RetentionDialog(QDialog):
         self.within.setSuffix(self.tr(" days"))
         self.within.setValue(int(current.within_s // 86400))
         self.within.valueChanged.connect(self.preview)
-        form.addRow(self.tr("All &within"), self.within)
+        form.addRow(self.tr("All wi&thin"), self.within)
         self.preset.setCurrentIndex(SMART_ROW if current == SMART else CUSTOM_ROW)
         self.preset.currentIndexChanged.connect(self._preset)
         self.summary = QLabel()
@@ -117,7 +117,7 @@ class RetentionDialog(QDialog):
             self.summary.setText(str(exc))
             return None
         for d in plan.decisions:
-            when = iso(d.snapshot.time_ns)[:16].replace("T", " ")
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.snapshot.time_ns / 1e9))
             text = (self.tr("keep  %1  (%2)").replace("%1", when).replace(
                 "%2", ", ".join(d.reasons)) if d.keep else
                 self.tr("drop  %1").replace("%1", when))
