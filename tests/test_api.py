@@ -108,9 +108,8 @@ def test_every_refusal_is_json_with_a_code_and_stores_nothing(api, folder_engine
         raw.sendall(f"POST /v1/files?name=cut.bin HTTP/1.1\r\nHost: 127.0.0.1:{server.port}"
                     f"\r\nAuthorization: Bearer {server.token}\r\nContent-Length: 1048576"
                     "\r\n\r\n".encode() + b"x" * 1024)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and client.get("/v1/jobs").status_code != 200:
-        pass
+    cut = _wait_job(client, "upload", "cut.bin")
+    assert cut["state"] == "failed" and cut["error"]["code"] == "client_gone"
     assert not [e for e in client.get("/v1/files").json()["files"] if e["name"] == "cut.bin"]
     assert not [e for e in folder_engine.entries() if e.name == "cut.bin"]
     # Locked: 423; a wrong password: 401; the right one unlocks the same engine.
@@ -122,6 +121,57 @@ def test_every_refusal_is_json_with_a_code_and_stores_nothing(api, folder_engine
     assert client.post("/v1/unlock", json={"password": PASSWORD}).json() == {"unlocked": True}
     assert folder_engine.unlocked
     assert client.post("/v1/unlock", json={"pass": 1}).status_code == 422
+
+
+def _wait_job(client: httpx.Client, kind: str, item: str, ended: bool = True,
+              seconds: float = 30) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        for job in client.get("/v1/jobs").json():
+            if (job["kind"], job["progress"]["item"]) == (kind, item) and (
+                    job["ended"] is not None or not ended):
+                return job
+        assert time.monotonic() < deadline, f"no {kind} job of {item}"
+
+
+def test_uploads_and_downloads_are_jobs_others_see_and_can_cancel(folder_engine,
+                                                                  tmp_path) -> None:
+    """What the window's Activity shows: every transfer as a job, told to a watcher, with
+    its bytes; a stalled upload cancelled by its job answers 409 and stores nothing."""
+    told: list[tuple[str, str, int]] = []
+    server = ApiServer(lambda: folder_engine, "127.0.0.1:0", token_path=tmp_path / "token",
+                       watch=lambda j: told.append((j.id, j.state, j.done)))
+    server.start()
+    client = httpx.Client(base_url=server.url, timeout=60,
+                          headers={"Authorization": f"Bearer {server.token}"})
+    try:
+        data = os.urandom(5 << 20)
+        entry = client.post("/v1/files", params={"name": "big.bin"}, content=data).json()
+        up = _wait_job(client, "upload", "big.bin")
+        assert up["state"] == "succeeded" and up["result"] == {"id": entry["id"]}
+        assert up["progress"]["done"] == up["progress"]["total"] == len(data)
+        assert (up["id"], "running", 0) in told and (up["id"], "succeeded", len(data)) in told
+        assert client.get(f"/v1/files/{entry['id']}/content").content == data
+        down = _wait_job(client, "download", "big.bin")
+        assert down["state"] == "succeeded" and down["progress"]["done"] == len(data)
+        # A client that sends 1 KiB of 1 MiB and stalls: cancelled, it is answered.
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.settimeout(30)
+            raw.sendall(f"POST /v1/files?name=stalled.bin HTTP/1.1\r\nHost: 127.0.0.1:"
+                        f"{server.port}\r\nAuthorization: Bearer {server.token}\r\n"
+                        "Content-Length: 1048576\r\n\r\n".encode() + b"x" * 1024)
+            running = _wait_job(client, "upload", "stalled.bin", ended=False)
+            assert running["state"] == "running"
+            gone = client.delete(f"/v1/jobs/{running['id']}")
+            assert gone.status_code == 200 and gone.json()["state"] == "cancelling"
+            answer = raw.recv(65536).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 409") and '"code":"cancelled"' in answer
+        assert _wait_job(client, "upload", "stalled.bin")["state"] == "cancelled"
+        assert not [e for e in folder_engine.entries() if e.name == "stalled.bin"]
+        assert client.get("/v1/health").status_code == 200   # the server goes on
+    finally:
+        client.close()
+        server.stop()
 
 
 def test_long_work_runs_as_jobs_with_events_and_cancel(api) -> None:

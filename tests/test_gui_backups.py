@@ -4,9 +4,12 @@ after a change), its snapshots listed and restored as of one; a file's history."
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import Qt
 
 from cssm_desktop.config import load_config
 from cssm_desktop.gui.main_window import MainWindow
@@ -197,14 +200,52 @@ def test_the_windows_api_switch_serves_the_same_engine(qtbot, window: MainWindow
     assert load_config(window.ctx.config_file).api == cfg_api
     client = httpx.Client(base_url=server.url, headers={"Authorization":
                                                         f"Bearer {server.token}"})
+    assert window.lock_label.text() == "Vault locked"
     assert client.post("/v1/unlock", json={"password": PASSWORD}).json()["unlocked"]
     assert window.engine.unlocked
+    qtbot.waitUntil(lambda: window.lock_label.text() == "Vault unlocked", timeout=5000)
     assert client.post("/v1/files", params={"name": "via-api.txt"},
                        content=b"x").status_code == 201
     assert any(e.name == "via-api.txt" for e in window.engine.entries())
+    # The window's list follows (it said "No files stored yet" under Xvfb).
+    qtbot.waitUntil(lambda: [e.name for e in window._all_entries] == ["via-api.txt"],
+                    timeout=10000)
+    # The window's Activity shows what the API was asked (issue 25), from the service's
+    # threads to the GUI's, and cancels it as DELETE /v1/jobs/ID does.
+    window.show_place("activity")
+    assert window.api_box.isVisible()
+    table = window.api_jobs.table
+    qtbot.waitUntil(lambda: [(table.data(table.index(r, 0)), table.data(table.index(r, 2)))
+                             for r in range(table.rowCount())]
+                    == [("Store via-api.txt", "done")], timeout=10000)
+    assert table.data(table.index(0, 1)) == "1 B of 1 B"
+    # A program that sends 1 KiB of 1 MiB and stalls: running here, and Delete cancels it.
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.settimeout(30)
+        raw.sendall(f"POST /v1/files?name=stalled.bin HTTP/1.1\r\nHost: 127.0.0.1:"
+                    f"{server.port}\r\nAuthorization: Bearer {server.token}\r\n"
+                    "Content-Length: 1048576\r\n\r\n".encode() + b"x" * 1024)
+        qtbot.waitUntil(lambda: table.rowCount() == 2
+                        and table.data(table.index(1, 2)) == "running", timeout=10000)
+        assert table.data(table.index(1, 0)) == "Store stalled.bin"
+        assert window.places.item(window.places.row_of("activity")).text().endswith("(1)")
+        window.api_jobs.setFocus()
+        window.api_jobs.selectRow(1)
+        qtbot.keyClick(window.api_jobs, Qt.Key.Key_Delete)
+        answer = raw.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 409")
+    qtbot.waitUntil(lambda: table.data(table.index(1, 2)) == "cancelled", timeout=10000)
+    assert not [e for e in window.engine.entries() if e.name == "stalled.bin"]
+    client.delete(f"/v1/files/{window._all_entries[0].id}")
+    qtbot.waitUntil(lambda: window._all_entries == [], timeout=10000)
+    client.post("/v1/lock")
+    qtbot.waitUntil(lambda: window.lock_label.text() == "Vault locked", timeout=5000)
     window.toggle_api(False)
     assert window.api_server is None and not window.api_action.isChecked()
     assert load_config(window.ctx.config_file).api is None
+    window.api_jobs.table.clear_finished()
+    window.apply_api()
+    assert not window.api_box.isVisible()   # off, and nothing listed
 
 
 def test_what_to_keep_previews_exactly_what_it_would_drop_then_saves_the_rule(

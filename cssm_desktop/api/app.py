@@ -13,7 +13,7 @@ from .. import __version__
 from ..engine import Engine
 from . import errors
 from .deps import authorized
-from .jobs import Jobs
+from .jobs import Jobs, Watch
 from .middleware import Guard
 from .routers import files, history, jobs, vault
 
@@ -25,7 +25,8 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def create_app(engine: Callable[[], Engine | None], token: Callable[[], str],
-               hosts: Callable[[], set[str]]) -> FastAPI:
+               hosts: Callable[[], set[str]], watch: Watch | None = None,
+               changed: Callable[[str], None] | None = None) -> FastAPI:
     app = FastAPI(title="CSSM Desktop local API", version=__version__,
                   description="Store and restore files in the vault from other programs "
                               "on this computer. Every request needs `Authorization: "
@@ -35,7 +36,7 @@ def create_app(engine: Callable[[], Engine | None], token: Callable[[], str],
                   dependencies=[Depends(authorized)])
     app.state.engine = engine
     app.state.token = token
-    app.state.jobs = Jobs()
+    app.state.jobs = Jobs(watch, changed)
     errors.install(app)
     for router in (files.router, vault.router, jobs.router, history.router):
         app.include_router(router)

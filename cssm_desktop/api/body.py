@@ -21,15 +21,18 @@ class BodyPipe:
         self._held = 0
         self._ended = False
         self._failed: str | None = None
+        self._abandoned = False
         self._cond = threading.Condition()
         self._room = asyncio.Event()
         self._room.set()
 
     # -- the event loop's side
     async def feed(self, chunk: bytes) -> None:
-        if not chunk:
+        if not chunk or self._abandoned:
             return
         await self._room.wait()
+        if self._abandoned:
+            return
         with self._cond:
             self._chunks.append(chunk)
             self._held += len(chunk)
@@ -41,6 +44,12 @@ class BodyPipe:
         with self._cond:
             self._ended = True
             self._cond.notify()
+
+    def abandon(self) -> None:
+        """The reader stopped (stored, failed or cancelled): what still comes is dropped,
+        and a feed waiting for room goes on (else it waited for ever)."""
+        self._abandoned = True
+        self._room.set()
 
     def fail(self, why: str) -> None:
         with self._cond:

@@ -17,6 +17,7 @@ from ..config import data_dir
 from ..durable import atomic_write_bytes
 from ..engine import Engine
 from ..errors import InputError
+from .jobs import Jobs, Watch
 from .middleware import allowed_hosts
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ def is_loopback(host: str) -> bool:
 
 class ApiServer:
     def __init__(self, engine: Callable[[], Engine | None], address: str = DEFAULT_ADDRESS,
-                 tls: tuple[str, str] | None = None, token_path: Path | None = None) -> None:
+                 tls: tuple[str, str] | None = None, token_path: Path | None = None,
+                 watch: Watch | None = None,
+                 changed: Callable[[str], None] | None = None) -> None:
         self.address = address   # as asked (a port 0 becomes a real one in `port`)
         self.host, self.port = parse_address(address)
         if not is_loopback(self.host) and tls is None:
@@ -71,6 +74,9 @@ class ApiServer:
         self.token_path = token_path or token_file()
         self.token = read_token(self.token_path)
         self.engine = engine
+        self.watch = watch   # told of every job (the window's Activity)
+        self.changed = changed   # told what else requests changed (jobs.FILES, LOCK)
+        self.jobs: Jobs | None = None
         self._server: object | None = None
         self._thread: threading.Thread | None = None
         self.sock: socket.socket | None = None
@@ -101,7 +107,9 @@ class ApiServer:
         from .app import create_app
 
         app = create_app(self.engine, lambda: self.token,
-                         lambda: allowed_hosts(self.host, self.port))
+                         lambda: allowed_hosts(self.host, self.port), self.watch,
+                         self.changed)
+        self.jobs = app.state.jobs
         kwargs: dict[str, object] = {}
         if self.tls:
             kwargs.update(ssl_certfile=self.tls[0], ssl_keyfile=self.tls[1])
@@ -146,6 +154,11 @@ class ApiServer:
         started.wait(10)
 
     def stop(self) -> None:
+        """Running work is cancelled first: a verify went on unseen after the switch was
+        off, and an upload held the server's end for as long as its client sent."""
+        if self.jobs is not None:
+            for job in self.jobs.all():
+                self.jobs.cancel(job)
         if self._server is not None:
             self._server.should_exit = True  # type: ignore[attr-defined]
         if self._thread is not None:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSplitter,
     QStackedWidget,
     QStyle,
     QSystemTrayIcon,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..api.jobs import LOCK
 from ..catalog import newest_per_name
 from ..core.status import StoresLook, StoreState
 from ..engine import Duplicate
@@ -34,6 +36,7 @@ from ..errors import CssmError, NoVault
 from ..paths import list_sources
 from ..units import human, seconds
 from . import workers
+from .api_activity import ApiJobsView, ApiWatch
 from .ask import ask
 from .backups import BackupRunner, BackupsPage
 from .context import AppContext
@@ -76,6 +79,14 @@ def _section(title: str, head: list[tuple[QWidget | None, int]], body: QWidget) 
     layout.addLayout(row)
     layout.addWidget(body)
     return box
+
+
+def _home_as_tilde(path: Path) -> str:
+    """A path under the home folder as ~/… (the status bar cut the token's path)."""
+    try:
+        return "~/" + path.relative_to(Path.home()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 class MainWindow(QMainWindow):
@@ -183,7 +194,8 @@ class MainWindow(QMainWindow):
                  self.tr("Protected folders, backed up by themselves, and their snapshots "
                          "(Alt+2)"), self._backups_page()),
                 ("activity", self.tr("Activity"), QStyle.StandardPixmap.SP_ArrowUp,
-                 self.tr("Uploads running and done (Alt+3)"), self._activity_page()),
+                 self.tr("Uploads, and what other programs asked for, running and done "
+                         "(Alt+3)"), self._activity_page()),
                 ("stores", self.tr("Stores"), QStyle.StandardPixmap.SP_DriveNetIcon,
                  self.tr("Where the parts go, and how each store is (Alt+4)"),
                  self._stores_page())):
@@ -279,8 +291,38 @@ class MainWindow(QMainWindow):
         self.queue.held_changed.connect(pause.setChecked)
         clear = QPushButton(self.tr("C&lear finished"))
         clear.clicked.connect(self.queue.clear_finished)
-        return _section(self.tr("Uploads"), [(None, 1), (pause, 0), (clear, 0)],
-                        self.queue_view)
+        uploads = _section(self.tr("Uploads"), [(None, 1), (pause, 0), (clear, 0)],
+                           self.queue_view)
+        # Work other programs started through the local API (shown while it is served,
+        # or while it lists anything).
+        self.api_watch = ApiWatch(self)
+        self.api_jobs = ApiJobsView()
+        self.api_watch.changed.connect(self.api_jobs.table.show)
+        self.api_watch.changed.connect(lambda _j: self._badge())
+        # The list and the lock state follow what requests did (the window said "no
+        # files stored yet" and "Vault locked" after a program stored and unlocked).
+        self._api_files = QTimer(self, singleShot=True, interval=300)
+        self._api_files.timeout.connect(self.refresh_files)
+        self.api_watch.vault_changed.connect(
+            lambda what: self._update_lock() if what == LOCK else self._api_files.start())
+        cancel = QPushButton(self.tr("Cancel &work"))
+        cancel.setToolTip(self.tr("Cancel the selected work (Delete)"))
+        cancel.clicked.connect(self.api_jobs.cancel_chosen)
+        clear_api = QPushButton(self.tr("Clear fi&nished"))
+        clear_api.clicked.connect(self.api_jobs.table.clear_finished)
+        self.api_where = QLabel()   # where it is served, and its token (selectable)
+        self.api_where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.api_box = _section(self.tr("From other programs"),
+                                [(self.api_where, 1), (cancel, 0), (clear_api, 0)],
+                                self.api_jobs)
+        self.api_box.setVisible(False)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.setChildrenCollapsible(False)
+        split.addWidget(uploads)
+        split.addWidget(self.api_box)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        return split
 
     def _stores_page(self) -> QWidget:
         self.stores_view = StoresView()
@@ -310,7 +352,7 @@ class MainWindow(QMainWindow):
         self._badge()
 
     def _badge(self) -> None:
-        pending = len(self.queue.pending())
+        pending = len(self.queue.pending()) + len(self.api_jobs.table.running())
         self.places.set_badge("activity", str(pending) if pending else "")
 
     def _menus(self) -> None:
@@ -762,10 +804,14 @@ class MainWindow(QMainWindow):
                                   QSystemTrayIcon.MessageIcon.Warning)
 
     def delete_selected(self) -> None:
-        """Delete acts where the focus is: on uploads it cancels them, on stored files it
-        asks before deleting them from every store (every version of each name)."""
+        """Delete acts where the focus is: on uploads, or on work other programs asked for,
+        it cancels them; on stored files it asks before deleting them from every store
+        (every version of each name)."""
         if self.queue_view.hasFocus():
             self.cancel_selected_uploads()
+            return
+        if self.api_jobs.hasFocus():   # the window's Delete shortcut comes first
+            self.api_jobs.cancel_chosen()
             return
         chosen = self.shown_files().selected_entries()
         entries = [v for name in dict.fromkeys(e.name for e in chosen)
@@ -979,16 +1025,24 @@ class MainWindow(QMainWindow):
             self.api_server = None
         if want and self.api_server is None:
             try:
-                server = ApiServer(lambda: self.ctx.engine, want)
+                server = ApiServer(lambda: self.ctx.engine, want, watch=self.api_watch,
+                                   changed=self.api_watch.told)
                 server.start()
             except CssmError as exc:
                 self.api_action.setChecked(False)
                 QMessageBox.warning(self, self.tr("Local API"), str(exc))
                 return
             self.api_server = server
-            self.statusBar().showMessage(self.tr("Local API on %1 (token in %2)").replace(
-                "%1", server.url).replace("%2", str(token_file())), 30000)
+            self.api_jobs.table.source = server.jobs
+            where = self.tr("Local API on %1 (token in %2)").replace(
+                "%1", server.url).replace("%2", _home_as_tilde(token_file()))
+            self.statusBar().showMessage(where, 30000)
+            self.api_where.setText(where)
         self.api_action.setChecked(self.api_server is not None)
+        if self.api_server is None:
+            self.api_where.setText(self.tr("Local API off (Vault › Serve the local API for other programs)"))
+        self.api_box.setVisible(self.api_server is not None
+                                or self.api_jobs.table.rowCount() > 0)
 
     def _tray_menu(self) -> None:
         """The tray icon while the window is closed: back to it, back up now, quit."""

@@ -13,17 +13,19 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from ...catalog import Entry, newest_per_name
-from ...errors import NotFound, SourceChanged
+from ...errors import CssmError, NotFound, SourceChanged
 from ...paths import check_stored_name
 from ..body import BodyPipe
 from ..deps import EngineDep
 from ..errors import ApiError
+from ..jobs import CANCELLED, DOWNLOAD, FAILED, FILES, SUCCEEDED, UPLOAD, Jobs
 from ..models import ErrorOut, FileList, FileOut, Removed, VersionOut
 
 router = APIRouter(prefix="/v1", tags=["files"])
 FileId = Annotated[str, Path(pattern=r"^[0-9a-f]{6,32}$",
                              description="a file id, or 6+ of its first hex digits")]
 ERRORS = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 423: {"model": ErrorOut}}
+GONE = "the client went away before the whole body arrived"
 MULTIPART_LIMIT = 256 * 1024 * 1024   # held in memory (never on disk); larger: a raw body
 
 
@@ -76,10 +78,11 @@ def versions(engine: EngineDep, name: Annotated[str, Query(min_length=1, max_len
 
 
 @router.delete("/files/{file_id}", response_model=Removed, responses=ERRORS)
-def delete_file(engine: EngineDep, file_id: FileId) -> Removed:
+def delete_file(engine: EngineDep, file_id: FileId, request: Request) -> Removed:
     e = _entry(engine, file_id)
     engine.vault().require_key()   # a removal proves the password, whatever the file
     left = engine.remove_many([e.id])[e.id]
+    request.app.state.jobs.tell(FILES)
     return Removed(id=e.id, removed=len(left) < e.k, not_cleaned=left)
 
 
@@ -106,6 +109,7 @@ async def upload(request: Request, engine: EngineDep,
         name = name or got_name
         check_stored_name(name or "")
         entry = await asyncio.to_thread(_store_bytes, engine, data, name or "", mtime_ns)
+        request.app.state.jobs.tell(FILES)
         return _out(entry, len(engine.versions(entry.name)))
     if not name:
         raise ApiError(400, "bad_input", "give the stored name: ?name=folder/file.txt")
@@ -114,27 +118,73 @@ async def upload(request: Request, engine: EngineDep,
     if length is None or not length.isdigit():
         raise ApiError(411, "length_required", "a raw body needs a Content-Length "
                        "(curl -T sends one)")
-    size = int(length)
-    pipe = BodyPipe(asyncio.get_running_loop())
-    stored = asyncio.ensure_future(asyncio.to_thread(engine.put_stream, pipe, name, size,
-                                                     mtime_ns))
-    try:
-        async for chunk in request.stream():
-            if stored.done():
-                break   # the engine stopped early (a store error): its error is said
-            await pipe.feed(chunk)
-        pipe.end()
-    except ClientDisconnect:
-        pipe.fail("the client went away before the whole body arrived")
-    except BaseException:
-        pipe.fail("the upload was stopped")
-        raise
-    try:
-        entry = await stored
-    except SourceChanged:
-        raise ApiError(400, "body_incomplete", f"the body did not hold the {size} bytes "
-                       "its Content-Length says; nothing was stored") from None
+    entry = await _store_body(request, engine, name, int(length), mtime_ns)
     return _out(entry, len(engine.versions(entry.name)))
+
+
+async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
+                      mtime_ns: int | None) -> Entry:
+    """The body through a pipe to the engine's reading thread, as an upload job: its
+    progress is seen and it can be cancelled (DELETE /v1/jobs/ID, the window's
+    Activity), also while its client stalls mid-body."""
+    jobs: Jobs = request.app.state.jobs
+    job = jobs.track(UPLOAD, name, size)
+    loop = asyncio.get_running_loop()
+    pipe = BodyPipe(loop)
+    task = asyncio.current_task()
+    reading = [True]
+
+    def interrupt() -> None:   # in the loop's thread, as `reading` is changed
+        if reading[0] and task is not None:
+            task.cancel()
+
+    def on_cancel() -> None:
+        pipe.fail("the upload was cancelled")
+        loop.call_soon_threadsafe(interrupt)
+
+    forget = job.token.on_cancel(on_cancel)
+    stored = asyncio.ensure_future(asyncio.to_thread(
+        engine.put_stream, pipe, name, size, mtime_ns, jobs.listener(job), job.token))
+    stored.add_done_callback(lambda _t: pipe.abandon())
+    try:
+        try:
+            async for chunk in request.stream():
+                if stored.done():
+                    break   # the engine stopped early (a store error): its error is said
+                await pipe.feed(chunk)
+            pipe.end()
+        except ClientDisconnect:
+            pipe.fail(GONE)
+        except asyncio.CancelledError:
+            pipe.fail("the upload was stopped")
+            if not job.token.cancelled or task is None:
+                raise
+            task.uncancel()   # our own cancel: answered below
+        except BaseException:
+            pipe.fail("the upload was stopped")
+            raise
+        finally:
+            reading[0] = False
+        try:
+            entry = await stored
+        except SourceChanged:
+            raise ApiError(400, "body_incomplete", f"the body did not hold the {size} "
+                           "bytes its Content-Length says; nothing was stored") from None
+        except CssmError as exc:
+            if job.token.cancelled:
+                raise ApiError(409, "cancelled", "the upload was cancelled; nothing was "
+                               "stored") from None
+            if str(exc) == GONE:   # nobody hears it but the job
+                raise ApiError(400, "client_gone", f"{GONE}; nothing was stored") from None
+            raise
+    except BaseException as exc:
+        jobs.failed(job, exc)
+        raise
+    finally:
+        forget()
+    jobs.progress(job, size)
+    jobs.finish(job, SUCCEEDED, result={"id": entry.id})
+    return entry
 
 
 @router.put("/files", status_code=201, response_model=FileOut,
@@ -252,8 +302,25 @@ def content(engine: EngineDep, file_id: FileId, request: Request) -> StreamingRe
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
 
+    jobs: Jobs = request.app.state.jobs
+    job = jobs.track(DOWNLOAD, e.name, end - start)
+
     def body() -> Iterator[bytes]:
-        yield from got.chunks(start, end)
+        sent = 0
+        try:
+            for chunk in got.chunks(start, end, job.token):
+                yield chunk
+                sent += len(chunk)
+                jobs.progress(job, sent)
+        except GeneratorExit:   # the client went away
+            jobs.finish(job, CANCELLED if job.token.cancelled else FAILED,
+                        error={"code": "client_gone",
+                               "message": "the client went away mid-download"})
+            raise
+        except BaseException as exc:
+            jobs.failed(job, exc)
+            raise
+        jobs.finish(job, SUCCEEDED, result={"id": e.id, "bytes": sent})
 
     return StreamingResponse(body(), status_code=status, headers=headers,
                              media_type="application/octet-stream")

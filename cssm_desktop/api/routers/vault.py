@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ...catalog import AT_RISK, LOST, SAFE
 from ...core.status import look_as_json
 from ..deps import EngineDep
+from ..jobs import LOCK
 from ..models import ErrorOut, HealthOut, LockState, Password, StoresOut
 
 router = APIRouter(prefix="/v1", tags=["vault"])
@@ -14,15 +15,17 @@ router = APIRouter(prefix="/v1", tags=["vault"])
 
 @router.post("/unlock", response_model=LockState,
              responses={401: {"model": ErrorOut}, 503: {"model": ErrorOut}})
-def unlock(engine: EngineDep, body: Password) -> LockState:
+def unlock(engine: EngineDep, body: Password, request: Request) -> LockState:
     """The same vault the window uses: unlocked here, it is unlocked there."""
     engine.unlock(body.password)
+    request.app.state.jobs.tell(LOCK)
     return LockState(unlocked=engine.unlocked)
 
 
 @router.post("/lock", response_model=LockState)
-def lock(engine: EngineDep) -> LockState:
+def lock(engine: EngineDep, request: Request) -> LockState:
     engine.lock()
+    request.app.state.jobs.tell(LOCK)
     return LockState(unlocked=False)
 
 
