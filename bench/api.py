@@ -34,6 +34,23 @@ def peak_rss_mib(pid: int) -> int:
     return -1
 
 
+def proc_cpu(pid: int) -> float:
+    """User + system seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Seconds (with a final sync) and the CPU seconds (user + system) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    os.sync()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=1024)
@@ -57,12 +74,14 @@ def bench(work: Path, args: argparse.Namespace, curl: str) -> None:
     stores, env = folder_vault(work, PASSWORD)
     times: dict[str, list[float]] = {}
     rss: list[int] = []
+    cpu: dict[str, list[float]] = {}   # CPU seconds: where a 2-core machine's time goes
     for rnd in range(args.repeat):
         print(f"  round {rnd + 1}/{args.repeat}", flush=True)
         clear(*stores, work / "data", work / "out.bin")
         subprocess.run([*cssm, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-        t, _ = run([*cssm, "put", str(src)], env)
+        t, used = timed([*cssm, "put", str(src)], env)
         times.setdefault("cssm put", []).append(t)
+        cpu.setdefault("cssm put", []).append(used)
         t, _ = run([*cssm, "get", "big.bin", "-o", str(work / "out.bin"), "--force"], env)
         times.setdefault("cssm get", []).append(t)
         clear(*stores, work / "data", work / "out.bin")
@@ -75,12 +94,19 @@ def bench(work: Path, args: argparse.Namespace, curl: str) -> None:
             token = (work / "data" / "cssm-desktop" / "api-token").read_text().strip()
             auth = ["-H", f"Authorization: Bearer {token}"]
             time.sleep(0.5)
+            before = proc_cpu(server.pid)
             start = time.perf_counter()
-            out = subprocess.run([curl, "-sf", *auth, "-T", str(src),
-                                  f"{url}/v1/files?name=big.bin"], capture_output=True,
-                                 text=True, check=True).stdout
+            client = subprocess.Popen([curl, "-sf", *auth, "-T", str(src),
+                                       f"{url}/v1/files?name=big.bin"],
+                                      stdout=subprocess.PIPE, text=True)
+            out = client.stdout.read() if client.stdout else ""
+            _, status, usage = os.wait4(client.pid, 0)
             os.sync()
             times.setdefault("API upload (curl -T)", []).append(time.perf_counter() - start)
+            if os.waitstatus_to_exitcode(status) != 0:
+                sys.exit("the API upload failed")
+            cpu.setdefault("API upload: server", []).append(proc_cpu(server.pid) - before)
+            cpu.setdefault("API upload: curl", []).append(usage.ru_utime + usage.ru_stime)
             rss.append(peak_rss_mib(server.pid))
             file_id = out.split('"id":"')[1].split('"')[0] if '"id":"' in out else \
                 out.split('"id": "')[1].split('"')[0]
@@ -101,6 +127,8 @@ def bench(work: Path, args: argparse.Namespace, curl: str) -> None:
     for name, t in med.items():
         print(f"  {name:<24} {t:7.2f} s")
     print(f"  server peak RSS after uploads: {', '.join(f'{r} MiB' for r in rss)}")
+    print("  CPU seconds (user + system), medians: " + ", ".join(
+        f"{name} {statistics.median(v):.2f}" for name, v in cpu.items()))
     print(f"  ratios: API upload / cssm put {med['API upload (curl -T)'] / med['cssm put']:.2f}"
           f" (target <= 1.1); API download / cssm get "
           f"{med['API download (curl)'] / med['cssm get']:.2f}")

@@ -301,3 +301,33 @@ def test_cssm_serve_prints_where_and_answers_with_the_token(tmp_path: Path) -> N
                           "0.0.0.0:0"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "needs TLS" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_bodies_in_many_pieces_and_pipelined_requests_arrive_whole(api, folder_engine) -> None:
+    """A body written in small pieces, and two requests pipelined in one connection,
+    go through the body pipe and are stored exactly."""
+    server, client = api
+
+    def request(name: str, body: bytes) -> bytes:
+        return (f"POST /v1/files?name={name} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"Authorization: Bearer {server.token}\r\nContent-Length: {len(body)}\r\n"
+                "\r\n").encode() + body
+
+    first, second = os.urandom(300_000), os.urandom(5000)
+    data = request("pieces/a.bin", first) + request("pieces/b.bin", second)
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cut = 200_000 // 997 * 997
+        for at in range(0, cut, 997):   # the first 200 kB in small writes, the rest at once
+            raw.sendall(data[at:at + 997])
+        raw.sendall(data[cut:])
+        raw.settimeout(60)
+        answers = b""
+        while answers.count(b"HTTP/1.1 201") < 2:
+            got = raw.recv(65536)
+            assert got, answers
+            answers += got
+    stored = {e.name: e for e in folder_engine.entries() if e.name.startswith("pieces/")}
+    assert set(stored) == {"pieces/a.bin", "pieces/b.bin"}
+    assert client.get(f"/v1/files/{stored['pieces/a.bin'].id}/content").content == first
+    assert client.get(f"/v1/files/{stored['pieces/b.bin'].id}/content").content == second

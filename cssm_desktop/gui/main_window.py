@@ -1040,7 +1040,8 @@ class MainWindow(QMainWindow):
             self.api_where.setText(where)
         self.api_action.setChecked(self.api_server is not None)
         if self.api_server is None:
-            self.api_where.setText(self.tr("Local API off (Vault › Serve the local API for other programs)"))
+            self.api_where.setText(self.tr(
+                "Local API off (Vault › Serve the local API for other programs)"))  # noqa: RUF001
         self.api_box.setVisible(self.api_server is not None
                                 or self.api_jobs.table.rowCount() > 0)
 
