@@ -317,7 +317,8 @@ def cmd_get(args: argparse.Namespace) -> int:
                              + (f"{printable(args.refs[0])} is a folder" if folder else
                                 f"these name {count(len(entries), 'file')}"))
         _unlock(engine, args)
-        engine.get_to_stream(entries[0], sys.stdout.buffer, listener=ProgressBar())
+        engine.get_to_stream(entries[0], sys.stdout.buffer,
+                             listener=ProgressBar(enabled=False if args.quiet else None))
         return 0
     if args.dry_run:
         return _get_dry_run(engine, args, entries, folder)
@@ -339,7 +340,7 @@ def cmd_get(args: argparse.Namespace) -> int:
             skipped += 1
             rows.append({"id": entry.id, "name": entry.name, "path": str(target),
                          "status": "skipped", "error": why})
-            if not args.json:
+            if not args.json and not args.quiet:
                 print(f"skipped  {printable(entry.name)}: {printable(str(target))} {why}",
                       file=sys.stderr)
             continue
@@ -347,7 +348,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         targets.append(target)
     failed = 0
     if plan:
-        bar = ProgressBar(enabled=False if args.json else None)
+        bar = ProgressBar(enabled=False if args.json or args.quiet else None)
         for entry, got in engine.get_many(plan, dest, force=args.force, listener=bar,
                                           password=args.passwords.current(), targets=targets):
             ok = isinstance(got, Path)
@@ -356,15 +357,18 @@ def cmd_get(args: argparse.Namespace) -> int:
                          "status": "restored" if ok else "failed",
                          "error": None if ok else str(got)})
             if ok:
-                if not args.json:
+                if not args.json and not args.quiet:
                     print(f"restored {printable(entry.name)} -> {printable(str(got))}")
             else:
                 failed += 1
                 print(f"cssm: error: {printable(entry.name)}: {got}", file=sys.stderr)
+    summary = f"{len(plan) - failed} restored, {skipped} skipped, {failed} failed"
     if args.json:
         print(as_json(rows))
-    else:
-        print(f"{len(plan) - failed} restored, {skipped} skipped, {failed} failed")
+    elif not args.quiet:
+        print(summary)
+    elif skipped or failed:   # quiet: said only when not everything was restored
+        print(summary, file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
 
@@ -409,11 +413,11 @@ def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
         raise DestinationExists(str(target), folder=met == FOLDER)
     _unlock(engine, args)
     path = engine.get(entry, dest, force=args.force,
-                      listener=ProgressBar(enabled=False if args.json else None))
+                      listener=ProgressBar(enabled=False if args.json or args.quiet else None))
     if args.json:
         print(as_json([{"id": entry.id, "name": entry.name, "path": str(path),
                         "status": "restored", "error": None}]))
-    else:
+    elif not args.quiet:
         print(f"restored {printable(entry.name)} -> {printable(str(path))}")
     return 0
 
@@ -836,6 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true",
                     help="print a JSON list: id, name, path, status (restored, skipped, "
                          "failed), error")
+    sp.add_argument("-q", "--quiet", action="store_true",
+                    help="no line per file and no progress: only errors, and a summary "
+                         "when not everything was restored")
     sp.add_argument("-n", "--dry-run", action="store_true",
                     help="say where each file would go and what would be left alone; "
                          "restore nothing")

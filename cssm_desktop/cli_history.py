@@ -329,7 +329,7 @@ def get_at(engine: Engine, args: argparse.Namespace) -> int:
             raise
         return _version_at(engine, args, ref)
     dest = (args.output or ".").rstrip("/\\") + "/"
-    bar = ProgressBar(enabled=False if args.json else None)
+    bar = ProgressBar(enabled=False if args.json or args.quiet else None)
     results = engine.restore_snapshot(snap, dest, ref or None, force=args.force, listener=bar)
     failed = 0
     rows = []
@@ -341,13 +341,14 @@ def get_at(engine: Engine, args: argparse.Namespace) -> int:
                      "error": None if ok else str(got)})
         if not ok:
             print(f"cssm: error: {printable(rec.name)}: {got}", file=sys.stderr)
-        elif not args.json:
+        elif not args.json and not args.quiet:
             print(f"restored {printable(rec.name)} -> {printable(str(got))}")
     if args.json:
         print(_cli()["json"](rows))
-    else:
+    elif not args.quiet or failed:
         print(f"{len(results) - failed} restored from snapshot {snap.id[:12]} of "
-              f"{iso(snap.time_ns)[:19]} UTC, {failed} failed")
+              f"{iso(snap.time_ns)[:19]} UTC, {failed} failed",
+              file=sys.stderr if args.quiet else sys.stdout)
     return EXIT_ERROR if failed else 0
 
 

@@ -460,6 +460,28 @@ def test_put_says_one_line_for_what_was_stored_already_and_keeps_the_folders_nam
     assert "proj/src/m1.py" in names
 
 
+def test_get_quiet_restores_a_tree_without_a_line_per_file(
+        cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    """A 20,000-file restore printed 20,001 lines and get had no --quiet."""
+    tree = tmp_path / "notes"
+    tree.mkdir()
+    for i in range(12):
+        (tree / f"n{i}.txt").write_text(f"note {i}")
+    assert cli("put", "-q", str(tree))[0] == 0
+    out_dir = tmp_path / "back"
+    code, out, err = cli("get", "-q", "notes", "-o", str(out_dir))
+    assert code == 0 and out == "" and err == ""
+    assert sorted(p.name for p in (out_dir / "notes").iterdir()) == sorted(
+        f"n{i}.txt" for i in range(12))
+    assert (out_dir / "notes" / "n3.txt").read_text() == "note 3"
+    code, out, err = cli("get", "-q", "notes", "-o", str(out_dir))   # all there already
+    assert code == 0 and out == "" and err.strip() == "0 restored, 12 skipped, 0 failed"
+    code, out, err = cli("get", "--quiet", "notes/n1.txt", "-o", str(tmp_path / "one.txt"))
+    assert code == 0 and out == "" and (tmp_path / "one.txt").read_text() == "note 1"
+    code, out, _ = cli("get", "notes", "-o", str(tmp_path / "loud"))
+    assert out.count("restored notes/") == 12   # without -q, a line each, as before
+
+
 def test_gc_takes_only_a_real_grace_period(cli: Cli) -> None:  # noqa: F811
     for bad in ("-1", "nan", "inf", "soon"):
         with pytest.raises(SystemExit) as stop:
