@@ -133,6 +133,7 @@ def main() -> None:
     window.backups_page.list.selectRow(0)
     app.processEvents()
     docs["backups.png"] = window.grab()
+    window.refresh_files()   # (the backups' own refresh may have come already)
     wait_for(window.files_loaded, 30, "files")
 
     # The stores place in each state: all reachable, one disk away, two away.
@@ -187,7 +188,24 @@ def main() -> None:
     window.activity.update_now()
     app.processEvents()
     docs["main-window.png"] = window.grab()
+    # What other programs asked through the local API, beside the window's own uploads.
+    from cssm_desktop.api.jobs import SUCCEEDED, ApiJob
+
+    t = time.time()
+    for api_job in (
+            ApiJob("upload-1", "upload", SUCCEEDED, t - 300, t - 299, 2_300_000, 2_300_000,
+                   "scans/2026-12-01 invoice.pdf"),
+            ApiJob("verify-2", "verify", SUCCEEDED, t - 240, t - 200, 412, 412),
+            ApiJob("download-3", "download", SUCCEEDED, t - 60, t - 59, 2_300_000,
+                   2_300_000, "scans/2026-12-01 invoice.pdf"),
+            ApiJob("upload-4", "upload", started=t - 4, done=61_000_000, total=148_000_000,
+                   item="scanner/page-0007.tiff")):
+        window.api_jobs.table.show(api_job)
+    window.api_where.setText("Local API on http://127.0.0.1:8765 (token in "
+                             "~/.local/share/cssm-desktop/api-token)")
+    window.api_box.setVisible(True)
     window.show_place("activity")
+    window._badge()
     app.processEvents()
     docs["activity.png"] = window.grab()
     light = app.palette()
