@@ -31,6 +31,7 @@ from ..api.jobs import (
     ApiJob,
     Jobs,
 )
+from ..text import printable
 from ..units import human
 from .queue_view import ProgressDelegate
 from .tables import EmptyHint, chosen_rows, plain_rows
@@ -129,7 +130,7 @@ class ApiJobsModel(QAbstractTableModel):
         return {UPLOAD: self.tr("Store %1"), DOWNLOAD: self.tr("Restore %1"),
                 "verify": self.tr("Verify every file"), "repair": self.tr("Repair"),
                 "gc": self.tr("Clean up the stores")}.get(
-            job.kind, job.kind).replace("%1", job.item)
+            job.kind, job.kind).replace("%1", printable(job.item))
 
     def progress_text(self, job: ApiJob) -> str:
         if job.kind in TRANSFERS:
