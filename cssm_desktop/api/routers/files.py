@@ -133,6 +133,7 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
     pipe = BodyPipe(loop)
     task = asyncio.current_task()
     reading = [True]
+    gone = [False]   # the client went away mid-body (said to the job, nobody else hears)
 
     def interrupt() -> None:   # in the loop's thread, as `reading` is changed
         if reading[0] and task is not None:
@@ -154,6 +155,7 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
                 await pipe.feed(chunk)
             pipe.end()
         except ClientDisconnect:
+            gone[0] = True
             pipe.fail(GONE)
         except asyncio.CancelledError:
             pipe.fail("the upload was stopped")
@@ -174,8 +176,8 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
             if job.token.cancelled:
                 raise ApiError(409, "cancelled", "the upload was cancelled; nothing was "
                                "stored") from None
-            if str(exc) == GONE:   # nobody hears it but the job
-                raise ApiError(400, "client_gone", f"{GONE}; nothing was stored") from None
+            if gone[0]:
+                raise ApiError(400, "client_gone", f"{GONE}; nothing was stored") from exc
             raise
     except BaseException as exc:
         jobs.failed(job, exc)
