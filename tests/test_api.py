@@ -169,6 +169,20 @@ def test_uploads_and_downloads_are_jobs_others_see_and_can_cancel(folder_engine,
         assert _wait_job(client, "upload", "stalled.bin")["state"] == "cancelled"
         assert not [e for e in folder_engine.entries() if e.name == "stalled.bin"]
         assert client.get("/v1/health").status_code == 200   # the server goes on
+        # Turned off with work running (the window's switch): the work is cancelled,
+        # and the stop does not wait for a client that stalls.
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.sendall(f"POST /v1/files?name=left.bin HTTP/1.1\r\nHost: 127.0.0.1:"
+                        f"{server.port}\r\nAuthorization: Bearer {server.token}\r\n"
+                        "Content-Length: 1048576\r\n\r\n".encode() + b"x" * 1024)
+            running = _wait_job(client, "upload", "left.bin", ended=False)
+            assert server.jobs is not None
+            job = server.jobs.get(running["id"])
+            started = time.monotonic()
+            server.stop()
+            assert time.monotonic() - started < 5
+            assert job is not None and job.token.cancelled
+        assert not [e for e in folder_engine.entries() if e.name == "left.bin"]
     finally:
         client.close()
         server.stop()
