@@ -42,7 +42,8 @@ new one, <i>Connect with a recovery kit…</i> and your password set everything 
 a kit: add the same stores, then <i>Connect to an existing vault</i>.</p>
 <h3>Other programs</h3>
 <p><i>Vault &gt; Serve the local API</i> lets programs on this computer store and restore
-files (see the README); they need the token in the data folder.</p>
+files (see the README); they need the token in the data folder. What they do shows in
+<i>Activity</i> under <i>From other programs</i>, where Delete cancels it.</p>
 <h3>More</h3>
 <p><i>View &gt; Log</i> says where the log file is (it never holds names or passwords).
 The same engine works from a terminal: <code>cssm --help</code>.</p>
