@@ -154,6 +154,10 @@ def test_uploads_and_downloads_are_jobs_others_see_and_can_cancel(folder_engine,
         assert client.get(f"/v1/files/{entry['id']}/content").content == data
         down = _wait_job(client, "download", "big.bin")
         assert down["state"] == "succeeded" and down["progress"]["done"] == len(data)
+        form = client.post("/v1/files", files={"file": ("form.txt", b"from a form")}).json()
+        multi = _wait_job(client, "upload", "form.txt")   # a multipart upload too
+        assert multi["state"] == "succeeded" and multi["result"] == {"id": form["id"]}
+        assert multi["progress"]["done"] == len(b"from a form")
         # A client that sends 1 KiB of 1 MiB and stalls: cancelled, it is answered.
         with socket.create_connection(("127.0.0.1", server.port)) as raw:
             raw.settimeout(30)

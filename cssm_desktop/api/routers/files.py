@@ -18,7 +18,7 @@ from ...paths import check_stored_name
 from ..body import BodyPipe
 from ..deps import EngineDep
 from ..errors import ApiError
-from ..jobs import CANCELLED, DOWNLOAD, FAILED, FILES, SUCCEEDED, UPLOAD, Jobs
+from ..jobs import CANCELLED, DOWNLOAD, FAILED, FILES, SUCCEEDED, UPLOAD, ApiJob, Jobs
 from ..models import ErrorOut, FileList, FileOut, Removed, VersionOut
 
 router = APIRouter(prefix="/v1", tags=["files"])
@@ -108,8 +108,7 @@ async def upload(request: Request, engine: EngineDep,
         data, got_name = await _multipart(request)
         name = name or got_name
         check_stored_name(name or "")
-        entry = await asyncio.to_thread(_store_bytes, engine, data, name or "", mtime_ns)
-        request.app.state.jobs.tell(FILES)
+        entry = await _store_held(request, engine, data, name or "", mtime_ns)
         return _out(entry, len(engine.versions(entry.name)))
     if not name:
         raise ApiError(400, "bad_input", "give the stored name: ?name=folder/file.txt")
@@ -132,11 +131,11 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
     loop = asyncio.get_running_loop()
     pipe = BodyPipe(loop)
     task = asyncio.current_task()
-    reading = [True]
-    gone = [False]   # the client went away mid-body (said to the job, nobody else hears)
+    reading = True
+    gone = False   # the client went away mid-body (said to the job, nobody else hears)
 
     def interrupt() -> None:   # in the loop's thread, as `reading` is changed
-        if reading[0] and task is not None:
+        if reading and task is not None:
             task.cancel()
 
     def on_cancel() -> None:
@@ -155,7 +154,7 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
                 await pipe.feed(chunk)
             pipe.end()
         except ClientDisconnect:
-            gone[0] = True
+            gone = True
             pipe.fail(GONE)
         except asyncio.CancelledError:
             pipe.fail("the upload was stopped")
@@ -166,7 +165,7 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
             pipe.fail("the upload was stopped")
             raise
         finally:
-            reading[0] = False
+            reading = False
         try:
             entry = await stored
         except SourceChanged:
@@ -176,7 +175,7 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
             if job.token.cancelled:
                 raise ApiError(409, "cancelled", "the upload was cancelled; nothing was "
                                "stored") from None
-            if gone[0]:
+            if gone:
                 raise ApiError(400, "client_gone", f"{GONE}; nothing was stored") from exc
             raise
     except BaseException as exc:
@@ -184,7 +183,28 @@ async def _store_body(request: Request, engine: EngineDep, name: str, size: int,
         raise
     finally:
         forget()
-    jobs.progress(job, size)
+    return _uploaded(jobs, job, entry)
+
+
+async def _store_held(request: Request, engine: EngineDep, data: bytes, name: str,
+                      mtime_ns: int | None) -> Entry:
+    """A multipart upload's file, held in memory, stored as an upload job like a raw
+    body (seen in the window's Activity, cancellable)."""
+    import io
+
+    jobs: Jobs = request.app.state.jobs
+    job = jobs.track(UPLOAD, name, len(data))
+    try:
+        entry = await asyncio.to_thread(engine.put_stream, io.BytesIO(data), name,
+                                        len(data), mtime_ns, jobs.listener(job), job.token)
+    except BaseException as exc:
+        jobs.failed(job, exc)
+        raise
+    return _uploaded(jobs, job, entry)
+
+
+def _uploaded(jobs: Jobs, job: ApiJob, entry: Entry) -> Entry:
+    jobs.progress(job, job.total)
     jobs.finish(job, SUCCEEDED, result={"id": entry.id})
     return entry
 
@@ -200,12 +220,6 @@ async def upload_put(request: Request, engine: EngineDep,
                      ) -> FileOut:
     """As POST with a raw body: what `curl -T FILE URL` sends."""
     return await upload(request, engine, name, mtime_ns)
-
-
-def _store_bytes(engine: EngineDep, data: bytes, name: str, mtime_ns: int | None) -> Entry:
-    import io
-
-    return engine.put_stream(io.BytesIO(data), name, len(data), mtime_ns)
 
 
 async def _multipart(request: Request) -> tuple[bytes, str]:
