@@ -348,7 +348,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         targets.append(target)
     failed = 0
     if plan:
-        bar = ProgressBar(enabled=False if args.json or args.quiet else None)
+        bar = ProgressBar.unless_quiet(args)
         for entry, got in engine.get_many(plan, dest, force=args.force, listener=bar,
                                           password=args.passwords.current(), targets=targets):
             ok = isinstance(got, Path)
@@ -413,7 +413,7 @@ def _get_one(engine: Engine, args: argparse.Namespace, entry: Entry) -> int:
         raise DestinationExists(str(target), folder=met == FOLDER)
     _unlock(engine, args)
     path = engine.get(entry, dest, force=args.force,
-                      listener=ProgressBar(enabled=False if args.json or args.quiet else None))
+                      listener=ProgressBar.unless_quiet(args))
     if args.json:
         print(as_json([{"id": entry.id, "name": entry.name, "path": str(path),
                         "status": "restored", "error": None}]))

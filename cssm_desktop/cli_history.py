@@ -152,7 +152,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def _backup_one(engine: Engine, args: argparse.Namespace, folder: ProtectedFolder
                 ) -> tuple[int, dict[str, object]]:
     exclude = Excludes.read(folder.exclude + list(args.exclude), [])
-    bar = ProgressBar(enabled=False if args.json or args.quiet else None)
+    bar = ProgressBar.unless_quiet(args)
     try:
         result = engine.backup(Path(folder.path), exclude, listener=bar)
     except CssmError as exc:
@@ -329,7 +329,7 @@ def get_at(engine: Engine, args: argparse.Namespace) -> int:
             raise
         return _version_at(engine, args, ref)
     dest = (args.output or ".").rstrip("/\\") + "/"
-    bar = ProgressBar(enabled=False if args.json or args.quiet else None)
+    bar = ProgressBar.unless_quiet(args)
     results = engine.restore_snapshot(snap, dest, ref or None, force=args.force, listener=bar)
     failed = 0
     rows = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 import time
@@ -38,6 +39,13 @@ class ProgressBar:
         self._drawn = False
         self._waiting: set[str] = set()   # stores we said we wait for
         self._warned: set[tuple[str, str]] = set()   # (store, reason) said already
+
+    @classmethod
+    def unless_quiet(cls, args: argparse.Namespace) -> ProgressBar:
+        """For a command with --json and --quiet: off when either was asked for (a JSON
+        reader or a script wants no bar), else on a terminal."""
+        return cls(enabled=False if getattr(args, "json", False)
+                   or getattr(args, "quiet", False) else None)
 
     def __call__(self, event: Event) -> None:
         with self._lock:
