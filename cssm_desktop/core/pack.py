@@ -247,7 +247,7 @@ def stream_range(vault: Vault, opened: OpenedFile, start: int, end: int,
     try:
         for stripe in range(first, min(stop, opened.stripes)):
             try:
-                pieces = out.get().result()
+                pieces = out.get()
             except Aborted:
                 break
             yield stripe * stripe_len, b"".join(pieces)

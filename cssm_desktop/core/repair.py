@@ -97,7 +97,7 @@ def _rebuild_parts(vault: Vault, opened: OpenedFile, targets: list[int],
     with undo_on_failure(pipe):
         decoded = pipe.channel(depth=6)
         pipe.spawn(decode_stripes, pipe, vault, opened, ignore, decoded, name="cssm-decode")
-        pipe.spawn(hash_stripes, pipe, hasher, stripes, decoded, True, name="cssm-hash")
+        pipe.spawn(hash_stripes, pipe, hasher, stripes, decoded, name="cssm-hash")
         pipe.join()
     cancel.check()
     if not hmac.compare_digest(hasher.digest(), box.sha256):
@@ -137,7 +137,7 @@ def _as_read(pipe: Pipeline, opened: OpenedFile, inp: Channel, out: Channel) -> 
     data_len = opened.box.data_len
     stripes = opened.stripes
     for stripe in range(stripes):
-        data = b"".join(inp.get().result())
+        data = b"".join(inp.get())
         real = len(data)
         want = min(stripe_len, data_len - stripe * stripe_len)
         if real < want:
