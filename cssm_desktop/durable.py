@@ -287,16 +287,18 @@ def set_probe_home(folder: str | Path) -> None:
         pass
 
 
-def _unnamed_file(folder: str | Path) -> int | None:
-    """An O_TMPFILE in `folder` if this system can later give it a name, else None."""
+def _unnamed_file(folder: str | Path, device: int | None = None) -> int | None:
+    """An O_TMPFILE in `folder` if this system can later give it a name, else None.
+    `device`: the folder's st_dev, if the caller knows it (saves a stat a file)."""
     tmpfile = getattr(os, "O_TMPFILE", 0)
     if not tmpfile or not hasattr(os, "fsencode"):
         return None
     folder = os.fspath(folder)
-    try:
-        device = os.stat(folder).st_dev
-    except OSError:
-        return None
+    if device is None:
+        try:
+            device = os.stat(folder).st_dev
+        except OSError:
+            return None
     known = _unnamed_ok.get(device)
     if known is False:
         return None
@@ -446,7 +448,7 @@ class MadeAhead:
         self._closed = False
         self._cond = threading.Condition()
         self._folders: list[str] = []          # made here
-        self._ready: set[str] = set()          # folders known to exist
+        self._ready: dict[str, int] = {}       # folders known to exist: their st_dev
         self._threads = [threading.Thread(target=self._run, name="cssm-make", daemon=True)
                          for _ in range(threads if getattr(os, "O_TMPFILE", 0) else 0)]
         for t in self._threads:
@@ -482,7 +484,9 @@ class MadeAhead:
         if folder not in self._ready:
             missing: list[str] = []
             up = folder
-            while not os.path.isdir(up):
+            # A relative folder's walk ends at "" (the current folder): it once made
+            # `isdir("")` false and gave up, so no file was made ahead for `-o out`.
+            while up and not os.path.isdir(up):
                 missing.append(up)
                 if os.path.dirname(up) == up:
                     return None
@@ -495,8 +499,11 @@ class MadeAhead:
                 except OSError:
                     return None
                 self._folders.append(f)
-            self._ready.add(folder)
-        return _unnamed_file(folder)
+            try:
+                self._ready[folder] = os.stat(folder).st_dev
+            except OSError:
+                return None
+        return _unnamed_file(folder, self._ready[folder])
 
     def take(self, dest: Path) -> int | None:
         """`dest`'s unnamed file, or None: the caller makes it itself."""

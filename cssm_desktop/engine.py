@@ -174,12 +174,14 @@ def _stored_health(stored: StoredFile) -> tuple[str, str]:
     return health_of(len(stored.missing), stored.n, stored.k), ",".join(stored.missing)
 
 
-def _link_on_the_way(root: str, target: Path, seen: dict[str, bool]) -> str | None:
-    """A symbolic link among the folders between the restore folder and `target` (one a
-    restore made from a stored link, say): writing through it could land anywhere. One
-    look per folder (`seen` keeps them)."""
-    base = os.path.abspath(root)
-    folder = os.path.dirname(os.path.abspath(target))
+def _link_on_the_way(cwd: str, base: str, target: Path, seen: dict[str, bool]
+                     ) -> str | None:
+    """A symbolic link among the folders between the restore folder `base` and `target`
+    (one a restore made from a stored link, say): writing through it could land anywhere.
+    One look per folder (`seen` keeps them). `base` is absolute; relative targets are
+    taken from `cwd` (abspath asked the system for it twice a file: 40,000 calls in a
+    restore of 20,000 files)."""
+    folder = os.path.dirname(os.path.normpath(os.path.join(cwd, target)))
     between = []
     while folder != base and folder.startswith(base + os.sep):
         between.append(folder)
@@ -914,8 +916,10 @@ class Engine:
         out: dict[str, Path | CssmError] = {}
         plan: list[tuple[Entry, Path]] = []
         links: dict[str, bool] = {}
+        cwd = os.getcwd()
+        base = os.path.normpath(os.path.join(cwd, dest))
         for e, target in zip(entries, targets, strict=True):
-            through = _link_on_the_way(str(dest), target, links)
+            through = _link_on_the_way(cwd, base, target, links)
             if through is not None:   # (a link restored earlier): never written through
                 out[e.id] = InputError(f"not restored: {printable(through)} is a symbolic "
                                        f"link on the way to {printable(str(target))}")

@@ -282,6 +282,22 @@ def test_files_made_ahead_are_handed_out_once_and_what_is_left_leaves_nothing(
     assert [p.name for p in (tmp_path / "back" / "d0").iterdir()] == ["f0"]
 
 
+@pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="files made ahead are O_TMPFILEs")
+def test_files_are_made_ahead_for_a_relative_destination_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cssm get Notes -o back` gives relative targets: the walk up to a folder that
+    exists ended at "" (not a folder), so no file was ever made ahead there."""
+    monkeypatch.chdir(tmp_path)
+    targets = [Path("back") / f"d{i % 2}" / f"f{i}" for i in range(6)]
+    with durable.MadeAhead(targets, ahead=8) as made:
+        fds = [made.take(t) for t in targets]   # (the threads began with the first)
+        assert fds[0] is not None
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+    assert not (tmp_path / "back").exists()   # nothing named: the folders it made went
+
+
 def test_a_wrong_password_for_a_tree_restore_leaves_nothing_behind(
         folder_engine: Engine, tmp_path: Path) -> None:
     """The files are made while the key is derived: a wrong password closes them (unnamed:
