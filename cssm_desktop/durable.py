@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -423,18 +424,25 @@ _MAKING, _TAKEN, _NONE = object(), object(), object()
 
 
 class MadeAhead:
-    """The unnamed files of a restore, made ahead of their data on two threads.
+    """The unnamed files of a restore, made ahead of their data on a thread of their own,
+    two where making one is slow.
 
-    Making an inode is kernel work: 0.3-0.5 ms of system time a file on this project's
-    test machine, most of a restore of many small files. The calls release the GIL, so
-    two threads make them in about half the time, and they start while the key is derived
-    and the pack is read (which need no file). The caller `take`s each target's file as
-    its data comes; a target not made yet (or that could not be: no O_TMPFILE, a file in
-    the way of its folder, no fds left) is the caller's to make, as without this, so every
-    error is still met, and said, where the file is written. At most `ahead` files wait
-    open. `close` closes what was never taken (unnamed: nothing is left) and removes the
+    Making an inode is kernel work, begun here while the key is derived and the pack is
+    read (which need no file). Where it is slow (ext4 without a journal looks at every
+    recently freed inode in turn: 0.3-0.5 ms a file after a large delete here, most of a
+    restore of many small files) a second thread joins: the calls release the GIL, so two
+    make them in about half the time. Where it is quick (~20-50 us) a second thread only
+    contends for the GIL and the file system's locks (a 20,000-file restore took 7-10%
+    longer with two from the start). The caller `take`s each target's file as its data
+    comes; a target not made yet (or that could not be: no O_TMPFILE, a file in the way
+    of its folder, no fds left) is the caller's to make, as without this, so every error
+    is still met, and said, where the file is written. At most `ahead` files wait open.
+    `close` closes what was never taken (unnamed: nothing is left) and removes the
     folders made here that stayed empty (a wrong password, a failed restore).
     """
+
+    # Two threads when the first's first SLOW_AFTER files took over SLOW_MAKE seconds each.
+    SLOW_AFTER, SLOW_MAKE = 16, 0.0002
 
     def __init__(self, targets: list[Path], ahead: int = 128, threads: int = 2) -> None:
         self._targets = targets
@@ -449,10 +457,19 @@ class MadeAhead:
         self._cond = threading.Condition()
         self._folders: list[str] = []          # made here
         self._ready: dict[str, int] = {}       # folders known to exist: their st_dev
-        self._threads = [threading.Thread(target=self._run, name="cssm-make", daemon=True)
-                         for _ in range(threads if getattr(os, "O_TMPFILE", 0) else 0)]
-        for t in self._threads:
-            t.start()
+        self._max_threads = threads if getattr(os, "O_TMPFILE", 0) else 0
+        self._threads: list[threading.Thread] = []
+        if self._max_threads:
+            with self._cond:
+                self._add_thread()
+
+    def _add_thread(self) -> None:
+        """(Under the lock, so that close() joins every thread there is.)"""
+        if self._closed or len(self._threads) >= self._max_threads:
+            return
+        thread = threading.Thread(target=self._run, name="cssm-make", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def __enter__(self) -> MadeAhead:
         return self
@@ -461,6 +478,7 @@ class MadeAhead:
         self.close()
 
     def _run(self) -> None:
+        made, spent = 0, 0.0
         while True:
             with self._cond:
                 while not self._closed and self._waiting >= self._ahead:
@@ -473,12 +491,16 @@ class MadeAhead:
                     continue          # taken already, or a second target of one path
                 self._state[i] = _MAKING
                 self._waiting += 1
+            began = time.perf_counter()
             fd = self._make(_folder_of(self._targets[i]))
+            made, spent = made + 1, spent + time.perf_counter() - began
             with self._cond:
                 if fd is None:
                     self._waiting -= 1
                 self._state[i] = _NONE if fd is None else fd
                 self._cond.notify_all()
+                if made == self.SLOW_AFTER and spent > self.SLOW_AFTER * self.SLOW_MAKE:
+                    self._add_thread()
 
     def _make(self, folder: str) -> int | None:
         if folder not in self._ready:
@@ -523,9 +545,9 @@ class MadeAhead:
 
     def close(self) -> None:
         with self._cond:
-            self._closed = True
+            self._closed = True   # no thread is added from now on
             self._cond.notify_all()
-        for t in self._threads:
+        for t in list(self._threads):
             t.join()
         for i, got in self._state.items():
             if isinstance(got, int):
