@@ -425,23 +425,27 @@ _MAKING, _TAKEN, _NONE = object(), object(), object()
 
 class MadeAhead:
     """The unnamed files of a restore, made ahead of their data on a thread of their own,
-    two where making one is slow.
+    two where making them is slow.
 
     Making an inode is kernel work, begun here while the key is derived and the pack is
     read (which need no file). Where it is slow (ext4 without a journal looks at every
     recently freed inode in turn: 0.3-0.5 ms a file after a large delete here, most of a
-    restore of many small files) a second thread joins: the calls release the GIL, so two
-    make them in about half the time. Where it is quick (~20-50 us) a second thread only
-    contends for the GIL and the file system's locks (a 20,000-file restore took 7-10%
-    longer with two from the start). The caller `take`s each target's file as its data
-    comes; a target not made yet (or that could not be: no O_TMPFILE, a file in the way
-    of its folder, no fds left) is the caller's to make, as without this, so every error
-    is still met, and said, where the file is written. At most `ahead` files wait open.
-    `close` closes what was never taken (unnamed: nothing is left) and removes the
-    folders made here that stayed empty (a wrong password, a failed restore).
+    restore of many small files) a second thread joins the first: the calls release the
+    GIL, so two make them in about half the time. Where it is quick (~20-50 us) a second
+    thread only contends for the GIL and the file system's locks (a 20,000-file restore
+    took 7-10% longer with two than with one). Slowness can begin part-way (the first
+    files found clean inodes), so every 16 files made are timed.
+
+    The caller `take`s each target's file as its data comes; a target not made yet (or
+    that could not be: no O_TMPFILE, a file in the way of its folder, no fds left) is the
+    caller's to make, as without this, so every error is still met, and said, where the
+    file is written. At most `ahead` files wait open. `close` closes what was never taken
+    (unnamed: nothing is left) and removes the folders made here that stayed empty (a
+    wrong password, a failed restore).
     """
 
-    # Two threads when the first's first SLOW_AFTER files took over SLOW_MAKE seconds each.
+    # A second thread joins when a thread's last SLOW_AFTER files took over SLOW_MAKE
+    # seconds of its CPU time each.
     SLOW_AFTER, SLOW_MAKE = 16, 0.0002
 
     def __init__(self, targets: list[Path], ahead: int = 128, threads: int = 2) -> None:
@@ -491,16 +495,18 @@ class MadeAhead:
                     continue          # taken already, or a second target of one path
                 self._state[i] = _MAKING
                 self._waiting += 1
-            began = time.perf_counter()
+            began = time.thread_time()   # the kernel's work, not a wait for the GIL
             fd = self._make(_folder_of(self._targets[i]))
-            made, spent = made + 1, spent + time.perf_counter() - began
+            made, spent = made + 1, spent + time.thread_time() - began
             with self._cond:
                 if fd is None:
                     self._waiting -= 1
                 self._state[i] = _NONE if fd is None else fd
                 self._cond.notify_all()
-                if made == self.SLOW_AFTER and spent > self.SLOW_AFTER * self.SLOW_MAKE:
-                    self._add_thread()
+                if made == self.SLOW_AFTER:
+                    if spent > self.SLOW_AFTER * self.SLOW_MAKE:
+                        self._add_thread()
+                    made, spent = 0, 0.0
 
     def _make(self, folder: str) -> int | None:
         if folder not in self._ready:
