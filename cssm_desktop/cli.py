@@ -157,7 +157,7 @@ def cmd_put(args: argparse.Namespace) -> int:
     exclude = Excludes.read(args.exclude, args.exclude_file)
     if args.dry_run:
         return _put_dry_run(engine, args, exclude)
-    bar = ProgressBar(enabled=None if not args.json else False)
+    bar = ProgressBar.unless_quiet(args)
     mode = Duplicate.REPLACE if args.replace else Duplicate.AGAIN if args.again \
         else Duplicate.SKIP
     results = engine.put(args.paths, listener=bar, duplicates=mode,
@@ -797,7 +797,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     sp.add_argument("--json", action="store_true", help="print a JSON list of stored files")
     sp.add_argument("-q", "--quiet", action="store_true",
-                    help="no line per stored file: only errors, warnings and a summary")
+                    help="no line per stored file and no progress: only errors, warnings "
+                         "and a summary")
     sp.add_argument("-e", "--exclude", action="append", default=[], metavar="PATTERN",
                     help="leave out what matches: a name anywhere (*.tmp, node_modules), a "
                          "path from the folder's own name (photos/raw/*), folders only "

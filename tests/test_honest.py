@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -480,6 +481,18 @@ def test_get_quiet_restores_a_tree_without_a_line_per_file(
     assert code == 0 and out == "" and (tmp_path / "one.txt").read_text() == "note 1"
     code, out, _ = cli("get", "notes", "-o", str(tmp_path / "loud"))
     assert out.count("restored notes/") == 12   # without -q, a line each, as before
+
+
+def test_put_quiet_draws_no_progress_on_a_terminal(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """`put -q` says "only errors, warnings and a summary", yet drew its bar on a
+    terminal (get -q did not)."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    (tmp_path / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    code, out, err = cli("put", "-q", str(tmp_path / "big.bin"))
+    assert code == 0 and out == "" and err == ""
+    code, _, err = cli("put", "--again", str(tmp_path / "big.bin"))
+    assert code == 0 and "big.bin" in err and "%" in err   # without -q: the bar
 
 
 def test_gc_takes_only_a_real_grace_period(cli: Cli) -> None:  # noqa: F811
