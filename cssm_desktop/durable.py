@@ -424,28 +424,31 @@ _MAKING, _TAKEN, _NONE = object(), object(), object()
 
 
 class MadeAhead:
-    """The unnamed files of a restore, made ahead of their data on a thread of their own,
-    two where making them is slow.
+    """The unnamed files of a restore, made ahead of their data on a thread of their own
+    while making them is slow, and by the caller, as it takes them, while it is quick.
 
     Making an inode is kernel work, begun here while the key is derived and the pack is
     read (which need no file). Where it is slow (ext4 without a journal looks at every
     recently freed inode in turn: 0.3-0.5 ms a file after a large delete here, most of a
-    restore of many small files) a second thread joins the first: the calls release the
-    GIL, so two make them in about half the time. Where it is quick (~20-50 us) a second
-    thread only contends for the GIL and the file system's locks (a 20,000-file restore
-    took 7-10% longer with two than with one). Slowness can begin part-way (the first
-    files found clean inodes), so every 16 files made are timed.
+    restore of many small files) the thread keeps ahead and a second joins it: the calls
+    release the GIL, so two make them in about half the time. Where it is quick (~20-50
+    us) a thread beside the caller only hands the GIL back and forth (a futex wake or two
+    a file: a 20,000-file restore took 3.4 s with one thread, 2.75 s with none), so the
+    thread stops and the caller makes each file as it takes it. Slowness can begin
+    part-way (the first files found clean inodes), so every SLOW_AFTER files made, on
+    either side, are timed, and a thread starts again when they were slow.
 
-    The caller `take`s each target's file as its data comes; a target not made yet (or
-    that could not be: no O_TMPFILE, a file in the way of its folder, no fds left) is the
-    caller's to make, as without this, so every error is still met, and said, where the
-    file is written. At most `ahead` files wait open. `close` closes what was never taken
+    The caller `take`s each target's file as its data comes; a target that could not be
+    made (no O_TMPFILE, a file in the way of its folder, no fds left) is the caller's to
+    make, as without this, so every error is still met, and said, where the file is
+    written. At most `ahead` files wait open. `close` closes what was never taken
     (unnamed: nothing is left) and removes the folders made here that stayed empty (a
     wrong password, a failed restore).
     """
 
-    # A second thread joins when a thread's last SLOW_AFTER files took over SLOW_MAKE
-    # seconds of its CPU time each.
+    # A thread keeps on (and a second joins) while the last SLOW_AFTER files made took
+    # over SLOW_MAKE seconds of CPU time each (thread_time: the kernel's work, not waits
+    # for the GIL); below that a thread stops, and the caller makes its own.
     SLOW_AFTER, SLOW_MAKE = 16, 0.0002
 
     def __init__(self, targets: list[Path], ahead: int = 128, threads: int = 2) -> None:
@@ -462,17 +465,23 @@ class MadeAhead:
         self._folders: list[str] = []          # made here
         self._ready: dict[str, int] = {}       # folders known to exist: their st_dev
         self._max_threads = threads if getattr(os, "O_TMPFILE", 0) else 0
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []   # every thread started (close joins)
+        self._running = 0                      # of them, still making
+        self._made, self._spent = 0, 0.0       # the caller's own, since it last timed
+        self._slow = False     # seen slow once: threads keep on (quick spells come and go)
+        self.started = 0                       # threads started in all (for the tests)
         if self._max_threads:
             with self._cond:
                 self._add_thread()
 
     def _add_thread(self) -> None:
         """(Under the lock, so that close() joins every thread there is.)"""
-        if self._closed or len(self._threads) >= self._max_threads:
+        if self._closed or self._running >= self._max_threads:
             return
         thread = threading.Thread(target=self._run, name="cssm-make", daemon=True)
-        self._threads.append(thread)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        self._running += 1
+        self.started += 1
         thread.start()
 
     def __enter__(self) -> MadeAhead:
@@ -488,6 +497,7 @@ class MadeAhead:
                 while not self._closed and self._waiting >= self._ahead:
                     self._cond.wait()
                 if self._closed or self._next >= len(self._targets):
+                    self._running -= 1
                     return
                 i = self._next
                 self._next += 1
@@ -495,7 +505,7 @@ class MadeAhead:
                     continue          # taken already, or a second target of one path
                 self._state[i] = _MAKING
                 self._waiting += 1
-            began = time.thread_time()   # the kernel's work, not a wait for the GIL
+            began = time.thread_time()
             fd = self._make(_folder_of(self._targets[i]))
             made, spent = made + 1, spent + time.thread_time() - began
             with self._cond:
@@ -505,7 +515,11 @@ class MadeAhead:
                 self._cond.notify_all()
                 if made == self.SLOW_AFTER:
                     if spent > self.SLOW_AFTER * self.SLOW_MAKE:
+                        self._slow = True
                         self._add_thread()
+                    elif not self._slow:
+                        self._running -= 1     # quick: the caller makes its own
+                        return
                     made, spent = 0, 0.0
 
     def _make(self, folder: str) -> int | None:
@@ -545,9 +559,23 @@ class MadeAhead:
             self._state[i] = _TAKEN
             if isinstance(got, int):
                 self._waiting -= 1
-                self._cond.notify_all()
+                if self._running:
+                    self._cond.notify_all()
                 return got
-            return None
+            if got is not None or self._running or not self._max_threads:
+                return None    # could not be made, or a thread is on its way past it
+            self._next = max(self._next, i + 1)
+        # No thread: made here, timed, as a thread would (a thread starts if it is slow).
+        began = time.thread_time()
+        fd = self._make(_folder_of(dest))
+        self._made, self._spent = self._made + 1, self._spent + time.thread_time() - began
+        if self._made == self.SLOW_AFTER:
+            if self._spent > self.SLOW_AFTER * self.SLOW_MAKE:
+                with self._cond:
+                    self._slow = True
+                    self._add_thread()
+            self._made, self._spent = 0, 0.0
+        return fd
 
     def close(self) -> None:
         with self._cond:

@@ -906,7 +906,7 @@ class Engine:
                  ) -> list[tuple[Entry, Path | CssmError]]:
         """Restore many files under `dest` (a folder, made if missing; `targets`: the
         caller's tree_targets of them): one progress line for the whole tree; small files
-        come out of each pack in one read, into files made ahead on two threads
+        come out of each pack in one read, into files made ahead
         (durable.MadeAhead). Each file's own failure is in its row; a cancel stops the
         whole job. With `password`, the vault is unlocked while the first files are made
         (a wrong password leaves nothing behind)."""
