@@ -9,6 +9,7 @@ import secrets
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +424,13 @@ def _rename_into_place(tmp: Path, dest: Path, overwrite: bool) -> None:
 _MAKING, _TAKEN, _NONE = object(), object(), object()
 
 
+@dataclass(slots=True)
+class _Pace:
+    """Files one side of MadeAhead made since it last judged their speed, and their CPU."""
+    made: int = 0
+    spent: float = 0.0
+
+
 class MadeAhead:
     """The unnamed files of a restore, made ahead of their data on a thread of their own
     while making them is slow, and by the caller, as it takes them, while it is quick.
@@ -431,7 +439,7 @@ class MadeAhead:
     read (which need no file). Where it is slow (ext4 without a journal looks at every
     recently freed inode in turn: 0.3-0.5 ms a file after a large delete here, most of a
     restore of many small files) the thread keeps ahead and a second joins it: the calls
-    release the GIL, so two make them in about half the time. Where it is quick (~20-50
+    release the GIL, so two make them in about half the time. Where it is quick (~10-50
     us) a thread beside the caller only hands the GIL back and forth (a futex wake or two
     a file: a 20,000-file restore took 3.4 s with one thread, 2.75 s with none), so the
     thread stops and the caller makes each file as it takes it. Slowness can begin
@@ -467,9 +475,8 @@ class MadeAhead:
         self._max_threads = threads if getattr(os, "O_TMPFILE", 0) else 0
         self._threads: list[threading.Thread] = []   # every thread started (close joins)
         self._running = 0                      # of them, still making
-        self._made, self._spent = 0, 0.0       # the caller's own, since it last timed
+        self._pace = _Pace()                   # the caller's own files
         self._slow = False     # seen slow once: threads keep on (quick spells come and go)
-        self.started = 0                       # threads started in all (for the tests)
         if self._max_threads:
             with self._cond:
                 self._add_thread()
@@ -479,9 +486,8 @@ class MadeAhead:
         if self._closed or self._running >= self._max_threads:
             return
         thread = threading.Thread(target=self._run, name="cssm-make", daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        self._threads.append(thread)
         self._running += 1
-        self.started += 1
         thread.start()
 
     def __enter__(self) -> MadeAhead:
@@ -491,7 +497,7 @@ class MadeAhead:
         self.close()
 
     def _run(self) -> None:
-        made, spent = 0, 0.0
+        pace = _Pace()
         while True:
             with self._cond:
                 while not self._closed and self._waiting >= self._ahead:
@@ -505,22 +511,31 @@ class MadeAhead:
                     continue          # taken already, or a second target of one path
                 self._state[i] = _MAKING
                 self._waiting += 1
-            began = time.thread_time()
-            fd = self._make(_folder_of(self._targets[i]))
-            made, spent = made + 1, spent + time.thread_time() - began
+            fd, slow = self._make_timed(_folder_of(self._targets[i]), pace)
             with self._cond:
                 if fd is None:
                     self._waiting -= 1
                 self._state[i] = _NONE if fd is None else fd
                 self._cond.notify_all()
-                if made == self.SLOW_AFTER:
-                    if spent > self.SLOW_AFTER * self.SLOW_MAKE:
-                        self._slow = True
-                        self._add_thread()
-                    elif not self._slow:
-                        self._running -= 1     # quick: the caller makes its own
-                        return
-                    made, spent = 0, 0.0
+                if slow:
+                    self._slow = True
+                    self._add_thread()
+                elif slow is False and not self._slow:
+                    self._running -= 1     # quick: the caller makes its own
+                    return
+
+    def _make_timed(self, folder: str, pace: _Pace) -> tuple[int | None, bool | None]:
+        """A file made in `folder` and counted in `pace`; every SLOW_AFTER files, whether
+        they were slow (None in between)."""
+        began = time.thread_time()
+        fd = self._make(folder)
+        pace.made += 1
+        pace.spent += time.thread_time() - began
+        if pace.made < self.SLOW_AFTER:
+            return fd, None
+        slow = pace.spent > self.SLOW_AFTER * self.SLOW_MAKE
+        pace.made, pace.spent = 0, 0.0
+        return fd, slow
 
     def _make(self, folder: str) -> int | None:
         if folder not in self._ready:
@@ -565,16 +580,12 @@ class MadeAhead:
             if got is not None or self._running or not self._max_threads:
                 return None    # could not be made, or a thread is on its way past it
             self._next = max(self._next, i + 1)
-        # No thread: made here, timed, as a thread would (a thread starts if it is slow).
-        began = time.thread_time()
-        fd = self._make(_folder_of(dest))
-        self._made, self._spent = self._made + 1, self._spent + time.thread_time() - began
-        if self._made == self.SLOW_AFTER:
-            if self._spent > self.SLOW_AFTER * self.SLOW_MAKE:
-                with self._cond:
-                    self._slow = True
-                    self._add_thread()
-            self._made, self._spent = 0, 0.0
+        # No thread: made here, timed as a thread's are (a thread starts if it is slow).
+        fd, slow = self._make_timed(_folder_of(dest), self._pace)
+        if slow:
+            with self._cond:
+                self._slow = True
+                self._add_thread()
         return fd
 
     def close(self) -> None:

@@ -312,7 +312,7 @@ def test_where_making_files_is_slow_two_threads_make_them_ahead(
     with durable.MadeAhead(targets, ahead=64) as made:
         with made._cond:
             made._cond.wait_for(lambda: made._next >= len(targets))
-        assert made.started == 2
+        assert len(made._threads) == 2
         fds = [made.take(t) for t in targets]
         assert all(fd is not None for fd in fds)
         for fd in fds:
@@ -333,13 +333,13 @@ def test_where_making_files_is_quick_the_caller_makes_its_own_until_it_is_slow(
     with durable.MadeAhead(targets, ahead=64) as made:
         with made._cond:
             made._cond.wait_for(lambda: made._running == 0)
-        assert made._next == after and made.started == 1   # stopped after its first
+        assert made._next == after and len(made._threads) == 1   # stopped after its first
         fds = [made.take(t) for t in targets[:4 * after]]   # made ahead, then here
         assert all(fd is not None for fd in fds)
-        assert made.started == 1 and made._running == 0
+        assert len(made._threads) == 1 and made._running == 0
         monkeypatch.setattr(durable.MadeAhead, "SLOW_MAKE", 0.0)   # now slow
         fds += [made.take(t) for t in targets[4 * after:5 * after]]
-        assert made.started == 2                            # a thread again
+        assert len(made._threads) == 2                            # a thread again
         with made._cond:
             made._cond.wait_for(lambda: made._next >= len(targets))
         fds += [made.take(t) for t in targets[5 * after:]]
